@@ -1,0 +1,262 @@
+"""All Attribute Localization Modules of one pyramid level, vectorized."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from alm_tf import ops as alm_ops
+
+COMBINE_MODES = ("concat", "add", "none")
+
+
+def _torch_uniform(fan_in):
+    """PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    limit = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-limit, limit)
+
+
+@keras.saving.register_keras_serializable(package="alm_tf")
+class AttributeLocalization(keras.layers.Layer):
+    """The M Attribute Localization Modules (ALMs) of one feature level.
+
+    Tang et al., "Improving Pedestrian Attribute Recognition With
+    Weakly-Supervised Multi-Scale Attribute-Specific Localization", ICCV 2019,
+    Section 3.2. For each attribute m and the level's feature map X:
+    SE-style channel attention a_m with a residual (X_m = X * a_m + X), a box
+    (sx, sy, tx, ty) regressed from the pooled X_m, X_m resampled bilinearly
+    inside the box (border clamping, align_corners=False) to the same size,
+    averaged, and classified to one logit.
+
+    Every attribute's weights carry a leading attribute axis: there is no
+    loop over attributes. "Resample then average" is computed as a weighted
+    sum with the separable (rank-1) bilinear weights, so no per-attribute
+    resampled map (N, M, H, W, C) ever exists.
+
+    The level map X is given implicitly by its parts, coarse to fine, as the
+    feature pyramid builds it: X = combine(up(...up(part_0)...), ...,
+    part_last), where each `up` is one upsampling step to the next part's
+    size and `combine` is a concatenation (the official order: upsampled
+    higher level first), a sum, or (`"none"`) the last part alone. Because
+    pooling is linear, the upsampling matrices are folded into the pooling
+    weights and the upsampled maps never exist. With `lateral_units`, the
+    last part is a raw backbone tap whose lateral 1x1 conv (this layer's
+    `lateral_kernel`, `lateral_bias`) is applied after pooling: the pooling
+    weights sum to one, so the conv commutes with the pooling.
+
+    Args:
+        num_attributes: int, M.
+        combine: `"concat"`, `"add"` or `"none"` (how the parts combine).
+        upsampling: `"bilinear"` (PyTorch align_corners=False) or
+            `"nearest"`.
+        channel_attention: bool; False drops the attention (X_m = X).
+        reduction: int, the attention bottleneck is C // reduction.
+        lateral_units: int or None; project the last part to this many
+            channels with a 1x1 conv after pooling.
+
+    Call arguments:
+        inputs: list of tensors (N, h_k, w_k, c_k), coarse to fine; the last
+            one sets the level's size (H, W).
+
+    Returns:
+        `[logits (N, M), boxes (N, M, 4)]`, boxes as normalized
+        [y1, x1, y2, x2] from the transform (sx, sy, tx, ty):
+        ((ty - sy + 1) / 2, (tx - sx + 1) / 2, (ty + sy + 1) / 2,
+        (tx + sx + 1) / 2), unclipped; `alm_tf.ops.boxes_to_theta` inverts it.
+    """
+
+    def __init__(self, num_attributes, combine="concat", upsampling="bilinear",
+                 channel_attention=True, reduction=16, lateral_units=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(num_attributes, int) or num_attributes < 1:
+            raise ValueError(
+                "`num_attributes` must be a positive int. "
+                f"Received: num_attributes={num_attributes!r}"
+            )
+        if combine not in COMBINE_MODES:
+            raise ValueError(
+                f"`combine` must be one of {COMBINE_MODES}. "
+                f"Received: combine={combine!r}"
+            )
+        if upsampling not in alm_ops.UPSAMPLING_MODES:
+            raise ValueError(
+                f"`upsampling` must be one of {alm_ops.UPSAMPLING_MODES}. "
+                f"Received: upsampling={upsampling!r}"
+            )
+        if not isinstance(reduction, int) or reduction < 1:
+            raise ValueError(
+                f"`reduction` must be a positive int. Received: "
+                f"reduction={reduction!r}"
+            )
+        if lateral_units is not None and (
+                not isinstance(lateral_units, int) or lateral_units < 1):
+            raise ValueError(
+                "`lateral_units` must be None or a positive int. "
+                f"Received: lateral_units={lateral_units!r}"
+            )
+        self.num_attributes = num_attributes
+        self.combine = combine
+        self.upsampling = upsampling
+        self.channel_attention = bool(channel_attention)
+        self.reduction = reduction
+        self.lateral_units = lateral_units
+
+    # ------------------------------------------------------------------ build
+    def build(self, input_shape):
+        shapes = [tuple(s) for s in input_shape]
+        if not shapes or any(len(s) != 4 for s in shapes):
+            raise ValueError(
+                "AttributeLocalization expects a list of rank-4 NHWC maps. "
+                f"Received: input_shape={input_shape}"
+            )
+        if any(d is None for s in shapes for d in s[1:]):
+            raise ValueError(
+                "AttributeLocalization needs static spatial sizes and "
+                f"channels. Received: input_shape={input_shape}"
+            )
+        if self.combine == "none" and len(shapes) != 1:
+            raise ValueError(
+                "combine='none' takes exactly one part. "
+                f"Received: {len(shapes)} parts"
+            )
+        self.height, self.width = shapes[-1][1], shapes[-1][2]
+        channels = [s[3] for s in shapes]
+        if self.lateral_units:
+            channels[-1] = self.lateral_units
+        if self.combine == "add" and len(set(channels)) != 1:
+            raise ValueError(
+                "combine='add' needs parts with equal channels. "
+                f"Received: channels={channels}"
+            )
+        self.part_channels = channels
+        self.channels = channels[0] if self.combine == "add" else sum(channels)
+        # Folded upsampling: the chain of steps from each part to the level.
+        self._fold_y, self._fold_x = [], []
+        sizes = [(s[1], s[2]) for s in shapes]
+        for k in range(len(shapes)):
+            my = np.eye(sizes[k][0])
+            mx = np.eye(sizes[k][1])
+            for step in range(k + 1, len(shapes)):
+                my = alm_ops.upsampling_matrix(
+                    sizes[step - 1][0], sizes[step][0], self.upsampling) @ my
+                mx = alm_ops.upsampling_matrix(
+                    sizes[step - 1][1], sizes[step][1], self.upsampling) @ mx
+            self._fold_y.append(my.astype(np.float32))
+            self._fold_x.append(mx.astype(np.float32))
+
+        m, c = self.num_attributes, self.channels
+        if self.lateral_units:
+            c_in = shapes[-1][3]
+            self.lateral_kernel = self.add_weight(
+                name="lateral_kernel", shape=(c_in, self.lateral_units),
+                initializer=_torch_uniform(c_in))
+            self.lateral_bias = self.add_weight(
+                name="lateral_bias", shape=(self.lateral_units,),
+                initializer=_torch_uniform(c_in))
+        if self.channel_attention:
+            r = c // self.reduction
+            if r < 1:
+                raise ValueError(
+                    f"Channel attention needs channels >= reduction. "
+                    f"Received: channels={c}, reduction={self.reduction}")
+            self.att_kernel1 = self.add_weight(
+                name="att_kernel1", shape=(m, c, r),
+                initializer=_torch_uniform(c))
+            self.att_bias1 = self.add_weight(
+                name="att_bias1", shape=(m, r), initializer=_torch_uniform(c))
+            self.att_kernel2 = self.add_weight(
+                name="att_kernel2", shape=(m, r, c),
+                initializer=_torch_uniform(r))
+            self.att_bias2 = self.add_weight(
+                name="att_bias2", shape=(m, c), initializer=_torch_uniform(r))
+        self.box_kernel = self.add_weight(
+            name="box_kernel", shape=(m, c, 4), initializer=_torch_uniform(c))
+        self.box_bias = self.add_weight(
+            name="box_bias", shape=(m, 4), initializer=_torch_uniform(c))
+        self.cls_kernel = self.add_weight(
+            name="cls_kernel", shape=(m, c), initializer=_torch_uniform(c))
+        self.cls_bias = self.add_weight(
+            name="cls_bias", shape=(m,), initializer=_torch_uniform(c))
+
+    # ------------------------------------------------------------------- call
+    def _pool(self, parts, wy, wx):
+        """Weighted pool of the implicit level map.
+
+        Args:
+            parts: the input maps.
+            wy: (N, K, H) or (K, H) row weights at the level's size.
+            wx: (N, K, W) or (K, W) column weights.
+
+        Returns:
+            (N, K, C) if the weights have a batch axis, else (N, K, C) with
+            the same weights for every image.
+        """
+        pooled = []
+        batched = len(wy.shape) == 3
+        for k, part in enumerate(parts):
+            _, h, w, c = part.shape
+            wy_k = ops.matmul(wy, ops.cast(self._fold_y[k], wy.dtype))
+            wx_k = ops.matmul(wx, ops.cast(self._fold_x[k], wx.dtype))
+            weights = wy_k[..., :, None] * wx_k[..., None, :]
+            flat = ops.reshape(part, (-1, h * w, c))
+            if batched:
+                weights = ops.reshape(weights, (-1, weights.shape[1], h * w))
+                out = ops.matmul(weights, flat)  # N, K, c
+            else:
+                weights = ops.reshape(weights, (weights.shape[0], h * w))
+                out = ops.einsum("kp,npc->nkc", weights, flat)
+            if self.lateral_units and k == len(parts) - 1:
+                out = ops.matmul(out, self.lateral_kernel) + self.lateral_bias
+            pooled.append(out)
+        if self.combine == "add":
+            return sum(pooled[1:], pooled[0])
+        return pooled[0] if len(pooled) == 1 else ops.concatenate(pooled, -1)
+
+    def call(self, inputs):
+        parts = list(inputs)
+        dtype = self.compute_dtype
+        parts = [ops.cast(p, dtype) for p in parts]
+        uniform_y = ops.full((1, self.height), 1.0 / self.height, dtype=dtype)
+        uniform_x = ops.full((1, self.width), 1.0 / self.width, dtype=dtype)
+        mean = self._pool(parts, uniform_y, uniform_x)[:, 0, :]  # N, C
+        # Attribute axis first: batched matmuls over M.
+        if self.channel_attention:
+            hidden = ops.relu(ops.matmul(mean[None], self.att_kernel1)
+                              + self.att_bias1[:, None, :])  # M, N, R
+            scale = 1.0 + ops.sigmoid(
+                ops.matmul(hidden, self.att_kernel2)
+                + self.att_bias2[:, None, :])  # M, N, C
+            attended_mean = mean[None] * scale
+        else:
+            scale = None
+            attended_mean = ops.broadcast_to(
+                mean[None], (self.num_attributes,) + tuple(ops.shape(mean)))
+        raw = ops.matmul(attended_mean, self.box_kernel) + self.box_bias[:, None]
+        theta = ops.transpose(alm_ops.constrain_theta(raw), (1, 0, 2))  # N,M,4
+        wy, wx = alm_ops.pooled_sampling_weights(theta, self.height,
+                                                 self.width)
+        features = self._pool(parts, wy, wx)  # N, M, C
+        if scale is not None:
+            features = features * ops.transpose(scale, (1, 0, 2))
+        logits = ops.sum(features * self.cls_kernel, axis=-1) + self.cls_bias
+        return [logits, alm_ops.theta_to_boxes(theta)]
+
+    def compute_output_shape(self, input_shape):
+        n = input_shape[0][0]
+        return [(n, self.num_attributes), (n, self.num_attributes, 4)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_attributes=self.num_attributes,
+            combine=self.combine,
+            upsampling=self.upsampling,
+            channel_attention=self.channel_attention,
+            reduction=self.reduction,
+            lateral_units=self.lateral_units,
+        )
+        return config
