@@ -1,0 +1,383 @@
+"""`keras.applications` backbones with three feature taps (strides 8, 16, 32).
+
+Every backbone built here takes the project's one input format: float32
+NHWC RGB, ImageNet-normalized, `(x / 255 - mean) / std` with
+mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225). Each backbone
+folds the input preprocessing its ImageNet weights were trained with into
+its first layer (`FoldedImageNetPreprocessing`), so training and serving
+share a single preprocessing function whatever the backbone. With
+`p = 255 * (std * x + mean)` the RGB pixel in 0..255, the application
+receives:
+
+| backbone             | mode      | the application receives                  |
+| -------------------- | --------- | ----------------------------------------- |
+| `resnet50`           | `caffe`   | `p[..., ::-1] - (103.939, 116.779, 123.68)` (BGR) |
+| `efficientnetv2_s`   | `tf128`   | `p / 128 - 1`                              |
+| `convnext_tiny`      | `torch`   | `(p / 255 - mean) / std`, i.e. `x` itself  |
+| `mobilenet_v3_large` | `tf`      | `p / 127.5 - 1`                            |
+
+These equal, respectively, `keras.applications.resnet50.preprocess_input`
+and the built-in preprocessing layers that EfficientNetV2-S
+(`Rescaling(1/128, offset=-1)`), ConvNeXt (`Normalization` with the
+ImageNet mean/std times 255) and MobileNetV3 (`Rescaling(1/127.5,
+offset=-1)`) add with `include_preprocessing=True`; those applications are
+therefore built with `include_preprocessing=False` (the layers have no
+weights, so ImageNet weight files load unchanged).
+
+The returned model is a functional model (default name `backbone`) holding
+the preprocessing layer and all the application's layers, with outputs
+`[stride 8, stride 16, stride 32]`. Call it as a layer inside a larger
+model (`features = backbone(images)`) so its layer names stay nested and
+cannot clash with the rest of the model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from typing import Any, Callable
+
+import keras
+
+# ImageNet statistics of the project's input normalization (the same values
+# as `alm_tf.data.preprocessing`; repeated here so this module has no
+# dependency on the data package).
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+# `keras.applications.imagenet_utils` caffe mode: BGR means in 0..255.
+CAFFE_BGR_MEAN: tuple[float, float, float] = (103.939, 116.779, 123.68)
+
+# Tap value meaning "the application's own output" (its last layer). Used
+# where that layer has an auto-generated name (`layer_normalization_N`,
+# `activation_N`) that changes with the number of models built in a session.
+APPLICATION_OUTPUT = "<application output>"
+
+BACKBONE_NAMES: tuple[str, ...] = (
+    "resnet50",
+    "efficientnetv2_s",
+    "convnext_tiny",
+    "mobilenet_v3_large",
+)
+
+# Tap layers per backbone: {stride: layer name}. Each is the last layer of
+# the last block at that stride.
+TAP_LAYERS: dict[str, dict[int, str]] = {
+    "resnet50": {
+        8: "conv3_block4_out",
+        16: "conv4_block6_out",
+        32: "conv5_block3_out",
+    },
+    "efficientnetv2_s": {
+        8: "block3d_add",
+        16: "block5i_add",
+        32: "top_activation",  # after the 1x1 head conv to 1280 channels
+    },
+    "convnext_tiny": {
+        8: "convnext_tiny_stage_1_block_2_identity",
+        16: "convnext_tiny_stage_2_block_8_identity",
+        32: APPLICATION_OUTPUT,  # final LayerNormalization after stage 3
+    },
+    "mobilenet_v3_large": {
+        8: "expanded_conv_5_add",
+        16: "expanded_conv_11_add",
+        32: APPLICATION_OUTPUT,  # hard-swish after conv_1 (1x1 to 960)
+    },
+}
+
+# Channels of the taps, in stride order 8, 16, 32 (checked by the tests).
+TAP_CHANNELS: dict[str, tuple[int, int, int]] = {
+    "resnet50": (512, 1024, 2048),
+    "efficientnetv2_s": (64, 160, 1280),
+    "convnext_tiny": (192, 384, 768),
+    "mobilenet_v3_large": (40, 112, 960),
+}
+
+# Preprocessing mode folded into each backbone (see the module docstring).
+PREPROCESSING_MODES: dict[str, str] = {
+    "resnet50": "caffe",
+    "efficientnetv2_s": "tf128",
+    "convnext_tiny": "torch",
+    "mobilenet_v3_large": "tf",
+}
+
+_APPLICATIONS: dict[str, tuple[Callable[..., keras.Model], dict[str, Any]]] = {
+    "resnet50": (keras.applications.ResNet50, {}),
+    "efficientnetv2_s": (
+        keras.applications.EfficientNetV2S,
+        {"include_preprocessing": False},
+    ),
+    "convnext_tiny": (
+        keras.applications.ConvNeXtTiny,
+        {"include_preprocessing": False},
+    ),
+    "mobilenet_v3_large": (
+        keras.applications.MobileNetV3Large,
+        {"include_preprocessing": False, "minimalistic": False, "alpha": 1.0},
+    ),
+}
+
+_PREPROCESSING_LAYER_NAME = "folded_preprocessing"
+_MIN_SIZE = 32
+
+
+def _check_name(name: str) -> None:
+    if name not in TAP_LAYERS:
+        raise ValueError(
+            f"Unknown keras.applications backbone. Expected one of "
+            f"{list(BACKBONE_NAMES)}. Received: name={name!r}"
+        )
+
+
+def tap_channels(name: str) -> tuple[int, int, int]:
+    """Channels of the three taps (strides 8, 16, 32) of a backbone.
+
+    Args:
+        name: one of `BACKBONE_NAMES`.
+
+    Returns:
+        A tuple of three ints.
+    """
+    _check_name(name)
+    return TAP_CHANNELS[name]
+
+
+def _affine_constants(
+    mode: str,
+) -> tuple[bool, tuple[float, ...], tuple[float, ...]]:
+    """(reverse_channels, scale, offset) so that y = x[perm] * scale + offset."""
+    mean = IMAGENET_MEAN
+    std = IMAGENET_STD
+    if mode == "caffe":
+        # y[c] = p[2 - c] - caffe[c], p = 255 * (std * x + mean).
+        scale = tuple(255.0 * std[2 - c] for c in range(3))
+        offset = tuple(255.0 * mean[2 - c] - CAFFE_BGR_MEAN[c] for c in range(3))
+        return True, scale, offset
+    if mode == "torch":
+        return False, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
+    if mode in ("tf", "tf128"):
+        # y = p / d - 1.
+        d = 127.5 if mode == "tf" else 128.0
+        scale = tuple(255.0 * s / d for s in std)
+        offset = tuple(255.0 * m / d - 1.0 for m in mean)
+        return False, scale, offset
+    raise ValueError(
+        "Unknown preprocessing mode. Expected one of "
+        f"['caffe', 'torch', 'tf', 'tf128']. Received: mode={mode!r}"
+    )
+
+
+@keras.saving.register_keras_serializable(package="alm_tf")
+class FoldedImageNetPreprocessing(keras.layers.Layer):
+    """Maps ImageNet-normalized RGB input to what a backbone expects.
+
+    With `p = 255 * (std * x + mean)` the RGB pixel value in 0..255:
+    `caffe`: `p` in BGR order minus (103.939, 116.779, 123.68);
+    `torch`: `(p / 255 - mean) / std` (the input unchanged);
+    `tf`: `p / 127.5 - 1`; `tf128`: `p / 128 - 1`.
+    A per-channel affine map (after a channel reversal for `caffe`), no
+    weights.
+
+    Args:
+        mode: `"caffe"`, `"torch"`, `"tf"` or `"tf128"`.
+
+    Call arguments:
+        inputs: float tensor (N, H, W, 3), RGB, ImageNet-normalized.
+
+    Returns:
+        A tensor of the same shape.
+    """
+
+    def __init__(self, mode: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._reverse, self._scale, self._offset = _affine_constants(mode)
+        self.mode = mode
+
+    def build(self, input_shape: tuple) -> None:
+        if len(input_shape) != 4 or input_shape[-1] != 3:
+            raise ValueError(
+                "FoldedImageNetPreprocessing expects (N, H, W, 3) inputs. "
+                f"Received: input_shape={input_shape}"
+            )
+        super().build(input_shape)
+
+    def call(self, inputs: Any) -> Any:
+        x = inputs
+        if self._reverse:
+            x = keras.ops.flip(x, axis=-1)
+        if self.mode == "torch":
+            return x
+        scale = keras.ops.convert_to_tensor(self._scale, dtype=x.dtype)
+        offset = keras.ops.convert_to_tensor(self._offset, dtype=x.dtype)
+        return x * scale + offset
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["mode"] = self.mode
+        return config
+
+
+def _check_input_shape(input_shape: Any) -> tuple[Any, Any, int]:
+    legal = (
+        "a tuple (height, width, 3) with height and width multiples of 32 "
+        "(at least 32) or None"
+    )
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
+    ok = len(shape) == 3 and shape[2] == 3
+    for dim in shape[:2]:
+        if dim is None:
+            continue
+        if (
+            not isinstance(dim, int)
+            or isinstance(dim, bool)
+            or dim < _MIN_SIZE
+            or dim % 32
+        ):
+            ok = False
+    if not ok:
+        raise ValueError(
+            f"Invalid backbone input_shape: expected {legal}. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def _resolve_weights(weights: Any) -> str | None:
+    """None, "imagenet" or an existing local .h5 path; else ValueError."""
+    if weights is None or (isinstance(weights, str) and weights == "imagenet"):
+        return weights
+    legal = (
+        'None, "imagenet", or the path of an existing local weights file '
+        "(.h5 as keras.applications ship, or .weights.h5 from save_weights)"
+    )
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            f"Invalid backbone weights: expected {legal}. "
+            f"Received: weights={weights!r}"
+        )
+    path = os.path.expanduser(os.fspath(weights))
+    if not path.endswith(".h5"):
+        raise ValueError(
+            f"Invalid backbone weights: expected {legal}. "
+            f"Received: weights={os.fspath(weights)!r}"
+        )
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"Backbone weights file not found: {path!r}; expected {legal}. "
+            f"Received: weights={os.fspath(weights)!r}"
+        )
+    return path
+
+
+def _is_download_error(error: BaseException) -> bool:
+    import urllib.error
+
+    if isinstance(error, (urllib.error.URLError, ConnectionError, TimeoutError)):
+        return True
+    return str(error).startswith("URL fetch failure")
+
+
+def _download_error(name: str, error: BaseException) -> RuntimeError:
+    message = " ".join(str(error).split())
+    match = re.search(r"(https?://\S+?\.h5)", message)
+    url = match.group(1) if match else "the keras.applications weights URL"
+    file_name = os.path.basename(url) if match else "<file>.h5"
+    return RuntimeError(
+        f"Downloading the ImageNet weights of backbone {name!r} failed "
+        f"({message}); no network seems reachable from here. Fetch {url} "
+        "on a machine with network access (keras caches it under "
+        "~/.keras/models/), copy it here and pass its local path instead "
+        f"of 'imagenet', e.g. backbone_weights='/path/to/{file_name}'."
+    )
+
+
+def build_keras_application_backbone(
+    name: str,
+    input_shape: tuple[int | None, int | None, int] = (256, 128, 3),
+    weights: str | os.PathLike | None = None,
+    *,
+    model_name: str = "backbone",
+) -> keras.Model:
+    """Builds a `keras.applications` backbone with three feature taps.
+
+    Args:
+        name: one of `BACKBONE_NAMES`: `resnet50`, `efficientnetv2_s`,
+            `convnext_tiny`, `mobilenet_v3_large` (`include_top=False`;
+            MobileNetV3 with `alpha=1.0`, `minimalistic=False`).
+        input_shape: `(height, width, 3)`; height and width multiples of 32
+            (at least 32) or None. Non-square shapes are fine.
+        weights: None (random initialization), `"imagenet"` (Keras download;
+            a `RuntimeError` in one line when it fails), or the path of a
+            local weights file: the `keras.applications` `_notop.h5` file
+            of this backbone, or a `.weights.h5` file written by
+            `save_weights` of a backbone built here.
+        model_name: name of the returned model (the nested layer name when
+            it is called inside a larger model).
+
+    Returns:
+        A functional `keras.Model` mapping float32 (N, H, W, 3)
+        ImageNet-normalized RGB images to a list of three feature maps
+        `[(N, H/8, W/8, C8), (N, H/16, W/16, C16), (N, H/32, W/32, C32)]`,
+        channels from `tap_channels(name)`.
+
+    Raises:
+        ValueError: unknown name, bad input shape, bad or missing weights
+            file, or a weights file that does not fit the backbone.
+        RuntimeError: the ImageNet weights could not be downloaded.
+    """
+    _check_name(name)
+    shape = _check_input_shape(input_shape)
+    resolved = _resolve_weights(weights)
+    constructor, kwargs = _APPLICATIONS[name]
+
+    inputs = keras.Input(shape=shape, name="images", dtype="float32")
+    x = FoldedImageNetPreprocessing(
+        PREPROCESSING_MODES[name], name=_PREPROCESSING_LAYER_NAME
+    )(inputs)
+    app_weights = "imagenet" if resolved == "imagenet" else None
+    with warnings.catch_warnings():
+        # MobileNetV3 warns that ImageNet weights were trained at 224x224;
+        # the convolution weights fit any input size.
+        warnings.filterwarnings("ignore", message=".*input_shape.*")
+        try:
+            app = constructor(
+                include_top=False,
+                weights=app_weights,
+                input_tensor=x,
+                input_shape=shape,
+                **kwargs,
+            )
+        except Exception as error:  # noqa: BLE001 - narrowed below
+            if app_weights == "imagenet" and _is_download_error(error):
+                raise _download_error(name, error) from None
+            raise
+
+    outputs = []
+    for stride in (8, 16, 32):
+        layer_name = TAP_LAYERS[name][stride]
+        if layer_name == APPLICATION_OUTPUT:
+            outputs.append(app.output)
+        else:
+            outputs.append(app.get_layer(layer_name).output)
+    model = keras.Model(inputs, outputs, name=model_name)
+
+    if resolved not in (None, "imagenet"):
+        try:
+            # Same layers in the same order as `model`, so files written by
+            # `model.save_weights` and keras' own _notop.h5 files both load.
+            model.load_weights(resolved)
+        except Exception as error:  # noqa: BLE001 - re-raised as one line
+            first = " ".join(str(error).split())[:300]
+            raise ValueError(
+                f"Could not load weights file {resolved!r} into backbone "
+                f"{name!r} ({type(error).__name__}: {first}). Pass the "
+                f"_notop.h5 file of this application or a .weights.h5 file "
+                f"saved from this backbone. Received: weights={weights!r}"
+            ) from None
+    return model
