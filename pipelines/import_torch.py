@@ -1,0 +1,129 @@
+r"""alm-import-torch: official PyTorch ALM checkpoint -> Keras `.keras` file.
+
+Usage:
+  alm-import-torch --checkpoint=rap_best.pth.tar --dataset=rap \
+      --output=alm_rap.keras
+  alm-import-torch --checkpoint=bn_inception-52deb4733.pth --dataset=pa100k \
+      --output=init.keras     # ImageNet backbone only; the rest stays random
+
+`--dataset` (pa100k, rap, peta) gives the number of attributes and their
+names; `--dataset=custom --num_attributes=M` imports a checkpoint trained on
+other data. The attribute names are written next to the model, one per line,
+in `<output without .keras>.attributes.txt`.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+
+DATASETS = ("pa100k", "rap", "peta", "custom")
+
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None,
+    "PyTorch checkpoint: the official ALM training script's file (dict with "
+    "'state_dict', keys 'module.*'), a bare ALM state dict, or an ImageNet "
+    "BN-Inception state dict.")
+_DATASET = flags.DEFINE_enum(
+    "dataset", None, DATASETS,
+    "Attribute schema of the checkpoint; 'custom' needs --num_attributes.")
+_NUM_ATTRIBUTES = flags.DEFINE_integer(
+    "num_attributes", None,
+    "Number of attributes M; only with --dataset=custom.", lower_bound=1)
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "Keras model file to write (must end with '.keras').")
+_IMAGE_HEIGHT = flags.DEFINE_integer(
+    "image_height", 256, "Model input height.", lower_bound=32)
+_IMAGE_WIDTH = flags.DEFINE_integer(
+    "image_width", 128, "Model input width.", lower_bound=32)
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace --output if it exists.")
+
+PROG = "alm-import-torch"
+
+
+class _UserError(Exception):
+    """Bad input: reported as one line on stderr, exit status 1."""
+
+
+def _validated_flags():
+    if not _CHECKPOINT.value:
+        raise _UserError("--checkpoint is required")
+    if not _DATASET.value:
+        raise _UserError(f"--dataset is required (one of {', '.join(DATASETS)})")
+    if not _OUTPUT.value:
+        raise _UserError("--output is required")
+    if not _OUTPUT.value.endswith(".keras"):
+        raise _UserError(
+            f"--output must end with '.keras'. Received: {_OUTPUT.value!r}")
+    if _DATASET.value == "custom":
+        if _NUM_ATTRIBUTES.value is None:
+            raise _UserError("--dataset=custom needs --num_attributes")
+    elif _NUM_ATTRIBUTES.value is not None:
+        raise _UserError(
+            f"--num_attributes is only for --dataset=custom; "
+            f"--dataset={_DATASET.value} fixes it")
+    if not os.path.isfile(_CHECKPOINT.value):
+        raise _UserError(f"--checkpoint not found: {_CHECKPOINT.value!r}")
+    output = pathlib.Path(_OUTPUT.value)
+    if output.exists() and not _OVERWRITE.value:
+        raise _UserError(
+            f"--output exists: {str(output)!r} (pass --overwrite to replace)")
+    return output
+
+
+def _attributes(dataset: str):
+    if dataset == "custom":
+        return [f"attribute_{m}" for m in range(_NUM_ATTRIBUTES.value)]
+    from alm_tf.data import schemas  # pylint: disable=import-outside-toplevel
+    return list(schemas.get_schema(dataset).attributes)
+
+
+def _run() -> str:
+    output = _validated_flags()
+    # Imported after flag checks: TensorFlow takes seconds to import.
+    from alm_tf import torch_import  # pylint: disable=import-outside-toplevel
+
+    names = _attributes(_DATASET.value)
+    input_shape = (_IMAGE_HEIGHT.value, _IMAGE_WIDTH.value, 3)
+    try:
+        model, kind = torch_import.import_checkpoint(
+            _CHECKPOINT.value, len(names), input_shape=input_shape)
+    except torch_import.CheckpointError as e:
+        raise _UserError(str(e)) from None
+    except (ValueError, ImportError) as e:  # e.g. a refused input size
+        raise _UserError(str(e).strip().splitlines()[0]) from None
+    torch_import.save_model(model, output, overwrite=_OVERWRITE.value)
+    names_file = output.with_suffix(".attributes.txt")
+    names_file.write_text("".join(f"{n}\n" for n in names))
+    what = ("official ALM checkpoint" if kind == "alm" else
+            "ImageNet BN-Inception backbone (rest of the model initialized)")
+    return (f"imported {what} {_CHECKPOINT.value} for {_DATASET.value} "
+            f"(M={len(names)}, input {input_shape[0]}x{input_shape[1]}) "
+            f"-> {output}")
+
+
+def main(argv) -> int:
+    if len(argv) > 1:
+        print(f"{PROG}: error: unexpected arguments: {' '.join(argv[1:])}",
+              file=sys.stderr)
+        return 1
+    try:
+        message = _run()
+    except _UserError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    print(message)
+    return 0
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
