@@ -1,0 +1,428 @@
+"""Raw annotations + images to sharded TFRecords and `manifest.json`.
+
+Two streaming passes over the source rows: a cheap one (paths, labels,
+duplicates) that sizes the shards, and one that fully decodes each image in
+a process pool (lazy input, bounded windows, so memory stays flat in the
+number of images) and writes round-robin shards. With `strict`, a checking
+pass runs first and any bad row raises `StrictError` before anything is
+written. Shards and manifest are written under temporary names and renamed
+when complete, manifest last: a directory without `manifest.json` is not a
+finished conversion. The same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import glob
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from alm_tf.data import validation
+from alm_tf.data.readers import FORMATS, UNCERTAIN_POLICIES, Row, Source, open_source
+from alm_tf.data.schemas import SCHEMAS
+
+MANIFEST = "manifest.json"
+DEFAULT_EXAMPLES_PER_SHARD = 1024
+_TMP_SUFFIX = ".tmp"
+_SHARD_RE = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.tfrecord$")
+_SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.]+$")
+_CHUNKSIZE = 8
+_MAX_REPORTED_ROWS = 10_000
+
+__all__ = [
+    "MANIFEST",
+    "ConvertConfig",
+    "ConversionResult",
+    "StrictError",
+    "convert",
+    "format_summary",
+    "parse_list_annotations",
+    "parse_splits",
+    "shard_name",
+]
+
+
+class StrictError(ValueError):
+    """Raised in strict mode when any source row would be skipped."""
+
+
+def shard_name(split: str, index: int, num_shards: int) -> str:
+    """`split-00000-of-000NN.tfrecord`."""
+    return f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def _check_split_name(name: str, what: str) -> str:
+    if not _SPLIT_NAME_RE.match(name):
+        raise ValueError(f"bad split name in {what}: {name!r} (letters, digits, _ and . only)")
+    return name
+
+
+def parse_list_annotations(entries: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """`["trainval=train.txt", "test=test.txt"]` -> ((split, path), ...)."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        split, sep, path = entry.partition("=")
+        if not sep or not split.strip() or not path.strip():
+            raise ValueError(f"--annotations entry must be SPLIT=PATH, got {entry!r}")
+        split = _check_split_name(split.strip(), "--annotations")
+        if split in out:
+            raise ValueError(f"--annotations names split {split!r} twice")
+        out[split] = path.strip()
+    if not out:
+        raise ValueError("--annotations needs at least one SPLIT=PATH entry")
+    return tuple(out.items())
+
+
+def parse_splits(entries: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`["trainval=train+val", "test"]` -> (("trainval", ("train", "val")), ("test", ("test",)))."""
+    out: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        name, sep, parts = entry.partition("=")
+        name = _check_split_name(name.strip(), "--splits")
+        sources = tuple(p.strip() for p in parts.split("+")) if sep else (name,)
+        if not all(sources):
+            raise ValueError(f"--splits entry must be NAME or NAME=A+B, got {entry!r}")
+        if name in out:
+            raise ValueError(f"--splits names output split {name!r} twice")
+        out[name] = sources
+    return tuple(out.items())
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertConfig:
+    """Everything a conversion needs; validated on construction.
+
+    Args:
+        format: one of `readers.FORMATS`.
+        annotations: annotation path; for `alm_list`, ((split, path), ...).
+        images_dir: the folder image paths are relative to.
+        output_dir: where shards and manifest go.
+        schema: `alm_list` attribute schema (pa100k, rap, peta).
+        splits: ((output split, (source splits...)), ...); empty: every
+            source split under its own name.
+        partition: split number 0-4 (rap, rapv2, PETA .mat).
+        num_shards: shards per split; exclusive with examples_per_shard.
+        examples_per_shard: target examples per shard (default 1024).
+        strict: any bad row fails the conversion before writing.
+        workers: decoding processes (<= 1: in this process).
+        all_attributes: every attribute of the source.
+        uncertain: RAP value-2 policy (`zero` or `skip`).
+        show_progress: show a tqdm progress bar on stderr.
+    """
+
+    format: str
+    annotations: str | tuple[tuple[str, str], ...]
+    images_dir: str
+    output_dir: str
+    schema: str | None = None
+    splits: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    partition: int = 0
+    num_shards: int | None = None
+    examples_per_shard: int | None = None
+    strict: bool = False
+    workers: int = 1
+    all_attributes: bool = False
+    uncertain: str = "zero"
+    show_progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"--format must be one of {', '.join(FORMATS)}; got {self.format!r}")
+        if self.format == "alm_list":
+            if isinstance(self.annotations, str):
+                raise ValueError("--annotations for alm_list must be SPLIT=PATH entries")
+            if self.schema not in SCHEMAS:
+                raise ValueError(f"--schema must be one of {', '.join(SCHEMAS)} for alm_list; got {self.schema!r}")
+        elif not isinstance(self.annotations, str) or not self.annotations:
+            raise ValueError(f"--annotations must be one path for format {self.format}; got {self.annotations!r}")
+        if not self.images_dir or not os.path.isdir(self.images_dir):
+            raise ValueError(f"--images_dir is not a folder: {self.images_dir!r}")
+        if not self.output_dir:
+            raise ValueError("--output_dir must be set")
+        if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
+            raise ValueError(f"--output_dir exists and is not a folder: {self.output_dir!r}")
+        if not 0 <= self.partition <= 4:
+            raise ValueError(f"--partition must be in 0..4; got {self.partition}")
+        if self.num_shards is not None and self.examples_per_shard is not None:
+            raise ValueError("set only one of --num_shards and --examples_per_shard")
+        if self.num_shards is not None and not 1 <= self.num_shards <= 99_999:
+            raise ValueError(f"--num_shards must be in 1..99999; got {self.num_shards}")
+        if self.examples_per_shard is not None and self.examples_per_shard < 1:
+            raise ValueError(f"--examples_per_shard must be >= 1; got {self.examples_per_shard}")
+        if self.workers < 0:
+            raise ValueError(f"--workers must be >= 0; got {self.workers}")
+        if self.uncertain not in UNCERTAIN_POLICIES:
+            raise ValueError(f"--uncertain must be one of {', '.join(UNCERTAIN_POLICIES)}; got {self.uncertain!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionResult:
+    """What a conversion wrote: the manifest (as written) and its path."""
+
+    manifest: dict[str, Any]
+    manifest_path: str
+
+    @property
+    def num_written(self) -> int:
+        return sum(s["num_examples"] for s in self.manifest["splits"].values())
+
+    @property
+    def num_skipped(self) -> int:
+        return self.manifest["num_skipped"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Item:
+    """A source row after the cheap checks."""
+
+    split: str
+    row: Row
+    path: str | None
+    labels: tuple[int, ...] | None
+    problem: validation.Problem | None
+
+
+def _split_map(source: Source, splits: Sequence[tuple[str, tuple[str, ...]]]) -> dict[str, str]:
+    if not splits:
+        return {s: s for s in source.splits}
+    mapping: dict[str, str] = {}
+    for out, parts in splits:
+        for part in parts:
+            if part not in source.splits:
+                raise ValueError(
+                    f"--splits names split {part!r}, which {source.dataset} does not have "
+                    f"(available: {', '.join(source.splits)})"
+                )
+            if part in mapping:
+                raise ValueError(f"--splits uses source split {part!r} twice")
+            mapping[part] = out
+    return mapping
+
+
+def _cheap_checked(source: Source, split_map: Mapping[str, str], ignored: collections.Counter) -> Iterator[_Item]:
+    """Rows of the selected splits with path, label and duplicate checks."""
+    seen: set[str] = set()
+    for row in source.iter_rows():
+        split = split_map.get(row.split)
+        if split is None:
+            ignored[row.split] += 1
+            continue
+        path = validation.normalize_path(row.image)
+        if isinstance(path, validation.Problem):
+            yield _Item(split, row, None, None, path)
+            continue
+        labels = validation.parse_labels(row.labels, source.attributes)
+        if isinstance(labels, validation.Problem):
+            yield _Item(split, row, None, None, labels)
+            continue
+        if path in seen:
+            yield _Item(split, row, None, None, validation.Problem(validation.DUPLICATE_IMAGE, path))
+            continue
+        seen.add(path)
+        yield _Item(split, row, path, labels, None)
+
+
+def _decode(task: tuple[str, _Item]) -> tuple[_Item, validation.CheckedImage | validation.Problem | None]:
+    """Worker: the full image check of one item (None for an already bad one)."""
+    images_dir, item = task
+    if item.problem is not None:
+        return item, None
+    return item, validation.check_image(images_dir, item.path)
+
+
+def _decoded(items: Iterable[_Item], images_dir: str, pool: Any) -> Iterator[tuple[_Item, Any]]:
+    """Items with their decode results, in order, in bounded windows."""
+    tasks = ((images_dir, item) for item in items)
+    if pool is None:
+        yield from map(_decode, tasks)
+        return
+    window = _CHUNKSIZE * pool._processes * 8  # pylint: disable=protected-access
+    while batch := list(itertools.islice(tasks, window)):
+        yield from pool.imap(_decode, batch, chunksize=_CHUNKSIZE)
+
+
+def _problem_record(item: _Item, problem: validation.Problem) -> dict[str, str]:
+    return {"source": item.row.source, "image": item.row.image, "reason": problem.reason, "detail": problem.detail}
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm  # Imported here: only conversions show progress.
+
+    return tqdm(total=total, unit="img", desc=desc, disable=not enabled, dynamic_ncols=True, smoothing=0.1)
+
+
+def _strict_check(items: Iterable[_Item], cfg: ConvertConfig, pool: Any, total: int) -> None:
+    problems: list[dict[str, str]] = []
+    with _progress(total, cfg.show_progress, "checking") as bar:
+        for item, result in _decoded(items, cfg.images_dir, pool):
+            bar.update()
+            problem = item.problem or (result if isinstance(result, validation.Problem) else None)
+            if problem is not None:
+                problems.append(_problem_record(item, problem))
+    if problems:
+        counts = collections.Counter(p["reason"] for p in problems)
+        first = problems[0]
+        raise StrictError(
+            f"--strict: {len(problems)} bad row(s) ("
+            + ", ".join(f"{r}: {n}" for r, n in sorted(counts.items()))
+            + f"); first: {first['source']} {first['image']!r}: {first['reason']}"
+            + (f" ({first['detail']})" if first["detail"] else "")
+        )
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def convert(cfg: ConvertConfig) -> ConversionResult:
+    """Runs a conversion (see the module docstring).
+
+    Returns:
+        The written manifest.
+
+    Raises:
+        readers.DataFormatError: the annotations do not have the layout.
+        StrictError: `cfg.strict` and some row would be skipped.
+        ValueError: a split selection names an unknown split.
+    """
+    annotations = dict(cfg.annotations) if cfg.format == "alm_list" else cfg.annotations
+    source = open_source(
+        cfg.format, annotations, schema=cfg.schema, partition=cfg.partition,
+        all_attributes=cfg.all_attributes, uncertain=cfg.uncertain,
+    )
+    split_map = _split_map(source, cfg.splits)
+    out_splits = list(dict.fromkeys(split_map.values()))
+    ignored: collections.Counter = collections.Counter()
+    planned: collections.Counter = collections.Counter()
+    total = 0
+    for item in _cheap_checked(source, split_map, ignored):
+        total += 1
+        planned[item.split] += item.problem is None
+    ctx = multiprocessing.get_context("fork") if cfg.workers > 1 else None
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ctx.Pool(cfg.workers)) if ctx else None
+        if cfg.strict:
+            _strict_check(_cheap_checked(source, split_map, collections.Counter()), cfg, pool, total)
+        manifest = _write(source, split_map, out_splits, planned, ignored, total, cfg, pool)
+    return ConversionResult(manifest, os.path.join(cfg.output_dir, MANIFEST))
+
+
+def _num_shards(count: int, cfg: ConvertConfig) -> int:
+    if count == 0:
+        return 0
+    if cfg.num_shards is not None:
+        return min(cfg.num_shards, count)
+    per_shard = cfg.examples_per_shard or DEFAULT_EXAMPLES_PER_SHARD
+    return max(1, math.ceil(count / per_shard))
+
+
+def _write(
+    source: Source,
+    split_map: Mapping[str, str],
+    out_splits: Sequence[str],
+    planned: Mapping[str, int],
+    ignored: Mapping[str, int],
+    total: int,
+    cfg: ConvertConfig,
+    pool: Any,
+) -> dict[str, Any]:
+    import tensorflow as tf  # Imported after the pool forks.
+
+    from alm_tf.data import example
+
+    out = cfg.output_dir
+    os.makedirs(out, exist_ok=True)
+    _remove_quietly(os.path.join(out, MANIFEST))
+    for stale in glob.glob(os.path.join(glob.escape(out), "*" + _TMP_SUFFIX)):
+        _remove_quietly(stale)
+    shards = {s: [shard_name(s, i, _num_shards(planned[s], cfg)) for i in range(_num_shards(planned[s], cfg))] for s in out_splits}
+    tmp_paths = [os.path.join(out, n + _TMP_SUFFIX) for s in out_splits for n in shards[s]]
+    written = collections.Counter()
+    positives = {s: [0] * len(source.attributes) for s in out_splits}
+    skipped: dict[str, list[dict[str, str]]] = {s: [] for s in out_splits}
+    try:
+        with contextlib.ExitStack() as writers_stack, _progress(total, cfg.show_progress, "converting") as bar:
+            writers = {
+                s: [writers_stack.enter_context(tf.io.TFRecordWriter(os.path.join(out, n + _TMP_SUFFIX))) for n in shards[s]]
+                for s in out_splits
+            }
+            items = _cheap_checked(source, split_map, collections.Counter())
+            for item, result in _decoded(items, cfg.images_dir, pool):
+                bar.update()
+                problem = item.problem or (result if isinstance(result, validation.Problem) else None)
+                if problem is not None or not writers[item.split]:
+                    problem = problem or validation.Problem(validation.UNREADABLE_IMAGE, "no shard planned")
+                    if cfg.strict:
+                        raise StrictError(f"--strict: {item.row.source} {item.row.image!r}: {problem}")
+                    skipped[item.split].append(_problem_record(item, problem))
+                    continue
+                split_writers = writers[item.split]
+                split_writers[written[item.split] % len(split_writers)].write(
+                    example.build_example(
+                        encoded=result.encoded, image_format=result.image_format, filename=item.path,
+                        height=result.height, width=result.width, attributes=item.labels,
+                    )
+                )
+                written[item.split] += 1
+                for m, v in enumerate(item.labels):
+                    positives[item.split][m] += v
+    except BaseException:
+        for path in tmp_paths:
+            _remove_quietly(path)
+        raise
+    for path in tmp_paths:
+        os.replace(path, path[: -len(_TMP_SUFFIX)])
+    keep = {n for names in shards.values() for n in names}
+    for path in sorted(os.listdir(out)):
+        match = _SHARD_RE.match(path)
+        if match and match.group("split") in shards and path not in keep:
+            _remove_quietly(os.path.join(out, path))
+    manifest = {
+        "dataset": source.dataset,
+        "format": cfg.format,
+        "attributes": list(source.attributes),
+        "num_attributes": len(source.attributes),
+        "splits": {
+            s: {
+                "num_examples": written[s],
+                "shards": shards[s],
+                "positive_ratio": [round(p / written[s], 6) if written[s] else 0.0 for p in positives[s]],
+                "source_splits": [k for k, v in split_map.items() if v == s],
+                "num_skipped": len(skipped[s]),
+                "skipped_by_reason": dict(sorted(collections.Counter(r["reason"] for r in skipped[s]).items())),
+                "skipped": skipped[s][:_MAX_REPORTED_ROWS],
+            }
+            for s in out_splits
+        },
+        "num_skipped": sum(len(v) for v in skipped.values()),
+        "ignored_rows_of_other_splits": dict(sorted(ignored.items())),
+        "options": {"partition": cfg.partition, "all_attributes": cfg.all_attributes, "uncertain": cfg.uncertain},
+    }
+    tmp_manifest = os.path.join(out, MANIFEST + _TMP_SUFFIX)
+    with open(tmp_manifest, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    os.replace(tmp_manifest, os.path.join(out, MANIFEST))
+    return manifest
+
+
+def format_summary(manifest: Mapping[str, Any]) -> str:
+    """A plain-text table: examples, shards and skipped rows per split."""
+    lines = [f"{'split':<12} {'examples':>9} {'shards':>7} {'skipped':>8}  reasons"]
+    for name, s in manifest["splits"].items():
+        reasons = ", ".join(f"{r}: {n}" for r, n in s["skipped_by_reason"].items()) or "-"
+        lines.append(f"{name:<12} {s['num_examples']:>9} {len(s['shards']):>7} {s['num_skipped']:>8}  {reasons}")
+    ignored = manifest.get("ignored_rows_of_other_splits") or {}
+    if ignored:
+        lines.append("rows of splits not selected: " + ", ".join(f"{k}: {v}" for k, v in ignored.items()))
+    lines.append(f"{len(manifest['attributes'])} attributes; dataset {manifest['dataset']}")
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""tf.data input pipeline over the converter's shards.
+
+shards (split by the tf.distribute input context) -> interleave -> parse ->
+decode -> resize to the model size (bilinear) -> random horizontal flip in
+training -> normalize (`alm_tf.data.preprocessing`, shared with serving) ->
+batch -> prefetch, AUTOTUNE throughout. With a seed the order and the flips
+are deterministic. A truncated record or an undecodable image is dropped
+with a logged warning, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from alm_tf.data import example, preprocessing
+
+AUTOTUNE = tf.data.AUTOTUNE
+DEFAULT_SHUFFLE_BUFFER = 2048
+
+__all__ = ["DEFAULT_SHUFFLE_BUFFER", "make_dataset", "read_manifest"]
+
+
+def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
+    """The converter's `manifest.json` of `data_dir` as a dict.
+
+    Layout: `dataset`, `attributes` (names, length M), `num_attributes`,
+    `splits` (name -> `num_examples`, `shards` (file names relative to
+    data_dir), `positive_ratio` (length M), `num_skipped`,
+    `skipped_by_reason`, `skipped` (rows with source, image, reason,
+    detail)), `num_skipped`.
+
+    Raises:
+        FileNotFoundError: no manifest (no finished conversion) in data_dir.
+        ValueError: the manifest is not valid JSON or lacks required keys.
+    """
+    path = os.path.join(os.fspath(data_dir), "manifest.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no manifest.json in {os.fspath(data_dir)!r}: run alm-convert first")
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    for key in ("dataset", "attributes", "splits"):
+        if key not in manifest:
+            raise ValueError(f"{path} has no {key!r} entry")
+    return manifest
+
+
+def _shard_files(data_dir: str, manifest: dict[str, Any], split: str) -> list[str]:
+    splits = manifest["splits"]
+    if split not in splits:
+        raise ValueError(f"split {split!r} is not in {data_dir} (available: {', '.join(splits)})")
+    files = [os.path.join(data_dir, name) for name in splits[split]["shards"]]
+    if not files:
+        raise ValueError(f"split {split!r} of {data_dir} has no examples")
+    return files
+
+
+def _parse_and_decode(serialized: tf.Tensor, num_attributes: int, height: int, width: int) -> tuple[tf.Tensor, tf.Tensor]:
+    features = example.parse_example(serialized, num_attributes)
+    image = preprocessing.resize_images(preprocessing.decode_image(features[example.ENCODED]), height, width)
+    labels = tf.cast(features[example.ATTRIBUTES], tf.float32)
+    return image, labels
+
+
+def make_dataset(
+    data_dir: str | os.PathLike,
+    split: str,
+    *,
+    batch_size: int,
+    image_size: Sequence[int] = (256, 128),
+    training: bool = False,
+    input_context: tf.distribute.InputContext | None = None,
+    seed: int | None = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    drop_remainder: bool | None = None,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Batches of (images float32 (B, H, W, 3) normalized, labels float32 (B, M)).
+
+    Args:
+        data_dir: the converter's output folder.
+        split: a split of its manifest.
+        batch_size: the global batch size; with an `input_context` each
+            pipeline batches `input_context.get_per_replica_batch_size(batch_size)`.
+        image_size: (H, W) the model takes.
+        training: shuffle files and examples and flip at random.
+        input_context: tf.distribute input context; shard files by
+            `input_pipeline_id` out of `num_input_pipelines` (records when
+            there are fewer files than pipelines).
+        seed: makes order and flips deterministic (with `training`).
+        shuffle_buffer: examples in the shuffle buffer (training).
+        drop_remainder: drop a last smaller batch; default: `training`.
+        repeat: repeat forever.
+
+    Returns:
+        The tf.data.Dataset.
+    """
+    data_dir = os.fspath(data_dir)
+    height, width = preprocessing._image_size(image_size)  # pylint: disable=protected-access
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+    if shuffle_buffer < 1:
+        raise ValueError(f"shuffle_buffer must be >= 1. Received: shuffle_buffer={shuffle_buffer}")
+    manifest = read_manifest(data_dir)
+    num_attributes = len(manifest["attributes"])
+    files = _shard_files(data_dir, manifest, split)
+    drop_remainder = training if drop_remainder is None else drop_remainder
+    deterministic = seed is not None or not training
+
+    shard_records = None
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+        n, i = input_context.num_input_pipelines, input_context.input_pipeline_id
+        if len(files) >= n:
+            files = files[i::n]
+        elif n > 1:
+            shard_records = (n, i)
+
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if training and len(files) > 1:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f).ignore_errors(log_warning=True),
+        cycle_length=min(len(files), 8),
+        block_length=1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+    if shard_records is not None:
+        ds = ds.shard(*shard_records)
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    def load(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return _parse_and_decode(serialized, num_attributes, height, width)
+
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    # A corrupt record or image fails in `load`: drop it, log a warning.
+    ds = ds.ignore_errors(log_warning=True)
+    if training:
+        if seed is not None:
+            flip_seeds = tf.data.Dataset.random(seed=seed).batch(2)
+            ds = tf.data.Dataset.zip(ds, flip_seeds)
+            ds = ds.map(
+                lambda xy, s: (tf.image.stateless_random_flip_left_right(xy[0], seed=s), xy[1]),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=True,
+            )
+        else:
+            ds = ds.map(
+                lambda x, y: (tf.image.random_flip_left_right(x), y),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=False,
+            )
+    ds = ds.map(lambda x, y: (preprocessing.normalize_images(x), y), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    if input_context is not None:  # Sharded here already.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options)

@@ -1,0 +1,112 @@
+"""Per-row checks of the converter (no TensorFlow: runs in worker processes).
+
+A row is kept only if its path stays inside the images folder, it is not a
+duplicate, its label count and values are right, and its image file exists
+and decodes completely (Pillow's full decode catches truncated files that a
+header check misses).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import posixpath
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image
+
+# Skip reasons (the manifest and the summary group rows by these).
+MISSING_FILE = "missing file"
+UNREADABLE_IMAGE = "unreadable image"
+WRONG_LABEL_COUNT = "wrong label count"
+LABEL_OUT_OF_SET = "label value out of set"
+PATH_ESCAPES = "path escapes images_dir"
+DUPLICATE_IMAGE = "duplicate image"
+REASONS = (MISSING_FILE, UNREADABLE_IMAGE, WRONG_LABEL_COUNT, LABEL_OUT_OF_SET, PATH_ESCAPES, DUPLICATE_IMAGE)
+
+_KEPT_FORMATS = {"JPEG": "jpeg", "PNG": "png"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Why a row is skipped: one of REASONS and a detail for the report."""
+
+    reason: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedImage:
+    """A fully decoded image's bytes (as found, or PNG) and size."""
+
+    encoded: bytes
+    image_format: str
+    height: int
+    width: int
+
+
+def normalize_path(image: str) -> str | Problem:
+    """The path as a clean relative POSIX path, or why it is not acceptable."""
+    if not image:
+        return Problem(MISSING_FILE, "empty image path")
+    posix = image.replace("\\", "/")
+    if posix.startswith("/") or os.path.isabs(image) or (len(posix) > 1 and posix[1] == ":"):
+        return Problem(PATH_ESCAPES, f"absolute path {image!r}")
+    norm = posixpath.normpath(posix)
+    if norm == ".." or norm.startswith("../") or ".." in posix.split("/"):
+        return Problem(PATH_ESCAPES, f"{image!r} leaves the images folder")
+    return norm
+
+
+def parse_labels(raw: Sequence[Any], attributes: Sequence[str]) -> tuple[int, ...] | Problem:
+    """Raw label values as 0/1 ints, or the problem with them."""
+    if len(raw) != len(attributes):
+        return Problem(WRONG_LABEL_COUNT, f"expected {len(attributes)}, found {len(raw)}")
+    out = []
+    for name, value in zip(attributes, raw):
+        if isinstance(value, str):
+            parsed = {"0": 0, "1": 1}.get(value.strip())
+        elif isinstance(value, (bool, int, float)) and value in (0, 1):
+            parsed = int(value)
+        else:
+            parsed = None
+        if parsed is None:
+            return Problem(LABEL_OUT_OF_SET, f"{value!r} for {name!r} (allowed: 0, 1)")
+        out.append(parsed)
+    return tuple(out)
+
+
+def check_image(images_dir: str, relpath: str) -> CheckedImage | Problem:
+    """Reads and fully decodes one image.
+
+    JPEG and PNG bytes are kept as found; any other format Pillow decodes
+    (BMP, GIF, ...) is re-encoded losslessly as PNG, since the records hold
+    JPEG or PNG only.
+    """
+    path = os.path.join(images_dir, relpath)
+    if not os.path.isfile(path):
+        return Problem(MISSING_FILE, relpath)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return Problem(UNREADABLE_IMAGE, f"{relpath}: {e.strerror or e}")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format
+            img.load()  # Full decode: raises on truncated or corrupt data.
+            width, height = img.size
+            if fmt not in _KEPT_FORMATS:
+                buf = io.BytesIO()
+                img.convert("RGBA" if "A" in img.getbands() else "RGB").save(buf, format="PNG")
+                data, fmt = buf.getvalue(), "PNG"
+    except Exception as e:  # Pillow raises many types for bad files.
+        return Problem(UNREADABLE_IMAGE, f"{relpath}: {type(e).__name__}: {e}")
+    if width < 1 or height < 1:
+        return Problem(UNREADABLE_IMAGE, f"{relpath}: empty image")
+    return CheckedImage(data, _KEPT_FORMATS[fmt], height, width)

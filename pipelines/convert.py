@@ -1,0 +1,113 @@
+"""alm-convert: raw pedestrian-attribute annotations to sharded TFRecords.
+
+  alm-convert --format=pa100k --annotations=annotation.mat \
+      --images_dir=PA-100K/data --output_dir=records/pa100k \
+      --splits=trainval=train+val,test
+  alm-convert --format=alm_list --schema=peta \
+      --annotations=trainval=peta_train.txt,test=peta_test.txt \
+      --images_dir=. --output_dir=records/peta
+
+Writes `<split>-00000-of-000NN.tfrecord` shards and `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+from alm_tf.data.readers import FORMATS
+
+_FORMAT = flags.DEFINE_enum("format", None, FORMATS, "Annotation layout.")
+_ANNOTATIONS = flags.DEFINE_string(
+    "annotations", None,
+    "Annotation file (PETA: PETA.mat or the 'PETA dataset' folder). For alm_list: "
+    "comma-separated SPLIT=PATH entries, e.g. trainval=train.txt,test=test.txt.",
+)
+_IMAGES_DIR = flags.DEFINE_string("images_dir", None, "Folder the image paths are relative to.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.")
+_SCHEMA = flags.DEFINE_enum("schema", None, ["pa100k", "rap", "peta"], "Attribute schema of an alm_list.")
+_SPLITS = flags.DEFINE_list(
+    "splits", [],
+    "Output splits: NAME (a source split) or NAME=A+B (merge source splits), e.g. "
+    "trainval=train+val,test. Empty: every source split as it is.",
+)
+_PARTITION = flags.DEFINE_integer("partition", 0, "Split number 0-4 (rap, rapv2, PETA.mat).")
+_NUM_SHARDS = flags.DEFINE_integer("num_shards", None, "Shards per split.")
+_EXAMPLES_PER_SHARD = flags.DEFINE_integer(
+    "examples_per_shard", None, "Examples per shard (default 1024 when --num_shards is not set)."
+)
+_STRICT = flags.DEFINE_bool("strict", False, "Fail, writing nothing, if any row is bad.")
+_WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1, "Image-decoding processes.")
+_ALL_ATTRIBUTES = flags.DEFINE_bool("all_attributes", False, "Keep every attribute, not only the evaluated ones.")
+_UNCERTAIN = flags.DEFINE_enum(
+    "uncertain", "zero", ["zero", "skip"],
+    "RAP / RAP v2 value 2 (uncertain): 'zero' counts it as negative (as the paper's "
+    "lists do); 'skip' skips such rows as out-of-set labels.",
+)
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+
+
+def _fail(message: str) -> None:
+    print(f"alm-convert: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _config():
+    """The validated ConvertConfig for the flags (raises ValueError)."""
+    from alm_tf.data.convert import ConvertConfig, parse_list_annotations, parse_splits
+
+    for name, flag in (("format", _FORMAT), ("annotations", _ANNOTATIONS),
+                       ("images_dir", _IMAGES_DIR), ("output_dir", _OUTPUT_DIR)):
+        if not flag.value:
+            raise ValueError(f"--{name} is required")
+    if _FORMAT.value == "alm_list":
+        annotations = parse_list_annotations(_ANNOTATIONS.value.split(","))
+    else:
+        if _SCHEMA.value is not None:
+            raise ValueError(f"--schema applies to --format=alm_list only; got --format={_FORMAT.value}")
+        annotations = _ANNOTATIONS.value
+        if not os.path.exists(annotations):
+            raise ValueError(f"--annotations not found: {annotations!r}")
+    return ConvertConfig(
+        format=_FORMAT.value,
+        annotations=annotations,
+        images_dir=_IMAGES_DIR.value,
+        output_dir=_OUTPUT_DIR.value,
+        schema=_SCHEMA.value,
+        splits=parse_splits(_SPLITS.value),
+        partition=_PARTITION.value,
+        num_shards=_NUM_SHARDS.value,
+        examples_per_shard=_EXAMPLES_PER_SHARD.value,
+        strict=_STRICT.value,
+        workers=_WORKERS.value,
+        all_attributes=_ALL_ATTRIBUTES.value,
+        uncertain=_UNCERTAIN.value,
+        show_progress=_PROGRESS.value,
+    )
+
+
+def main(argv: list[str]) -> None:
+    """Converts; exits 1 with one line on stderr on bad flags or input."""
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    from alm_tf.data.convert import convert, format_summary
+
+    try:
+        cfg = _config()
+        result = convert(cfg)
+    except (ValueError, OSError) as e:  # DataFormatError, StrictError are ValueErrors.
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return
+    print(format_summary(result.manifest))
+    print(f"wrote {result.num_written} examples, skipped {result.num_skipped} rows: {result.manifest_path}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
