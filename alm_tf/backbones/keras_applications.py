@@ -40,11 +40,9 @@ from typing import Any, Callable
 
 import keras
 
-# ImageNet statistics of the project's input normalization (the same values
-# as `alm_tf.data.preprocessing`; repeated here so this module has no
-# dependency on the data package).
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+# The project's one input normalization (shared with training and serving).
+from alm_tf.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
 # `keras.applications.imagenet_utils` caffe mode: BGR means in 0..255.
 CAFFE_BGR_MEAN: tuple[float, float, float] = (103.939, 116.779, 123.68)
 
@@ -287,11 +285,12 @@ def _download_error(name: str, error: BaseException) -> RuntimeError:
     message = " ".join(str(error).split())
     match = re.search(r"(https?://\S+?\.h5)", message)
     url = match.group(1) if match else "the keras.applications weights URL"
-    file_name = os.path.basename(url) if match else "<file>.h5"
+    file_name = os.path.basename(url) if match else "<file>_notop.h5"
+    reason = message.split(" -- ", 1)[-1] if " -- " in message else message
     return RuntimeError(
-        f"Downloading the ImageNet weights of backbone {name!r} failed "
-        f"({message}); no network seems reachable from here. Fetch {url} "
-        "on a machine with network access (keras caches it under "
+        f"Downloading the ImageNet weights of backbone {name!r} from {url} "
+        f"failed ({reason}): no network is reachable from here. Download "
+        "that file where a network is available (keras caches it in "
         "~/.keras/models/), copy it here and pass its local path instead "
         f"of 'imagenet', e.g. backbone_weights='/path/to/{file_name}'."
     )
@@ -369,9 +368,18 @@ def build_keras_application_backbone(
 
     if resolved not in (None, "imagenet"):
         try:
-            # Same layers in the same order as `model`, so files written by
-            # `model.save_weights` and keras' own _notop.h5 files both load.
-            model.load_weights(resolved)
+            # `model` holds the application's layers in the application's
+            # order, so keras' own _notop.h5 files and files written by
+            # `model.save_weights` both load. A file that does not fit makes
+            # keras warn once per layer before raising: keep only the error.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model.load_weights(resolved)
+            for warning in caught:
+                warnings.warn_explicit(
+                    warning.message, warning.category,
+                    warning.filename, warning.lineno,
+                )
         except Exception as error:  # noqa: BLE001 - re-raised as one line
             first = " ".join(str(error).split())[:300]
             raise ValueError(
