@@ -325,6 +325,7 @@ def _train(config, strategy, model_builder, data_module):
         optimizer.learning_rate = lr
         if offset == 0:
             train_metric.reset_state()
+        loss_sum, loss_count = 0.0, 0
         iterator = iter(strategy.distribute_datasets_from_function(
             dataset_fn(epoch, offset)))
         bar = None
@@ -345,6 +346,7 @@ def _train(config, strategy, model_builder, data_module):
                     f"stopped. Last good checkpoint: {last_saved or 'none'}")
             step += 1
             step_var.assign(step)
+            loss_sum, loss_count = loss_sum + loss, loss_count + 1
             images_per_s = config.batch_size / max(t2 - t0, 1e-9)
             with train_writer.as_default(step=step):
                 scalar_summary("loss/total", loss, step)
@@ -364,6 +366,8 @@ def _train(config, strategy, model_builder, data_module):
                 epoch_var.assign(epoch + 1)
                 record = {"epoch": epoch + 1, "step": step,
                           "train": {k: float(v) for k, v in train_metric.result().items()}}
+                # Mean over the steps this process ran in the epoch.
+                record["train"]["loss"] = loss_sum / max(loss_count, 1)
                 with train_writer.as_default(step=step):
                     scalar_summary("train_mA", record["train"]["mA"], step)
                 if val_split:

@@ -1,0 +1,76 @@
+"""alm-evaluate: metrics report of a trained model on a split.
+
+  alm-evaluate --data_dir=records/pa100k --split=test --model=runs/pa100k \
+      --output_dir=reports/pa100k [--which=best] [--tune_thresholds]
+
+--model: a model dir (config.json + final.keras / best.keras), a .keras
+file, or a SavedModel dir from alm-export (its `predict_images` signature).
+Writes R/metrics.json (mA, accuracy, precision, recall, f1 of the fused
+output, plus `branches`) and R/per_attribute.csv, and prints a table.
+--tune_thresholds picks per-attribute thresholds on --threshold_split
+(maximising each attribute's mA) and saves thresholds.json in R and, for a
+model dir, in the model dir (alm-export ships it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Converted data (manifest.json + shards).")
+_SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
+_MODEL = flags.DEFINE_string("model", None, "Model dir, .keras file or SavedModel dir.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where metrics.json and per_attribute.csv go.")
+_BATCH = flags.DEFINE_integer("batch_size", 64, "Evaluation batch size.")
+_WHICH = flags.DEFINE_enum("which", "final", ["final", "best"], "Weights of a model dir.")
+_TUNE = flags.DEFINE_bool("tune_thresholds", False, "Tune per-attribute thresholds.")
+_THRESHOLD_SPLIT = flags.DEFINE_string("threshold_split", "val", "Split used to tune thresholds.")
+
+
+def _fail(message: str) -> None:
+    print(f"alm-evaluate: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _check_flags() -> None:
+    for name, flag in (("data_dir", _DATA_DIR), ("model", _MODEL), ("output_dir", _OUTPUT_DIR)):
+        if not flag.value:
+            raise ValueError(f"--{name} is required")
+    if not os.path.exists(_MODEL.value):
+        raise ValueError(f"--model not found: {_MODEL.value!r}")
+    if not os.path.exists(os.path.join(_DATA_DIR.value, "manifest.json")):
+        raise ValueError(f"--data_dir has no manifest.json: {_DATA_DIR.value!r}")
+    if _BATCH.value < 1:
+        raise ValueError(f"--batch_size must be >= 1. Received: {_BATCH.value}")
+    if _TUNE.value and _THRESHOLD_SPLIT.value == _SPLIT.value:
+        raise ValueError(f"--threshold_split must differ from --split "
+                         f"(both {_SPLIT.value!r}): tuning on the evaluated split leaks")
+
+
+def main(argv: list[str]) -> None:
+    """Evaluates; exits 1 with one line on stderr on bad flags or input."""
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        _check_flags()
+        from alm_tf import evaluation
+
+        evaluation.run_evaluation(
+            _DATA_DIR.value, _SPLIT.value, _MODEL.value, _OUTPUT_DIR.value,
+            batch_size=_BATCH.value, which=_WHICH.value, tune=_TUNE.value,
+            threshold_split=_THRESHOLD_SPLIT.value)
+    except (ValueError, OSError) as e:
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return
+    print(f"wrote {os.path.join(_OUTPUT_DIR.value, 'metrics.json')}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

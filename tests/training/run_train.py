@@ -1,0 +1,36 @@
+"""Subprocess entry: train the tiny model with a TrainConfig given as JSON.
+
+  python run_train.py CONFIG_JSON WEIGHTS_NPZ [LOGICAL_CPUS]
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    config_json, weights_path = sys.argv[1], sys.argv[2]
+    cpus = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    import tensorflow as tf
+
+    if cpus > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpus)
+    from alm_tf.training import TrainConfig, train
+    from train_helpers import tiny_model
+
+    with open(config_json) as f:
+        config = TrainConfig(**json.load(f))
+    result = train(config, model_builder=tiny_model)
+    weights = result.model.get_weights()
+    import numpy as np
+    np.savez(weights_path, **{str(i): w for i, w in enumerate(weights)})
+    print("STEP", result.step, "HISTORY", json.dumps(result.history))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""In-process trainer tests on the tiny model (fast)."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import train_helpers as h
+from alm_tf.training import ConfigError, NonFiniteLossError, TrainConfig, loop, train
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("data"))
+    h.write_dataset(path)
+    return path
+
+
+def _config(data_dir, model_dir, **kw):
+    base = dict(data_dir=data_dir, model_dir=str(model_dir), image_height=64,
+                image_width=32, batch_size=8, epochs=3, learning_rate=1e-2,
+                seed=1, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_loss_falls_and_model_dir_layout(data_dir, tmp_path):
+    result = train(_config(data_dir, tmp_path, epochs=5), model_builder=h.tiny_model)
+    losses = [r["train"]["loss"] for r in result.history]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert result.step == 5 * (48 // 8)
+    for name in ("config.json", "final.keras", "best.keras", "checkpoints/checkpoint"):
+        assert os.path.exists(tmp_path / name), name
+    assert os.listdir(tmp_path / "logs" / "train")
+    assert os.listdir(tmp_path / "logs" / "validation")
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["attributes"] == list(h.ATTRIBUTES)
+    assert config["model"]["num_attributes"] == 3
+    assert config["image_size"] == [64, 32]
+    assert config["val_split"] == "val"
+    assert all("val" in r for r in result.history)
+    # Re-running the finished command resumes at the end: no more steps.
+    again = train(_config(data_dir, tmp_path, epochs=5), model_builder=h.tiny_model)
+    assert again.step == result.step and again.history == []
+
+
+def test_learning_rate_schedule_and_seeds():
+    config = TrainConfig(data_dir="d", model_dir="m", decay_epochs=(10, 20))
+    assert loop.learning_rate_for_epoch(config, 0) == pytest.approx(1e-4)
+    assert loop.learning_rate_for_epoch(config, 10) == pytest.approx(1e-5)
+    assert loop.learning_rate_for_epoch(config, 29) == pytest.approx(1e-6)
+    assert loop.epoch_seed(3, 1) != loop.epoch_seed(3, 2)
+
+
+def test_l2_decay_added_to_gradient_like_pytorch(data_dir, tmp_path):
+    # One step with lr so small Adam's first step is ~lr*sign(g): compare the
+    # direction with/without decay on a variable whose data gradient is 0.
+    base = dict(epochs=1, steps_per_epoch=1, val_split="none", learning_rate=1e-3)
+    plain = train(_config(data_dir, tmp_path / "a", weight_decay=0.0, **base),
+                  model_builder=h.tiny_model).model
+    decayed = train(_config(data_dir, tmp_path / "b", weight_decay=1e6, **base),
+                    model_builder=h.tiny_model).model
+    # With a huge L2 term, Adam's first step is -lr * sign(w) for every weight.
+    kernel0 = keras.utils.set_random_seed(1) or h.tiny_model(
+        __import__("alm_tf").ModelConfig(num_attributes=3, image_height=64, image_width=32)
+    ).get_layer("conv2").kernel.numpy()
+    step = decayed.get_layer("conv2").kernel.numpy() - kernel0
+    np.testing.assert_allclose(step, -1e-3 * np.sign(kernel0), atol=2e-6)
+    assert not np.allclose(plain.get_layer("conv2").kernel.numpy(),
+                           decayed.get_layer("conv2").kernel.numpy())
+
+
+def test_mixed_bfloat16(data_dir, tmp_path):
+    result = train(_config(data_dir, tmp_path, epochs=1, mixed_precision="mixed_bfloat16"),
+                   model_builder=h.tiny_model)
+    model = result.model
+    assert model.get_layer("conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("conv1").kernel.dtype == "float32"
+    out = model(tf.zeros((2, 64, 32, 3)), training=False)
+    assert out["logits"].dtype == tf.float32
+    assert np.isfinite(result.history[-1]["train"]["loss"])
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+
+
+def test_mixed_float16_uses_loss_scaling(data_dir, tmp_path):
+    result = train(_config(data_dir, tmp_path, epochs=1, steps_per_epoch=2,
+                           mixed_precision="mixed_float16", val_split="none"),
+                   model_builder=h.tiny_model)
+    assert np.isfinite(result.history[-1]["train"]["loss"])
+
+
+def test_jit_compile(data_dir, tmp_path):
+    result = train(_config(data_dir, tmp_path, epochs=1, steps_per_epoch=2,
+                           jit_compile=True, val_split="none"),
+                   model_builder=h.tiny_model)
+    assert result.step == 2
+
+
+def test_nan_loss_stops_with_step_and_keeps_checkpoint(data_dir, tmp_path):
+    config = _config(data_dir, tmp_path, epochs=2, checkpoint_every_steps=2,
+                     learning_rate=1e30, val_split="none")
+    with pytest.raises(NonFiniteLossError, match=r"at step \d+") as info:
+        train(config, model_builder=h.tiny_model)
+    assert "Last good checkpoint" in str(info.value)
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    if latest:  # the intact checkpoint holds finite weights
+        reader = tf.train.load_checkpoint(latest)
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                assert np.all(np.isfinite(value)), name
+
+
+def test_init_checkpoint_loads_matching_layers(data_dir, tmp_path):
+    first = train(_config(data_dir, tmp_path / "a", epochs=1, val_split="none"),
+                  model_builder=h.tiny_model)
+    source = str(tmp_path / "a" / "final.keras")
+    # A baseline (no levels) shares conv1/conv1_bn/conv2/finalfc, lacks head1..3.
+    second = train(_config(data_dir, tmp_path / "b", epochs=1, steps_per_epoch=1,
+                           alm_levels=(), init_checkpoint=source, val_split="none",
+                           learning_rate=1e-12, weight_decay=0.0),
+                   model_builder=h.tiny_model)
+    assert second.init_matched == (4, 0)
+    np.testing.assert_allclose(second.model.get_layer("conv2").kernel.numpy(),
+                               first.model.get_layer("conv2").kernel.numpy(), atol=1e-8)
+
+
+def test_resume_refuses_changed_config(data_dir, tmp_path):
+    train(_config(data_dir, tmp_path, epochs=1, steps_per_epoch=1, val_split="none"),
+          model_builder=h.tiny_model)
+    with pytest.raises(ConfigError, match="batch_size"):
+        train(_config(data_dir, tmp_path, epochs=2, batch_size=4, val_split="none"),
+              model_builder=h.tiny_model)
+
+
+@pytest.mark.parametrize("kwargs,flag", [
+    (dict(image_height=100), "image_height"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(alm_levels=(4,)), "alm_levels"),
+    (dict(strategy="gpu"), "strategy"),
+    (dict(decay_epochs=(20, 10)), "decay_epochs"),
+    (dict(init_checkpoint="x.h5"), "init_checkpoint"),
+])
+def test_config_validation(kwargs, flag):
+    with pytest.raises(ConfigError, match=flag):
+        TrainConfig(data_dir="d", model_dir="m", **kwargs)
+
+
+def test_unknown_split_is_a_config_error(data_dir, tmp_path):
+    with pytest.raises(ConfigError, match="train_split"):
+        train(_config(data_dir, tmp_path, train_split="trainval"), model_builder=h.tiny_model)
