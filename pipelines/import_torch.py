@@ -23,25 +23,32 @@ from absl import flags
 
 DATASETS = ("pa100k", "rap", "peta", "custom")
 
+# allow_override: other pipelines define some of the same names, and the
+# test suite imports several pipelines into one process.
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None,
     "PyTorch checkpoint: the official ALM training script's file (dict with "
     "'state_dict', keys 'module.*'), a bare ALM state dict, or an ImageNet "
-    "BN-Inception state dict.")
+    "BN-Inception state dict.", allow_override=True)
 _DATASET = flags.DEFINE_enum(
     "dataset", None, DATASETS,
-    "Attribute schema of the checkpoint; 'custom' needs --num_attributes.")
+    "Attribute schema of the checkpoint; 'custom' needs --num_attributes.",
+    allow_override=True)
 _NUM_ATTRIBUTES = flags.DEFINE_integer(
     "num_attributes", None,
-    "Number of attributes M; only with --dataset=custom.", lower_bound=1)
+    "Number of attributes M; only with --dataset=custom.", lower_bound=1,
+    allow_override=True)
 _OUTPUT = flags.DEFINE_string(
-    "output", None, "Keras model file to write (must end with '.keras').")
+    "output", None, "Keras model file to write (must end with '.keras').",
+    allow_override=True)
 _IMAGE_HEIGHT = flags.DEFINE_integer(
-    "image_height", 256, "Model input height.", lower_bound=32)
+    "image_height", 256, "Model input height.", lower_bound=32,
+    allow_override=True)
 _IMAGE_WIDTH = flags.DEFINE_integer(
-    "image_width", 128, "Model input width.", lower_bound=32)
+    "image_width", 128, "Model input width.", lower_bound=32,
+    allow_override=True)
 _OVERWRITE = flags.DEFINE_bool(
-    "overwrite", False, "Replace --output if it exists.")
+    "overwrite", False, "Replace --output if it exists.", allow_override=True)
 
 PROG = "alm-import-torch"
 

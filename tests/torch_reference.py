@@ -241,8 +241,8 @@ def randomize_(model: ALMNet, seed: int = 0, calibration_shape=(2, 3, 256, 128)
     BN running statistics are first set to a random batch's statistics (so
     activations stay well scaled through 60 layers), then perturbed; gammas
     and betas are random. Box layers get small weights and biases that put
-    sx, sy in about (0.3, 0.9) and tx, ty in about +-(0.1, 0.5). Returns the
-    model in eval mode.
+    sx, sy in about (0.3, 0.9) and tx, ty in about +-(0.15, 0.75). Returns
+    the model in eval mode.
     """
     gen = torch.Generator().manual_seed(seed)
 
@@ -260,21 +260,29 @@ def randomize_(model: ALMNet, seed: int = 0, calibration_shape=(2, 3, 256, 128)
         bn.bias.copy_(uniform((c,), -0.2, 0.2))
         bn.reset_running_stats()
         bn.momentum = 1.0
+    calibration = torch.randn(calibration_shape, generator=gen)
     model.train()
-    model.main_branch(torch.randn(calibration_shape, generator=gen))
+    model.main_branch(calibration)
     for bn in bns:
         c = bn.num_features
         bn.momentum = 0.1
         bn.running_mean.add_(uniform((c,), -0.2, 0.2))
         bn.running_var.mul_(uniform((c,), 0.5, 2.0))
-    for block in (model.st_3b, model.st_4d, model.st_5b):
+    model.eval()
+    inter = model.intermediates(calibration)
+    for block, level in ((model.st_3b, "x1"), (model.st_4d, "x2"),
+                         (model.st_5b, "x3")):
+        # |pooled X_m| <= 2 |pooled X|: keep the weights' share of theta
+        # about 0.05 (std), so the biases set the boxes and tx, ty stay
+        # clearly away from zero, yet a mis-mapped kernel is still visible.
+        norm = inter[level].mean(dim=(2, 3)).norm(dim=1).mean()
+        limit = 0.05 * 3.0 ** 0.5 / (2.0 * float(norm))
         for stn in block.stn_list:
-            stn.weight.mul_(0.05)
+            stn.weight.copy_(uniform(stn.weight.shape, -limit, limit))
             logit_lo, logit_hi = -0.85, 2.2  # sigmoid -> (0.3, 0.9)
             stn.bias[:2] = uniform((2,), logit_lo, logit_hi)
             sign = torch.where(torch.rand(2, generator=gen) < 0.5, -1.0, 1.0)
-            stn.bias[2:] = sign * uniform((2,), 0.1, 0.55)
-    model.eval()
+            stn.bias[2:] = sign * uniform((2,), 0.3, 0.6)
     return model
 
 
