@@ -26,7 +26,9 @@ _ANNOTATIONS = flags.DEFINE_string(
     "comma-separated SPLIT=PATH entries, e.g. trainval=train.txt,test=test.txt.",
 )
 _IMAGES_DIR = flags.DEFINE_string("images_dir", None, "Folder the image paths are relative to.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Where the shards and manifest.json go.", allow_override=True
+)
 _SCHEMA = flags.DEFINE_enum("schema", None, ["pa100k", "rap", "peta"], "Attribute schema of an alm_list.")
 _SPLITS = flags.DEFINE_list(
     "splits", [],
@@ -63,6 +65,8 @@ def _config():
         if not flag.value:
             raise ValueError(f"--{name} is required")
     if _FORMAT.value == "alm_list":
+        if _SCHEMA.value is None:
+            raise ValueError("--schema (pa100k, rap or peta) is required with --format=alm_list")
         annotations = parse_list_annotations(_ANNOTATIONS.value.split(","))
     else:
         if _SCHEMA.value is not None:

@@ -86,13 +86,18 @@ def _folder_split(subset: str, person: str) -> str:
     return "train" if bucket < 50 else ("val" if bucket < 60 else "test")
 
 
+def _key(token: str) -> str:
+    """Ids compare as numbers when numeric (`1` names `0001_...`)."""
+    return str(int(token)) if token.isdigit() else token
+
+
 def _image_keys(subset: str, file_name: str) -> tuple[str, ...]:
     """The Label.txt ids that name this file: the prefix before the first
     `_`, or for CUHK the whole file name (with or without extension)."""
     if subset.upper().startswith("CUHK"):
         stem = os.path.splitext(file_name)[0]
-        return (file_name,) if stem == file_name else (file_name, stem)
-    return (file_name.split("_", 1)[0],)
+        return (file_name,) if stem == file_name else (file_name, _key(stem))
+    return (_key(file_name.split("_", 1)[0]),)
 
 
 def _read_folder(root: str, *, all_attributes: bool) -> Source:
@@ -129,7 +134,7 @@ def _read_folder(root: str, *, all_attributes: bool) -> Source:
                         for key in _image_keys(subset, name):
                             groups.setdefault(key, []).append(name)
                 listing = {subset: groups}
-            files = listing[subset].get(person)
+            files = listing[subset].get(_key(person))
             labels = tuple(int(t in person_tokens) for t in tokens)
             split = _folder_split(subset, person)
             source = f"{subset}/archive/Label.txt:{line_no}"

@@ -1,0 +1,98 @@
+"""Synthetic pedestrians: determinism, layout, region sanity, speed."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alm_tf.data import synth
+from alm_tf.data.convert import ConvertConfig, convert
+
+
+def _digest(root):
+    h = hashlib.sha256()
+    for dirpath, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            h.update(os.path.relpath(path, root).encode())
+            h.update(open(path, "rb").read())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("synth") / "d")
+    synth.generate(synth.SynthConfig(out, num_images=60, seed=3))
+    return out
+
+
+def test_deterministic(synth_dir, tmp_path):
+    again = str(tmp_path / "again")
+    synth.generate(synth.SynthConfig(again, num_images=60, seed=3))
+    assert _digest(synth_dir) == _digest(again)
+    other = str(tmp_path / "other")
+    synth.generate(synth.SynthConfig(other, num_images=60, seed=4))
+    assert _digest(other) != _digest(synth_dir)
+
+
+def test_layout_labels_and_regions(synth_dir):
+    with open(os.path.join(synth_dir, "annotations.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 60 and list(rows[0])[:2] == ["image", "split"]
+    assert tuple(list(rows[0])[2:]) == synth.ATTRIBUTES and len(synth.ATTRIBUTES) >= 8
+    assert {r["split"] for r in rows} == {"train", "val", "test"}
+    assert sum(r["split"] == "train" for r in rows) == 42
+    regions = synth.load_regions(os.path.join(synth_dir, "regions.json"))
+    meta = json.load(open(os.path.join(synth_dir, "regions.json")))["attribute_regions"]
+    assert meta == synth.ATTRIBUTE_REGIONS
+    for r in rows:
+        h, w = Image.open(os.path.join(synth_dir, r["image"])).size[::-1]
+        assert 80 <= h <= 240 and 1.6 < h / w < 2.5
+        boxes = regions[r["image"]]
+        assert set(boxes) == set(synth.REGION_ATTRIBUTES)
+        for box in boxes.values():
+            y1, x1, y2, x2 = box
+            assert 0 <= y1 < y2 <= 1 and 0 <= x1 < x2 <= 1
+        # Head above torso above legs above feet.
+        centre = {a: (b[0] + b[2]) / 2 for a, b in boxes.items()}
+        assert centre["hat"] < centre["backpack"] < centre["shorts"] < centre["boots"]
+        assert boxes["glasses"][2] - boxes["glasses"][0] < 0.25
+    labels = np.array([[int(r[a]) for a in synth.ATTRIBUTES] for r in rows])
+    assert np.all((labels.mean(0) > 0.05) & (labels.mean(0) < 0.95))
+    assert not np.any(labels[:, synth.ATTRIBUTES.index("skirt")] & labels[:, synth.ATTRIBUTES.index("shorts")])
+
+
+def test_converts_with_csv_format(synth_dir, tmp_path):
+    m = convert(ConvertConfig(format="csv", annotations=os.path.join(synth_dir, "annotations.csv"),
+                              images_dir=synth_dir, output_dir=str(tmp_path / "r"), show_progress=False)).manifest
+    assert list(m["splits"]) == ["train", "val", "test"] and m["num_skipped"] == 0
+    assert m["attributes"] == list(synth.ATTRIBUTES)
+
+
+def test_fast_enough(tmp_path):
+    start = time.monotonic()
+    synth.generate(synth.SynthConfig(str(tmp_path / "f"), num_images=200, seed=0))
+    assert time.monotonic() - start < 6.0  # 2,000 in well under a minute.
+
+
+def test_cue_is_drawn_in_its_region():
+    """The hat's colour appears inside the hat region when the hat is on."""
+    for i in range(40):
+        image, labels, regions = synth.render_pedestrian(np.random.default_rng([9, i]), distractors=False)
+        if not labels["hat"]:
+            continue
+        arr = np.asarray(image).astype(int)
+        h, w = arr.shape[:2]
+        y1, x1, y2, x2 = regions["hat"]
+        crop = arr[int(y1 * h): int(np.ceil(y2 * h)), int(x1 * w): int(np.ceil(x2 * w))]
+        red = (crop[..., 0] > 150) & (crop[..., 1] < 110) & (crop[..., 2] < 90)
+        assert red.sum() > 0.1 * crop.shape[0] * crop.shape[1]
+        return
+    pytest.fail("no hat in 40 draws")
