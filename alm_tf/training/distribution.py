@@ -72,7 +72,9 @@ def sync_non_trainable(strategy: tf.distribute.Strategy, variables) -> None:
     """
     if strategy.num_replicas_in_sync == 1:
         return
-    variables = [v for v in variables if v.dtype.is_floating]
+    # Keras 3 variables wrap the tf.Variable (a MirroredVariable here).
+    variables = [getattr(v, "value", v) for v in variables]
+    variables = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
     if not variables:
         return
 

@@ -43,6 +43,7 @@ class TrainResult:
     step: int
     history: list  # one dict of validation metrics per epoch (this run)
     init_matched: Optional[tuple[int, int]] = None
+    replicas: int = 1
 
 
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
@@ -395,4 +396,5 @@ def _train(config, strategy, model_builder, data_module):
         if not val_split:  # nothing to pick by: best = final
             shutil.copyfile(os.path.join(config.model_dir, "final.keras"),
                             os.path.join(config.model_dir, "best.keras"))
-    return TrainResult(model=model, step=step, history=history, init_matched=init_matched)
+    return TrainResult(model=model, step=step, history=history, init_matched=init_matched,
+                       replicas=replicas)

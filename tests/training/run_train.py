@@ -29,6 +29,7 @@ def main():
     weights = result.model.get_weights()
     import numpy as np
     np.savez(weights_path, **{str(i): w for i, w in enumerate(weights)})
+    print("REPLICAS", result.replicas)
     print("STEP", result.step, "HISTORY", json.dumps(result.history))
 
 

@@ -1,0 +1,123 @@
+"""Subprocess trainer tests: kill-and-resume, mirrored, multi-worker."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import train_helpers as h
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "run_train.py")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("data"))
+    h.write_dataset(path)
+    return path
+
+
+def _write_config(path, data_dir, model_dir, **kw):
+    config = dict(data_dir=data_dir, model_dir=str(model_dir), image_height=64,
+                  image_width=32, batch_size=8, epochs=4, learning_rate=1e-2,
+                  seed=3, deterministic=True, checkpoint_every_steps=5, progress=False)
+    config.update(kw)
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return str(path)
+
+
+def _env(extra=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.update(extra or {})
+    return env
+
+
+def _start(config, weights, cpus=1, env=None):
+    return subprocess.Popen(
+        [sys.executable, SCRIPT, config, str(weights), str(cpus)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(env))
+
+
+def _finish(proc, timeout=180):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(data_dir, tmp_path):
+    # Both runs at once (2 cores): the reference and the one to kill.
+    ref_cfg = _write_config(tmp_path / "ref.json", data_dir, tmp_path / "ref")
+    run_cfg = _write_config(tmp_path / "run.json", data_dir, tmp_path / "run")
+    reference = _start(ref_cfg, tmp_path / "ref.npz")
+    victim = _start(run_cfg, tmp_path / "killed.npz")
+    state = tmp_path / "run" / "checkpoints" / "checkpoint"
+    deadline = time.time() + 120
+    while not state.exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+    assert victim.returncode == -signal.SIGKILL, "run ended before it could be killed"
+    assert not (tmp_path / "run" / "final.keras").exists()
+    resumed = _start(run_cfg, tmp_path / "resumed.npz")
+    _finish(reference)
+    out = _finish(resumed)
+    assert "STEP 24" in out
+    a = h.load_weights_npz(tmp_path / "ref.npz")
+    b = h.load_weights_npz(tmp_path / "resumed.npz")
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_mirrored_two_logical_cpus(data_dir, tmp_path):
+    cfg = _write_config(tmp_path / "m.json", data_dir, tmp_path / "m", strategy="mirrored",
+                        epochs=2, deterministic=False)
+    out = _finish(_start(cfg, tmp_path / "m.npz", cpus=2))
+    history = json.loads(out.split("HISTORY", 1)[1])
+    assert len(history) == 2 and all(np.isfinite(r["train"]["loss"]) for r in history)
+    assert (tmp_path / "m" / "final.keras").exists()
+    assert "REPLICAS 2" in out
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_multi_worker_two_processes(data_dir, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    cfg = _write_config(tmp_path / "w.json", data_dir, tmp_path / "w",
+                        strategy="multi_worker", epochs=2, checkpoint_every_steps=4)
+    procs = [
+        _start(cfg, tmp_path / f"w{i}.npz", env={"TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": i}})})
+        for i in range(2)
+    ]
+    try:
+        outs = [_finish(p, timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert all("STEP 12" in out and "REPLICAS 2" in out for out in outs)
+    a = h.load_weights_npz(tmp_path / "w0.npz")
+    b = h.load_weights_npz(tmp_path / "w1.npz")
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    # Only the chief wrote the model dir; the worker's temp dirs are gone.
+    assert (tmp_path / "w" / "final.keras").exists()
+    assert not [d for d in os.listdir(tmp_path / "w" / "checkpoints") if d.startswith(".tmp")]
