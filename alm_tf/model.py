@@ -108,7 +108,8 @@ def build_model_from_config(config: ModelConfig,
             outputs[f"level{level}"] = logits
             level_logits.append(logits)
             level_boxes.append(keras.layers.Reshape(
-                (1, m, 4), name=f"boxes_{LEVEL_NAMES[level]}")(boxes))
+                (1, m, 4), name=f"boxes_{LEVEL_NAMES[level]}",
+                dtype="float32")(boxes))
     outputs["global"] = global_logits
     if level_logits:
         outputs["logits"] = LogitFusion(config.fusion, dtype="float32",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 POOL_TYPES = ("max", "avg")
@@ -107,13 +108,20 @@ class TorchPooling2D(keras.layers.Layer):
         _, extra_h = self._pads(inputs.shape[1])
         _, extra_w = self._pads(inputs.shape[2])
         p = self.padding
-        if p or extra_h or extra_w:
-            value = float("-inf") if self.pool_type == "max" else 0.0
-            inputs = ops.pad(
-                inputs,
-                [[0, 0], [p, p + extra_h], [p, p + extra_w], [0, 0]],
-                constant_values=value,
-            )
+        pads = [[0, 0], [p, p + extra_h], [p, p + extra_w], [0, 0]]
+        if self.pool_type == "avg":
+            inputs = ops.pad(inputs, pads, constant_values=0.0)
+        elif max(p + extra_h, p + extra_w) == 1:
+            # Every window that reaches a padded cell also holds the edge
+            # cell it repeats, so edge padding gives PyTorch's -inf result.
+            # (Padding bfloat16 with -inf gave sporadic garbage on CPU.)
+            inputs = ops.pad(inputs, pads, mode="symmetric")
+        elif max(p + extra_h, p + extra_w) > 1:
+            lowest = float(np.finfo(
+                "float16" if inputs.dtype == "float16" else "float32").min)
+            if str(inputs.dtype) == "bfloat16":
+                lowest = -3.38e38
+            inputs = ops.pad(inputs, pads, constant_values=lowest)
         pool = ops.max_pool if self.pool_type == "max" else ops.average_pool
         return pool(inputs, self.pool_size, self.strides, padding="valid")
 

@@ -1,0 +1,162 @@
+"""The whole ALM model: parameter counts, variants, XLA, mixed precision."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import alm_tf
+from alm_tf.backbones.bn_inception import build_bn_inception, feature_sizes
+from alm_tf.model import count_params
+
+SMALL = (64, 32, 3)
+
+
+def _images(n=2, shape=SMALL, seed=0):
+    return np.random.default_rng(seed).normal(size=(n,) + shape).astype(
+        np.float32)
+
+
+def test_parameter_counts_match_official():
+    assert count_params(alm_tf.build_model(51)) == 17_147_760
+    assert count_params(alm_tf.build_model(51, alm_levels=())) == 10_322_515
+    backbone = build_bn_inception((256, 128, 3))
+    assert count_params(backbone) == 10_270_240
+    assert sum(int(np.prod(v.shape)) for v in
+               backbone.non_trainable_weights) == 20_032
+    assert [tuple(t.shape[1:]) for t in backbone.outputs] == [
+        (32, 16, 320), (16, 8, 608), (8, 4, 1024)]
+
+
+def test_outputs_and_boxes():
+    model = alm_tf.build_model(5, input_shape=SMALL)
+    out = model(_images())
+    assert set(out) == {"level1", "level2", "level3", "global", "logits",
+                        "boxes"}
+    for key in ("level1", "level2", "level3", "global", "logits"):
+        assert out[key].shape == (2, 5) and out[key].dtype == tf.float32
+    assert out["boxes"].shape == (2, 3, 5, 4)
+    stacked = np.stack([out[k] for k in ("level1", "level2", "level3",
+                                         "global")])
+    np.testing.assert_allclose(out["logits"], stacked.max(0), atol=1e-6)
+    boxes = np.asarray(out["boxes"])
+    # sx, sy in (0, 1): boxes have positive size at most 1.
+    assert np.all(boxes[..., 2] > boxes[..., 0])
+    assert np.all(boxes[..., 2] - boxes[..., 0] <= 1.0)
+
+
+@pytest.mark.parametrize("levels", [(), (1,), (2, 3), (1, 3)])
+@pytest.mark.parametrize("top_down", ["concat", "add", "none"])
+def test_table1_variants_build_and_run(levels, top_down):
+    model = alm_tf.build_model(3, input_shape=SMALL, alm_levels=levels,
+                               top_down=top_down, fusion="mean",
+                               channel_attention=bool(len(levels) % 2),
+                               upsampling="nearest")
+    out = model(_images(1))
+    expected = {f"level{lv}" for lv in levels} | {"global", "logits"}
+    if levels:
+        expected.add("boxes")
+        assert out["boxes"].shape == (1, len(levels), 3, 4)
+    assert set(out) == expected
+    branches = [out[k] for k in out if k.startswith("level") or k == "global"]
+    np.testing.assert_allclose(out["logits"], np.mean(branches, 0), atol=1e-5)
+
+
+def test_every_trainable_variable_gets_finite_gradient():
+    model = alm_tf.build_model(4, input_shape=SMALL)
+    x = _images()
+    with tf.GradientTape() as tape:
+        out = model(x, training=True)
+        loss = sum(tf.reduce_sum(out[k]) for k in
+                   ("level1", "level2", "level3", "global"))
+    grads = tape.gradient(loss, model.trainable_weights)
+    for var, grad in zip(model.trainable_weights, grads):
+        assert grad is not None, var.path
+        assert np.all(np.isfinite(np.asarray(grad))), var.path
+
+
+def test_keras_file_round_trip(tmp_path):
+    model = alm_tf.build_model(3, input_shape=SMALL)
+    x = _images()
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    a, b = model(x), reloaded(x)
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-6)
+
+
+def test_runs_under_xla_jit_compile():
+    model = alm_tf.build_model(3, input_shape=SMALL)
+    x = tf.constant(_images())
+    eager = model(x, training=False)
+
+    @tf.function(jit_compile=True)
+    def infer(images):
+        return model(images, training=False)
+
+    @tf.function(jit_compile=True)
+    def grad_step(images):
+        with tf.GradientTape() as tape:
+            out = model(images, training=True)
+            loss = tf.reduce_sum(out["logits"]) + tf.reduce_sum(out["boxes"])
+        return tape.gradient(loss, model.trainable_weights)
+
+    compiled = infer(x)
+    for key in eager:
+        np.testing.assert_allclose(compiled[key], eager[key], atol=1e-4)
+    grads = grad_step(x)
+    assert all(g is not None for g in grads)
+
+
+def test_mixed_bfloat16_keeps_logits_and_boxes_float32():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = alm_tf.build_model(3, input_shape=SMALL)
+        out = model(_images())
+        for key, value in out.items():
+            assert value.dtype == tf.float32, key
+            assert np.all(np.isfinite(np.asarray(value)))
+        assert model.get_layer("conv1_7x7_s2").compute_dtype == "bfloat16"
+        # Boxes keep float32 precision (not rounded to bfloat16 steps).
+        assert np.any(np.asarray(out["boxes"]) * 2**12 % 1 != 0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("shape", [(256, 128), (64, 32), (96, 64), (320, 160)])
+def test_accepted_input_sizes(shape):
+    sizes = feature_sizes(*shape)
+    assert sizes[0] == (shape[0] // 8, shape[1] // 8)
+
+
+@pytest.mark.parametrize("shape", [(288, 144), (299, 299), (80, 48)])
+def test_refuses_sizes_the_network_cannot_concatenate(shape):
+    with pytest.raises(ValueError, match=f"{shape[0]}x{shape[1]}"):
+        alm_tf.build_model(2, input_shape=shape + (3,))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(alm_levels=(4,)), "alm_levels"),
+    (dict(top_down="sum"), "top_down='sum'"),
+    (dict(fusion="vote"), "fusion='vote'"),
+    (dict(backbone="vgg16"), "backbone='vgg16'"),
+    (dict(input_shape=(64, 32, 1)), "input_shape"),
+])
+def test_bad_options_rejected(kwargs, match):
+    args = dict(input_shape=SMALL)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        alm_tf.build_model(2, **args)
+
+
+def test_model_config_round_trip():
+    config = alm_tf.ModelConfig(num_attributes=7, alm_levels=[3, 1],
+                                image_height=64, image_width=32)
+    assert config.alm_levels == (1, 3)
+    again = alm_tf.ModelConfig.from_dict(config.to_dict())
+    assert again == config
+    with pytest.raises(ValueError, match="Unknown model config keys"):
+        alm_tf.ModelConfig.from_dict({"num_attributes": 2, "depth": 3})
+    model = again.build()
+    assert model.output["boxes"].shape[1] == 2
