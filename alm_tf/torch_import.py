@@ -27,6 +27,7 @@ import dataclasses
 import os
 import pathlib
 import tempfile
+import warnings
 from typing import Callable, Mapping
 
 import keras
@@ -82,11 +83,15 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # e.g. "Detected pickle protocol 4": the error below says it all.
+            warnings.simplefilter("ignore")
+            with torch.serialization.safe_globals(_numpy_scalar_globals()):
+                obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many kinds
         raise CheckpointError(
             f"{path} is not a weights-only PyTorch checkpoint "
-            f"({type(e).__name__}: {_first_line(e)})") from None
+            f"({_load_failure_reason(e)})") from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj:
@@ -111,10 +116,38 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return state
 
 
-def _first_line(error: BaseException) -> str:
+def _numpy_scalar_globals() -> list:
+    """Numpy scalars and dtypes: what training scripts store as `best_accu`.
+
+    Rebuilding them runs no user code (an object-dtype scalar wraps an
+    object that was itself unpickled under the same restrictions). Files
+    written with numpy 1 name the scalar `numpy.core.multiarray.scalar`.
+    """
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar
+    allowed = [scalar, (scalar, "numpy.core.multiarray.scalar"),
+               (scalar, "numpy._core.multiarray.scalar"), np.dtype]
+    for name in ("float16", "float32", "float64", "int32", "int64", "bool_"):
+        allowed.append(type(np.dtype(getattr(np, name))))
+    return allowed
+
+
+def _load_failure_reason(error: BaseException) -> str:
+    """One line from torch.load's (multi-line, advice-laden) message."""
     text = str(error).strip()
-    line = text.splitlines()[0] if text else ""
-    return line[:200]
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        lines = [ln.strip() for ln in text.split(marker, 1)[1].splitlines()]
+        text = next((ln for ln in lines if ln), "")
+        text = text.split(". ")[0]  # drop torch's allowlisting advice
+    else:
+        text = text.splitlines()[0] if text else ""
+    name = type(error).__name__
+    if not text and isinstance(error, EOFError):
+        text = "the file is empty or truncated"
+    return f"{name}: {text[:200]}" if text else name
 
 
 def checkpoint_kind(state: Mapping[str, np.ndarray]) -> str:

@@ -79,6 +79,19 @@ def test_load_state_dict_accepts_official_and_bare_layouts(
         state["finalfc.weight"], torch_model.finalfc.weight.detach().numpy())
 
 
+def test_legacy_format_with_numpy_scalars_loads(torch_model, tmp_path):
+    """As a 2019 training script saved it: pre-zip format, numpy-1 scalar."""
+    ckpt = ref.official_checkpoint(torch_model, best_accu=np.float64(0.8186))
+    path = tmp_path / "legacy.pth.tar"
+    torch.save(ckpt, path, _use_new_zipfile_serialization=False)
+    raw = path.read_bytes()
+    assert raw.count(b"numpy._core.multiarray") == 1  # numpy 2 spelling
+    path.write_bytes(raw.replace(b"numpy._core.multiarray",
+                                 b"numpy.core.multiarray"))
+    state = torch_import.load_state_dict(path)
+    assert list(state) == list(torch_model.state_dict())
+
+
 class _Payload:
     """Unpickling this would run code: the loader must refuse it."""
 
@@ -102,9 +115,12 @@ def _bad_files(tmp_path):
     torch.save({"state_dict": {"a": 1}}, not_tensors)
     a_list = tmp_path / "list.pth"
     torch.save([torch.zeros(2)], a_list)
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
     if marker.exists():  # torch.save itself must not have run it
         marker.unlink()
-    return [random_bytes, payload, torch_payload, not_tensors, a_list], marker
+    return [random_bytes, payload, torch_payload, not_tensors, a_list,
+            empty], marker
 
 
 def test_bad_files_raise_one_line_errors_and_run_no_code(tmp_path):
