@@ -17,7 +17,9 @@ import sys
 
 from absl import app, flags
 
-from alm_tf.data.readers import FORMATS
+# Kept here (tests check it equals alm_tf.data.readers.FORMATS) so that a bad
+# flag is reported before TensorFlow is imported.
+FORMATS = ("pa100k", "rap", "rapv2", "peta", "alm_list", "csv")
 
 _FORMAT = flags.DEFINE_enum("format", None, FORMATS, "Annotation layout.")
 _ANNOTATIONS = flags.DEFINE_string(
@@ -35,13 +37,16 @@ _SPLITS = flags.DEFINE_list(
     "Output splits: NAME (a source split) or NAME=A+B (merge source splits), e.g. "
     "trainval=train+val,test. Empty: every source split as it is.",
 )
-_PARTITION = flags.DEFINE_integer("partition", 0, "Split number 0-4 (rap, rapv2, PETA.mat).")
-_NUM_SHARDS = flags.DEFINE_integer("num_shards", None, "Shards per split.")
+_PARTITION = flags.DEFINE_integer(
+    "partition", 0, "Split number 0-4 (rap, rapv2, PETA.mat).", lower_bound=0, upper_bound=4
+)
+_NUM_SHARDS = flags.DEFINE_integer("num_shards", None, "Shards per split.", lower_bound=1, upper_bound=99_999)
 _EXAMPLES_PER_SHARD = flags.DEFINE_integer(
-    "examples_per_shard", None, "Examples per shard (default 1024 when --num_shards is not set)."
+    "examples_per_shard", None, "Examples per shard (default 1024 when --num_shards is not set).",
+    lower_bound=1,
 )
 _STRICT = flags.DEFINE_bool("strict", False, "Fail, writing nothing, if any row is bad.")
-_WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1, "Image-decoding processes.")
+_WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1, "Image-decoding processes.", lower_bound=0)
 _ALL_ATTRIBUTES = flags.DEFINE_bool("all_attributes", False, "Keep every attribute, not only the evaluated ones.")
 _UNCERTAIN = flags.DEFINE_enum(
     "uncertain", "zero", ["zero", "skip"],
@@ -108,9 +113,18 @@ def main(argv: list[str]) -> None:
     print(f"wrote {result.num_written} examples, skipped {result.num_skipped} rows: {result.manifest_path}")
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with a bad flag reported as one line (no usage dump)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"alm-convert: error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

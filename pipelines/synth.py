@@ -15,7 +15,7 @@ import time
 from absl import app, flags
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Output folder.", allow_override=True)
-_NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Number of images.")
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Number of images.", lower_bound=1)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).", allow_override=True)
 _MIN_HEIGHT = flags.DEFINE_integer("min_image_height", 80, "Smallest image height in pixels.")
 _MAX_HEIGHT = flags.DEFINE_integer("max_image_height", 240, "Largest image height in pixels.")
@@ -53,9 +53,18 @@ def main(argv: list[str]) -> None:
     print(f"wrote {info['num_images']} images ({splits}) to {cfg.output_dir} in {time.monotonic() - start:.1f} s")
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with a bad flag reported as one line (no usage dump)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"alm-synth: error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

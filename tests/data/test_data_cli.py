@@ -32,6 +32,12 @@ def _one_error_line(captured, *needles):
     return lines[0]
 
 
+def test_formats_constant_matches_the_library():
+    from alm_tf.data.readers import FORMATS
+
+    assert convert_cli.FORMATS == FORMATS
+
+
 def test_convert_ok(tmp_path, csv17, capsys):
     root, ann = csv17
     out = str(tmp_path / "out")
