@@ -368,6 +368,11 @@ def import_state_dict(model: keras.Model, state: Mapping[str, np.ndarray],
     variables: dict[int, keras.Variable] = {}
     for key, slot in slots.items():
         array = np.asarray(state[key])
+        if (len(slot.torch_shape) == 1
+                and array.shape == (1,) + slot.torch_shape):
+            # Some BN-Inception ImageNet files (converted from Caffe) store
+            # batch-norm vectors as (1, C).
+            array = array[0]
         if array.shape != slot.torch_shape:
             raise CheckpointError(
                 f"tensor {key!r} has shape {tuple(array.shape)}; the model "

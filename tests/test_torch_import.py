@@ -164,6 +164,21 @@ def test_backbone_import_changes_only_backbone_weights(torch_model,
     assert np.abs(got - expected).max() / np.abs(expected).max() <= 1e-4
 
 
+def test_backbone_with_1xC_batch_norm_vectors_imports(torch_model,
+                                                      keras_model):
+    """Some ImageNet BN-Inception files store BN vectors as (1, C)."""
+    backbone = {k: v.numpy() for k, v in
+                ref.backbone_state_dict(torch_model).items()}
+    for key in list(backbone):
+        if "_bn." in key and backbone[key].ndim == 1:
+            backbone[key] = backbone[key][None]
+    torch_import.import_state_dict(keras_model, backbone)
+    bn = keras_model.get_layer("inception_4d_3x3_bn")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(bn.moving_variance),
+        torch_model.main_branch.inception_4d_3x3_bn.running_var.numpy())
+
+
 def test_num_batches_tracked_is_optional(torch_model, keras_model, images):
     state = {k: v for k, v in numpy_state(torch_model).items()
              if not k.endswith("num_batches_tracked")}
