@@ -21,39 +21,51 @@ from absl import app, flags
 # flag is reported before TensorFlow is imported.
 FORMATS = ("pa100k", "rap", "rapv2", "peta", "alm_list", "csv")
 
-_FORMAT = flags.DEFINE_enum("format", None, FORMATS, "Annotation layout.")
+# allow_override: other binaries define some of the same names (output_dir,
+# progress, ...) and tests import several binaries into one process.
+_OVERRIDE = {"allow_override": True}
+_FORMAT = flags.DEFINE_enum("format", None, FORMATS, "Annotation layout.", **_OVERRIDE)
 _ANNOTATIONS = flags.DEFINE_string(
     "annotations", None,
     "Annotation file (PETA: PETA.mat or the 'PETA dataset' folder). For alm_list: "
     "comma-separated SPLIT=PATH entries, e.g. trainval=train.txt,test=test.txt.",
+    **_OVERRIDE,
 )
-_IMAGES_DIR = flags.DEFINE_string("images_dir", None, "Folder the image paths are relative to.")
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "Where the shards and manifest.json go.", allow_override=True
+_IMAGES_DIR = flags.DEFINE_string("images_dir", None, "Folder the image paths are relative to.", **_OVERRIDE)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.", **_OVERRIDE)
+_SCHEMA = flags.DEFINE_enum(
+    "schema", None, ["pa100k", "rap", "peta"], "Attribute schema of an alm_list.", **_OVERRIDE
 )
-_SCHEMA = flags.DEFINE_enum("schema", None, ["pa100k", "rap", "peta"], "Attribute schema of an alm_list.")
 _SPLITS = flags.DEFINE_list(
     "splits", [],
     "Output splits: NAME (a source split) or NAME=A+B (merge source splits), e.g. "
     "trainval=train+val,test. Empty: every source split as it is.",
+    **_OVERRIDE,
 )
 _PARTITION = flags.DEFINE_integer(
-    "partition", 0, "Split number 0-4 (rap, rapv2, PETA.mat).", lower_bound=0, upper_bound=4
+    "partition", 0, "Split number 0-4 (rap, rapv2, PETA.mat).", lower_bound=0, upper_bound=4, **_OVERRIDE
 )
-_NUM_SHARDS = flags.DEFINE_integer("num_shards", None, "Shards per split.", lower_bound=1, upper_bound=99_999)
+_NUM_SHARDS = flags.DEFINE_integer(
+    "num_shards", None, "Shards per split.", lower_bound=1, upper_bound=99_999, **_OVERRIDE
+)
 _EXAMPLES_PER_SHARD = flags.DEFINE_integer(
     "examples_per_shard", None, "Examples per shard (default 1024 when --num_shards is not set).",
-    lower_bound=1,
+    lower_bound=1, **_OVERRIDE,
 )
-_STRICT = flags.DEFINE_bool("strict", False, "Fail, writing nothing, if any row is bad.")
-_WORKERS = flags.DEFINE_integer("workers", os.cpu_count() or 1, "Image-decoding processes.", lower_bound=0)
-_ALL_ATTRIBUTES = flags.DEFINE_bool("all_attributes", False, "Keep every attribute, not only the evaluated ones.")
+_STRICT = flags.DEFINE_bool("strict", False, "Fail, writing nothing, if any row is bad.", **_OVERRIDE)
+_WORKERS = flags.DEFINE_integer(
+    "workers", os.cpu_count() or 1, "Image-decoding processes.", lower_bound=0, **_OVERRIDE
+)
+_ALL_ATTRIBUTES = flags.DEFINE_bool(
+    "all_attributes", False, "Keep every attribute, not only the evaluated ones.", **_OVERRIDE
+)
 _UNCERTAIN = flags.DEFINE_enum(
     "uncertain", "zero", ["zero", "skip"],
     "RAP / RAP v2 value 2 (uncertain): 'zero' counts it as negative (as the paper's "
     "lists do); 'skip' skips such rows as out-of-set labels.",
+    **_OVERRIDE,
 )
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:

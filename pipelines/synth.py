@@ -14,12 +14,17 @@ import time
 
 from absl import app, flags
 
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Output folder.", allow_override=True)
-_NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Number of images.", lower_bound=1)
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).", allow_override=True)
-_MIN_HEIGHT = flags.DEFINE_integer("min_image_height", 80, "Smallest image height in pixels.")
-_MAX_HEIGHT = flags.DEFINE_integer("max_image_height", 240, "Largest image height in pixels.")
-_DISTRACTORS = flags.DEFINE_bool("distractors", True, "Draw attribute look-alikes off their regions.")
+# allow_override: other binaries define some of the same names (output_dir,
+# seed) and tests import several binaries into one process.
+_OVERRIDE = {"allow_override": True}
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Output folder.", **_OVERRIDE)
+_NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Number of images.", lower_bound=1, **_OVERRIDE)
+_SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).", lower_bound=0, **_OVERRIDE)
+_MIN_HEIGHT = flags.DEFINE_integer("min_image_height", 80, "Smallest image height in pixels.", **_OVERRIDE)
+_MAX_HEIGHT = flags.DEFINE_integer("max_image_height", 240, "Largest image height in pixels.", **_OVERRIDE)
+_DISTRACTORS = flags.DEFINE_bool(
+    "distractors", True, "Draw attribute look-alikes off their regions.", **_OVERRIDE
+)
 
 
 def _fail(message: str) -> None:
