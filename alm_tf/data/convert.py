@@ -368,7 +368,7 @@ def _write(
                 split_writers = writers[item.split]
                 split_writers[written[item.split] % len(split_writers)].write(
                     example.build_example(
-                        encoded=result.encoded, image_format=result.image_format, filename=item.path,
+                        encoded=result.encoded, image_format=result.image_format, filename=item.row.image,
                         height=result.height, width=result.width, attributes=item.labels,
                     )
                 )

@@ -51,15 +51,18 @@ class CheckedImage:
 
 
 def normalize_path(image: str) -> str | Problem:
-    """The path as a clean relative POSIX path, or why it is not acceptable."""
+    """The path as a clean relative POSIX path (used to open the file and to
+    find duplicates), or why it is not acceptable."""
     if not image:
         return Problem(MISSING_FILE, "empty image path")
     posix = image.replace("\\", "/")
     if posix.startswith("/") or os.path.isabs(image) or (len(posix) > 1 and posix[1] == ":"):
         return Problem(PATH_ESCAPES, f"absolute path {image!r}")
     norm = posixpath.normpath(posix)
-    if norm == ".." or norm.startswith("../") or ".." in posix.split("/"):
+    if norm == ".." or norm.startswith("../"):
         return Problem(PATH_ESCAPES, f"{image!r} leaves the images folder")
+    if norm == ".":
+        return Problem(MISSING_FILE, f"{image!r} names the images folder itself")
     return norm
 
 

@@ -50,6 +50,8 @@ def _bad_rows_dataset(root):
         ["ok2.jpg", "train", 2, 0],         # label out of set (before the duplicate check)
         ["ok2.jpg", "train", "", 0],        # empty value: out of set
         ["../outside.png", "train", 0, 0],  # escapes images_dir
+        ["sub/../../outside.png", "val", 0, 0],  # escapes images_dir
+        ["sub/../pic.bmp", "val", 0, 0],    # stays inside: a duplicate of pic.bmp
         [outside, "train", 0, 0],           # absolute
     ]
     path = write_csv(os.path.join(root, "ann.csv"), ["image", "split", "x", "y"], rows)
@@ -71,12 +73,13 @@ def test_every_bad_row_is_skipped_and_reported(tmp_path):
         "path escapes images_dir": 2, "unreadable image": 2, "wrong label count": 1,
     }
     assert m["splits"]["test"]["skipped_by_reason"] == {"duplicate image": 1}
-    assert m["num_skipped"] == 10 and result.num_written == 3
+    assert m["splits"]["val"]["skipped_by_reason"] == {"duplicate image": 1, "path escapes images_dir": 1}
+    assert m["num_skipped"] == 12 and result.num_written == 3
     reasons = {r["source"]: r["reason"] for r in m["splits"]["train"]["skipped"]}
     assert reasons["ann.csv:6"] == "unreadable image"  # The truncated JPEG.
     _, records = _read_records(out, "train")
     by_name = {r[example.FILENAME].bytes_list.value[0].decode(): r for r in records}
-    assert set(by_name) == {"ok.png", "pic.bmp"}
+    assert set(by_name) == {"ok.png", "pic.bmp"}  # As the annotation wrote them.
     # JPEG/PNG bytes kept as found; BMP re-encoded losslessly as PNG.
     assert by_name["ok.png"][example.ENCODED].bytes_list.value[0] == open(os.path.join(root, "ok.png"), "rb").read()
     assert by_name["pic.bmp"][example.FORMAT].bytes_list.value[0] == b"png"
@@ -90,7 +93,7 @@ def test_strict_fails_before_writing(tmp_path):
     os.makedirs(root)
     ann = _bad_rows_dataset(root)
     out = str(tmp_path / "out")
-    with pytest.raises(StrictError, match="10 bad row"):
+    with pytest.raises(StrictError, match="12 bad row"):
         convert(_cfg(format="csv", annotations=ann, images_dir=root, output_dir=out, strict=True))
     assert not os.path.exists(out)
 
