@@ -19,14 +19,18 @@ import sys
 
 from absl import app, flags
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Converted data (manifest.json + shards).")
-_SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.")
-_MODEL = flags.DEFINE_string("model", None, "Model dir, .keras file or SavedModel dir.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where metrics.json and per_attribute.csv go.")
-_BATCH = flags.DEFINE_integer("batch_size", 64, "Evaluation batch size.")
-_WHICH = flags.DEFINE_enum("which", "final", ["final", "best"], "Weights of a model dir.")
-_TUNE = flags.DEFINE_bool("tune_thresholds", False, "Tune per-attribute thresholds.")
-_THRESHOLD_SPLIT = flags.DEFINE_string("threshold_split", "val", "Split used to tune thresholds.")
+# Other binaries define some of the same names (data_dir, model_dir, ...);
+# allow_override lets several of them share one process (tests, the demo).
+_OVERRIDE = {"allow_override": True}
+
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Converted data (manifest.json + shards).", **_OVERRIDE)
+_SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.", **_OVERRIDE)
+_MODEL = flags.DEFINE_string("model", None, "Model dir, .keras file or SavedModel dir.", **_OVERRIDE)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where metrics.json and per_attribute.csv go.", **_OVERRIDE)
+_BATCH = flags.DEFINE_integer("batch_size", 64, "Evaluation batch size.", **_OVERRIDE)
+_WHICH = flags.DEFINE_enum("which", "final", ["final", "best"], "Weights of a model dir.", **_OVERRIDE)
+_TUNE = flags.DEFINE_bool("tune_thresholds", False, "Tune per-attribute thresholds.", **_OVERRIDE)
+_THRESHOLD_SPLIT = flags.DEFINE_string("threshold_split", "val", "Split used to tune thresholds.", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:

@@ -14,47 +14,51 @@ import sys
 
 from absl import app, flags
 
+# Other binaries define some of the same names (data_dir, model_dir, ...);
+# allow_override lets several of them share one process (tests, the demo).
+_OVERRIDE = {"allow_override": True}
+
 from alm_tf.training import config as cfg
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Converted data (manifest.json + shards).")
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Output / resume folder.")
-_BACKBONE = flags.DEFINE_enum("backbone", "bn_inception", cfg.BACKBONES, "Backbone.")
-_HEIGHT = flags.DEFINE_integer("image_height", 256, "Input height (multiple of 32).")
-_WIDTH = flags.DEFINE_integer("image_width", 128, "Input width (multiple of 32).")
-_BATCH = flags.DEFINE_integer("batch_size", 32, "GLOBAL batch size (split across replicas).")
-_EPOCHS = flags.DEFINE_integer("epochs", 30, "Epochs.")
-_STEPS = flags.DEFINE_integer("steps_per_epoch", None, "Optional cap on steps per epoch.")
-_LR = flags.DEFINE_float("learning_rate", 1e-4, "Initial learning rate.")
-_DECAY_EPOCHS = flags.DEFINE_list("decay_epochs", ["10", "20"], "Epochs where lr *= decay_factor.")
-_DECAY_FACTOR = flags.DEFINE_float("decay_factor", 0.1, "Step decay factor.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "Converted data (manifest.json + shards).", **_OVERRIDE)
+_MODEL_DIR = flags.DEFINE_string("model_dir", None, "Output / resume folder.", **_OVERRIDE)
+_BACKBONE = flags.DEFINE_enum("backbone", "bn_inception", cfg.BACKBONES, "Backbone.", **_OVERRIDE)
+_HEIGHT = flags.DEFINE_integer("image_height", 256, "Input height (multiple of 32).", **_OVERRIDE)
+_WIDTH = flags.DEFINE_integer("image_width", 128, "Input width (multiple of 32).", **_OVERRIDE)
+_BATCH = flags.DEFINE_integer("batch_size", 32, "GLOBAL batch size (split across replicas).", **_OVERRIDE)
+_EPOCHS = flags.DEFINE_integer("epochs", 30, "Epochs.", **_OVERRIDE)
+_STEPS = flags.DEFINE_integer("steps_per_epoch", None, "Optional cap on steps per epoch.", **_OVERRIDE)
+_LR = flags.DEFINE_float("learning_rate", 1e-4, "Initial learning rate.", **_OVERRIDE)
+_DECAY_EPOCHS = flags.DEFINE_list("decay_epochs", ["10", "20"], "Epochs where lr *= decay_factor.", **_OVERRIDE)
+_DECAY_FACTOR = flags.DEFINE_float("decay_factor", 0.1, "Step decay factor.", **_OVERRIDE)
 _OPTIMIZER = flags.DEFINE_enum("optimizer", "adam", cfg.OPTIMIZERS,
                                "adam: L2 decay added to the gradient (PyTorch Adam); "
-                               "adamw: decoupled decay.")
-_WD = flags.DEFINE_float("weight_decay", 5e-4, "Weight decay coefficient.")
+                               "adamw: decoupled decay.", **_OVERRIDE)
+_WD = flags.DEFINE_float("weight_decay", 5e-4, "Weight decay coefficient.", **_OVERRIDE)
 _WEIGHTING = flags.DEFINE_enum("loss_weighting", "official", cfg.WEIGHTINGS,
-                               "official: positives exp(1-p); paper: exp(-p); none.")
-_LEVELS = flags.DEFINE_list("alm_levels", ["1", "2", "3"], "Pyramid levels with ALMs; empty = baseline.")
-_TOP_DOWN = flags.DEFINE_enum("top_down", "concat", cfg.TOP_DOWN, "Top-down combination.")
-_CHANNEL_ATT = flags.DEFINE_bool("channel_attention", True, "SE attention in the ALMs.")
-_FUSION = flags.DEFINE_enum("fusion", "max", cfg.FUSIONS, "Fusion of the branch logits.")
-_UPSAMPLING = flags.DEFINE_enum("upsampling", "bilinear", cfg.UPSAMPLINGS, "Top-down upsampling.")
-_TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "Split to train on (e.g. trainval).")
+                               "official: positives exp(1-p); paper: exp(-p); none.", **_OVERRIDE)
+_LEVELS = flags.DEFINE_list("alm_levels", ["1", "2", "3"], "Pyramid levels with ALMs; empty = baseline.", **_OVERRIDE)
+_TOP_DOWN = flags.DEFINE_enum("top_down", "concat", cfg.TOP_DOWN, "Top-down combination.", **_OVERRIDE)
+_CHANNEL_ATT = flags.DEFINE_bool("channel_attention", True, "SE attention in the ALMs.", **_OVERRIDE)
+_FUSION = flags.DEFINE_enum("fusion", "max", cfg.FUSIONS, "Fusion of the branch logits.", **_OVERRIDE)
+_UPSAMPLING = flags.DEFINE_enum("upsampling", "bilinear", cfg.UPSAMPLINGS, "Top-down upsampling.", **_OVERRIDE)
+_TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "Split to train on (e.g. trainval).", **_OVERRIDE)
 _VAL_SPLIT = flags.DEFINE_string(
     "val_split", None, "Split validated after each epoch; default `val` when the manifest "
-    "has it (and the train split is not trainval); `none` disables.")
+    "has it (and the train split is not trainval); `none` disables.", **_OVERRIDE)
 _INIT = flags.DEFINE_string("init_checkpoint", None, "A .keras file; layers with matching "
-                            "names and shapes are loaded.")
+                            "names and shapes are loaded.", **_OVERRIDE)
 _STRATEGY = flags.DEFINE_enum("strategy", "default", cfg.STRATEGIES,
-                              "Distribution; multi_worker reads TF_CONFIG.")
-_PRECISION = flags.DEFINE_enum("mixed_precision", "none", cfg.PRECISIONS, "Mixed precision policy.")
-_JIT = flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward/backward pass.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
-_DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Enable op determinism.")
+                              "Distribution; multi_worker reads TF_CONFIG.", **_OVERRIDE)
+_PRECISION = flags.DEFINE_enum("mixed_precision", "none", cfg.PRECISIONS, "Mixed precision policy.", **_OVERRIDE)
+_JIT = flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward/backward pass.", **_OVERRIDE)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.", **_OVERRIDE)
+_DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Enable op determinism.", **_OVERRIDE)
 _CKPT_EVERY = flags.DEFINE_integer("checkpoint_every_steps", 0,
-                                   "Checkpoint period in steps (0: epoch ends only).")
-_KEEP = flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
-_SHUFFLE = flags.DEFINE_integer("shuffle_buffer", None, "Input shuffle buffer.")
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.")
+                                   "Checkpoint period in steps (0: epoch ends only).", **_OVERRIDE)
+_KEEP = flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.", **_OVERRIDE)
+_SHUFFLE = flags.DEFINE_integer("shuffle_buffer", None, "Input shuffle buffer.", **_OVERRIDE)
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
