@@ -238,13 +238,13 @@ def _decode(task: tuple[str, _Item]) -> tuple[_Item, validation.CheckedImage | v
     return item, validation.check_image(images_dir, item.path)
 
 
-def _decoded(items: Iterable[_Item], images_dir: str, pool: Any) -> Iterator[tuple[_Item, Any]]:
+def _decoded(items: Iterable[_Item], images_dir: str, pool: Any, workers: int) -> Iterator[tuple[_Item, Any]]:
     """Items with their decode results, in order, in bounded windows."""
     tasks = ((images_dir, item) for item in items)
     if pool is None:
         yield from map(_decode, tasks)
         return
-    window = _CHUNKSIZE * pool._processes * 8  # pylint: disable=protected-access
+    window = _CHUNKSIZE * workers * 8
     while batch := list(itertools.islice(tasks, window)):
         yield from pool.imap(_decode, batch, chunksize=_CHUNKSIZE)
 
@@ -262,7 +262,7 @@ def _progress(total: int, enabled: bool, desc: str):
 def _strict_check(items: Iterable[_Item], cfg: ConvertConfig, pool: Any, total: int) -> None:
     problems: list[dict[str, str]] = []
     with _progress(total, cfg.show_progress, "checking") as bar:
-        for item, result in _decoded(items, cfg.images_dir, pool):
+        for item, result in _decoded(items, cfg.images_dir, pool, cfg.workers):
             bar.update()
             problem = item.problem or (result if isinstance(result, validation.Problem) else None)
             if problem is not None:
@@ -356,7 +356,7 @@ def _write(
                 for s in out_splits
             }
             items = _cheap_checked(source, split_map, collections.Counter())
-            for item, result in _decoded(items, cfg.images_dir, pool):
+            for item, result in _decoded(items, cfg.images_dir, pool, cfg.workers):
                 bar.update()
                 problem = item.problem or (result if isinstance(result, validation.Problem) else None)
                 if problem is not None or not writers[item.split]:

@@ -61,7 +61,9 @@ def build_example(
         WIDTH: _ints([width]),
         ATTRIBUTES: _ints(attributes),
     }
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    # deterministic=True: map entries in key order, so the same input gives the
+    # same bytes in every process.
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def feature_spec(num_attributes: int) -> dict[str, tf.io.FixedLenFeature]:

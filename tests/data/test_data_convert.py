@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from data_helpers import csv_dataset, image_bytes, write_csv, write_image, write_truncated_jpeg
+from data_helpers import image_bytes, write_csv, write_image, write_truncated_jpeg
 
 from alm_tf.data import example
 from alm_tf.data.convert import ConvertConfig, StrictError, convert, parse_list_annotations, parse_splits
@@ -211,3 +211,21 @@ def test_parsers():
 def test_image_bytes_helper_roundtrip():
     arr = tf.io.decode_png(image_bytes(5, 4)).numpy()
     assert arr.shape == (5, 4, 3) and arr.dtype == np.uint8
+
+
+def test_same_bytes_in_another_process(tmp_path, csv17):
+    """Protobuf map order may vary between processes: the writer must not."""
+    import subprocess
+    import sys
+
+    root, ann = csv17
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    convert(_cfg(format="csv", annotations=ann, images_dir=root, output_dir=a, num_shards=2))
+    code = (
+        "from alm_tf.data.convert import ConvertConfig, convert; "
+        f"convert(ConvertConfig(format='csv', annotations={ann!r}, images_dir={root!r}, "
+        f"output_dir={b!r}, num_shards=2, show_progress=False))"
+    )
+    env = dict(os.environ, PYTHONHASHSEED="12345", TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True, timeout=120)
+    assert _tree_bytes(a) == _tree_bytes(b)
