@@ -42,7 +42,9 @@ _TOP_DOWN = flags.DEFINE_enum("top_down", "concat", cfg.TOP_DOWN, "Top-down comb
 _CHANNEL_ATT = flags.DEFINE_bool("channel_attention", True, "SE attention in the ALMs.", **_OVERRIDE)
 _FUSION = flags.DEFINE_enum("fusion", "max", cfg.FUSIONS, "Fusion of the branch logits.", **_OVERRIDE)
 _UPSAMPLING = flags.DEFINE_enum("upsampling", "bilinear", cfg.UPSAMPLINGS, "Top-down upsampling.", **_OVERRIDE)
-_TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "Split to train on (e.g. trainval).", **_OVERRIDE)
+_TRAIN_SPLIT = flags.DEFINE_string(
+    "train_split", None, "Split to train on; default `train` when the manifest has it, "
+    "else `trainval`.", **_OVERRIDE)
 _VAL_SPLIT = flags.DEFINE_string(
     "val_split", None, "Split validated after each epoch; default `val` when the manifest "
     "has it (and the train split is not trainval); `none` disables.", **_OVERRIDE)

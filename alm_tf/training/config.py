@@ -50,7 +50,8 @@ class TrainConfig:
       loss_weighting: `official`, `paper` or `none` (see alm_tf.losses).
       alm_levels, top_down, channel_attention, fusion, upsampling: model
         options (see alm_tf.build_model).
-      train_split: split to train on.
+      train_split: split to train on (None = `train` when the manifest has
+        it, else `trainval`).
       val_split: split validated after every epoch ("" = none; None = `val`
         when the manifest has it and the train split is not `trainval`).
       init_checkpoint: `.keras` file whose layers with matching names and
@@ -87,7 +88,7 @@ class TrainConfig:
     channel_attention: bool = True
     fusion: str = "max"
     upsampling: str = "bilinear"
-    train_split: str = "train"
+    train_split: Optional[str] = None
     val_split: Optional[str] = None
     init_checkpoint: Optional[str] = None
     strategy: str = "default"
@@ -170,8 +171,8 @@ class TrainConfig:
             self._check_positive("shuffle_buffer")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0. Received: seed={self.seed}")
-        if not self.train_split:
-            raise ConfigError("train_split must not be empty.")
+        if self.train_split is not None and not self.train_split:
+            raise ConfigError("train_split must not be empty. Received: train_split=''")
         if self.init_checkpoint and not self.init_checkpoint.endswith(".keras"):
             raise ConfigError(
                 "init_checkpoint must be a .keras file. "

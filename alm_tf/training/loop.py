@@ -44,6 +44,9 @@ class TrainResult:
     history: list  # one dict of validation metrics per epoch (this run)
     init_matched: Optional[tuple[int, int]] = None
     replicas: int = 1
+    # (seconds waiting for the input batch, seconds for the whole step) of
+    # every step this run executed.
+    timings: list = dataclasses.field(default_factory=list)
 
 
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
@@ -76,7 +79,22 @@ def split_info(manifest: dict, split: str) -> Optional[dict]:
     return None
 
 
-def resolve_val_split(manifest: dict, config: TrainConfig) -> Optional[str]:
+def resolve_train_split(manifest: dict, config: TrainConfig) -> str:
+    if config.train_split is not None:
+        if split_info(manifest, config.train_split) is None:
+            raise ConfigError(
+                f"train_split {config.train_split!r} is not in the manifest of "
+                f"{config.data_dir}. Received: train_split={config.train_split!r}")
+        return config.train_split
+    for name in ("train", "trainval"):
+        if split_info(manifest, name) is not None:
+            return name
+    raise ConfigError(
+        f"The manifest of {config.data_dir} has neither a 'train' nor a 'trainval' "
+        "split; name one. Received: train_split=None")
+
+
+def resolve_val_split(manifest: dict, config: TrainConfig, train_split: str) -> Optional[str]:
     if config.val_split is not None:
         if config.val_split in ("", "none"):
             return None
@@ -86,7 +104,7 @@ def resolve_val_split(manifest: dict, config: TrainConfig) -> Optional[str]:
                 f"{config.data_dir}. Received: val_split={config.val_split!r}"
             )
         return config.val_split
-    if config.train_split != "trainval" and split_info(manifest, "val") is not None:
+    if train_split != "trainval" and split_info(manifest, "val") is not None:
         return "val"
     return None
 
@@ -169,18 +187,15 @@ def _train(config, strategy, model_builder, data_module):
             f"Received: batch_size={config.batch_size}")
     manifest = data_module.read_manifest(config.data_dir)
     attributes = list(manifest["attributes"])
-    train_info = split_info(manifest, config.train_split)
-    if train_info is None:
-        raise ConfigError(
-            f"train_split {config.train_split!r} is not in the manifest of "
-            f"{config.data_dir}. Received: train_split={config.train_split!r}")
-    val_split = resolve_val_split(manifest, config)
+    train_split = resolve_train_split(manifest, config)
+    train_info = split_info(manifest, train_split)
+    val_split = resolve_val_split(manifest, config, train_split)
     priors = np.asarray(train_info["positive_ratio"], np.float32)
     steps_per_epoch = config.steps_per_epoch or (
         train_info["num_examples"] // config.batch_size)
     if steps_per_epoch < 1:
         raise ConfigError(
-            f"The {config.train_split} split has {train_info['num_examples']} "
+            f"The {train_split} split has {train_info['num_examples']} "
             f"examples, fewer than one batch. Received: batch_size={config.batch_size}")
     total_steps = config.epochs * steps_per_epoch
     model_config = ModelConfig(
@@ -205,6 +220,7 @@ def _train(config, strategy, model_builder, data_module):
             "dataset": manifest.get("dataset"),
             "priors": priors.tolist(),
             "train": config.to_json(),
+            "train_split": train_split,
             "val_split": val_split,
             "threshold": 0.5,
         })
@@ -289,7 +305,7 @@ def _train(config, strategy, model_builder, data_module):
             if config.shuffle_buffer:
                 kwargs["shuffle_buffer"] = config.shuffle_buffer
             ds = data_module.make_dataset(
-                config.data_dir, config.train_split,
+                config.data_dir, train_split,
                 batch_size=config.batch_size,  # global; make_dataset splits it by ctx
                 image_size=config.image_size, training=True, input_context=ctx,
                 seed=epoch_seed(config.seed, epoch), repeat=True,
@@ -317,7 +333,7 @@ def _train(config, strategy, model_builder, data_module):
             os.path.join(config.model_dir, "logs", "validation"))
     else:
         train_writer = val_writer = tf.summary.create_noop_writer()
-    history = []
+    history, timings = [], []
     step = int(step_var.numpy())
     last_saved = latest
     while step < total_steps:
@@ -348,6 +364,7 @@ def _train(config, strategy, model_builder, data_module):
             step += 1
             step_var.assign(step)
             loss_sum, loss_count = loss_sum + loss, loss_count + 1
+            timings.append((t1 - t0, t2 - t0))
             images_per_s = config.batch_size / max(t2 - t0, 1e-9)
             with train_writer.as_default(step=step):
                 scalar_summary("loss/total", loss, step)
@@ -397,4 +414,4 @@ def _train(config, strategy, model_builder, data_module):
             shutil.copyfile(os.path.join(config.model_dir, "final.keras"),
                             os.path.join(config.model_dir, "best.keras"))
     return TrainResult(model=model, step=step, history=history, init_matched=init_matched,
-                       replicas=replicas)
+                       replicas=replicas, timings=timings)

@@ -152,3 +152,14 @@ def test_config_validation(kwargs, flag):
 def test_unknown_split_is_a_config_error(data_dir, tmp_path):
     with pytest.raises(ConfigError, match="train_split"):
         train(_config(data_dir, tmp_path, train_split="trainval"), model_builder=h.tiny_model)
+
+
+def test_trainval_manifest_defaults(tmp_path):
+    data_dir = str(tmp_path / "data")
+    h.write_dataset(data_dir, splits=(("trainval", 16), ("test", 8)))
+    result = train(_config(data_dir, tmp_path / "m", epochs=1), model_builder=h.tiny_model)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["train_split"] == "trainval"
+    assert config["val_split"] is None  # never the test split by default
+    assert result.step == 2 and "val" not in result.history[0]
+    assert (tmp_path / "m" / "best.keras").exists()
