@@ -28,7 +28,7 @@ import tensorflow as tf
 from alm_tf import metrics
 
 BRANCH_KEYS = ("level1", "level2", "level3", "global")
-CSV_COLUMNS = ("name", "positive_ratio", "tp", "fn", "tn", "fp",
+CSV_COLUMNS = ("name", "positive_ratio", "TP", "FN", "TN", "FP",
                "positive_recall", "negative_recall", "mA", "threshold")
 
 
