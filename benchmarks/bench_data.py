@@ -11,6 +11,7 @@ the input is not the bottleneck).
 Usage:
   .venv/bin/python benchmarks/bench_data.py [--num_images=1000] \
       [--workers=2] [--batch_size=32] [--height=256] [--width=128] \
+      [--min_image_height=80] [--max_image_height=240] \
       [--model_backbone=bn_inception|''] [--json=out.json]
 """
 
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--min_image_height", type=int, default=80)
+    parser.add_argument("--max_image_height", type=int, default=240)
     parser.add_argument("--model_backbone", default="bn_inception")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -90,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         src = os.path.join(tmp, "synth")
         start = time.perf_counter()
-        synth.generate(synth.SynthConfig(src, args.num_images, seed=0, split_fractions=(1.0, 0.0, 0.0)))
+        synth.generate(synth.SynthConfig(
+            src, args.num_images, seed=0, min_height=args.min_image_height,
+            max_height=args.max_image_height, split_fractions=(1.0, 0.0, 0.0),
+        ))
         synth_ips = args.num_images / (time.perf_counter() - start)
         # One split called "all" for the pipeline.
         csv_path = os.path.join(src, "annotations.csv")

@@ -230,23 +230,32 @@ def _cheap_checked(source: Source, split_map: Mapping[str, str], ignored: collec
         yield _Item(split, row, path, labels, None)
 
 
-def _decode(task: tuple[str, _Item]) -> tuple[_Item, validation.CheckedImage | validation.Problem | None]:
+def _decode(task: tuple[str, _Item, bool]) -> tuple[_Item, validation.CheckedImage | validation.Problem | None]:
     """Worker: the full image check of one item (None for an already bad one)."""
-    images_dir, item = task
+    images_dir, item, keep_bytes = task
     if item.problem is not None:
         return item, None
-    return item, validation.check_image(images_dir, item.path)
+    return item, validation.check_image(images_dir, item.path, keep_bytes)
 
 
 def _decoded(items: Iterable[_Item], images_dir: str, pool: Any, workers: int) -> Iterator[tuple[_Item, Any]]:
-    """Items with their decode results, in order, in bounded windows."""
-    tasks = ((images_dir, item) for item in items)
+    """Items with their decode results, in order, in bounded windows (at
+    most three in flight, so memory does not grow with the data set).
+
+    Worker processes do not send JPEG / PNG bytes back (see CheckedImage).
+    """
+    tasks = ((images_dir, item, pool is None) for item in items)
     if pool is None:
         yield from map(_decode, tasks)
         return
-    window = _CHUNKSIZE * workers * 8
+    window = _CHUNKSIZE * workers * 4
+    pending: collections.deque = collections.deque()
     while batch := list(itertools.islice(tasks, window)):
-        yield from pool.imap(_decode, batch, chunksize=_CHUNKSIZE)
+        pending.append(pool.imap(_decode, batch, chunksize=_CHUNKSIZE))
+        if len(pending) > 2:  # Keep the pool busy while the oldest window is written.
+            yield from pending.popleft()
+    while pending:
+        yield from pending.popleft()
 
 
 def _problem_record(item: _Item, problem: validation.Problem) -> dict[str, str]:
@@ -359,6 +368,9 @@ def _write(
             for item, result in _decoded(items, cfg.images_dir, pool, cfg.workers):
                 bar.update()
                 problem = item.problem or (result if isinstance(result, validation.Problem) else None)
+                if problem is None:
+                    encoded = validation.image_bytes(cfg.images_dir, item.path, result)
+                    problem = encoded if isinstance(encoded, validation.Problem) else None
                 if problem is not None or not writers[item.split]:
                     problem = problem or validation.Problem(validation.UNREADABLE_IMAGE, "no shard planned")
                     if cfg.strict:
@@ -368,7 +380,7 @@ def _write(
                 split_writers = writers[item.split]
                 split_writers[written[item.split] % len(split_writers)].write(
                     example.build_example(
-                        encoded=result.encoded, image_format=result.image_format, filename=item.row.image,
+                        encoded=encoded, image_format=result.image_format, filename=item.row.image,
                         height=result.height, width=result.width, attributes=item.labels,
                     )
                 )

@@ -12,6 +12,7 @@ import dataclasses
 import io
 import os
 import posixpath
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,12 +43,18 @@ class Problem:
 
 @dataclasses.dataclass(frozen=True)
 class CheckedImage:
-    """A fully decoded image's bytes (as found, or PNG) and size."""
+    """A fully decoded image: its bytes (as found, or PNG), format and size.
 
-    encoded: bytes
+    `encoded` is None when the caller asked not to carry the file's bytes
+    (worker processes: the writer re-reads the file, cheaper than sending
+    the bytes back, and checks it against `crc32`).
+    """
+
+    encoded: bytes | None
     image_format: str
     height: int
     width: int
+    crc32: int
 
 
 def normalize_path(image: str) -> str | Problem:
@@ -84,12 +91,13 @@ def parse_labels(raw: Sequence[Any], attributes: Sequence[str]) -> tuple[int, ..
     return tuple(out)
 
 
-def check_image(images_dir: str, relpath: str) -> CheckedImage | Problem:
+def check_image(images_dir: str, relpath: str, keep_bytes: bool = True) -> CheckedImage | Problem:
     """Reads and fully decodes one image.
 
     JPEG and PNG bytes are kept as found; any other format Pillow decodes
     (BMP, GIF, ...) is re-encoded losslessly as PNG, since the records hold
-    JPEG or PNG only.
+    JPEG or PNG only. With `keep_bytes=False` the bytes of a JPEG or PNG are
+    not returned (see `CheckedImage`).
     """
     path = os.path.join(images_dir, relpath)
     if not os.path.isfile(path):
@@ -104,7 +112,8 @@ def check_image(images_dir: str, relpath: str) -> CheckedImage | Problem:
             fmt = img.format
             img.load()  # Full decode: raises on truncated or corrupt data.
             width, height = img.size
-            if fmt not in _KEPT_FORMATS:
+            reencoded = fmt not in _KEPT_FORMATS
+            if reencoded:
                 buf = io.BytesIO()
                 img.convert("RGBA" if "A" in img.getbands() else "RGB").save(buf, format="PNG")
                 data, fmt = buf.getvalue(), "PNG"
@@ -112,4 +121,19 @@ def check_image(images_dir: str, relpath: str) -> CheckedImage | Problem:
         return Problem(UNREADABLE_IMAGE, f"{relpath}: {type(e).__name__}: {e}")
     if width < 1 or height < 1:
         return Problem(UNREADABLE_IMAGE, f"{relpath}: empty image")
-    return CheckedImage(data, _KEPT_FORMATS[fmt], height, width)
+    crc = zlib.crc32(data)
+    return CheckedImage(data if keep_bytes or reencoded else None, _KEPT_FORMATS[fmt], height, width, crc)
+
+
+def image_bytes(images_dir: str, relpath: str, checked: CheckedImage) -> bytes | Problem:
+    """The bytes to store for a checked image (re-read when not carried)."""
+    if checked.encoded is not None:
+        return checked.encoded
+    try:
+        with open(os.path.join(images_dir, relpath), "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return Problem(UNREADABLE_IMAGE, f"{relpath}: {e.strerror or e}")
+    if zlib.crc32(data) != checked.crc32:
+        return Problem(UNREADABLE_IMAGE, f"{relpath}: changed during the conversion")
+    return data
