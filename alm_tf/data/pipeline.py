@@ -62,6 +62,28 @@ def _shard_files(data_dir: str, manifest: dict[str, Any], split: str) -> list[st
     return files
 
 
+def _check_records_match(path: str, num_attributes: int) -> None:
+    """Fails early when the records do not hold M attributes.
+
+    Bad records are dropped while iterating; if none could ever be parsed
+    (a manifest that does not belong to its shards), a repeated data set
+    would spin forever on warnings, so look at the first records now.
+    """
+    spec = example.feature_spec(num_attributes)
+    error = None
+    for serialized in tf.data.TFRecordDataset(path).ignore_errors().take(3):
+        try:
+            tf.io.parse_single_example(serialized, spec)
+            return
+        except tf.errors.InvalidArgumentError as e:
+            error = e
+    if error is not None:
+        raise ValueError(
+            f"the records of {path} do not match its manifest ({num_attributes} attributes): "
+            f"{error.message.splitlines()[0]}"
+        )
+
+
 def _parse_and_decode(serialized: tf.Tensor, num_attributes: int, height: int, width: int) -> tuple[tf.Tensor, tf.Tensor]:
     features = example.parse_example(serialized, num_attributes)
     image = preprocessing.resize_images(preprocessing.decode_image(features[example.ENCODED]), height, width)
@@ -111,6 +133,7 @@ def make_dataset(
     manifest = read_manifest(data_dir)
     num_attributes = len(manifest["attributes"])
     files = _shard_files(data_dir, manifest, split)
+    _check_records_match(files[0], num_attributes)
     drop_remainder = training if drop_remainder is None else drop_remainder
     deterministic = seed is not None or not training
 

@@ -129,6 +129,18 @@ def test_corrupt_image_and_truncated_record_are_dropped(tmp_path):
     np.testing.assert_array_equal(y, [[1, 0], [0, 1]])
 
 
+def test_manifest_not_matching_records_fails_early(records, tmp_path):
+    out, _ = records
+    manifest = read_manifest(out)
+    manifest["attributes"] = ["only_one"]
+    for name in manifest["splits"]["train"]["shards"]:
+        os.symlink(os.path.join(out, name), tmp_path / name)
+    with open(tmp_path / "manifest.json", "w") as f:
+        json.dump(manifest, f)
+    with pytest.raises(ValueError, match="do not match"):
+        make_dataset(str(tmp_path), "train", batch_size=2, repeat=True)
+
+
 def test_errors(records, tmp_path):
     out, _ = records
     with pytest.raises(ValueError, match="'nope'"):
