@@ -1,5 +1,9 @@
 """The whole ALM model: parameter counts, variants, XLA, mixed precision."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -109,19 +113,36 @@ def test_runs_under_xla_jit_compile():
     assert all(g is not None for g in grads)
 
 
+_MIXED_SCRIPT = """
+import keras, numpy as np, tensorflow as tf, alm_tf
+keras.mixed_precision.set_global_policy("mixed_bfloat16")
+model = alm_tf.build_model(3, input_shape=(64, 32, 3))
+x = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
+out = model(x)
+for key, value in out.items():
+    assert value.dtype == tf.float32, key
+    assert np.all(np.isfinite(np.asarray(value))), key
+assert model.get_layer("conv1_7x7_s2").compute_dtype == "bfloat16"
+assert model.get_layer("st_3b").compute_dtype == "float32"
+# Boxes keep float32 precision (not rounded to bfloat16 steps).
+assert np.any(np.asarray(out["boxes"]) * 2**12 % 1 != 0)
+with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(model(x, training=True)["logits"])
+grads = tape.gradient(loss, model.trainable_weights)
+assert all(g is not None for g in grads)
+print("ok")
+"""
+
+
 def test_mixed_bfloat16_keeps_logits_and_boxes_float32():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model = alm_tf.build_model(3, input_shape=SMALL)
-        out = model(_images())
-        for key, value in out.items():
-            assert value.dtype == tf.float32, key
-            assert np.all(np.isfinite(np.asarray(value)))
-        assert model.get_layer("conv1_7x7_s2").compute_dtype == "bfloat16"
-        # Boxes keep float32 precision (not rounded to bfloat16 steps).
-        assert np.any(np.asarray(out["boxes"]) * 2**12 % 1 != 0)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    # A fresh process: the global policy must not leak into other tests, and
+    # TF 2.21's oneDNN bfloat16 CPU kernels sporadically returned garbage
+    # on this AMX machine (BUILD_NOTES.md), so they are switched off here.
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", _MIXED_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("ok")
 
 
 @pytest.mark.parametrize("shape", [(256, 128), (64, 32), (96, 64), (320, 160)])
