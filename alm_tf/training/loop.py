@@ -399,7 +399,12 @@ def _train(config, strategy, model_builder, data_module):
                         if chief:
                             _save_keras(model, os.path.join(config.model_dir, "best.keras"))
                 history.append(record)
-                logging.info("epoch %d: %s", epoch + 1, record)
+                summary = f"epoch {epoch + 1}: loss {record['train']['loss']:.4f}, train mA " \
+                    f"{record['train']['mA']:.4f}"
+                if "val" in record:
+                    summary += (f"; {val_split} mA {record['val']['mA']:.4f}, "
+                                f"F1 {record['val']['f1']:.4f}")
+                logging.info(summary)
             if end_of_epoch or periodic:
                 last_saved = save_checkpoint()
         if bar is not None:
