@@ -19,6 +19,14 @@ def data_dir(tmp_path_factory):
     return path
 
 
+def _tags(log_dir):
+    tags = set()
+    for name in os.listdir(log_dir):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
 def _config(data_dir, model_dir, **kw):
     base = dict(data_dir=data_dir, model_dir=str(model_dir), image_height=64,
                 image_width=32, batch_size=8, epochs=3, learning_rate=1e-2,
@@ -34,8 +42,10 @@ def test_loss_falls_and_model_dir_layout(data_dir, tmp_path):
     assert result.step == 5 * (48 // 8)
     for name in ("config.json", "final.keras", "best.keras", "checkpoints/checkpoint"):
         assert os.path.exists(tmp_path / name), name
-    assert os.listdir(tmp_path / "logs" / "train")
-    assert os.listdir(tmp_path / "logs" / "validation")
+    assert _tags(tmp_path / "logs" / "train") >= {
+        "loss/total", "loss/level1", "loss/level2", "loss/level3", "loss/global",
+        "learning_rate", "images_per_second", "input_wait_fraction", "train_mA"}
+    assert _tags(tmp_path / "logs" / "validation") >= {"mA", "f1"}
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["attributes"] == list(h.ATTRIBUTES)
     assert config["model"]["num_attributes"] == 3
