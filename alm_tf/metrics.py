@@ -2,7 +2,8 @@
 
 Predictions: an attribute is predicted present when its probability is
 STRICTLY greater than the threshold (0.5 by default, or one threshold per
-attribute), as the official code does (`output > 0.5`).
+attribute); `> 0.5` is our reading of the official evaluation code, and a
+probability of exactly 0.5 is rare enough that `>=` would not move mA.
 
 Label-based (per attribute m, over the images of a split):
   positive recall TP/P, negative recall TN/N, mA_m = (TP/P + TN/N) / 2,
