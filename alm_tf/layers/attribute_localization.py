@@ -123,6 +123,7 @@ class AttributeLocalization(keras.layers.Layer):
                 "combine='none' takes exactly one part. "
                 f"Received: {len(shapes)} parts"
             )
+        self.part_shapes = shapes
         self.height, self.width = shapes[-1][1], shapes[-1][2]
         channels = [s[3] for s in shapes]
         if self.lateral_units:

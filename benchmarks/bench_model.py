@@ -1,0 +1,238 @@
+"""Model benchmark: parameters, multiply-adds, CPU speed and peak memory.
+
+Measures, in ONE run (these machines are shared and noisy, so only ratios
+measured side by side mean much):
+- trainable parameters and multiply-accumulates (convolutions, dense layers
+  and the ALM layers' matmuls) of the full ALM model and of the baseline;
+- for each batch size, inference and train-step images/s of the full model
+  and the baseline (interleaved repetitions, median), and of the ALM layers
+  alone (fed the backbone's taps);
+- peak resident memory of a training loop, each model in its own process.
+
+Usage:
+    .venv/bin/python benchmarks/bench_model.py [--batch_sizes 1,8,32]
+        [--repeats 5] [--num_attributes 51] [--backbone bn_inception]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+
+def _tf():
+    import keras
+    import tensorflow as tf
+
+    return tf, keras
+
+
+def count_macs(model) -> dict:
+    """Multiply-accumulates of one image, split into parts."""
+    from alm_tf.layers.attribute_localization import AttributeLocalization
+
+    parts = {"backbone": 0, "laterals": 0, "alm": 0, "heads": 0}
+    for layer in model.layers:
+        sub = getattr(layer, "layers", None)
+        layers = sub if sub else [layer]
+        for item in layers:
+            name = item.name
+            if item.__class__.__name__ in ("Conv2D", "DepthwiseConv2D"):
+                out = item.output.shape
+                kh, kw = item.kernel_size
+                cin = item.kernel.shape[2]
+                macs = out[1] * out[2] * kh * kw * cin * (
+                    item.kernel.shape[3] if item.__class__.__name__ == "Conv2D"
+                    else 1)
+                key = "laterals" if name.startswith("latlayer") else "backbone"
+                parts[key] += int(macs)
+            elif item.__class__.__name__ == "Dense":
+                parts["heads"] += int(np.prod(item.kernel.shape))
+            elif isinstance(item, AttributeLocalization):
+                parts["alm"] += _alm_macs(item)
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def _alm_macs(layer) -> int:
+    m, c = layer.num_attributes, layer.channels
+    macs = m * c * 4 + m * c  # box regressor, classifier
+    if layer.channel_attention:
+        r = c // layer.reduction
+        macs += 2 * m * c * r
+    for k, shape in enumerate(layer.part_shapes):
+        h, w, ck = shape[1], shape[2], shape[3]
+        macs += (m + 1) * h * w * ck  # weighted pools (+ the plain mean)
+        if layer.lateral_units and k == len(layer.part_shapes) - 1:
+            macs += (m + 1) * ck * layer.lateral_units
+    return int(macs)
+
+
+def _build(kind, args):
+    import alm_tf
+
+    levels = () if kind == "baseline" else (1, 2, 3)
+    return alm_tf.build_model(args.num_attributes, backbone=args.backbone,
+                              input_shape=(256, 128, 3), alm_levels=levels)
+
+
+def _steps(model, batch, args):
+    tf, keras = _tf()
+
+    x = tf.random.normal((batch, 256, 128, 3))
+    y = tf.cast(tf.random.uniform((batch, args.num_attributes)) > 0.5,
+                tf.float32)
+    optimizer = keras.optimizers.Adam(1e-4)
+    optimizer.build(model.trainable_variables)
+    branches = [k for k in model.output if k.startswith("level")] + ["global"]
+
+    @tf.function
+    def infer():
+        return model(x, training=False)["logits"]
+
+    @tf.function
+    def train():
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            loss = tf.add_n([tf.reduce_mean(
+                tf.nn.sigmoid_cross_entropy_with_logits(y, out[b]))
+                for b in branches])
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return infer, train
+
+
+def _time(fn, n):
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        out = fn()
+        np.asarray(out)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _alm_only(model, batch):
+    tf, keras = _tf()
+    names = [layer.name for layer in model.layers]
+    taps = [model.get_layer(n).output for n in
+            ("inception_3b_output", "inception_4d_output",
+             "inception_5b_output")]
+    head_inputs = [keras.Input(shape=t.shape[1:]) for t in taps]
+    # Re-run the pyramid + ALM part of the graph on fresh inputs.
+    lat5 = model.get_layer("latlayer_5b")(head_inputs[2])
+    lat4 = model.get_layer("latlayer_4d")(head_inputs[1])
+    outs = [model.get_layer("st_3b")([lat5, lat4, head_inputs[0]])[0],
+            model.get_layer("st_4d")([lat5, lat4])[0],
+            model.get_layer("st_5b")([lat5])[0]]
+    head = keras.Model(head_inputs, outs)
+    feeds = [tf.random.normal((batch,) + tuple(t.shape[1:])) for t in taps]
+    del names
+
+    @tf.function
+    def infer():
+        return head(feeds, training=False)[0]
+
+    return infer
+
+
+def run_timing(args):
+    tf, _ = _tf()
+    models = {kind: _build(kind, args) for kind in ("full", "baseline")}
+    rows = []
+    for batch in args.batch_sizes:
+        fns = {k: _steps(m, batch, args) for k, m in models.items()}
+        result = {"batch": batch}
+        for mode, idx in (("infer", 0), ("train", 1)):
+            times = {"full": [], "baseline": []}
+            for kind in times:  # warm-up / tracing
+                _time(fns[kind][idx], 2)
+            for _ in range(args.repeats):  # interleaved
+                for kind in times:
+                    times[kind] += _time(fns[kind][idx], 1)
+            for kind in times:
+                med = statistics.median(times[kind])
+                result[f"{mode}_{kind}_ips"] = batch / med
+            result[f"{mode}_ratio"] = (statistics.median(times["full"])
+                                       / statistics.median(times["baseline"]))
+        if args.backbone == "bn_inception":
+            alm = _alm_only(models["full"], batch)
+            _time(alm, 2)
+            med = statistics.median(_time(alm, args.repeats))
+            result["alm_only_ms"] = med * 1000
+        rows.append(result)
+        print(json.dumps(result), flush=True)
+    return models, rows
+
+
+def run_memory_child(kind, batch, args):
+    infer, train = _steps(_build(kind, args), batch, args)
+    for _ in range(3):
+        np.asarray(train())
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+
+
+def measure_memory(kind, batch, args):
+    cmd = [sys.executable, __file__, "--memory_child", kind,
+           "--batch_sizes", str(batch), "--num_attributes",
+           str(args.num_attributes), "--backbone", args.backbone]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch_sizes", default="1,8,32")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--num_attributes", type=int, default=51)
+    parser.add_argument("--backbone", default="bn_inception")
+    parser.add_argument("--memory_child", default=None)
+    parser.add_argument("--skip_memory", action="store_true")
+    args = parser.parse_args()
+    args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    sys.path.insert(0, os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    if args.memory_child:
+        run_memory_child(args.memory_child, args.batch_sizes[0], args)
+        return
+    from alm_tf.model import count_params
+
+    models, rows = run_timing(args)
+    print("\n| model | trainable params | MACs/image (G) |")
+    print("| --- | ---: | ---: |")
+    for kind, model in models.items():
+        macs = count_macs(model)
+        print(f"| {kind} | {count_params(model):,} | {macs['total'] / 1e9:.3f}"
+              f" (backbone {macs['backbone'] / 1e9:.3f}, laterals "
+              f"{macs['laterals'] / 1e9:.3f}, ALM {macs['alm'] / 1e9:.4f}) |")
+    print("\n| batch | infer full img/s | infer base img/s | infer ratio | "
+          "train full img/s | train base img/s | train ratio | ALM layers "
+          "alone ms |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['batch']} | {r['infer_full_ips']:.1f} | "
+              f"{r['infer_baseline_ips']:.1f} | {r['infer_ratio']:.3f} | "
+              f"{r['train_full_ips']:.1f} | {r['train_baseline_ips']:.1f} | "
+              f"{r['train_ratio']:.3f} | {r.get('alm_only_ms', float('nan')):.2f} |")
+    if not args.skip_memory:
+        batch = max(args.batch_sizes)
+        full = measure_memory("full", batch, args)
+        base = measure_memory("baseline", batch, args)
+        print(f"\nPeak RSS of a training loop at batch {batch}: full "
+              f"{full} MiB, baseline {base} MiB, ratio {full / base:.3f}")
+
+
+if __name__ == "__main__":
+    main()
