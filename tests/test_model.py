@@ -181,3 +181,22 @@ def test_model_config_round_trip():
         alm_tf.ModelConfig.from_dict({"num_attributes": 2, "depth": 3})
     model = again.build()
     assert model.output["boxes"].shape[1] == 2
+
+
+# Trainable parameters of the whole model at M = 26, 256x128 (the pyramid
+# and ALM channels follow from each backbone's taps).
+BACKBONE_PARAMS = {
+    "bn_inception": None,  # pinned above at M = 51 against the official count
+    "resnet50": 27_730_528,
+    "efficientnetv2_s": 23_820_976,
+    "convnext_tiny": 31_409_344,
+    "mobilenet_v3_large": 6_506_768,
+}
+
+
+@pytest.mark.parametrize("backbone", [b for b, n in BACKBONE_PARAMS.items()
+                                      if n is not None])
+def test_backbone_parameter_counts_pinned(backbone):
+    model = alm_tf.build_model(26, backbone=backbone)
+    assert count_params(model) == BACKBONE_PARAMS[backbone]
+    assert model.output["boxes"].shape[1:] == (3, 26, 4)
