@@ -416,7 +416,8 @@ def _train(config, strategy, model_builder, data_module):
     if chief:
         _save_keras(model, os.path.join(config.model_dir, "final.keras"))
         if not val_split:  # nothing to pick by: best = final
-            shutil.copyfile(os.path.join(config.model_dir, "final.keras"),
-                            os.path.join(config.model_dir, "best.keras"))
+            best = os.path.join(config.model_dir, "best.keras")
+            shutil.copyfile(os.path.join(config.model_dir, "final.keras"), best + ".tmp")
+            os.replace(best + ".tmp", best)
     return TrainResult(model=model, step=step, history=history, init_matched=init_matched,
                        replicas=replicas, timings=timings)
