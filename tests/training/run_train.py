@@ -30,6 +30,9 @@ def main():
     import numpy as np
     np.savez(weights_path, **{str(i): w for i, w in enumerate(weights)})
     print("REPLICAS", result.replicas)
+    print("OUTPUT_DTYPES", json.dumps({k: str(v.dtype) for k, v in result.model.output.items()}))
+    print("CONV1", result.model.get_layer("conv1").compute_dtype,
+          result.model.get_layer("conv1").kernel.dtype)
     print("STEP", result.step, "HISTORY", json.dumps(result.history))
 
 

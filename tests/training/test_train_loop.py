@@ -83,18 +83,6 @@ def test_l2_decay_added_to_gradient_like_pytorch(data_dir, tmp_path):
                            decayed.get_layer("conv2").kernel.numpy())
 
 
-def test_mixed_bfloat16(data_dir, tmp_path):
-    result = train(_config(data_dir, tmp_path, epochs=1, mixed_precision="mixed_bfloat16"),
-                   model_builder=h.tiny_model)
-    model = result.model
-    assert model.get_layer("conv1").compute_dtype == "bfloat16"
-    assert model.get_layer("conv1").kernel.dtype == "float32"
-    out = model(tf.zeros((2, 64, 32, 3)), training=False)
-    assert out["logits"].dtype == tf.float32
-    assert np.isfinite(result.history[-1]["train"]["loss"])
-    assert keras.mixed_precision.global_policy().name == "float32"  # restored
-
-
 def test_mixed_float16_uses_loss_scaling(data_dir, tmp_path):
     result = train(_config(data_dir, tmp_path, epochs=1, steps_per_epoch=2,
                            mixed_precision="mixed_float16", val_split="none"),
