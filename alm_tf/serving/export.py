@@ -1,0 +1,437 @@
+"""SavedModel export of an ALM model for TF Serving.
+
+One `keras.export.ExportArchive` with four endpoints that share a single
+`serve()` tf.function (normalize -> model -> probabilities, thresholded
+labels, boxes):
+
+  serving_default   image_bytes tf.string [N]: encoded JPEG/PNG/BMP/GIF,
+                    any size, grayscale and RGBA converted to RGB
+  predict_images    images float32 [N, H, W, 3]: RGB 0..255, any H and W
+  predict_examples  examples tf.string [N]: serialized tf.Example with
+                    `image/encoded`
+  metadata          no input: attributes, thresholds, image_height,
+                    image_width, num_levels, model_name, model_version,
+                    project_version
+
+Outputs of the three image endpoints (CONTRACT.md): `probabilities`
+float32 (N, M), `labels` int32 (N, M) (probability > threshold, the rule
+of `alm_tf.evaluation`), `boxes` float32 (N, L, M, 4) (absent for the
+baseline). Images are brought to the model size with
+`alm_tf.data.preprocessing.resize_images(decode_image(...))` per image and
+normalized with `normalize_images`, exactly what the input pipeline does.
+Bad input (bytes that are no image, an empty string, a zero-sized image,
+an Example without `image/encoded`) raises InvalidArgumentError with a
+message: TF Serving answers it with HTTP 400 / gRPC INVALID_ARGUMENT.
+
+The model is always served in float32: a model trained in mixed precision
+is rebuilt (model dir) or converted (.keras file) to float32 layers.
+
+Where the model comes from (`load_source`):
+  - a model dir (config.json + final.keras / best.keras, see
+    `alm_tf.training.model_dir`): rebuilt from config.json, weights loaded,
+    attribute names from config.json, thresholds from thresholds.json
+    (alm-evaluate --tune_thresholds) when present, else 0.5;
+  - a .keras file: attribute names from the sidecar `<stem>.attributes.txt`
+    (what alm-import-torch writes) or, when the file sits in a model dir,
+    from that dir's config.json (and its thresholds.json). Without either
+    the export stops: names are never invented.
+
+Layout written by `export_saved_model` (to a temp dir, then renamed):
+  E/<version>/saved_model.pb, variables/
+  E/<version>/assets/attributes.txt                    one name a line
+  E/<version>/assets.extra/tf_serving_warmup_requests  PredictionLog records
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import uuid
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alm_tf.data import example as example_keys
+from alm_tf.data import preprocessing
+
+IMAGE_SIGNATURES = ("serving_default", "predict_images", "predict_examples")
+ATTRIBUTES_ASSET = "attributes.txt"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+#: Batch sizes warmed up through serving_default (= allowed_batch_sizes
+#: in savedmodel/batching_parameters.txt); the other signatures use 1.
+WARMUP_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+DEFAULT_MODEL_NAME = "alm"
+DEFAULT_THRESHOLD = 0.5
+
+
+class ExportError(ValueError):
+    """A user-facing export problem (bad path, missing names, version clash)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportSource:
+    """A float32 model and what ships with it."""
+
+    model: keras.Model
+    attributes: tuple[str, ...]
+    thresholds: tuple[float, ...]
+    image_size: tuple[int, int]
+    origin: str
+
+
+@contextlib.contextmanager
+def _float32_policy():
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def _check_names_and_thresholds(attributes, thresholds, num_outputs, origin):
+    attributes = tuple(str(a) for a in attributes)
+    if len(attributes) != num_outputs:
+        raise ExportError(f"{origin}: {len(attributes)} attribute names for a model with "
+                          f"{num_outputs} outputs")
+    if any(not a or "\n" in a for a in attributes):
+        raise ExportError(f"{origin}: attribute names must be non-empty single lines")
+    if thresholds is None:
+        thresholds = [DEFAULT_THRESHOLD] * num_outputs
+    thresholds = tuple(float(t) for t in thresholds)
+    if len(thresholds) != num_outputs:
+        raise ExportError(f"{origin}: {len(thresholds)} thresholds for {num_outputs} attributes")
+    bad = [t for t in thresholds if not (math.isfinite(t) and 0.0 <= t <= 1.0)]
+    if bad:
+        raise ExportError(f"{origin}: thresholds must lie in [0, 1]. Received: {bad[0]}")
+    return attributes, thresholds
+
+
+def _read_thresholds(model_dir: str, attributes: Sequence[str]):
+    from alm_tf.training import model_dir as md
+
+    try:
+        return md.read_thresholds(model_dir, list(attributes))
+    except KeyError as e:
+        raise ExportError(f"{os.path.join(model_dir, md.THRESHOLDS_NAME)} has no threshold "
+                          f"for attribute {e.args[0]!r}") from None
+    except (ValueError, TypeError) as e:
+        raise ExportError(f"bad {os.path.join(model_dir, md.THRESHOLDS_NAME)}: {e}") from None
+
+
+def _num_outputs(model: keras.Model) -> int:
+    return int(model.output["logits"].shape[-1])
+
+
+def _image_size_of(model: keras.Model) -> tuple[int, int]:
+    shape = model.inputs[0].shape
+    return int(shape[1]), int(shape[2])
+
+
+def load_model_dir(model_dir: str, which: str = "final") -> ExportSource:
+    """Rebuilds the model of a trainer's model dir in float32, loads `which`.keras."""
+    import alm_tf
+    from alm_tf.training import model_dir as md
+
+    if which not in ("final", "best"):
+        raise ExportError(f"which must be 'final' or 'best'. Received: which={which!r}")
+    try:
+        config = md.read_config(model_dir)
+    except FileNotFoundError as e:
+        raise ExportError(str(e)) from None
+    weights = os.path.join(model_dir, f"{which}.keras")
+    if not os.path.exists(weights):
+        raise ExportError(f"{weights} does not exist (train first?)")
+    try:
+        model_config = alm_tf.ModelConfig.from_dict(config["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"{md.config_path(model_dir)}: bad model config: {e}") from None
+    with _float32_policy():
+        model = model_config.build()
+    model.load_weights(weights)
+    attributes = config.get("attributes")
+    if not attributes:
+        raise ExportError(f"{md.config_path(model_dir)} has no attribute names")
+    thresholds = _read_thresholds(model_dir, attributes)
+    attributes, thresholds = _check_names_and_thresholds(
+        attributes, thresholds, _num_outputs(model), model_dir)
+    return ExportSource(model, attributes, thresholds,
+                        (model_config.image_height, model_config.image_width), weights)
+
+
+def _replace_float_policies(node):
+    """A copy of a Keras config with every mixed dtype policy made float32."""
+    if isinstance(node, dict):
+        node = {k: _replace_float_policies(v) for k, v in node.items()}
+        if (node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy")
+                and isinstance(node.get("config"), dict)
+                and str(node["config"].get("name", "")).startswith("mixed_")):
+            node["config"] = dict(node["config"], name="float32")
+        return node
+    if isinstance(node, list):
+        return [_replace_float_policies(v) for v in node]
+    if isinstance(node, str) and node.startswith("mixed_"):
+        return "float32"
+    return node
+
+
+def as_float32(model: keras.Model) -> keras.Model:
+    """The model itself when all layers compute in float32, else a float32 copy."""
+    def leaves(m):
+        for layer in m.layers:
+            yield from (leaves(layer) if getattr(layer, "layers", None) else [layer])
+
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in leaves(model)):
+        return model
+    config = _replace_float_policies(model.get_config())
+    with _float32_policy():
+        copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def load_keras_file(path: str) -> ExportSource:
+    """A .keras file plus attribute names from its sidecar (see module doc)."""
+    import alm_tf  # noqa: F401  registers the custom layers
+    from alm_tf.training import model_dir as md
+
+    if not os.path.isfile(path):
+        raise ExportError(f"no such .keras file: {path!r}")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001  any load failure is a bad file
+        raise ExportError(f"cannot load {path!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    model = as_float32(model)
+    sidecar = os.path.splitext(path)[0] + ".attributes.txt"
+    folder = os.path.dirname(os.path.abspath(path))
+    thresholds = None
+    if os.path.exists(sidecar):
+        with open(sidecar) as f:
+            attributes = [line.strip() for line in f if line.strip()]
+    elif os.path.exists(md.config_path(folder)):
+        attributes = md.read_config(folder).get("attributes") or []
+        thresholds = _read_thresholds(folder, attributes)
+    else:
+        raise ExportError(f"no attribute names for {path!r}: expected {sidecar!r} "
+                          f"or a config.json beside it")
+    attributes, thresholds = _check_names_and_thresholds(
+        attributes, thresholds, _num_outputs(model), path)
+    return ExportSource(model, attributes, thresholds, _image_size_of(model), path)
+
+
+def load_source(path: str, which: str = "final") -> ExportSource:
+    """A model dir or a .keras file (see the module docstring)."""
+    if os.path.isdir(path):
+        return load_model_dir(path, which)
+    if path.endswith(".keras"):
+        return load_keras_file(path)
+    raise ExportError(f"model must be a model dir with config.json or a .keras file. "
+                      f"Received: {path!r}")
+
+
+# ----------------------------------------------------------------- signatures
+
+
+def _check_image_sizes(images: tf.Tensor) -> tf.Tensor:
+    """Asserts that every image has a positive height and width."""
+    shape = tf.shape(images)
+    check = tf.debugging.assert_positive(
+        shape[-3:-1], message="image has zero height or width")
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
+
+
+def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
+    """The endpoint functions: name -> (python function, input signature).
+
+    All image endpoints call one `serve` tf.function on (N, H, W, 3) RGB
+    0..255 float32 images already at the model size.
+    """
+    model = source.model
+    height, width = source.image_size
+    thresholds = tf.constant(source.thresholds, tf.float32)
+    has_boxes = "boxes" in model.output
+
+    @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)],
+                 autograph=False, jit_compile=False)
+    def serve(images_at_size):
+        outputs = model(preprocessing.normalize_images(images_at_size), training=False)
+        probabilities = tf.sigmoid(tf.cast(outputs["logits"], tf.float32))
+        result = {
+            "probabilities": probabilities,
+            "labels": tf.cast(probabilities > thresholds, tf.int32),
+        }
+        if has_boxes:
+            result["boxes"] = tf.cast(outputs["boxes"], tf.float32)
+        return result
+
+    def decode_to_size(encoded):
+        image = _check_image_sizes(preprocessing.decode_image(encoded))
+        return preprocessing.resize_images(image, height, width)
+
+    def from_bytes(encoded_batch):
+        images = tf.map_fn(decode_to_size, encoded_batch,
+                           fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
+        return serve(images)
+
+    def serving_default(image_bytes):
+        return from_bytes(image_bytes)
+
+    def predict_images(images):
+        images = _check_image_sizes(images)
+        return serve(preprocessing.resize_images(images, height, width))
+
+    def predict_examples(examples):
+        features = tf.io.parse_example(
+            examples, {example_keys.ENCODED: tf.io.FixedLenFeature([], tf.string)})
+        return from_bytes(features[example_keys.ENCODED])
+
+    import alm_tf
+
+    num_levels = int(model.output["boxes"].shape[1]) if has_boxes else 0
+    metadata_values = {
+        "attributes": tf.constant(list(source.attributes), tf.string),
+        "thresholds": thresholds,
+        "image_height": tf.constant(height, tf.int32),
+        "image_width": tf.constant(width, tf.int32),
+        "num_levels": tf.constant(num_levels, tf.int32),
+        "model_name": tf.constant(model.name, tf.string),
+        "model_version": tf.constant(int(model_version), tf.int64),
+        "project_version": tf.constant(alm_tf.__version__, tf.string),
+    }
+
+    def metadata():
+        return {k: tf.identity(v) for k, v in metadata_values.items()}
+
+    return {
+        "serving_default": (serving_default, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
+        "predict_images": (predict_images,
+                           [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]),
+        "predict_examples": (predict_examples,
+                             [tf.TensorSpec([None], tf.string, name="examples")]),
+        "metadata": (metadata, []),
+    }
+
+
+def build_archive(source: ExportSource, model_version: int = 0) -> keras.export.ExportArchive:
+    """One ExportArchive holding the model and the four endpoints."""
+    archive = keras.export.ExportArchive()
+    archive.track(source.model)
+    for name, (fn, signature) in make_endpoints(source, model_version).items():
+        if signature:
+            archive.add_endpoint(name, fn, input_signature=signature)
+        else:  # no inputs: hand over a traced tf.function
+            traced = tf.function(fn, autograph=False)
+            traced.get_concrete_function()
+            archive.add_endpoint(name, traced)
+    return archive
+
+
+# --------------------------------------------------------------------- warmup
+
+
+def warmup_image(height: int, width: int) -> np.ndarray:
+    """A deterministic RGB uint8 test picture (gradients), (height, width, 3)."""
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    return np.stack([np.broadcast_to(y, (height, width)),
+                     np.broadcast_to(x, (height, width)),
+                     (y + x) / 2.0 * np.ones((height, width), np.float32)], -1).astype(np.uint8)
+
+
+def warmup_requests(image_size: tuple[int, int], model_name: str = DEFAULT_MODEL_NAME):
+    """PredictionLog protos: serving_default at every WARMUP_BATCH_SIZES, the others at 1."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    picture = warmup_image(*image_size)
+    jpeg = tf.io.encode_jpeg(picture, quality=90).numpy()
+    serialized = tf.train.Example(features=tf.train.Features(feature={
+        example_keys.ENCODED: tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg]))
+    })).SerializeToString()
+
+    def log(signature, name, value):
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=request))
+
+    logs = [log("serving_default", "image_bytes", np.array([jpeg] * n, dtype=object))
+            for n in WARMUP_BATCH_SIZES]
+    logs.append(log("predict_images", "images", picture[None].astype(np.float32)))
+    logs.append(log("predict_examples", "examples", np.array([serialized], dtype=object)))
+    return logs
+
+
+def write_warmup(saved_model_dir: str, image_size: tuple[int, int]) -> int:
+    """Writes assets.extra/tf_serving_warmup_requests; returns the record count."""
+    path = os.path.join(saved_model_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    logs = warmup_requests(image_size)
+    with tf.io.TFRecordWriter(path) as writer:
+        for entry in logs:
+            writer.write(entry.SerializeToString())
+    return len(logs)
+
+
+# --------------------------------------------------------------------- export
+
+
+def existing_versions(export_dir: str) -> list[int]:
+    """Integer-named version folders of an export dir (TF Serving's rule)."""
+    if not os.path.isdir(export_dir):
+        return []
+    return sorted(int(n) for n in os.listdir(export_dir)
+                  if n.isdigit() and os.path.isdir(os.path.join(export_dir, n)))
+
+
+def next_version(export_dir: str) -> int:
+    versions = existing_versions(export_dir)
+    return versions[-1] + 1 if versions else 1
+
+
+def export_saved_model(source: ExportSource, export_dir: str, version: Optional[int] = None,
+                       overwrite: bool = False) -> str:
+    """Writes `export_dir/<version>/`; returns its path.
+
+    Everything is written to a hidden temp folder beside it (TF Serving
+    ignores names that are not integers) and renamed into place, so a
+    failed export leaves nothing behind.
+
+    Raises:
+        ExportError: the version exists and `overwrite` is False, or a bad
+            version number.
+    """
+    if version is None:
+        version = next_version(export_dir)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ExportError(f"version must be a positive integer. Received: version={version!r}")
+    final = os.path.join(export_dir, str(version))
+    if os.path.exists(final) and not overwrite:
+        raise ExportError(f"version {version} already exists: {final} (use --overwrite)")
+    os.makedirs(export_dir, exist_ok=True)
+    tmp = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        build_archive(source, version).write_out(tmp, verbose=False)
+        os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
+        with open(os.path.join(tmp, "assets", ATTRIBUTES_ASSET), "w") as f:
+            f.write("".join(f"{name}\n" for name in source.attributes))
+        write_warmup(tmp, source.image_size)
+        if os.path.exists(final):
+            old = os.path.join(export_dir, f".old-{version}-{uuid.uuid4().hex[:8]}")
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logging.info("exported %s to %s", source.origin, final)
+    return final
