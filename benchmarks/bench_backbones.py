@@ -2,11 +2,17 @@
 
 For each backbone: its parameters and multiply-adds (conv / depthwise /
 dense MACs counted from layer shapes, and TensorFlow's profiler FLOPs on the
-frozen inference graph as a cross-check), then images/s for inference and
+frozen inference graph as a cross-check; the profiler does not count Einsum),
+then images/s for inference and
 for a training step at batch 32, 256x128. When `alm_tf.build_model` exists
 the timed network is the full ALM model (M = 26 attributes, a sigmoid
 cross-entropy on the four branch logits, SGD); otherwise the backbone alone
-(SGD on the sum of its outputs).
+(SGD on the sum of its outputs). The 1-minute load average is printed per
+row: timings taken while other processes share the CPUs are not comparable.
+
+On TensorFlow's CPU kernels ConvNeXt is far slower than its MACs suggest:
+keras builds its 7x7 depthwise convolutions as `Conv2D(groups=C)`, and the
+grouped convolution runs about 100x slower than `DepthwiseConv2D` on CPU.
 
 Usage:
   .venv/bin/python benchmarks/bench_backbones.py \
@@ -182,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"tensorflow {tf.__version__}, keras {keras.__version__}, "
         f"{os.cpu_count()} CPUs; batch {args.batch_size}, {shape[0]}x{shape[1]}, "
-        f"{args.iters} timed iterations; timed network: "
+        f"{args.iters} timed iterations; load average {os.getloadavg()[0]:.1f}; "
+        "timed network: "
         + (f"full ALM model, M={NUM_ATTRIBUTES}" if full else "backbone alone"),
         flush=True,
     )
@@ -204,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             row["model_trainable_params"] = _trainable(timed)
             row["model_gflops_profiler"] = profiler_flops(timed, shape) / 1e9
         infer_ips, train_ips = throughput(timed, full, args.batch_size, shape, args.iters)
+        # Other processes on the same CPUs skew the timings: record the load.
+        row["load_average_1min"] = os.getloadavg()[0]
         row["infer_images_per_s"] = infer_ips
         row["train_images_per_s"] = train_ips
         rows.append(row)
@@ -217,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if full:
         header += ["ALM params (trainable)", "ALM GFLOPs (profiler)"]
-    header += ["infer img/s", "train img/s"]
+    header += ["infer img/s", "train img/s", "load avg"]
     print("\n| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for r in rows:
@@ -232,7 +241,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['model_params']:,} ({r['model_trainable_params']:,})",
                 f"{r['model_gflops_profiler']:.2f}",
             ]
-        cells += [f"{r['infer_images_per_s']:.1f}", f"{r['train_images_per_s']:.1f}"]
+        cells += [
+            f"{r['infer_images_per_s']:.1f}",
+            f"{r['train_images_per_s']:.1f}",
+            f"{r['load_average_1min']:.1f}",
+        ]
         print("| " + " | ".join(cells) + " |")
     if args.json:
         with open(args.json, "w") as f:

@@ -311,3 +311,23 @@ def test_keras_file_loads_after_import_alm_tf(tmp_path):
             "eagerly so that FoldedImageNetPreprocessing is registered"
         )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_numpy_int_input_shape_is_accepted():
+    model = build_keras_application_backbone(
+        "mobilenet_v3_large", (np.int64(64), np.int64(32), np.int64(3))
+    )
+    assert tuple(model.outputs[0].shape[1:3]) == (8, 4)
+
+
+def test_mixed_precision_keeps_the_fold_in_float32():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_keras_application_backbone("resnet50", TINY)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    fold = model.get_layer("folded_preprocessing")
+    assert fold.compute_dtype == "float32"
+    outputs = model(_normalized(_raw_images()))
+    assert all(np.all(np.isfinite(np.asarray(o, np.float32))) for o in outputs)

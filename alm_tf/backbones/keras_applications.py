@@ -33,6 +33,7 @@ cannot clash with the rest of the model.
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 import warnings
@@ -218,32 +219,39 @@ class FoldedImageNetPreprocessing(keras.layers.Layer):
         return config
 
 
-def _check_input_shape(input_shape: Any) -> tuple[Any, Any, int]:
+def _check_input_shape(input_shape: Any) -> tuple[int | None, int | None, int]:
     legal = (
         "a tuple (height, width, 3) with height and width multiples of 32 "
         "(at least 32) or None"
     )
+    error = ValueError(
+        f"Invalid backbone input_shape: expected {legal}. "
+        f"Received: input_shape={input_shape!r}"
+    )
     try:
         shape = tuple(input_shape)
     except TypeError:
-        shape = ()
-    ok = len(shape) == 3 and shape[2] == 3
-    for dim in shape[:2]:
+        raise error from None
+    if len(shape) != 3:
+        raise error
+    dims: list[int | None] = []
+    for dim in shape:
         if dim is None:
+            dims.append(None)
             continue
-        if (
-            not isinstance(dim, int)
-            or isinstance(dim, bool)
-            or dim < _MIN_SIZE
-            or dim % 32
-        ):
-            ok = False
-    if not ok:
-        raise ValueError(
-            f"Invalid backbone input_shape: expected {legal}. "
-            f"Received: input_shape={input_shape!r}"
-        )
-    return shape  # type: ignore[return-value]
+        if isinstance(dim, bool):
+            raise error
+        try:
+            dims.append(operator.index(dim))  # ints, numpy ints
+        except TypeError:
+            raise error from None
+    height, width, channels = dims
+    if channels != 3:
+        raise error
+    for dim in (height, width):
+        if dim is not None and (dim < _MIN_SIZE or dim % 32):
+            raise error
+    return height, width, 3
 
 
 def _resolve_weights(weights: Any) -> str | None:
@@ -336,8 +344,10 @@ def build_keras_application_backbone(
     constructor, kwargs = _APPLICATIONS[name]
 
     inputs = keras.Input(shape=shape, name="images", dtype="float32")
+    # float32 even under a mixed-precision policy: the caffe range (+-150)
+    # would lose its fractional part in bfloat16 before the first conv.
     x = FoldedImageNetPreprocessing(
-        PREPROCESSING_MODES[name], name=_PREPROCESSING_LAYER_NAME
+        PREPROCESSING_MODES[name], name=_PREPROCESSING_LAYER_NAME, dtype="float32"
     )(inputs)
     app_weights = "imagenet" if resolved == "imagenet" else None
     with warnings.catch_warnings():
