@@ -203,11 +203,6 @@ def load_keras_file(path: str) -> ExportSource:
 
     if not os.path.isfile(path):
         raise ExportError(f"no such .keras file: {path!r}")
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001  any load failure is a bad file
-        raise ExportError(f"cannot load {path!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-    model = as_float32(model)
     sidecar = os.path.splitext(path)[0] + ".attributes.txt"
     folder = os.path.dirname(os.path.abspath(path))
     thresholds = None
@@ -220,6 +215,12 @@ def load_keras_file(path: str) -> ExportSource:
     else:
         raise ExportError(f"no attribute names for {path!r}: expected {sidecar!r} "
                           f"or a config.json beside it")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001  any load failure is a bad file
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ExportError(f"cannot load {path!r}: {message}") from None
+    model = as_float32(model)
     attributes, thresholds = _check_names_and_thresholds(
         attributes, thresholds, _num_outputs(model), path)
     return ExportSource(model, attributes, thresholds, _image_size_of(model), path)

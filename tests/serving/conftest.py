@@ -1,0 +1,21 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import serving_helpers  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A small ALM model in a fake model dir, exported once: serving_helpers.Exported."""
+    return serving_helpers.make_exported(tmp_path_factory.mktemp("serving"))
+
+
+@pytest.fixture(scope="session")
+def loaded(exported):
+    import tensorflow as tf
+
+    return tf.saved_model.load(exported.saved_model)

@@ -1,0 +1,290 @@
+"""Shared pieces of the serving tests: a fake model dir, the reference
+computation, TF Serving protos the pip package lacks, in-test servers."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+ATTRIBUTES = ["hat", "long_hair", "backpack", "female"]
+THRESHOLDS = [0.5, 0.3, 0.7, 0.45]
+INPUT_SHAPE = (64, 32, 3)
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@dataclasses.dataclass
+class Exported:
+    model_dir: str
+    export_dir: str
+    saved_model: str
+    model: object  # the Keras model whose weights were exported
+
+
+def write_model_dir(model_dir, model, attributes, thresholds=None):
+    """A model dir as the trainer writes it (config.json via model_dir.write_json)."""
+    from alm_tf.config import ModelConfig
+    from alm_tf.training import model_dir as md
+
+    os.makedirs(model_dir, exist_ok=True)
+    shape = model.inputs[0].shape
+    levels = sorted(int(k[-1]) for k in model.output if k.startswith("level"))
+    config = ModelConfig(num_attributes=len(attributes), image_height=int(shape[1]),
+                         image_width=int(shape[2]), alm_levels=tuple(levels))
+    md.write_json(md.config_path(model_dir), {
+        "format_version": md.FORMAT_VERSION,
+        "model": config.to_dict(),
+        "image_size": [int(shape[1]), int(shape[2])],
+        "attributes": list(attributes),
+        "preprocessing": {"resize": "bilinear", "scale": "0..1",
+                          "mean": md.IMAGENET_MEAN, "std": md.IMAGENET_STD},
+        "threshold": 0.5,
+    })
+    model.save(os.path.join(model_dir, "final.keras"))
+    if thresholds is not None:  # as alm-evaluate --tune_thresholds writes it
+        md.write_json(os.path.join(model_dir, md.THRESHOLDS_NAME), {
+            "split": "val", "attributes": list(attributes), "thresholds": list(thresholds)})
+
+
+def make_exported(root) -> Exported:
+    import keras
+
+    import alm_tf
+    from alm_tf.serving import export
+
+    keras.utils.set_random_seed(1)
+    model = alm_tf.build_model(len(ATTRIBUTES), input_shape=INPUT_SHAPE)
+    _perturb_boxes(model)
+    model_dir = os.path.join(root, "model")
+    write_model_dir(model_dir, model, ATTRIBUTES, THRESHOLDS)
+    export_dir = os.path.join(root, "exported")
+    source = export.load_model_dir(model_dir)
+    path = export.export_saved_model(source, export_dir)
+    return Exported(model_dir, export_dir, path, source.model)
+
+
+def _perturb_boxes(model):
+    """Random box and classifier weights so that boxes and logits differ per image."""
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if layer.name.startswith("st_") or layer.name == "finalfc":
+            layer.set_weights([w + rng.normal(0, 0.05, w.shape).astype(w.dtype)
+                               for w in layer.get_weights()])
+
+
+def images(n=3, seed=0, sizes=((80, 40), (64, 32), (37, 23))):
+    """RGB uint8 pictures of different sizes."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (*sizes[i % len(sizes)], 3), dtype=np.uint8) for i in range(n)]
+
+
+def encode(image, fmt="png"):
+    import tensorflow as tf
+
+    if fmt == "png":
+        return tf.io.encode_png(image).numpy()
+    return tf.io.encode_jpeg(image, quality=95).numpy()
+
+
+def reference(model, rgb_images, thresholds=THRESHOLDS):
+    """Direct Keras call after the input pipeline's preprocessing, image by image."""
+    import tensorflow as tf
+
+    from alm_tf.data import preprocessing
+
+    height, width = model.inputs[0].shape[1:3]
+    batch = tf.stack([preprocessing.resize_images(tf.convert_to_tensor(x), height, width)
+                      for x in rgb_images])
+    out = model(preprocessing.normalize_images(batch), training=False)
+    probs = tf.sigmoid(out["logits"]).numpy()
+    result = {"probabilities": probs,
+              "labels": (probs > np.asarray(thresholds, np.float32)).astype(np.int32)}
+    if "boxes" in out:
+        result["boxes"] = out["boxes"].numpy()
+    return result
+
+
+def decoded(encoded_images):
+    import tensorflow as tf
+
+    return [tf.io.decode_image(e, channels=3, expand_animations=False).numpy()
+            for e in encoded_images]
+
+
+# --------------------------------------------------------- TF Serving protos
+
+
+def serving_config_protos():
+    """BatchingParameters and MonitoringConfig message classes.
+
+    tensorflow-serving-api ships model_server_config_pb2 but not these two;
+    they are built here from the fields of TF Serving's
+    servables/tensorflow/session_bundle_config.proto (fields 1-7) and
+    config/monitoring_config.proto, so the text files are parsed with the
+    real field names, types and numbers.
+    """
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import wrappers_pb2
+
+    F = descriptor_pb2.FieldDescriptorProto
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="alm_test/serving_config.proto", package="tensorflow.serving", syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto"])
+    batching = proto.message_type.add(name="BatchingParameters")
+    for number, (name, kind) in enumerate([
+            ("max_batch_size", ".google.protobuf.Int64Value"),
+            ("batch_timeout_micros", ".google.protobuf.Int64Value"),
+            ("max_enqueued_batches", ".google.protobuf.Int64Value"),
+            ("num_batch_threads", ".google.protobuf.Int64Value"),
+            ("thread_pool_name", ".google.protobuf.StringValue")], start=1):
+        batching.field.add(name=name, number=number, type=F.TYPE_MESSAGE,
+                           type_name=kind, label=F.LABEL_OPTIONAL)
+    batching.field.add(name="allowed_batch_sizes", number=6, type=F.TYPE_INT64,
+                       label=F.LABEL_REPEATED)
+    batching.field.add(name="pad_variable_length_inputs", number=7, type=F.TYPE_BOOL,
+                       label=F.LABEL_OPTIONAL)
+    prometheus = proto.message_type.add(name="PrometheusConfig")
+    prometheus.field.add(name="enable", number=1, type=F.TYPE_BOOL, label=F.LABEL_OPTIONAL)
+    prometheus.field.add(name="path", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    monitoring = proto.message_type.add(name="MonitoringConfig")
+    monitoring.field.add(name="prometheus_config", number=1, type=F.TYPE_MESSAGE,
+                         type_name=".tensorflow.serving.PrometheusConfig", label=F.LABEL_OPTIONAL)
+    pool.Add(proto)
+    get = message_factory.GetMessageClass
+    return (get(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")),
+            get(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig")))
+
+
+# ---------------------------------------------------------- in-test servers
+
+
+def _run_signature(loaded, signature_name, inputs):
+    import tensorflow as tf
+
+    signature = loaded.signatures[signature_name or "serving_default"]
+    return {k: v.numpy() for k, v in signature(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
+
+
+def _json_value(value, dtype):
+    """TF Serving's rule: {"b64": ...} becomes bytes for a string input."""
+    if isinstance(value, dict):
+        if set(value) != {"b64"}:
+            raise ValueError(f"JSON object {value} not formatted correctly for base64 data")
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list):
+        return [_json_value(v, dtype) for v in value]
+    return value
+
+
+class RestServer:
+    """`POST /v1/models/<name>[/versions/<v>]:predict` (row and columnar format)
+    answering from a loaded SavedModel, with TF Serving's JSON conventions."""
+
+    PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(/versions/(?P<version>\d+))?:predict$")
+
+    def __init__(self, loaded, model_name="alm"):
+        self.loaded, self.model_name, self.requests = loaded, model_name, []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                match = server.PATH.match(self.path)
+                if not match or match["name"] != server.model_name:
+                    return self._send(404, {"error": f"Servable not found: {self.path}"})
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append(body)
+                try:
+                    name = body.get("signature_name") or "serving_default"
+                    signature = server.loaded.signatures[name]
+                    _, specs = signature.structured_input_signature
+                    if not specs:
+                        raise ValueError(f"Failed to get input map for signature: {name}")
+                    (input_name, spec), = specs.items()
+                    rows = "instances" in body
+                    values = _json_value(body["instances"] if rows else body["inputs"], spec.dtype)
+                    dtype = object if spec.dtype.name == "string" else spec.dtype.as_numpy_dtype
+                    outputs = _run_signature(server.loaded, name,
+                                             {input_name: np.array(values, dtype=dtype)})
+                except Exception as e:  # TF Serving answers 400 with the message
+                    return self._send(400, {"error": getattr(e, "message", None) or str(e)})
+                if rows:
+                    n = len(next(iter(outputs.values())))
+                    answer = {"predictions": [{k: v[i].tolist() for k, v in outputs.items()}
+                                              for i in range(n)]}
+                else:
+                    answer = {"outputs": {k: v.tolist() for k, v in outputs.items()}}
+                self._send(200, answer)
+
+            def _send(self, code, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class GrpcServer:
+    """`PredictionService.Predict` answering from a loaded SavedModel."""
+
+    def __init__(self, loaded, model_name="alm"):
+        from concurrent import futures
+
+        import grpc
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        server = self
+        self.requests = []
+
+        class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+            def Predict(self, request, context):
+                server.requests.append(request)
+                if request.model_spec.name != model_name:
+                    context.abort(grpc.StatusCode.NOT_FOUND,
+                                  f"Servable not found for request: {request.model_spec.name}")
+                inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+                try:
+                    outputs = _run_signature(loaded, request.model_spec.signature_name, inputs)
+                except tf.errors.InvalidArgumentError as e:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, e.message)
+                response = predict_pb2.PredictResponse()
+                response.model_spec.CopyFrom(request.model_spec)
+                for key, value in outputs.items():
+                    response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+                return response
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), self.server)
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.target = f"127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop(grace=None)
