@@ -1,0 +1,364 @@
+"""The embedded end-to-end demo (what `alm-demo` / `make demo` runs).
+
+Stages, each in this process through the library functions the binaries
+call (no flags are touched):
+
+  1. synthetic data     `alm_tf.data.synth.generate`      -> D/synth/
+  2. conversion         `alm_tf.data.convert.convert`     -> D/records/
+  3. baseline training  `alm_tf.training.train`, alm_levels=()
+                                                          -> D/models/baseline/
+  4. ALM training       initialised from the baseline's final.keras (the
+                        authors' two-stage recipe)       -> D/models/alm/
+  5. evaluation         `alm_tf.evaluation.run_evaluation` of both on the
+                        synthetic test split             -> D/eval/{baseline,alm}/
+  6. export             `alm_tf.serving.export` of the ALM model -> D/export/1/
+  7. predictions        every held-out (test) image through the SavedModel's
+                        `serving_default`, localization pictures
+                                                          -> D/predictions/
+  8. localization hit rate from the SavedModel's boxes and regions.json
+  9. D/summary.json and a printed table.
+
+Localization hit rate (`localization_hit_rate` in summary.json): over the
+pairs (test image, region-bound attribute) where the attribute is PRESENT
+in the ground truth, a level's box hits when its centre ((y1+y2)/2,
+(x1+x2)/2), normalized image coordinates, lies inside (borders included)
+that attribute's true region box in regions.json. `levelK` is the share of
+hits of level K's boxes; `overall` is the share over all (pair, level)
+triples (the mean of the levels, as each level sees the same pairs).
+Absent attributes are left out of the headline numbers: with nothing to
+see, the box has nothing to find; the rate over all pairs (present or not)
+is reported beside it as `all_pairs`.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DemoConfig", "format_summary", "localization_hit_rate", "run_demo"]
+
+HIT_RATE_DEFINITION = (
+    "over (test image, region-bound attribute) pairs with the attribute present: share whose "
+    "level box centre lies inside the attribute's true region (regions.json); overall = over "
+    "all (pair, level) triples")
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """Sizes and options of the demo (defaults: the full demo, ~10 min on 2 CPU cores).
+
+    Args:
+        output_dir: D, where everything goes.
+        num_images: synthetic images (70% train, 10% val, 20% test).
+        image_height, image_width: network input (multiples of 32).
+        backbone: backbone name.
+        batch_size: training batch size.
+        baseline_steps: baseline training steps.
+        alm_steps: ALM training steps (initialised from the baseline).
+        learning_rate: Adam learning rate (both stages; /10 for the last
+            `decay_fraction` of each stage).
+        decay_fraction: share of each stage's steps at the decayed rate.
+        num_pictures: held-out images with a localization picture.
+        seed: data and initialisation seed.
+        keep_data: keep D/synth and D/records when they already exist with
+            the same settings (faster re-runs).
+        progress: show progress bars.
+    """
+
+    output_dir: str = "demo_output"
+    num_images: int = 1500
+    image_height: int = 128
+    image_width: int = 64
+    backbone: str = "bn_inception"
+    batch_size: int = 32
+    baseline_steps: int = 150
+    alm_steps: int = 200
+    learning_rate: float = 1e-4
+    decay_fraction: float = 0.0
+    num_pictures: int = 6
+    seed: int = 0
+    keep_data: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.output_dir:
+            raise ValueError("output_dir must be set")
+        if self.num_images < 20:
+            raise ValueError(f"num_images must be >= 20. Received: num_images={self.num_images}")
+        for name in ("image_height", "image_width"):
+            value = getattr(self, name)
+            if value < 32 or value % 32:
+                raise ValueError(f"{name} must be a positive multiple of 32. Received: {name}={value}")
+        for name in ("batch_size", "baseline_steps", "alm_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}")
+        if not 0 <= self.decay_fraction < 1:
+            raise ValueError(f"decay_fraction must be in [0, 1). Received: decay_fraction={self.decay_fraction}")
+        if self.num_pictures < 0:
+            raise ValueError(f"num_pictures must be >= 0. Received: num_pictures={self.num_pictures}")
+
+
+def _stage_steps(total: int, decay_fraction: float) -> tuple[int, int, tuple[int, ...]]:
+    """(epochs, steps_per_epoch, decay_epochs) giving `total` steps with a late decay.
+
+    Two "epochs" of the trainer: the second (decay_fraction of the steps)
+    at lr / 10. Without decay, one epoch of `total` steps.
+    """
+    decayed = int(round(total * decay_fraction))
+    if decayed < 1 or decayed >= total:
+        return 1, total, (10**6,)
+    # Equal-length trainer epochs: pick a period dividing both parts.
+    from math import gcd
+
+    period = gcd(total - decayed, decayed)
+    epochs = total // period
+    return epochs, period, ((total - decayed) // period,)
+
+
+def localization_hit_rate(boxes: np.ndarray, images: list[str], labels: np.ndarray,
+                          attributes: list[str], regions: dict, attribute_regions: dict) -> dict:
+    """The demo's localization hit rate (see the module docstring).
+
+    Args:
+        boxes: (N, L, M, 4) predicted boxes of the N `images`.
+        images: their regions.json keys.
+        labels: (N, M) ground-truth 0/1.
+        attributes: M names.
+        regions: regions.json "images" (image -> attribute -> true box).
+        attribute_regions: attribute -> region name or None (global).
+
+    Returns:
+        {"overall", "level1".., "num_pairs", "per_attribute", "all_pairs",
+        "definition"}; rates are None when there are no pairs.
+    """
+    boxes = np.asarray(boxes, np.float64)
+    n, levels = boxes.shape[0], boxes.shape[1]
+    bound = [m for m, a in enumerate(attributes) if attribute_regions.get(a)]
+    cy = (boxes[..., 0] + boxes[..., 2]) / 2.0  # (N, L, M)
+    cx = (boxes[..., 1] + boxes[..., 3]) / 2.0
+    hits = np.zeros((n, levels, len(attributes)), bool)
+    for i, image in enumerate(images):
+        for m in bound:
+            y1, x1, y2, x2 = regions[image][attributes[m]]
+            hits[i, :, m] = (cy[i, :, m] >= y1) & (cy[i, :, m] <= y2) & (cx[i, :, m] >= x1) & (cx[i, :, m] <= x2)
+    mask = np.zeros((n, len(attributes)), bool)
+    mask[:, bound] = True
+    present = mask & (np.asarray(labels) > 0.5)
+
+    def rates(selected: np.ndarray) -> dict:
+        count = int(selected.sum())
+        out: dict[str, Any] = {"num_pairs": count}
+        per_level = [float(hits[:, k][selected].mean()) if count else None for k in range(levels)]
+        out["overall"] = float(np.mean(per_level)) if count else None
+        for k, value in enumerate(per_level):
+            out[f"level{k + 1}"] = value
+        return out
+
+    result = rates(present)
+    result["per_attribute"] = {}
+    for m in bound:
+        sel = np.zeros_like(present)
+        sel[:, m] = present[:, m]
+        r = rates(sel)
+        result["per_attribute"][attributes[m]] = {k: v for k, v in r.items()}
+    result["all_pairs"] = rates(mask)
+    result["definition"] = HIT_RATE_DEFINITION
+    return result
+
+
+def _metrics_of(payload: dict) -> dict:
+    return {k: float(payload[k]) for k in ("mA", "f1", "accuracy", "precision", "recall")}
+
+
+def format_summary(summary: dict) -> str:
+    """The printed table: mA / F1 of both models, hit rates, paths."""
+    lines = ["", f"{'model':<10}{'mA':>9}{'F1':>9}{'acc':>9}{'prec':>9}{'recall':>9}"]
+    for name in ("baseline", "alm"):
+        m = summary[name]
+        lines.append(f"{name:<10}{m['mA']:>9.4f}{m['f1']:>9.4f}{m['accuracy']:>9.4f}"
+                     f"{m['precision']:>9.4f}{m['recall']:>9.4f}")
+    hit = summary["localization_hit_rate"]
+    fmt = lambda v: "   n/a" if v is None else f"{v:6.3f}"  # noqa: E731
+    levels = sorted(k for k in hit if k.startswith("level"))
+    lines += ["", f"localization hit rate ({hit['num_pairs']} present (image, attribute) pairs):",
+              "  " + "  ".join(f"{k} {fmt(hit[k])}" for k in ["overall"] + levels)]
+    lines.append("  " + "  ".join(f"{a} {fmt(v['overall'])}" for a, v in hit["per_attribute"].items()))
+    lines += ["", "made:"] + [f"  {k:<14} {v}" for k, v in summary["paths"].items()]
+    return "\n".join(lines)
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
+    """Runs every stage; writes D/summary.json; returns the summary dict."""
+    from alm_tf import evaluation, prediction
+    from alm_tf.data import convert as convert_lib
+    from alm_tf.data import synth
+    from alm_tf.training import loop
+    from alm_tf.training.config import TrainConfig
+
+    start = time.monotonic()
+    timings: dict[str, float] = {}
+    d = config.output_dir
+    os.makedirs(d, exist_ok=True)
+    paths = {
+        "synthetic_data": os.path.join(d, "synth"),
+        "records": os.path.join(d, "records"),
+        "baseline_model": os.path.join(d, "models", "baseline"),
+        "alm_model": os.path.join(d, "models", "alm"),
+        "baseline_eval": os.path.join(d, "eval", "baseline"),
+        "alm_eval": os.path.join(d, "eval", "alm"),
+        "export": os.path.join(d, "export"),
+        "predictions": os.path.join(d, "predictions"),
+    }
+    say(f"alm-demo: {config.num_images} synthetic images, input {config.image_height}x"
+        f"{config.image_width}, backbone {config.backbone}, batch {config.batch_size}, "
+        f"baseline {config.baseline_steps} steps, ALM {config.alm_steps} steps "
+        f"(from the baseline), lr {config.learning_rate:g}, output {d}")
+    stamp = {"num_images": config.num_images, "seed": config.seed}
+    stamp_path = os.path.join(d, "data_settings.json")
+
+    def clock(name: str, t0: float) -> None:
+        timings[name] = round(time.monotonic() - t0, 1)
+        say(f"    {name}: {timings[name]:.1f} s")
+
+    # 1-2. Data.
+    reuse = config.keep_data and os.path.exists(stamp_path) and os.path.exists(
+        os.path.join(paths["records"], "manifest.json"))
+    if reuse:
+        with open(stamp_path) as f:
+            reuse = json.load(f) == stamp
+    t0 = time.monotonic()
+    if reuse:
+        say("[1/7] synthetic data: reusing " + paths["synthetic_data"])
+        say("[2/7] conversion: reusing " + paths["records"])
+    else:
+        for key in ("synthetic_data", "records"):
+            shutil.rmtree(paths[key], ignore_errors=True)
+        say(f"[1/7] synthetic data -> {paths['synthetic_data']}")
+        info = synth.generate(synth.SynthConfig(output_dir=paths["synthetic_data"],
+                                                num_images=config.num_images, seed=config.seed))
+        say(f"    {info['num_images']} images: {info['splits']}")
+        say(f"[2/7] conversion (csv) -> {paths['records']}")
+        result = convert_lib.convert(convert_lib.ConvertConfig(
+            format="csv", annotations=info["annotations"], images_dir=paths["synthetic_data"],
+            output_dir=paths["records"], workers=min(2, os.cpu_count() or 1),
+            show_progress=config.progress))
+        say(f"    {result.num_written} examples, {result.num_skipped} skipped")
+        with open(stamp_path, "w") as f:
+            json.dump(stamp, f)
+    clock("data", t0)
+
+    # 3-4. Training: the baseline, then ALM from the baseline.
+    common = dict(data_dir=paths["records"], backbone=config.backbone,
+                  image_height=config.image_height, image_width=config.image_width,
+                  batch_size=config.batch_size, learning_rate=config.learning_rate,
+                  seed=config.seed, val_split="none", progress=config.progress)
+    for key, levels, steps, init, number in (
+            ("baseline_model", (), config.baseline_steps, None, 3),
+            ("alm_model", (1, 2, 3), config.alm_steps,
+             os.path.join(paths["baseline_model"], "final.keras"), 4)):
+        shutil.rmtree(paths[key], ignore_errors=True)  # a fresh run, not a resume
+        epochs, per_epoch, decay = _stage_steps(steps, config.decay_fraction)
+        name = "baseline" if not levels else "ALM"
+        say(f"[{number}/7] training {name} ({steps} steps"
+            + (f", initialised from {init}" if init else "") + f") -> {paths[key]}")
+        t0 = time.monotonic()
+        loop.train(TrainConfig(model_dir=paths[key], alm_levels=levels, epochs=epochs,
+                               steps_per_epoch=per_epoch, decay_epochs=decay,
+                               init_checkpoint=init, **common))
+        clock(f"train_{'baseline' if not levels else 'alm'}", t0)
+
+    # 5. Evaluation of both on the test split.
+    say("[5/7] evaluation on the synthetic test split")
+    t0 = time.monotonic()
+    results = {}
+    for name in ("baseline", "alm"):
+        payload = evaluation.run_evaluation(paths["records"], "test", paths[f"{name}_model"],
+                                            paths[f"{name}_eval"])
+        results[name] = _metrics_of(payload)
+    clock("evaluate", t0)
+
+    # 6. Export.
+    say(f"[6/7] export of the ALM model -> {paths['export']}/1")
+    t0 = time.monotonic()
+    from alm_tf.serving import export as export_lib
+
+    shutil.rmtree(paths["export"], ignore_errors=True)
+    saved_model = export_lib.export_saved_model(
+        export_lib.load_source(paths["alm_model"]), paths["export"], version=1, overwrite=True)
+    paths["saved_model"] = saved_model
+    clock("export", t0)
+
+    # 7. Predictions through the SavedModel on every held-out image.
+    say("[7/7] predictions on the held-out images through the SavedModel + localization pictures")
+    t0 = time.monotonic()
+    with open(os.path.join(paths["synthetic_data"], "annotations.csv"), newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
+    predictor = prediction.load_image_predictor(saved_model)
+    attributes = predictor.attributes
+    regions_file = os.path.join(paths["synthetic_data"], "regions.json")
+    with open(regions_file) as f:
+        regions_payload = json.load(f)
+    attribute_regions = regions_payload["attribute_regions"]
+    files = [os.path.join(paths["synthetic_data"], r["image"]) for r in rows]
+    shutil.rmtree(paths["predictions"], ignore_errors=True)
+    predicted = prediction.predict_files(
+        predictor, files, paths["predictions"], batch_size=32, max_picture_rows=4,
+        picture_attributes=[m for m, a in enumerate(attributes) if attribute_regions.get(a)],
+        max_pictures=config.num_pictures, panel_height=192, progress=config.progress, report=say)
+    if predicted.skipped:
+        raise RuntimeError(f"{len(predicted.skipped)} held-out images could not be read")
+    labels = np.array([[int(r[a]) for a in attributes] for r in rows], np.int64)
+    hit = localization_hit_rate(predicted.outputs["boxes"], [r["image"] for r in rows], labels,
+                                attributes, regions_payload["images"], attribute_regions)
+    saved_probs = predicted.outputs["probabilities"]
+    from alm_tf import metrics as metrics_lib
+
+    served = metrics_lib.compute_metrics(labels, saved_probs, 0.5, from_logits=False)
+    paths["predictions_csv"] = predicted.csv_path
+    paths["pictures"] = predicted.pictures
+    clock("predict", t0)
+
+    total = time.monotonic() - start
+    summary = {
+        "alm": results["alm"],
+        "baseline": results["baseline"],
+        "alm_saved_model_test_mA": float(served["mA"]),
+        "localization_hit_rate": hit,
+        "paths": {k: v for k, v in paths.items()},
+        "settings": dataclasses.asdict(config),
+        "timings_s": timings,
+        "demo_seconds": round(total, 1),
+    }
+    summary["paths"]["summary"] = os.path.join(d, "summary.json")
+    with open(summary["paths"]["summary"], "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    say(format_summary(summary))
+    return summary
+
+
+def default_demo_config(output_dir: str = "demo_output", **overrides: Any) -> DemoConfig:
+    """The full demo's settings (see DemoConfig), with overrides."""
+    return DemoConfig(output_dir=output_dir, **overrides)
+
+
+def tiny_demo_config(output_dir: str, **overrides: Any) -> DemoConfig:
+    """Smallest sizes that exercise every stage (tests)."""
+    options = dict(num_images=60, image_height=64, image_width=32, batch_size=8,
+                   baseline_steps=2, alm_steps=2, num_pictures=2, progress=False)
+    options.update(overrides)
+    return DemoConfig(output_dir=output_dir, **options)

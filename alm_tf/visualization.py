@@ -1,0 +1,212 @@
+"""Localization pictures in the style of the paper's figure 5 (Pillow only).
+
+Figure 5 of the ALM paper shows, for an attribute, the input image and then
+the region each pyramid level's ALM localized for it. Here:
+
+- `level_panels` draws one row: the input image, then one panel per level
+  with that level's box for the attribute drawn and named;
+- `localization_grid` stacks such rows for several attributes, with a
+  header naming the levels and a row label with each attribute's name,
+  probability and predicted label;
+- `save_localization_picture` writes the grid as a PNG.
+
+Boxes are the model's `boxes` output for one image, shape (L, M, 4),
+[y1, x1, y2, x2] in normalized image coordinates, unclipped (a box may
+reach outside the image; it is drawn clipped, dashed where it was cut).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Optional
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = [
+    "LEVEL_NAMES",
+    "box_centre",
+    "draw_box",
+    "level_panels",
+    "localization_grid",
+    "save_localization_picture",
+]
+
+#: Default panel titles, levels ordered as the model's `boxes` (finest first).
+LEVEL_NAMES: tuple[str, ...] = ("level 1", "level 2", "level 3")
+_COLOURS = ((255, 40, 40), (40, 200, 40), (40, 120, 255), (255, 170, 0), (200, 0, 200), (0, 200, 200))
+_BG = (255, 255, 255)
+_TEXT = (0, 0, 0)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font.
+        return ImageFont.load_default()
+
+
+def _to_image(image) -> Image.Image:
+    """A PIL RGB image from a PIL image or an (H, W, 3) array in 0..255."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"image must be (H, W, 3). Received: shape={array.shape}")
+    return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), "RGB")
+
+
+def box_centre(box: Sequence[float]) -> tuple[float, float]:
+    """(cy, cx) of a normalized [y1, x1, y2, x2] box."""
+    y1, x1, y2, x2 = (float(v) for v in box)
+    return (y1 + y2) / 2.0, (x1 + x2) / 2.0
+
+
+def _text_width(draw: ImageDraw.ImageDraw, text: str, font) -> int:
+    left, _, right, _ = draw.textbbox((0, 0), text, font=font)
+    return int(right - left)
+
+
+def draw_box(image, box: Sequence[float], label: str = "", colour=(255, 40, 40),
+             width: int = 2, font_size: int = 11) -> Image.Image:
+    """A copy of `image` with a normalized [y1, x1, y2, x2] box drawn and named.
+
+    The box is clipped to the image; the centre is marked with a cross; the
+    label goes on a filled tag above the box (below its top edge when the
+    box touches the top of the image).
+    """
+    out = _to_image(image).copy()
+    w, h = out.size
+    y1, x1, y2, x2 = (float(v) for v in box)
+    if not all(np.isfinite([y1, x1, y2, x2])):
+        raise ValueError(f"box must be finite. Received: box={list(box)}")
+    px1, px2 = sorted((min(max(x1, 0.0), 1.0) * (w - 1), min(max(x2, 0.0), 1.0) * (w - 1)))
+    py1, py2 = sorted((min(max(y1, 0.0), 1.0) * (h - 1), min(max(y2, 0.0), 1.0) * (h - 1)))
+    draw = ImageDraw.Draw(out)
+    draw.rectangle([px1, py1, px2, py2], outline=colour, width=width)
+    cy, cx = box_centre(box)
+    if 0 <= cy <= 1 and 0 <= cx <= 1:
+        r = max(3, width * 2)
+        ccx, ccy = cx * (w - 1), cy * (h - 1)
+        draw.line([(ccx - r, ccy), (ccx + r, ccy)], fill=colour, width=width)
+        draw.line([(ccx, ccy - r), (ccx, ccy + r)], fill=colour, width=width)
+    if label:
+        font = _font(font_size)
+        tw = _text_width(draw, label, font)
+        th = font_size + 3
+        ty = py1 - th if py1 - th >= 0 else py1 + width
+        tx = min(max(px1, 0), max(0, w - tw - 4))
+        draw.rectangle([tx, ty, tx + tw + 4, ty + th], fill=colour)
+        draw.text((tx + 2, ty + 1), label, fill=(255, 255, 255), font=font)
+    return out
+
+
+def _fit_height(image: Image.Image, height: int) -> Image.Image:
+    w, h = image.size
+    width = max(1, int(round(w * height / h)))
+    return image.resize((width, height), Image.BILINEAR)
+
+
+def level_panels(image, boxes: np.ndarray, attribute: int, name: str,
+                 level_names: Optional[Sequence[str]] = None,
+                 panel_height: int = 256, gap: int = 6) -> Image.Image:
+    """One figure-5 row: the input, then each level's box for `attribute`.
+
+    Args:
+        image: PIL image or (H, W, 3) array 0..255, any size.
+        boxes: (L, M, 4) normalized boxes of this image.
+        attribute: index m of the attribute.
+        name: its name, written on every box.
+        level_names: L titles (not drawn here; see `localization_grid`).
+        panel_height: height of every panel in pixels (the image is scaled).
+        gap: white pixels between panels.
+
+    Returns:
+        RGB image (panel_height, (L + 1) panels wide).
+    """
+    boxes = np.asarray(boxes, np.float32)
+    if boxes.ndim != 3 or boxes.shape[-1] != 4:
+        raise ValueError(f"boxes must be (L, M, 4). Received: shape={boxes.shape}")
+    if not 0 <= attribute < boxes.shape[1]:
+        raise ValueError(f"attribute must be in 0..{boxes.shape[1] - 1}. Received: attribute={attribute}")
+    base = _fit_height(_to_image(image), panel_height)
+    panels = [base]
+    for level in range(boxes.shape[0]):
+        panels.append(draw_box(base, boxes[level, attribute], name,
+                               _COLOURS[level % len(_COLOURS)], width=max(2, panel_height // 100)))
+    width = sum(p.size[0] for p in panels) + gap * (len(panels) - 1)
+    row = Image.new("RGB", (width, panel_height), _BG)
+    x = 0
+    for p in panels:
+        row.paste(p, (x, 0))
+        x += p.size[0] + gap
+    return row
+
+
+def localization_grid(image, boxes: np.ndarray, attributes: Sequence[int],
+                      names: Sequence[str], probabilities: Optional[Sequence[float]] = None,
+                      labels: Optional[Sequence[int]] = None,
+                      level_names: Optional[Sequence[str]] = None,
+                      title: str = "", panel_height: int = 256) -> Image.Image:
+    """Rows of `level_panels` for several attributes, with titles.
+
+    Args:
+        image: PIL image or (H, W, 3) array 0..255.
+        boxes: (L, M, 4) boxes of this image.
+        attributes: indices of the attributes to show (one row each).
+        names: all M attribute names.
+        probabilities, labels: optional length-M predictions, written in
+            each row's label.
+        level_names: L column titles (default "level 1".. finest first).
+        title: a line on top (e.g. the file name).
+        panel_height: panel height in pixels.
+    """
+    boxes = np.asarray(boxes, np.float32)
+    if boxes.ndim != 3 or boxes.shape[-1] != 4:
+        raise ValueError(f"boxes must be (L, M, 4). Received: shape={boxes.shape}")
+    if len(names) != boxes.shape[1]:
+        raise ValueError(f"names must have M={boxes.shape[1]} entries. Received: {len(names)}")
+    if not attributes:
+        raise ValueError("attributes must name at least one attribute")
+    levels = boxes.shape[0]
+    level_names = list(level_names or [LEVEL_NAMES[i] if i < len(LEVEL_NAMES) else f"level {i + 1}" for i in range(levels)])
+    rows = [level_panels(image, boxes, m, names[m], panel_height=panel_height) for m in attributes]
+    panel_w = _fit_height(_to_image(image), panel_height).size[0]
+    font = _font(13)
+    label_w = 150
+    header_h = 22 + (20 if title else 0)
+    row_gap = 8
+    width = label_w + rows[0].size[0] + 8
+    height = header_h + len(rows) * (panel_height + row_gap)
+    grid = Image.new("RGB", (width, height), _BG)
+    draw = ImageDraw.Draw(grid)
+    y = 2
+    if title:
+        draw.text((4, y), title, fill=_TEXT, font=font)
+        y += 20
+    for c, text in enumerate(["input"] + level_names):
+        draw.text((label_w + c * (panel_w + 6) + 2, y), text, fill=_TEXT, font=font)
+    y = header_h
+    for m, row in zip(attributes, rows):
+        lines = [names[m]]
+        if probabilities is not None:
+            lines.append(f"p = {float(probabilities[m]):.3f}")
+        if labels is not None:
+            lines.append("predicted present" if int(labels[m]) else "predicted absent")
+        for k, line in enumerate(lines):
+            draw.text((4, y + 4 + 17 * k), line, fill=_TEXT, font=font)
+        grid.paste(row, (label_w, y))
+        y += panel_height + row_gap
+    return grid
+
+
+def save_localization_picture(path: str, image, boxes: np.ndarray, attributes: Sequence[int],
+                              names: Sequence[str], **kwargs) -> str:
+    """Writes `localization_grid(...)` as a PNG at `path`; returns the path."""
+    grid = localization_grid(image, boxes, attributes, names, **kwargs)
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    grid.save(path, format="PNG")
+    return path

@@ -1,0 +1,82 @@
+"""alm-demo: the embedded end-to-end demo (what `make demo` runs).
+
+  alm-demo [--output_dir=demo_output]
+
+Synthetic data -> TFRecords -> baseline training -> ALM training from the
+baseline -> evaluation of both -> SavedModel export -> predictions on the
+held-out images through the SavedModel -> localization pictures ->
+D/summary.json. The last line printed is `demo finished in N s`.
+Sizes default to a run of about 10 minutes on 2 CPU cores; see
+alm_tf/demo.py for the stages and the localization hit rate definition.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+_OVERRIDE = {"allow_override": True}
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "demo_output", "Where everything goes.", **_OVERRIDE)
+_NUM_IMAGES = flags.DEFINE_integer("num_images", None, "Synthetic images (default: the demo's).", **_OVERRIDE)
+_BASELINE_STEPS = flags.DEFINE_integer("baseline_steps", None, "Baseline training steps.", **_OVERRIDE)
+_ALM_STEPS = flags.DEFINE_integer("alm_steps", None, "ALM training steps.", **_OVERRIDE)
+_HEIGHT = flags.DEFINE_integer("image_height", None, "Input height (multiple of 32).", **_OVERRIDE)
+_WIDTH = flags.DEFINE_integer("image_width", None, "Input width (multiple of 32).", **_OVERRIDE)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the data and the initialisation.", **_OVERRIDE)
+_KEEP_DATA = flags.DEFINE_bool("keep_data", False, "Reuse D/synth and D/records of an earlier run "
+                               "with the same data settings.", **_OVERRIDE)
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.", **_OVERRIDE)
+_TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (a smoke test of every stage, about a minute).",
+                          **_OVERRIDE)
+
+
+def _fail(message: str) -> None:
+    print(f"alm-demo: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def main(argv: list[str]) -> None:
+    """Runs the demo; exits 1 with one line on stderr on bad flags."""
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    start = time.monotonic()
+    # TensorFlow's INFO lines (SavedModel signature renames, ...) would bury
+    # the demo's own progress; warnings and errors still show.
+    logging.set_verbosity(logging.WARNING)
+    from alm_tf import demo
+
+    overrides = {"seed": _SEED.value, "keep_data": _KEEP_DATA.value, "progress": _PROGRESS.value}
+    for key, flag in (("num_images", _NUM_IMAGES), ("baseline_steps", _BASELINE_STEPS),
+                      ("alm_steps", _ALM_STEPS), ("image_height", _HEIGHT), ("image_width", _WIDTH)):
+        if flag.value is not None:
+            overrides[key] = flag.value
+    try:
+        make = demo.tiny_demo_config if _TINY.value else demo.default_demo_config
+        config = make(_OUTPUT_DIR.value, **overrides)
+    except ValueError as e:
+        _fail(str(e).splitlines()[0])
+        return
+    if os.path.exists(config.output_dir) and not os.path.isdir(config.output_dir):
+        _fail(f"--output_dir exists and is not a folder: {config.output_dir!r}")
+    demo.run_demo(config)
+    print(f"demo finished in {int(round(time.monotonic() - start))} s", flush=True)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"alm-demo: error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()
