@@ -172,6 +172,8 @@ def _saved_model_predictor(path: str) -> Predictor:
         meta = {k: v.numpy() for k, v in loaded.signatures["metadata"]().items()}
         if "image_height" in meta and "image_width" in meta:
             size = (int(meta["image_height"]), int(meta["image_width"]))
+        if attributes is None and "attributes" in meta:
+            attributes = [a.decode("utf-8") for a in meta["attributes"].tolist()]
     mean = tf.constant(preprocessing.IMAGENET_MEAN, tf.float32)
     std = tf.constant(preprocessing.IMAGENET_STD, tf.float32)
 
