@@ -4,11 +4,13 @@
   - a SavedModel dir from `alm-export` (`E/N/` or the export root `E/`,
     whose highest numeric version is used): its `serving_default`
     signature takes the encoded bytes, so preprocessing is the model's own;
-  - a `.keras` file: attribute names from a sibling `config.json` or an
-    attributes file (one name a line); preprocessing from
+  - a `.keras` file: attribute names from an attributes file (one name a
+    line), a sidecar `<stem>.attributes.txt` or a sibling `config.json`
+    (never invented); preprocessing from
     `alm_tf.data.preprocessing` at the model's input size;
   - a model dir (config.json + final.keras / best.keras);
-  - `server="host:port"`: TF Serving through `alm_tf.serving.client`.
+  - `server="host:port"` (gRPC) or `server="http://host:port"` (REST): TF
+    Serving through `alm_tf.serving.client`.
 
 Every predictor maps a list of encoded images (bytes) to `probabilities`
 (N, M), `labels` (N, M) and, for ALM models, `boxes` (N, L, M, 4).
@@ -120,6 +122,10 @@ def find_images(spec: str) -> list[str]:
 
 
 def _sibling_attributes(keras_path: str) -> Optional[list[str]]:
+    """Names from `<stem>.attributes.txt` (alm-import-torch) or a sibling config.json."""
+    sidecar = keras_path[: -len(".keras")] + ".attributes.txt"
+    if os.path.isfile(sidecar):
+        return read_attributes_file(sidecar)
     config = os.path.join(os.path.dirname(os.path.abspath(keras_path)), "config.json")
     if os.path.isfile(config):
         with open(config, encoding="utf-8") as f:
@@ -140,7 +146,8 @@ def _keras_predictor(path: str, attributes: Optional[list[str]], thresholds=None
     height, width = (int(d) for d in model.inputs[0].shape[1:3])
     num = int(model.outputs[0].shape[-1]) if not isinstance(model.output, dict) else int(model.output["logits"].shape[-1])
     if attributes is None:
-        attributes = [f"attribute_{m}" for m in range(num)]
+        raise ValueError(f"no attribute names for {path}: pass --attributes_file (or keep the "
+                         "model's config.json beside it)")
     if len(attributes) != num:
         raise ValueError(f"{len(attributes)} attribute names for a model with {num} outputs ({path})")
     threshold = np.broadcast_to(np.asarray(0.5 if thresholds is None else thresholds, np.float32), (num,))
@@ -185,20 +192,33 @@ def _saved_model_predictor(path: str, attributes: Optional[list[str]]) -> ImageP
 
 
 def _server_predictor(server: str, attributes: Optional[list[str]], model_name: str) -> ImagePredictor:
-    try:
-        from alm_tf.serving import client
-    except ImportError as e:
-        raise ValueError(f"TF Serving client is not available ({e})") from None
+    """TF Serving: `host:port` (gRPC) or `http://host:port` (REST, needs the names)."""
+    from alm_tf.serving import client
+
+    rest = server.startswith(("http://", "https://"))
     if attributes is None:
-        raise ValueError("--server needs the attribute names (--attributes_file)")
-    make = getattr(client, "make_client", None) or getattr(client, "Client", None)
-    if make is None:
-        raise ValueError("alm_tf.serving.client has no make_client/Client")
-    handle = make(server, model_name=model_name) if model_name else make(server)
+        if rest:
+            raise ValueError("a REST --server needs the attribute names (--attributes_file)")
+        try:
+            attributes = list(client.fetch_metadata_grpc(target=server, model_name=model_name)["attributes"])
+        except client.ServingError as e:
+            raise ValueError(f"TF Serving at {server}: {e}") from None
 
     def fn(encoded: list[bytes]) -> dict:
-        out = handle.predict(encoded)
-        return {k: np.asarray(v) for k, v in out.items() if k in ("probabilities", "labels", "boxes")}
+        try:
+            if rest:
+                preds = client.predict_rest(encoded, attributes, url=server, model_name=model_name)
+            else:
+                preds = client.predict_grpc(encoded, attributes, target=server, model_name=model_name)
+        except client.ServingError as e:
+            raise ValueError(f"TF Serving at {server}: {e}") from None
+        out = {
+            "probabilities": np.array([[p.probabilities[a] for a in attributes] for p in preds], np.float32),
+            "labels": np.array([[p.labels[a] for a in attributes] for p in preds], np.int32),
+        }
+        if preds and preds[0].boxes is not None:
+            out["boxes"] = np.stack([np.asarray(p.boxes, np.float32) for p in preds])
+        return out
 
     return ImagePredictor(fn, list(attributes), server, "server")
 
