@@ -1,0 +1,223 @@
+"""The reduced demo (every stage, tiny sizes) and alm-predict on its models.
+
+One tiny `alm-demo --tiny` run (module fixture, through the binary's
+main()) feeds every test here: its artifacts are checked stage by stage,
+and its ALM model (.keras, model dir, SavedModel) is what alm-predict
+reads. The full-size expectations are in test_demo_slow.py.
+"""
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+from PIL import Image
+
+CONTRACT_KEYS = ("alm", "baseline", "localization_hit_rate", "paths")
+
+
+def _run_main(module_name, args):
+    """A binary's main() in-process under flagsaver: (exit code, stdout, stderr)."""
+    import importlib
+
+    module = importlib.import_module(module_name)
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with flagsaver.flagsaver(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS([module_name, *args])
+        try:
+            module.main([module_name])
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    out = root / "demo_output"
+    code, stdout, stderr = _run_main("pipelines.demo", [f"--output_dir={out}", "--tiny", "--noprogress"])
+    assert code == 0, stderr[-3000:]
+    with open(out / "summary.json") as f:
+        summary = json.load(f)
+    return {"dir": out, "stdout": stdout, "summary": summary, "root": root}
+
+
+def test_last_line_and_table(demo_run):
+    lines = demo_run["stdout"].strip().splitlines()
+    assert re.fullmatch(r"demo finished in \d+ s", lines[-1]), lines[-1]
+    text = demo_run["stdout"]
+    assert "alm-demo: 60 synthetic images, input 64x32" in text  # what it chose
+    assert re.search(r"^baseline\s+\d\.\d{4}", text, re.M) and re.search(r"^alm\s+\d\.\d{4}", text, re.M)
+
+
+def test_summary_keys_and_ranges(demo_run):
+    s = demo_run["summary"]
+    for key in CONTRACT_KEYS:
+        assert key in s
+    for model in ("alm", "baseline"):
+        for metric in ("mA", "f1"):
+            assert 0.0 <= s[model][metric] <= 1.0
+    hit = s["localization_hit_rate"]
+    assert hit["num_pairs"] > 0 and set(hit) >= {"overall", "level1", "level2", "level3", "definition"}
+    for key in ("overall", "level1", "level2", "level3"):
+        assert 0.0 <= hit[key] <= 1.0
+    assert hit["overall"] == pytest.approx(np.mean([hit["level1"], hit["level2"], hit["level3"]]))
+    assert 0.0 <= s["alm_saved_model_test_mA"] <= 1.0
+    assert s["demo_seconds"] > 0
+
+
+def test_every_stage_made_its_artifacts(demo_run):
+    p = demo_run["summary"]["paths"]
+    synth = p["synthetic_data"]
+    assert os.path.isfile(os.path.join(synth, "annotations.csv"))
+    assert os.path.isfile(os.path.join(synth, "regions.json"))
+    with open(os.path.join(p["records"], "manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["splits"]["test"]["num_examples"] > 0
+    for model in ("baseline_model", "alm_model"):
+        for name in ("config.json", "final.keras", "best.keras"):
+            assert os.path.isfile(os.path.join(p[model], name)), (model, name)
+    with open(os.path.join(p["baseline_model"], "config.json")) as f:
+        assert json.load(f)["model"]["alm_levels"] == []
+    with open(os.path.join(p["alm_model"], "config.json")) as f:
+        config = json.load(f)
+    assert config["model"]["alm_levels"] == [1, 2, 3]
+    assert config["train"]["init_checkpoint"].endswith(os.path.join("baseline", "final.keras"))
+    for ev in ("baseline_eval", "alm_eval"):
+        with open(os.path.join(p[ev], "metrics.json")) as f:
+            metrics = json.load(f)
+        assert all(0 <= metrics[k] <= 1 for k in ("mA", "accuracy", "precision", "recall", "f1"))
+        with open(os.path.join(p[ev], "per_attribute.csv")) as f:
+            assert len(list(csv.DictReader(f))) == len(manifest["attributes"])
+    assert os.path.isfile(os.path.join(p["saved_model"], "saved_model.pb"))
+    assert p["saved_model"].rstrip("/").endswith(os.path.join("export", "1"))
+
+
+def test_predictions_csv_and_pictures(demo_run):
+    p = demo_run["summary"]["paths"]
+    with open(os.path.join(p["synthetic_data"], "annotations.csv")) as f:
+        test_rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
+    with open(p["predictions_csv"]) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(test_rows)
+    for row in rows:
+        for key, value in row.items():
+            if key.endswith("_prob"):
+                assert 0.0 <= float(value) <= 1.0
+            elif key != "image":
+                assert value in ("0", "1")
+    assert len(p["pictures"]) == 2
+    for path in p["pictures"]:
+        with Image.open(path) as im:
+            im.load()
+            assert im.format == "PNG" and im.size[0] > 100 and im.size[1] > 100
+
+
+# ----------------------------------------------------------------- alm-predict
+
+
+@pytest.fixture(scope="module")
+def image_folder(demo_run):
+    folder = demo_run["root"] / "photos"
+    folder.mkdir()
+    synth = demo_run["summary"]["paths"]["synthetic_data"]
+    names = sorted(os.listdir(os.path.join(synth, "images")))[:2]
+    for name in names:
+        shutil.copy(os.path.join(synth, "images", name), folder / name)
+    Image.new("L", (37, 91), 100).save(folder / "gray_odd_size.png")
+    Image.new("RGBA", (300, 500), (10, 200, 30, 128)).save(folder / "big_rgba.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
+    return folder
+
+
+def _check_predict_output(out_dir, expected_images):
+    with open(os.path.join(out_dir, "predictions.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(os.path.basename(r["image"]) for r in rows) == sorted(expected_images)
+    assert all(0 <= float(r["hat_prob"]) <= 1 and r["hat"] in ("0", "1") for r in rows)
+    pictures = sorted(os.listdir(os.path.join(out_dir, "pictures")))
+    assert len(pictures) == len(expected_images)
+    for name in pictures:
+        with Image.open(os.path.join(out_dir, "pictures", name)) as im:
+            assert im.format == "PNG"
+    return rows
+
+
+@pytest.mark.parametrize("which", ["keras", "saved_model", "model_dir"])
+def test_predict_cli_models(demo_run, image_folder, tmp_path, which):
+    p = demo_run["summary"]["paths"]
+    model = {"keras": os.path.join(p["alm_model"], "final.keras"),
+             "saved_model": p["export"],  # the export root: its highest version is used
+             "model_dir": p["alm_model"]}[which]
+    code, stdout, stderr = _run_main("pipelines.predict", [
+        f"--model={model}", f"--images={image_folder}", f"--output_dir={tmp_path}", "--noprogress"])
+    assert code == 0, stderr
+    assert "broken.jpg" in stderr and "skipped" in stderr
+    good = sorted(n for n in os.listdir(image_folder) if n != "broken.jpg")
+    rows = _check_predict_output(tmp_path, good)
+    assert "predicted 4 images (1 skipped)" in stdout
+    if which == "keras":
+        # Same pixels, same model: .keras and SavedModel agree on the probabilities.
+        code, _, stderr = _run_main("pipelines.predict", [
+            f"--model={p['saved_model']}", f"--images={image_folder}",
+            f"--output_dir={tmp_path / 'sm'}", "--noprogress", "--nopictures"])
+        assert code == 0, stderr
+        with open(tmp_path / "sm" / "predictions.csv") as f:
+            other = {r["image"]: r for r in csv.DictReader(f)}
+        for row in rows:
+            assert math.isclose(float(row["hat_prob"]), float(other[row["image"]]["hat_prob"]), abs_tol=2e-3)
+
+
+def test_predict_cli_glob_and_attributes_file(demo_run, image_folder, tmp_path):
+    p = demo_run["summary"]["paths"]
+    lone = tmp_path / "lone.keras"
+    shutil.copy(os.path.join(p["alm_model"], "final.keras"), lone)
+    code, _, stderr = _run_main("pipelines.predict", [
+        f"--model={lone}", f"--images={image_folder}/*.png", f"--output_dir={tmp_path / 'o'}", "--noprogress"])
+    assert code == 1 and "attributes_file" in stderr.strip().splitlines()[-1]
+    names = tmp_path / "names.txt"
+    with open(os.path.join(p["alm_model"], "config.json")) as f:
+        names.write_text("\n".join(json.load(f)["attributes"]) + "\n")
+    code, _, stderr = _run_main("pipelines.predict", [
+        f"--model={lone}", f"--attributes_file={names}", f"--images={image_folder}/*.png",
+        f"--output_dir={tmp_path / 'o'}", "--noprogress"])
+    assert code == 0, stderr
+    _check_predict_output(tmp_path / "o", ["big_rgba.png", "gray_odd_size.png"])
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--images={folder}/*.gif"], "no files match"),
+    (["--images={folder}/broken.jpg"], "could be read"),
+    (["--images={folder}", "--model=/nonexistent/model"], "--model not found"),
+    (["--images=/nonexistent/dir/"], "no such file"),
+])
+def test_predict_cli_errors(demo_run, image_folder, tmp_path, args, needle):
+    model = os.path.join(demo_run["summary"]["paths"]["alm_model"], "final.keras")
+    args = [a.format(folder=image_folder) for a in args]
+    if not any(a.startswith("--model=") for a in args):
+        args.append(f"--model={model}")
+    code, _, stderr = _run_main("pipelines.predict", args + [f"--output_dir={tmp_path}", "--noprogress"])
+    assert code == 1
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("alm-predict: error:") and needle in last, stderr
+    assert "Traceback" not in stderr
+
+
+def test_predict_cli_needs_a_model(tmp_path):
+    code, _, stderr = _run_main("pipelines.predict", [f"--images={tmp_path}", f"--output_dir={tmp_path}"])
+    assert code == 1 and stderr.strip() == "alm-predict: error: --model or --server is required"
+
+
+def test_demo_cli_bad_flag(tmp_path):
+    code, _, stderr = _run_main("pipelines.demo", [f"--output_dir={tmp_path}", "--image_height=100"])
+    assert code == 1 and "image_height" in stderr.strip() and len(stderr.strip().splitlines()) == 1
