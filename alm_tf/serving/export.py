@@ -323,7 +323,9 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
 def build_archive(source: ExportSource, model_version: int = 0) -> keras.export.ExportArchive:
     """One ExportArchive holding the model and the four endpoints."""
     archive = keras.export.ExportArchive()
-    archive.track(source.model)
+    # No archive.track(model): add_endpoint collects the variables the
+    # endpoints use, and a tracked Keras model costs one more full trace
+    # at save time (its `_default_save_signature`).
     for name, (fn, signature) in make_endpoints(source, model_version).items():
         if signature:
             archive.add_endpoint(name, fn, input_signature=signature)

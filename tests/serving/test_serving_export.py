@@ -269,3 +269,17 @@ def test_names_and_thresholds_checked(names, thresholds, needle):
     with pytest.raises(export.ExportError) as info:
         export._check_names_and_thresholds(names, thresholds, 4, "M")  # pylint: disable=protected-access
     assert needle in str(info.value)
+
+
+def test_evaluator_loads_the_export(exported):
+    """alm_tf.evaluation reads SavedModels through predict_images + metadata."""
+    from alm_tf import evaluation
+    from alm_tf.data import preprocessing
+
+    predictor = evaluation.load_predictor(exported.saved_model)
+    assert predictor.kind == "probabilities" and predictor.attributes == sh.ATTRIBUTES
+    assert predictor.image_size == sh.INPUT_SHAPE[:2]
+    pictures = sh.images(2, sizes=((64, 32),))
+    normalized = preprocessing.normalize_images(np.stack(pictures))  # what make_dataset yields
+    np.testing.assert_allclose(predictor.fn(normalized)["probabilities"].numpy(),
+                               sh.reference(exported.model, pictures)["probabilities"], atol=1e-4)

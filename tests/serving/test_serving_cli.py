@@ -1,0 +1,96 @@
+"""alm-export: main() under flagsaver (errors, and a real export of a
+mixed-precision baseline model)."""
+
+import importlib
+import os
+
+import numpy as np
+import pytest
+
+import serving_helpers as sh
+
+
+def _main(args, capsys):
+    """Runs pipelines.export.main in-process; (exit code or None, stdout, stderr)."""
+    from absl import flags
+    from absl.testing import flagsaver
+
+    module = importlib.import_module("pipelines.export")
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["alm-export", *args])
+        try:
+            module.main(["alm-export"])
+            code = None
+        except SystemExit as e:
+            code = e.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--export_dir=E"], "--model_dir and --model"),
+    (["--model_dir=M", "--model=K.keras", "--export_dir=E"], "--model_dir and --model"),
+    (["--model_dir=/no/such/dir", "--export_dir=E"], "/no/such/dir"),
+    (["--model=/no/such.keras", "--export_dir=E"], "/no/such.keras"),
+    (["--model=weights.h5", "--export_dir=E"], "weights.h5"),
+    (["--model_dir=M"], "--export_dir"),
+    (["--model_dir=M", "--export_dir=E", "--version=0"], "--version must be >= 1. Received: 0"),
+])
+def test_bad_flags_one_line(args, needle, capsys):
+    code, _, err = _main(args, capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and needle in lines[0], err
+    assert lines[0].startswith("alm-export: error:")
+
+
+def test_existing_version_refused(exported, capsys):
+    code, _, err = _main([f"--model_dir={exported.model_dir}",
+                          f"--export_dir={exported.export_dir}", "--version=1"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "version 1 already exists" in lines[0]
+    assert "--overwrite" in lines[0]
+
+
+def test_missing_weights_one_line(exported, tmp_path, capsys):
+    code, _, err = _main([f"--model_dir={exported.model_dir}", "--which=best",
+                          f"--export_dir={tmp_path}"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "best.keras does not exist" in lines[0]
+    assert os.listdir(tmp_path) == []
+
+
+def test_mixed_precision_baseline_export(tmp_path, capsys):
+    """A model built in mixed_float16 serves float32 and, as a baseline, no boxes."""
+    import keras
+    import tensorflow as tf
+
+    import alm_tf
+    from alm_tf.serving import export
+
+    names = ["a", "b", "c"]
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        mixed = alm_tf.build_model(len(names), input_shape=(64, 32, 3), alm_levels=())
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+    model_dir = str(tmp_path / "model")
+    sh.write_model_dir(model_dir, mixed, names)
+    code, out, err = _main([f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'E'}"], capsys)
+    assert code is None, err
+    assert "exported" in out and os.listdir(tmp_path / "E") == ["1"]
+    loaded = tf.saved_model.load(str(tmp_path / "E" / "1"))
+    assert set(loaded.signatures["serving_default"].structured_outputs) == {"probabilities", "labels"}
+
+    # reference: the same weights in a float32 model (the .keras path's conversion)
+    reference_model = export.as_float32(keras.saving.load_model(os.path.join(model_dir, "final.keras")))
+    assert all(layer.dtype_policy.compute_dtype == "float32" for layer in reference_model.layers)
+    pictures = sh.images(2)
+    expected = sh.reference(reference_model, pictures, thresholds=[0.5] * 3)
+    result = loaded.signatures["serving_default"](
+        image_bytes=tf.constant([sh.encode(x) for x in pictures]))
+    assert result["probabilities"].dtype == tf.float32
+    np.testing.assert_allclose(result["probabilities"].numpy(), expected["probabilities"], atol=1e-5)
+    np.testing.assert_array_equal(result["labels"].numpy(), expected["labels"])
+    meta = loaded.signatures["metadata"]()
+    assert int(meta["num_levels"]) == 0 and meta["model_name"].numpy() == b"alm_baseline"
