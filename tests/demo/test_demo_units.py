@@ -109,3 +109,12 @@ def test_pick_attributes_present_first():
     labels = np.array([0, 1, 1, 0])
     assert prediction.pick_attributes(probs, labels, 3) == [1, 2, 3]
     assert prediction.pick_attributes(probs, labels, 2, allowed=[0, 2]) == [2, 0]
+
+
+def test_hit_rate_vertical_diagnostic():
+    regions = {"a": {"hat": [0.0, 0.4, 0.2, 0.6], "boots": [0.8, 0.4, 1.0, 0.6]}}
+    boxes = np.zeros((1, 1, 3, 4), np.float32)
+    boxes[0, 0, 0] = [0.0, 0.8, 0.2, 1.0]  # right height, wrong side
+    boxes[0, 0, 1] = [0.8, 0.4, 1.0, 0.6]  # hit
+    hit = demo.localization_hit_rate(boxes, ["a"], np.array([[1, 1, 0]]), ATTRS, regions, REGIONS)
+    assert hit["overall"] == 0.5 and hit["vertical_only"]["overall"] == 1.0
