@@ -57,7 +57,7 @@ class _UserError(Exception):
     """Bad input: reported as one line on stderr, exit status 1."""
 
 
-def _validated_flags():
+def _validated_flags() -> pathlib.Path:
     if not _CHECKPOINT.value:
         raise _UserError("--checkpoint is required")
     if not _DATASET.value:
@@ -83,7 +83,7 @@ def _validated_flags():
     return output
 
 
-def _attributes(dataset: str):
+def _attributes(dataset: str) -> list[str]:
     if dataset == "custom":
         return [f"attribute_{m}" for m in range(_NUM_ATTRIBUTES.value)]
     from alm_tf.data import schemas  # pylint: disable=import-outside-toplevel
@@ -104,9 +104,13 @@ def _run() -> str:
         raise _UserError(str(e)) from None
     except (ValueError, ImportError) as e:  # e.g. a refused input size
         raise _UserError(str(e).strip().splitlines()[0]) from None
-    torch_import.save_model(model, output, overwrite=_OVERWRITE.value)
     names_file = output.with_suffix(".attributes.txt")
-    names_file.write_text("".join(f"{n}\n" for n in names))
+    try:
+        torch_import.save_model(model, output, overwrite=_OVERWRITE.value)
+        names_file.write_text("".join(f"{n}\n" for n in names))
+    except OSError as e:
+        raise _UserError(f"cannot write {e.filename or output}: "
+                         f"{e.strerror or e}") from None
     what = ("official ALM checkpoint" if kind == "alm" else
             "ImageNet BN-Inception backbone (rest of the model initialized)")
     return (f"imported {what} {_CHECKPOINT.value} for {_DATASET.value} "
@@ -128,7 +132,7 @@ def main(argv) -> int:
     return 0
 
 
-def run():
+def run() -> None:
     app.run(main)
 
 

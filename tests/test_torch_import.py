@@ -336,6 +336,10 @@ def test_cli_bad_inputs_give_one_line_errors(parsed_flags, capsys,
                         num_attributes=3, output=str(tmp_path / "x.h5"),
                         **size)
     assert code == 1 and "must end with '.keras'" in err
+    code, _, err = _cli(capsys, checkpoint=str(good), dataset="custom",
+                        num_attributes=3, output=str(good / "x.keras"),
+                        **size)
+    assert code == 1 and "cannot write" in err and err.count("\n") == 1, err
     assert not marker.exists()
     assert sorted(os.listdir(tmp_path)) == sorted(
         [p.name for p in paths] + ["good.pth"])
