@@ -283,3 +283,17 @@ def test_evaluator_loads_the_export(exported):
     normalized = preprocessing.normalize_images(np.stack(pictures))  # what make_dataset yields
     np.testing.assert_allclose(predictor.fn(normalized)["probabilities"].numpy(),
                                sh.reference(exported.model, pictures)["probabilities"], atol=1e-4)
+
+
+def test_no_xla_in_signatures(exported):
+    """No function of the SavedModel asks for XLA (jit_compile) compilation."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(exported.saved_model, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    functions = proto.meta_graphs[0].graph_def.library.function
+    assert functions
+    for function in functions:
+        attr = function.attr.get("_XlaMustCompile")
+        assert attr is None or not attr.b, function.signature.name
