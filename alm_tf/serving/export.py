@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -116,6 +117,12 @@ def _check_names_and_thresholds(attributes, thresholds, num_outputs, origin):
 def _read_thresholds(model_dir: str, attributes: Sequence[str]):
     from alm_tf.training import model_dir as md
 
+    path = os.path.join(model_dir, md.THRESHOLDS_NAME)
+    if os.path.exists(path):
+        with open(path) as f:
+            tuned_for = json.load(f).get("attributes")
+        if tuned_for is not None and list(tuned_for) != list(attributes):
+            raise ExportError(f"{path} was tuned for other attributes than the model's")
     try:
         return md.read_thresholds(model_dir, list(attributes))
     except KeyError as e:
@@ -149,7 +156,8 @@ def load_model_dir(model_dir: str, which: str = "final") -> ExportSource:
     if not os.path.exists(weights):
         raise ExportError(f"{weights} does not exist (train first?)")
     try:
-        model_config = alm_tf.ModelConfig.from_dict(config["model"])
+        # The weights come from the .keras file: never fetch backbone weights.
+        model_config = alm_tf.ModelConfig.from_dict(dict(config["model"], backbone_weights=None))
     except (KeyError, TypeError, ValueError) as e:
         raise ExportError(f"{md.config_path(model_dir)}: bad model config: {e}") from None
     with _float32_policy():

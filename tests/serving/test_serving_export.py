@@ -297,3 +297,16 @@ def test_no_xla_in_signatures(exported):
     for function in functions:
         attr = function.attr.get("_XlaMustCompile")
         assert attr is None or not attr.b, function.signature.name
+
+
+def test_thresholds_for_other_attributes_refused(tmp_path):
+    from alm_tf.training import model_dir as md
+
+    md.write_json(str(tmp_path / md.THRESHOLDS_NAME),
+                  {"attributes": ["x", "y"], "thresholds": [0.1, 0.2]})
+    with pytest.raises(export.ExportError, match="tuned for other attributes"):
+        export._read_thresholds(str(tmp_path), ["a", "b"])  # pylint: disable=protected-access
+    md.write_json(str(tmp_path / md.THRESHOLDS_NAME), {"thresholds": {"a": 0.2, "b": 0.9}})
+    assert export._read_thresholds(str(tmp_path), ["a", "b"]) == [0.2, 0.9]  # pylint: disable=protected-access
+    with pytest.raises(export.ExportError, match="no threshold for attribute 'c'"):
+        export._read_thresholds(str(tmp_path), ["a", "c"])  # pylint: disable=protected-access
