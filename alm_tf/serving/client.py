@@ -12,7 +12,9 @@ TF Serving decodes a `{"b64": "..."}` object into the bytes of any
 DT_STRING input (the `_bytes` suffix of `image_bytes` only decides that
 string *outputs* are written back as b64; ours are all numbers). The REST
 API cannot call the input-less `metadata` signature (TF Serving refuses a
-signature without inputs), so REST callers pass the attribute names.
+signature without inputs), and with `--enable_batching` the batcher refuses
+input-less runs over gRPC too; so callers of a batching server pass the
+attribute names (`read_attributes` on the exported version).
 Only the standard library (urllib) for REST; gRPC uses `grpc` and the
 `tensorflow_serving.apis` stubs of tensorflow-serving-api.
 """
@@ -195,7 +197,8 @@ def predict_grpc(images: Sequence[bytes], attributes: Optional[Sequence[str]] = 
                  channel=None) -> list[Prediction]:
     """Predicts encoded images through gRPC `PredictionService.Predict`.
 
-    `attributes` default: the names from the model's `metadata` signature.
+    `attributes` default: the names from the model's `metadata` signature
+    (not callable on a server started with --enable_batching).
 
     Raises:
         ServingError: the server answered with an error (code and message).
