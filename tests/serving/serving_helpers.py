@@ -248,9 +248,12 @@ class RestServer:
 
 
 class GrpcServer:
-    """`PredictionService.Predict` answering from a loaded SavedModel."""
+    """`PredictionService.Predict` answering from a loaded SavedModel.
 
-    def __init__(self, loaded, model_name="alm"):
+    batching=True mimics TF Serving's --enable_batching, whose batcher
+    refuses a run without inputs (batching_util.h)."""
+
+    def __init__(self, loaded, model_name="alm", batching=False):
         from concurrent import futures
 
         import grpc
@@ -266,6 +269,9 @@ class GrpcServer:
                 if request.model_spec.name != model_name:
                     context.abort(grpc.StatusCode.NOT_FOUND,
                                   f"Servable not found for request: {request.model_spec.name}")
+                if batching and not request.inputs:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                  "Batching Run() must have at least one input tensor")
                 inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
                 try:
                     outputs = _run_signature(loaded, request.model_spec.signature_name, inputs)

@@ -106,3 +106,13 @@ def test_rest_outputs_formats():
     assert preds[1].probabilities == {"x": pytest.approx(0.9)} and preds[1].labels == {"x": 1}
     assert preds[1].boxes is None
     assert client.predict_rest([], ["x"]) == [] and client.predict_grpc([], ["x"]) == []
+
+
+def test_grpc_against_batching_server(loaded, exported, encoded):
+    """A batching TF Serving refuses the input-less metadata run: pass the names."""
+    with sh.GrpcServer(loaded, batching=True) as server:
+        with pytest.raises(client.ServingError, match="at least one input tensor"):
+            client.predict_grpc(encoded, target=server.target)
+        names = client.read_attributes(exported.saved_model)
+        predictions = client.predict_grpc(encoded, names, target=server.target)
+    _check(predictions, _direct(loaded, encoded))
