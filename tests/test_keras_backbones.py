@@ -28,6 +28,12 @@ PARAMS = {
     "mobilenet_v3_large": 2_996_352,
 }
 TINY = (64, 32, 3)
+# EfficientNetV2-S (513 layers) is the slowest to save and load: its file
+# tests run with `make test-slow`; the other three cover the same code path.
+FILE_TEST_NAMES = [
+    pytest.param(n, marks=pytest.mark.slow) if n == "efficientnetv2_s" else n
+    for n in BACKBONE_NAMES
+]
 
 _CACHE = {}
 
@@ -167,7 +173,7 @@ def test_local_weights_file_round_trip(name, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("name", BACKBONE_NAMES)
+@pytest.mark.parametrize("name", FILE_TEST_NAMES)
 def test_keras_application_h5_file_loads(name, tmp_path):
     """An HDF5 file laid out as keras' own `_notop.h5` files (legacy format,
     the application with its default preprocessing) loads, and the backbone on
@@ -188,7 +194,7 @@ def test_keras_application_h5_file_loads(name, tmp_path):
     np.testing.assert_allclose(received / scale, expected / scale, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", BACKBONE_NAMES)
+@pytest.mark.parametrize("name", FILE_TEST_NAMES)
 def test_keras_file_round_trip(name, tmp_path):
     model = _backbone(name, TINY)
     path = str(tmp_path / "backbone.keras")
