@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alm_tf.backbones import keras_applications  # noqa: F401  (registers FoldedImageNetPreprocessing)
 from alm_tf.backbones.bn_inception import bn_inception_features
 from alm_tf.config import BACKBONES
 
@@ -25,8 +26,6 @@ def backbone_features(name: str, inputs, weights=None):
                 "and pass the result to --init_checkpoint. Received: "
                 f"backbone_weights={weights!r}")
         return bn_inception_features(inputs)
-    from alm_tf.backbones import keras_applications
-
     model = keras_applications.build_keras_application_backbone(
         name, tuple(inputs.shape[1:]), weights=weights)
     return list(model(inputs))
