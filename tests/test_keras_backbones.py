@@ -311,11 +311,6 @@ def test_keras_file_loads_after_import_alm_tf(tmp_path):
         [sys.executable, "-c", code], cwd=root, env=env,
         capture_output=True, text=True, timeout=120,
     )
-    if result.returncode and "Could not locate class 'FoldedImageNetPreprocessing'" in result.stderr:
-        pytest.xfail(
-            "alm_tf/backbones/__init__.py must import keras_applications "
-            "eagerly so that FoldedImageNetPreprocessing is registered"
-        )
     assert result.returncode == 0, result.stderr[-2000:]
 
 
