@@ -160,13 +160,17 @@ def load_model_dir(model_dir: str, which: str = "final") -> ExportSource:
         model_config = alm_tf.ModelConfig.from_dict(dict(config["model"], backbone_weights=None))
     except (KeyError, TypeError, ValueError) as e:
         raise ExportError(f"{md.config_path(model_dir)}: bad model config: {e}") from None
-    with _float32_policy():
-        model = model_config.build()
-    model.load_weights(weights)
     attributes = config.get("attributes")
     if not attributes:
         raise ExportError(f"{md.config_path(model_dir)} has no attribute names")
     thresholds = _read_thresholds(model_dir, attributes)
+    with _float32_policy():
+        model = model_config.build()
+    try:
+        model.load_weights(weights)
+    except Exception as e:  # noqa: BLE001  a corrupt or mismatched file
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ExportError(f"cannot load {weights}: {message}") from None
     attributes, thresholds = _check_names_and_thresholds(
         attributes, thresholds, _num_outputs(model), model_dir)
     return ExportSource(model, attributes, thresholds,

@@ -94,3 +94,16 @@ def test_mixed_precision_baseline_export(tmp_path, capsys):
     np.testing.assert_array_equal(result["labels"].numpy(), expected["labels"])
     meta = loaded.signatures["metadata"]()
     assert int(meta["num_levels"]) == 0 and meta["model_name"].numpy() == b"alm_baseline"
+
+
+def test_corrupt_weights_one_line(exported, tmp_path, capsys):
+    import shutil
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    shutil.copy(os.path.join(exported.model_dir, "config.json"), model_dir / "config.json")
+    (model_dir / "final.keras").write_bytes(b"not a zip file")
+    code, _, err = _main([f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'E'}"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "cannot load" in lines[0], err
+    assert not os.path.exists(tmp_path / "E")
