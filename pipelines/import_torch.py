@@ -61,7 +61,8 @@ def _validated_flags() -> pathlib.Path:
     if not _CHECKPOINT.value:
         raise _UserError("--checkpoint is required")
     if not _DATASET.value:
-        raise _UserError(f"--dataset is required (one of {', '.join(DATASETS)})")
+        raise _UserError(
+            f"--dataset is required (one of {', '.join(DATASETS)})")
     if not _OUTPUT.value:
         raise _UserError("--output is required")
     if not _OUTPUT.value.endswith(".keras"):

@@ -27,7 +27,8 @@ def numpy_state(model):
 
 
 def snapshot(model):
-    return {v.path: keras.ops.convert_to_numpy(v).copy() for v in model.weights}
+    return {v.path: keras.ops.convert_to_numpy(v).copy()
+            for v in model.weights}
 
 
 def keras_outputs(model, images_nchw):

@@ -139,7 +139,8 @@ def test_alm_resampling_matches_documented_coordinates():
 def test_randomize_gives_nontrivial_boxes_and_bn_stats():
     model = ref.randomize_(ref.ALMNet(4), seed=3)
     bn = model.main_branch.inception_4d_3x3_bn
-    assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
+    assert not torch.allclose(bn.running_mean,
+                              torch.zeros_like(bn.running_mean))
     assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
     with torch.no_grad():
         logits, params = model(torch.randn(2, 3, 64, 32), return_params=True)

@@ -123,7 +123,7 @@ class BNInception(nn.Module):
 
 
 class ChannelAttention(nn.Module):
-    """SE attention: pool -> 1x1 conv C->C/16 -> ReLU -> 1x1 conv -> sigmoid."""
+    """SE attention: pool, 1x1 conv C->C/16, ReLU, 1x1 conv, sigmoid."""
 
     def __init__(self, channels: int, reduction: int = ALM_REDUCTION) -> None:
         super().__init__()
@@ -150,7 +150,7 @@ class SpatialTransformBlock(nn.Module):
             nn.Linear(channels, 4) for _ in range(num_attributes))
 
     def forward(self, x):
-        """Returns logits (N, M) and box parameters (N, M, 4) [sx, sy, tx, ty]."""
+        """Returns logits (N, M) and box parameters (N, M, 4) [sx sy tx ty]."""
         logits, params = [], []
         for m in range(self.num_attributes):
             xm = x * self.att_list[m](x) + x
@@ -188,9 +188,10 @@ class ALMNet(nn.Module):
         # Registration order = the official key order.
         self.main_branch = BNInception()
         self.finalfc = nn.Linear(TAP_CHANNELS["5b"], num_attributes)
-        self.st_3b = SpatialTransformBlock(num_attributes, 3 * PYRAMID_CHANNELS)
-        self.st_4d = SpatialTransformBlock(num_attributes, 2 * PYRAMID_CHANNELS)
-        self.st_5b = SpatialTransformBlock(num_attributes, PYRAMID_CHANNELS)
+        c = PYRAMID_CHANNELS
+        self.st_3b = SpatialTransformBlock(num_attributes, 3 * c)
+        self.st_4d = SpatialTransformBlock(num_attributes, 2 * c)
+        self.st_5b = SpatialTransformBlock(num_attributes, c)
         for tap, cin in TAP_CHANNELS.items():
             setattr(self, f"latlayer_{tap}",
                     nn.Conv2d(cin, PYRAMID_CHANNELS, 1, bias=True))
