@@ -11,8 +11,8 @@ Layout of a model dir M (see CONTRACT.md):
                      validation split)
   M/thresholds.json  optional per-attribute thresholds (alm-evaluate)
 
-config.json keys: `format_version` (1), `model` (keyword arguments of
-`alm_tf.build_model`, `num_attributes` included, `input_shape` a list),
+config.json keys: `format_version` (1), `model` (`ModelConfig.to_dict()`:
+rebuild with `alm_tf.ModelConfig.from_dict(config["model"]).build()`),
 `image_size` [H, W], `attributes` (names), `preprocessing` (resize method
 and ImageNet mean/std on 0..1 RGB), `data_dir`, `manifest` (path),
 `priors` (train positive ratios used by the loss), `train` (every
@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Callable, Optional
 
 import keras
 
@@ -54,23 +53,6 @@ def write_json(path: str, payload: dict) -> None:
         json.dump(payload, f, indent=2, sort_keys=True)
         f.write("\n")
     os.replace(tmp, path)
-
-
-def default_model_builder(num_attributes: int, **options) -> keras.Model:
-    import alm_tf  # the lead engineer's model; imported late on purpose
-
-    return alm_tf.build_model(num_attributes, **options)
-
-
-def build_model_from_config(
-    config: dict, builder: Optional[Callable[..., keras.Model]] = None
-) -> keras.Model:
-    """Rebuilds the (untrained) model that config.json describes."""
-    options = dict(config["model"])
-    options["input_shape"] = tuple(options["input_shape"])
-    options["alm_levels"] = tuple(options.get("alm_levels", ()))
-    num_attributes = options.pop("num_attributes")
-    return (builder or default_model_builder)(num_attributes, **options)
 
 
 def read_thresholds(model_dir: str, attributes: list[str]):
