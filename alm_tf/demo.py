@@ -202,7 +202,11 @@ def format_summary(summary: dict) -> str:
     lines.append("  " + "  ".join(f"{a} {fmt(v['overall'])}" for a, v in hit["per_attribute"].items()))
     vert = hit["vertical_only"]
     lines.append("  diagnostic, centre height only: " + "  ".join(f"{k} {fmt(vert[k])}" for k in ["overall"] + levels))
-    lines += ["", "made:"] + [f"  {k:<14} {v}" for k, v in summary["paths"].items()]
+    lines += ["", "made:"]
+    for key, value in summary["paths"].items():
+        if isinstance(value, list):
+            value = f"{len(value)} PNG files in {os.path.dirname(value[0])}" if value else "none"
+        lines.append(f"  {key:<16} {value}")
     return "\n".join(lines)
 
 

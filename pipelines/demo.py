@@ -19,18 +19,26 @@ import time
 from absl import app, flags, logging
 
 _OVERRIDE = {"allow_override": True}
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "demo_output", "Where everything goes.", **_OVERRIDE)
-_NUM_IMAGES = flags.DEFINE_integer("num_images", None, "Synthetic images (default: the demo's).", **_OVERRIDE)
+# Flag names shared with other binaries keep their defaults (output_dir
+# None, seed 0, progress True): with allow_override, the last definition's
+# default wins for every binary in a process (tests, notebooks).
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where everything goes (default: demo_output).",
+                                  **_OVERRIDE)
+_NUM_IMAGES = flags.DEFINE_integer("synthetic_images", None, "Synthetic images (default: the demo's).", **_OVERRIDE)
 _BASELINE_STEPS = flags.DEFINE_integer("baseline_steps", None, "Baseline training steps.", **_OVERRIDE)
 _ALM_STEPS = flags.DEFINE_integer("alm_steps", None, "ALM training steps.", **_OVERRIDE)
-_HEIGHT = flags.DEFINE_integer("image_height", None, "Input height (multiple of 32).", **_OVERRIDE)
-_WIDTH = flags.DEFINE_integer("image_width", None, "Input width (multiple of 32).", **_OVERRIDE)
+_HEIGHT = flags.DEFINE_integer("input_height", None, "Network input height (multiple of 32).", **_OVERRIDE)
+_WIDTH = flags.DEFINE_integer("input_width", None, "Network input width (multiple of 32).", **_OVERRIDE)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data and the initialisation.", **_OVERRIDE)
 _KEEP_DATA = flags.DEFINE_bool("keep_data", False, "Reuse D/synth and D/records of an earlier run "
                                "with the same data settings.", **_OVERRIDE)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.", **_OVERRIDE)
 _TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (a smoke test of every stage, about a minute).",
                           **_OVERRIDE)
+
+
+_FIELD_FLAGS = {"num_images": "synthetic_images", "image_height": "input_height",
+                "image_width": "input_width"}
 
 
 def _fail(message: str) -> None:
@@ -55,9 +63,12 @@ def main(argv: list[str]) -> None:
             overrides[key] = flag.value
     try:
         make = demo.tiny_demo_config if _TINY.value else demo.default_demo_config
-        config = make(_OUTPUT_DIR.value, **overrides)
+        config = make(_OUTPUT_DIR.value or "demo_output", **overrides)
     except ValueError as e:
-        _fail(str(e).splitlines()[0])
+        message = str(e).splitlines()[0]
+        for field, flag in _FIELD_FLAGS.items():  # name the flag the user typed
+            message = message.replace(field, f"--{flag}")
+        _fail(message)
         return
     if os.path.exists(config.output_dir) and not os.path.isdir(config.output_dir):
         _fail(f"--output_dir exists and is not a folder: {config.output_dir!r}")

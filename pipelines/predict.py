@@ -29,7 +29,8 @@ _MODEL_NAME = flags.DEFINE_string("model_name", "alm", "Model name on the TF Ser
 _IMAGES = flags.DEFINE_string("images", None, "A glob, a folder or an image file.", **_OVERRIDE)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where predictions.csv and pictures/ go.", **_OVERRIDE)
 _ATTRIBUTES = flags.DEFINE_string("attributes_file", None, "Attribute names, one a line.", **_OVERRIDE)
-_BATCH = flags.DEFINE_integer("batch_size", 16, "Images per model call.", lower_bound=1, **_OVERRIDE)
+# Not `batch_size`: alm-train and alm-evaluate define it with other defaults.
+_BATCH = flags.DEFINE_integer("images_per_call", 16, "Images per model call.", lower_bound=1, **_OVERRIDE)
 _PICTURES = flags.DEFINE_bool("pictures", True, "Write a localization PNG per image.", **_OVERRIDE)
 _ROWS = flags.DEFINE_integer("picture_attributes", 4, "Attributes per picture (predicted present "
                              "first).", lower_bound=1, **_OVERRIDE)

@@ -219,5 +219,5 @@ def test_predict_cli_needs_a_model(tmp_path):
 
 
 def test_demo_cli_bad_flag(tmp_path):
-    code, _, stderr = _run_main("pipelines.demo", [f"--output_dir={tmp_path}", "--image_height=100"])
-    assert code == 1 and "image_height" in stderr.strip() and len(stderr.strip().splitlines()) == 1
+    code, _, stderr = _run_main("pipelines.demo", [f"--output_dir={tmp_path}", "--input_height=100"])
+    assert code == 1 and "input_height" in stderr.strip() and len(stderr.strip().splitlines()) == 1

@@ -118,3 +118,19 @@ def test_hit_rate_vertical_diagnostic():
     boxes[0, 0, 1] = [0.8, 0.4, 1.0, 0.6]  # hit
     hit = demo.localization_hit_rate(boxes, ["a"], np.array([[1, 1, 0]]), ATTRS, regions, REGIONS)
     assert hit["overall"] == 0.5 and hit["vertical_only"]["overall"] == 1.0
+
+
+def test_shared_flag_names_keep_the_other_binaries_defaults():
+    # allow_override: the last definition's default wins in a process that
+    # imports several binaries; ours must not change the others'.
+    import importlib
+
+    from absl import flags
+
+    for name in ("pipelines.synth", "pipelines.convert", "pipelines.train", "pipelines.evaluate",
+                 "pipelines.demo", "pipelines.predict"):
+        importlib.import_module(name)
+    f = flags.FLAGS
+    assert f["output_dir"].default is None and f["model"].default is None
+    assert f["num_images"].default == 2000 and f["image_height"].default == 256
+    assert f["seed"].default == 0 and f["progress"].default is True
