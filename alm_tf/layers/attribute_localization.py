@@ -208,8 +208,9 @@ class AttributeLocalization(keras.layers.Layer):
                 weights = ops.reshape(weights, (-1, weights.shape[1], h * w))
                 out = ops.matmul(weights, flat)  # N, K, c
             else:
-                weights = ops.reshape(weights, (weights.shape[0], h * w))
-                out = ops.einsum("kp,npc->nkc", weights, flat)
+                # A broadcast batched matmul: no transpose of the map.
+                weights = ops.reshape(weights, (1, weights.shape[0], h * w))
+                out = ops.matmul(weights, flat)
             if self.lateral_units and k == len(parts) - 1:
                 out = ops.matmul(out, self.lateral_kernel) + self.lateral_bias
             pooled.append(out)
