@@ -1,0 +1,37 @@
+"""The binaries share flag names (allow_override): none may change another's
+default, or importing two of them in one process (tests, notebooks) would
+silently change a binary's behaviour."""
+
+import importlib
+import subprocess
+import sys
+
+SCRIPT = """
+import importlib, json
+from absl import flags
+seen = {}
+conflicts = []
+for name in ["synth", "convert", "train", "evaluate", "export",
+             "import_torch", "predict", "demo"]:
+    importlib.import_module("pipelines." + name)
+    for flag_name in flags.FLAGS:
+        default = repr(flags.FLAGS[flag_name].default)
+        if flag_name in seen and seen[flag_name] != default:
+            conflicts.append((flag_name, seen[flag_name], default, name))
+        seen.setdefault(flag_name, default)
+print(json.dumps(conflicts))
+"""
+
+
+def test_no_binary_changes_another_binarys_flag_default():
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_every_console_script_module_has_run_and_main():
+    for name in ["synth", "convert", "train", "evaluate", "export",
+                 "import_torch", "predict", "demo"]:
+        module = importlib.import_module("pipelines." + name)
+        assert callable(module.run) and callable(module.main), name
