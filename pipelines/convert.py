@@ -13,9 +13,10 @@ Writes `<split>-00000-of-000NN.tfrecord` shards and `manifest.json`.
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from pipelines import _cli
 
 # Kept here (tests check it equals alm_tf.data.readers.FORMATS) so that a bad
 # flag is reported before TensorFlow is imported.
@@ -69,8 +70,7 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERR
 
 
 def _fail(message: str) -> None:
-    print(f"alm-convert: error: {message}", file=sys.stderr)
-    sys.exit(1)
+    _cli.fail("alm-convert", message)
 
 
 def _config():
@@ -126,17 +126,12 @@ def main(argv: list[str]) -> None:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, with a bad flag reported as one line (no usage dump)."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        print(f"alm-convert: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    return _cli.parse_flags("alm-convert", argv)
 
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main, flags_parser=_parse_flags)
+    _cli.run("alm-convert", main)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ alm_tf/demo.py for the stages and the localization hit rate definition.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
+
+from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
 # Flag names shared with other binaries keep their defaults (output_dir
@@ -42,8 +43,7 @@ _FIELD_FLAGS = {"num_images": "synthetic_images", "image_height": "input_height"
 
 
 def _fail(message: str) -> None:
-    print(f"alm-demo: error: {message}", file=sys.stderr)
-    sys.exit(1)
+    _cli.fail("alm-demo", message)
 
 
 def main(argv: list[str]) -> None:
@@ -77,16 +77,12 @@ def main(argv: list[str]) -> None:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        print(f"alm-demo: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    return _cli.parse_flags("alm-demo", argv)
 
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main, flags_parser=_parse_flags)
+    _cli.run("alm-demo", main)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ model dir, in the model dir (alm-export ships it).
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from pipelines import _cli
 
 # Other binaries define some of the same names (data_dir, model_dir, ...);
 # allow_override lets several of them share one process (tests, the demo).
@@ -34,8 +35,7 @@ _THRESHOLD_SPLIT = flags.DEFINE_string("threshold_split", "val", "Split used to 
 
 
 def _fail(message: str) -> None:
-    print(f"alm-evaluate: error: {message}", file=sys.stderr)
-    sys.exit(1)
+    _cli.fail("alm-evaluate", message)
 
 
 def _check_flags() -> None:
@@ -73,7 +73,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    _cli.run("alm-evaluate", main)
 
 
 if __name__ == "__main__":

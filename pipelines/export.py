@@ -18,9 +18,10 @@ savedmodel/README.md.
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from pipelines import _cli
 
 # Other binaries define some of the same names; allow_override lets several
 # of them share one process (tests, the demo).
@@ -36,8 +37,7 @@ _WHICH = flags.DEFINE_enum("which", "final", ["final", "best"], "Weights of a mo
 
 
 def _fail(message: str) -> None:
-    print(f"alm-export: error: {message}", file=sys.stderr)
-    sys.exit(1)
+    _cli.fail("alm-export", message)
 
 
 def _check_flags() -> str:
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    _cli.run("alm-export", main)
 
 
 if __name__ == "__main__":

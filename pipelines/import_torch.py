@@ -18,8 +18,9 @@ import os
 import pathlib
 import sys
 
-from absl import app
 from absl import flags
+
+from pipelines import _cli
 
 DATASETS = ("pa100k", "rap", "peta", "custom")
 
@@ -134,7 +135,8 @@ def main(argv) -> int:
 
 
 def run() -> None:
-    app.run(main)
+    """Console-script entry point."""
+    _cli.run("alm-import-torch", main)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
+
+from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
 _MODEL = flags.DEFINE_string("model", None, "SavedModel dir, .keras file or model dir.", **_OVERRIDE)
@@ -38,8 +40,7 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERR
 
 
 def _fail(message: str) -> None:
-    print(f"alm-predict: error: {message}", file=sys.stderr)
-    sys.exit(1)
+    _cli.fail("alm-predict", message)
 
 
 def main(argv: list[str]) -> None:
@@ -83,16 +84,12 @@ def main(argv: list[str]) -> None:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        print(f"alm-predict: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    return _cli.parse_flags("alm-predict", argv)
 
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main, flags_parser=_parse_flags)
+    _cli.run("alm-predict", main)
 
 
 if __name__ == "__main__":

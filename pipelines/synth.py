@@ -9,10 +9,11 @@ Writes `D/images/*.jpg`, `D/annotations.csv` and `D/regions.json`.
 
 from __future__ import annotations
 
-import sys
 import time
 
-from absl import app, flags
+from absl import flags
+
+from pipelines import _cli
 
 # allow_override: other binaries define some of the same names (output_dir,
 # seed) and tests import several binaries into one process.
@@ -28,8 +29,7 @@ _DISTRACTORS = flags.DEFINE_bool(
 
 
 def _fail(message: str) -> None:
-    print(f"alm-synth: error: {message}", file=sys.stderr)
-    sys.exit(1)
+    _cli.fail("alm-synth", message)
 
 
 def main(argv: list[str]) -> None:
@@ -59,17 +59,12 @@ def main(argv: list[str]) -> None:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, with a bad flag reported as one line (no usage dump)."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        print(f"alm-synth: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    return _cli.parse_flags("alm-synth", argv)
 
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main, flags_parser=_parse_flags)
+    _cli.run("alm-synth", main)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ checkpoint. Defaults are the paper's recipe (Adam 1e-4, L2 5e-4, batch 32,
 
 from __future__ import annotations
 
-import sys
 
-from absl import app, flags
+from absl import flags
+
+from pipelines import _cli
 
 # Other binaries define some of the same names (data_dir, model_dir, ...);
 # allow_override lets several of them share one process (tests, the demo).
@@ -64,8 +65,7 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERR
 
 
 def _fail(message: str) -> None:
-    print(f"alm-train: error: {message}", file=sys.stderr)
-    sys.exit(1)
+    _cli.fail("alm-train", message)
 
 
 def _config() -> cfg.TrainConfig:
@@ -108,7 +108,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(main)
+    _cli.run("alm-train", main)
 
 
 if __name__ == "__main__":

@@ -35,3 +35,18 @@ def test_every_console_script_module_has_run_and_main():
                  "import_torch", "predict", "demo"]:
         module = importlib.import_module("pipelines." + name)
         assert callable(module.run) and callable(module.main), name
+
+
+def test_bad_flag_is_one_line_and_exit_1(capsys):
+    import pytest
+    from absl.testing import flagsaver
+
+    from pipelines import _cli
+
+    importlib.import_module("pipelines.train")
+    with flagsaver.flagsaver(), pytest.raises(SystemExit) as exc:
+        _cli.parse_flags("alm-train", ["alm-train", "--strategy=gpu"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("alm-train: error:")
+    assert "gpu" in err[0]
