@@ -17,6 +17,7 @@ import time
 
 from absl import flags, logging
 
+from alm_tf.config import BACKBONES
 from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
@@ -34,6 +35,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data and the initialisation
 _KEEP_DATA = flags.DEFINE_bool("keep_data", False, "Reuse D/synth and D/records of an earlier run "
                                "with the same data settings.", **_OVERRIDE)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.", **_OVERRIDE)
+_BACKBONE = flags.DEFINE_enum("backbone", "bn_inception", BACKBONES, "Backbone of both models.",
+                              **_OVERRIDE)
 _TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (a smoke test of every stage, about a minute).",
                           **_OVERRIDE)
 
@@ -56,7 +59,8 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)
     from alm_tf import demo
 
-    overrides = {"seed": _SEED.value, "keep_data": _KEEP_DATA.value, "progress": _PROGRESS.value}
+    overrides = {"seed": _SEED.value, "keep_data": _KEEP_DATA.value, "progress": _PROGRESS.value,
+                 "backbone": _BACKBONE.value}
     for key, flag in (("num_images", _NUM_IMAGES), ("baseline_steps", _BASELINE_STEPS),
                       ("alm_steps", _ALM_STEPS), ("image_height", _HEIGHT), ("image_width", _WIDTH)):
         if flag.value is not None:
@@ -74,10 +78,6 @@ def main(argv: list[str]) -> None:
         _fail(f"--output_dir exists and is not a folder: {config.output_dir!r}")
     demo.run_demo(config)
     print(f"demo finished in {int(round(time.monotonic() - start))} s", flush=True)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    return _cli.parse_flags("alm-demo", argv)
 
 
 def run() -> None:

@@ -83,10 +83,6 @@ def main(argv: list[str]) -> None:
              if result.pictures else ""))
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    return _cli.parse_flags("alm-predict", argv)
-
-
 def run() -> None:
     """Console-script entry point."""
     _cli.run("alm-predict", main)
