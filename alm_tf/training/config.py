@@ -9,12 +9,12 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 OPTIMIZERS = ("adam", "adamw")
 WEIGHTINGS = ("official", "paper", "none")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
-TOP_DOWN = ("concat", "add", "none")
-FUSIONS = ("max", "mean")
-UPSAMPLINGS = ("bilinear", "nearest")
-BACKBONES = ("bn_inception", "resnet50", "efficientnetv2_s", "convnext_tiny",
-             "mobilenet_v3_large")
-ALM_LEVELS = (1, 2, 3)
+# The model's choices live in one place: alm_tf.config.
+from alm_tf.config import BACKBONES  # noqa: E402
+from alm_tf.config import FUSION_MODES as FUSIONS  # noqa: E402
+from alm_tf.config import LEVELS as ALM_LEVELS  # noqa: E402
+from alm_tf.config import TOP_DOWN_MODES as TOP_DOWN  # noqa: E402
+from alm_tf.config import UPSAMPLING_MODES as UPSAMPLINGS  # noqa: E402
 
 # Fields that change the trained function; a resumed run must keep them.
 RESUME_KEYS = (
