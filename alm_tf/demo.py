@@ -76,8 +76,8 @@ class DemoConfig:
 
     output_dir: str = "demo_output"
     num_images: int = 1200
-    image_height: int = 128
-    image_width: int = 64
+    image_height: int = 192
+    image_width: int = 96
     backbone: str = "bn_inception"
     batch_size: int = 32
     baseline_steps: int = 120
