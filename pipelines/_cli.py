@@ -14,6 +14,12 @@ def fail(prog: str, message: str) -> NoReturn:
     sys.exit(1)
 
 
+def first_line(error: BaseException) -> str:
+    """An exception as one line: its message's first line, else its type."""
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def parse_flags(prog: str, argv: list[str]) -> list[str]:
     """absl's parser, with a bad flag reported as one line (no usage dump)."""
     try:

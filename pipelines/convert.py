@@ -119,14 +119,10 @@ def main(argv: list[str]) -> None:
         cfg = _config()
         result = convert(cfg)
     except (ValueError, OSError) as e:  # DataFormatError, StrictError are ValueErrors.
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        _fail(_cli.first_line(e))
         return
     print(format_summary(result.manifest))
     print(f"wrote {result.num_written} examples, skipped {result.num_skipped} rows: {result.manifest_path}")
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    return _cli.parse_flags("alm-convert", argv)
 
 
 def run() -> None:

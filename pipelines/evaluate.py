@@ -66,7 +66,7 @@ def main(argv: list[str]) -> None:
             batch_size=_BATCH.value, which=_WHICH.value, tune=_TUNE.value,
             threshold_split=_THRESHOLD_SPLIT.value)
     except (ValueError, OSError) as e:
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        _fail(_cli.first_line(e))
         return
     print(f"wrote {os.path.join(_OUTPUT_DIR.value, 'metrics.json')}")
 

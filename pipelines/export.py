@@ -75,7 +75,7 @@ def main(argv: list[str]) -> None:
         source = export.load_source(path, _WHICH.value)
         out = export.export_saved_model(source, _EXPORT_DIR.value, version, _OVERWRITE.value)
     except (ValueError, OSError) as e:
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        _fail(_cli.first_line(e))
         return
     print(f"exported {source.origin} to {out}")
 

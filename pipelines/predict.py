@@ -76,7 +76,7 @@ def main(argv: list[str]) -> None:
             pictures=_PICTURES.value, max_picture_rows=_ROWS.value, progress=_PROGRESS.value,
             report=lambda line: print(f"alm-predict: {line}", file=sys.stderr))
     except (ValueError, OSError) as e:
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        _fail(_cli.first_line(e))
         return
     print(f"predicted {len(result.images)} images ({len(result.skipped)} skipped): {result.csv_path}"
           + (f", {len(result.pictures)} pictures in {os.path.join(_OUTPUT_DIR.value, 'pictures')}"

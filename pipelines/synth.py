@@ -58,10 +58,6 @@ def main(argv: list[str]) -> None:
     print(f"wrote {info['num_images']} images ({splits}) to {cfg.output_dir} in {time.monotonic() - start:.1f} s")
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    return _cli.parse_flags("alm-synth", argv)
-
-
 def run() -> None:
     """Console-script entry point."""
     _cli.run("alm-synth", main)

@@ -101,7 +101,7 @@ def main(argv: list[str]) -> None:
     try:
         result = loop.train(config)
     except (ValueError, FileNotFoundError, loop.NonFiniteLossError) as e:
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        _fail(_cli.first_line(e))
         return
     print(f"training finished at step {result.step}: {config.model_dir}/final.keras")
 

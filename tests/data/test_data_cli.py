@@ -9,6 +9,7 @@ import pytest
 from absl.testing import flagsaver
 
 from pipelines import convert as convert_cli
+from pipelines import _cli
 from pipelines import synth as synth_cli
 
 
@@ -82,7 +83,7 @@ def test_convert_bad_flags_one_line(tmp_path, csv17, capsys, flag_values, needle
 def test_flag_parse_errors_are_one_line(capsys, cli, arg, needle):
     with flagsaver.flagsaver():
         with pytest.raises(SystemExit) as e:
-            cli._parse_flags(["prog", arg])
+            _cli.parse_flags("alm-" + cli.__name__.rsplit(".", 1)[1], ["prog", arg])
     assert e.value.code == 1
     _one_error_line(capsys.readouterr(), needle)
 
