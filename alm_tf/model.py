@@ -127,6 +127,36 @@ def build_model_from_config(config: ModelConfig,
     return keras.Model(inputs, outputs, name=name or default)
 
 
+HEAD_LAYER_PREFIXES = ("images", "global_pool", "finalfc", "latlayer_", "st_", "boxes",
+                       "fusion", "logits")
+
+
+def backbone_layers(model: keras.Model) -> list:
+    """The layers of `model` that belong to its backbone (everything but the heads).
+
+    The heads are the global pooling and classifier (`global_pool`,
+    `finalfc`), the pyramid laterals (`latlayer_*`), the ALM layers
+    (`st_*`) and the output plumbing. A keras_applications backbone is one
+    nested-model layer.
+    """
+    return [layer for layer in model.layers
+            if not layer.name.startswith(HEAD_LAYER_PREFIXES)]
+
+
+def freeze_backbone(model: keras.Model) -> int:
+    """Marks the backbone's layers non-trainable; returns how many weights that froze.
+
+    As everywhere in Keras 3, a BatchNormalization layer that is not
+    trainable also runs in inference mode (moving statistics), so a frozen
+    backbone computes exactly what it computed when it was trained.
+    """
+    frozen = 0
+    for layer in backbone_layers(model):
+        frozen += sum(int(w.numpy().size) for w in layer.trainable_weights)
+        layer.trainable = False
+    return frozen
+
+
 def count_params(model: keras.Model) -> int:
     """Number of trainable parameters (batch-norm statistics excluded)."""
     return int(sum(int(v.numpy().size) for v in model.trainable_weights))

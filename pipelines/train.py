@@ -54,6 +54,10 @@ _INIT = flags.DEFINE_string("init_checkpoint", None, "A .keras file; layers with
 _STRATEGY = flags.DEFINE_enum("strategy", "default", cfg.STRATEGIES,
                               "Distribution; multi_worker reads TF_CONFIG.", **_OVERRIDE)
 _PRECISION = flags.DEFINE_enum("mixed_precision", "none", cfg.PRECISIONS, "Mixed precision policy.", **_OVERRIDE)
+_FREEZE = flags.DEFINE_bool(
+    "freeze_backbone", False, "Train only the heads (laterals, ALMs, global classifier); the "
+    "backbone keeps its --init_checkpoint weights and runs BatchNorm on moving statistics.",
+    **_OVERRIDE)
 _JIT = flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward/backward pass.", **_OVERRIDE)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.", **_OVERRIDE)
 _DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Enable op determinism.", **_OVERRIDE)
@@ -81,7 +85,8 @@ def _config() -> cfg.TrainConfig:
         alm_levels=tuple(_LEVELS.value), top_down=_TOP_DOWN.value,
         channel_attention=_CHANNEL_ATT.value, fusion=_FUSION.value,
         upsampling=_UPSAMPLING.value, train_split=_TRAIN_SPLIT.value,
-        val_split=_VAL_SPLIT.value, init_checkpoint=_INIT.value, strategy=_STRATEGY.value,
+        val_split=_VAL_SPLIT.value, init_checkpoint=_INIT.value,
+        freeze_backbone=_FREEZE.value, strategy=_STRATEGY.value,
         mixed_precision=_PRECISION.value, jit_compile=_JIT.value, seed=_SEED.value,
         deterministic=_DETERMINISTIC.value, checkpoint_every_steps=_CKPT_EVERY.value,
         keep_checkpoints=_KEEP.value, shuffle_buffer=_SHUFFLE.value, progress=_PROGRESS.value)

@@ -200,3 +200,28 @@ def test_backbone_parameter_counts_pinned(backbone):
     model = alm_tf.build_model(26, backbone=backbone)
     assert count_params(model) == BACKBONE_PARAMS[backbone]
     assert model.output["boxes"].shape[1:] == (3, 26, 4)
+
+
+def test_freeze_backbone_leaves_only_the_heads_trainable():
+    from alm_tf.model import HEAD_LAYER_PREFIXES, backbone_layers, freeze_backbone
+
+    m = 5
+    baseline = alm_tf.build_model(m, input_shape=(64, 32, 3), alm_levels=())
+    total = sum(int(np.prod(v.shape)) for v in baseline.trainable_variables)
+    frozen = freeze_backbone(baseline)
+    # What stays trainable is the global classifier alone: 1024 * M + M.
+    assert sum(int(np.prod(v.shape)) for v in baseline.trainable_variables) == 1024 * m + m
+    assert frozen == total - (1024 * m + m)
+
+    model = alm_tf.build_model(m, input_shape=(64, 32, 3))
+    names = {layer.name for layer in backbone_layers(model)}
+    assert "conv1_7x7_s2" in names or any(n.startswith("conv1") for n in names)
+    assert not any(n.startswith(HEAD_LAYER_PREFIXES) for n in names)
+    freeze_backbone(model)
+    heads = {v.path.split("/")[0] for v in model.trainable_variables}
+    assert heads == {"latlayer_5b", "latlayer_4d", "st_3b", "st_4d", "st_5b", "finalfc"}
+    # A frozen BatchNormalization runs on its moving statistics even in training mode.
+    images = np.random.default_rng(0).normal(size=(2, 64, 32, 3)).astype("float32")
+    a = model(images, training=True)["global"]
+    b = model(images, training=False)["global"]
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)

@@ -20,7 +20,7 @@ from alm_tf.config import UPSAMPLING_MODES as UPSAMPLINGS  # noqa: E402
 RESUME_KEYS = (
     "backbone", "image_height", "image_width", "batch_size", "alm_levels",
     "top_down", "channel_attention", "fusion", "upsampling", "train_split",
-    "loss_weighting", "optimizer", "seed", "steps_per_epoch",
+    "loss_weighting", "optimizer", "seed", "steps_per_epoch", "freeze_backbone",
 )
 
 
@@ -54,6 +54,10 @@ class TrainConfig:
         it, else `trainval`).
       val_split: split validated after every epoch ("" = none; None = `val`
         when the manifest has it and the train split is not `trainval`).
+      freeze_backbone: train only the heads (laterals, ALMs, global
+        classifier); the backbone keeps its (e.g. `init_checkpoint`)
+        weights and its BatchNormalization runs on moving statistics.
+        Model Garden's `freeze_backbone`; the demo's ALM stage uses it.
       init_checkpoint: `.keras` file whose layers with matching names and
         shapes initialise the model.
       strategy: `default`, `mirrored`, `multi_worker` (cluster from
@@ -90,6 +94,7 @@ class TrainConfig:
     upsampling: str = "bilinear"
     train_split: Optional[str] = None
     val_split: Optional[str] = None
+    freeze_backbone: bool = False
     init_checkpoint: Optional[str] = None
     strategy: str = "default"
     mixed_precision: str = "none"

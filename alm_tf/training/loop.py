@@ -128,8 +128,10 @@ def _check_resume(config: TrainConfig, path: str) -> None:
         return
     saved = md.read_config(os.path.dirname(path)).get("train", {})
     current = config.to_json()
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for key in RESUME_KEYS:
-        old, new = saved.get(key), current[key]
+        # A key the saved run predates had its default there.
+        old, new = saved.get(key, defaults[key]), current[key]
         if isinstance(old, list):
             old = tuple(old)
         if old != new:
@@ -227,6 +229,12 @@ def _train(config, strategy, model_builder, data_module):
 
     with strategy.scope():
         model = (model_builder or (lambda c: c.build()))(model_config)
+        if config.freeze_backbone:
+            from alm_tf.model import freeze_backbone
+
+            frozen = freeze_backbone(model)
+            print(f"freeze_backbone: {frozen:,} backbone weights frozen, "
+                  f"{sum(int(np.prod(v.shape)) for v in model.trainable_variables):,} trained")
         optimizer = make_optimizer(config)
         optimizer.build(model.trainable_variables)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")

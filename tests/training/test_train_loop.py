@@ -161,3 +161,23 @@ def test_trainval_manifest_defaults(tmp_path):
     assert config["val_split"] is None  # never the test split by default
     assert result.step == 2 and "val" not in result.history[0]
     assert (tmp_path / "m" / "best.keras").exists()
+
+
+def test_freeze_backbone_trains_only_the_heads(data_dir, tmp_path):
+    first = train(_config(data_dir, tmp_path / "a", epochs=1, val_split="none"),
+                  model_builder=h.tiny_model)
+    source = str(tmp_path / "a" / "final.keras")
+    second = train(_config(data_dir, tmp_path / "b", epochs=2, val_split="none",
+                           init_checkpoint=source, freeze_backbone=True),
+                   model_builder=h.tiny_model)
+    for name in ("conv1", "conv1_bn", "conv2"):  # backbone: weights and BN statistics kept
+        for before, after in zip(first.model.get_layer(name).get_weights(),
+                                 second.model.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(before, after)
+    assert not np.allclose(first.model.get_layer("finalfc").kernel.numpy(),
+                           second.model.get_layer("finalfc").kernel.numpy())
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["train"]["freeze_backbone"] is True
+    with pytest.raises(ConfigError, match="freeze_backbone"):  # a resume keeps it
+        train(_config(data_dir, tmp_path / "b", epochs=3, val_split="none",
+                      init_checkpoint=source), model_builder=h.tiny_model)
