@@ -24,7 +24,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).", 
 _MIN_HEIGHT = flags.DEFINE_integer("min_image_height", 80, "Smallest image height in pixels.", **_OVERRIDE)
 _MAX_HEIGHT = flags.DEFINE_integer("max_image_height", 240, "Largest image height in pixels.", **_OVERRIDE)
 _DISTRACTORS = flags.DEFINE_bool(
-    "distractors", True, "Draw attribute look-alikes off their regions.", **_OVERRIDE
+    "distractors", True, "Draw other people cut by the crop border and attribute look-alikes "
+    "off their regions (--nodistractors: the labelled person alone).", **_OVERRIDE
 )
 
 

@@ -5,10 +5,14 @@ random position, scale and pose on a textured background, at crop sizes
 like real pedestrian data (about 80-240 px tall, aspect near 2:1 h:w).
 Eight attributes are bound to a body region and drawn there with clear,
 sizeable cues; two are global (`female`, correlated with several cues, and
-`dark_clothing`). Distractors with the same colours and shapes are placed
-where the attribute is NOT (a hat-coloured cap beside the feet, a
-backpack-coloured box beside the head, a glasses band across the legs...),
-so that a model that does not localize gets confused.
+`dark_clothing`). The crop holds, as detector crops in a crowd do, parts of
+one or two other people cut by the left or right border, with their own
+(unlabelled) hats, glasses, hair, bags... at the same body heights; and
+look-alikes of the cues where the attribute is NOT (a hat-coloured cap
+beside the feet, a backpack-coloured box beside the head, a glasses band
+across the legs...). So a model that pools the whole crop is confused,
+and one that looks at the right body part of the person in the middle is
+not: localization matters.
 
 Output: `images/NNNNN.jpg`, `annotations.csv` (image, split, attributes;
 paths relative to the output folder) and `regions.json`:
@@ -69,7 +73,8 @@ class SynthConfig:
         seed: random seed; the same seed gives the same bytes.
         min_height, max_height: image height range in pixels.
         split_fractions: train / val / test fractions (sum 1).
-        distractors: draw distractors (off for debugging).
+        distractors: draw the crowd neighbours and look-alikes (off: the
+            labelled person alone, for debugging).
         jpeg_quality: JPEG quality 50-100.
     """
 
@@ -171,11 +176,19 @@ def _sample_labels(rng: np.random.Generator) -> dict[str, int]:
 
 
 def render_pedestrian(rng: np.random.Generator, min_height: int = 80, max_height: int = 240, distractors: bool = True) -> tuple[Image.Image, dict[str, int], dict[str, list[float]]]:
-    """Draws one pedestrian.
+    """Draws one pedestrian crop.
+
+    The labelled person stands near the middle. With `distractors`, the
+    crop also holds what real detector crops hold: parts of other people cut
+    by the left or right border (with their own, unlabelled, attributes, at
+    the same body heights) and attribute look-alikes at heights where the
+    attribute never is. A model that pools the whole crop sees the
+    neighbours' hats and bags too; one that looks at the right body part
+    of the person in the middle does not.
 
     Returns:
         (RGB image, labels {attribute: 0/1}, regions {region-bound
-        attribute: normalized [y1, x1, y2, x2]}).
+        attribute: normalized [y1, x1, y2, x2]} of the labelled person).
     """
     labels = _sample_labels(rng)
     H = int(rng.integers(min_height, max_height + 1))
@@ -186,6 +199,26 @@ def render_pedestrian(rng: np.random.Generator, min_height: int = 80, max_height
     ph = H * rng.uniform(0.78, 0.93)  # Person height.
     top = rng.uniform(0.02 * H, H - ph - 0.01 * H)
     cx = W / 2 + rng.uniform(-0.1, 0.1) * W
+    if distractors:
+        for side in rng.permutation([-1, 1])[: int(rng.integers(1, 3))]:
+            other_ph = ph * rng.uniform(0.9, 1.08)
+            other_top = top + rng.uniform(-0.04, 0.04) * H
+            other_cx = cx + side * rng.uniform(0.36, 0.5) * W
+            _draw_person(draw, rng, _sample_labels(rng), other_cx, other_top, other_ph)
+    regions_px = _draw_person(draw, rng, labels, cx, top, ph)
+    if distractors:
+        _draw_distractors(rng, draw, ph, top, cx, W, H, labels)
+    regions = {
+        a: [round(min(max(b[0] / H, 0.0), 1.0), 4), round(min(max(b[1] / W, 0.0), 1.0), 4),
+            round(min(max(b[2] / H, 0.0), 1.0), 4), round(min(max(b[3] / W, 0.0), 1.0), 4)]
+        for a, b in regions_px.items()
+    }
+    return image, labels, regions
+
+
+def _draw_person(draw: ImageDraw.ImageDraw, rng: np.random.Generator, labels: dict[str, int],
+                 cx: float, top: float, ph: float) -> dict[str, Box]:
+    """Draws a person `ph` px tall from `top`, centred at `cx`; returns the attribute regions in px."""
     Y = lambda f: top + f * ph  # noqa: E731  (person-relative height to pixels)
     dark = bool(labels["dark_clothing"])
     upper, lower = _cloth_colour(rng, dark), _cloth_colour(rng, dark)
@@ -268,7 +301,7 @@ def render_pedestrian(rng: np.random.Generator, min_height: int = 80, max_height
     if labels["hat"]:
         _draw_hat(draw, hat_box, _hat_colour(rng))
 
-    regions_px = {
+    return {
         "hat": _union(head_box, hat_box),
         "glasses": head_box,
         "long_hair": _union(head_box, hair_box),
@@ -278,14 +311,6 @@ def render_pedestrian(rng: np.random.Generator, min_height: int = 80, max_height
         "shorts": legs_box,
         "boots": feet_box,
     }
-    if distractors:
-        _draw_distractors(rng, draw, ph, top, cx, W, H, labels)
-    regions = {
-        a: [round(min(max(b[0] / H, 0.0), 1.0), 4), round(min(max(b[1] / W, 0.0), 1.0), 4),
-            round(min(max(b[2] / H, 0.0), 1.0), 4), round(min(max(b[3] / W, 0.0), 1.0), 4)]
-        for a, b in regions_px.items()
-    }
-    return image, labels, regions
 
 
 def _draw_hat(draw: ImageDraw.ImageDraw, box: Box, colour: tuple[int, int, int]) -> None:

@@ -96,3 +96,26 @@ def test_cue_is_drawn_in_its_region():
         assert red.sum() > 0.1 * crop.shape[0] * crop.shape[1]
         return
     pytest.fail("no hat in 40 draws")
+
+
+def _red(arr):
+    """The hat colours (red to orange, saturated, bright), JPEG-free."""
+    r, g, b = arr[..., 0], arr[..., 1], arr[..., 2]
+    return (r > 190) & (g < 0.62 * r) & (b < 0.35 * r)
+
+
+def test_crowd_neighbours_carry_cues_at_the_same_heights():
+    """Other people cut by the border wear hats at head height; the labelled person's cue stays whole."""
+    neighbour_hats = 0
+    for i in range(60):
+        image, labels, regions = synth.render_pedestrian(np.random.default_rng([11, i]))
+        arr = np.asarray(image).astype(int)
+        h, w = arr.shape[:2]
+        y1, x1, y2, x2 = regions["hat"]
+        if labels["hat"]:  # drawn over the neighbours, so still there
+            crop = arr[int(y1 * h): int(np.ceil(y2 * h)), int(x1 * w): int(np.ceil(x2 * w))]
+            assert _red(crop).sum() > 0.1 * crop.shape[0] * crop.shape[1], i
+        band = _red(arr[: int(np.ceil(y2 * h))])  # head height
+        band[:, int(x1 * w): int(np.ceil(x2 * w))] = False  # outside the labelled head
+        neighbour_hats += int(band.sum() > 20)
+    assert 8 <= neighbour_hats <= 40, neighbour_hats
