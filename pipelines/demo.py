@@ -37,6 +37,9 @@ _KEEP_DATA = flags.DEFINE_bool("keep_data", False, "Reuse D/synth and D/records 
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.", **_OVERRIDE)
 _BACKBONE = flags.DEFINE_enum("backbone", "bn_inception", BACKBONES, "Backbone of both models.",
                               **_OVERRIDE)
+_FREEZE = flags.DEFINE_bool("alm_freeze_backbone", True, "Train the ALM stage's heads on the "
+                            "baseline's frozen backbone (--noalm_freeze_backbone: train all).",
+                            **_OVERRIDE)
 _TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (a smoke test of every stage, about a minute).",
                           **_OVERRIDE)
 
@@ -60,7 +63,7 @@ def main(argv: list[str]) -> None:
     from alm_tf import demo
 
     overrides = {"seed": _SEED.value, "keep_data": _KEEP_DATA.value, "progress": _PROGRESS.value,
-                 "backbone": _BACKBONE.value}
+                 "backbone": _BACKBONE.value, "alm_freeze_backbone": _FREEZE.value}
     for key, flag in (("num_images", _NUM_IMAGES), ("baseline_steps", _BASELINE_STEPS),
                       ("alm_steps", _ALM_STEPS), ("image_height", _HEIGHT), ("image_width", _WIDTH)):
         if flag.value is not None:

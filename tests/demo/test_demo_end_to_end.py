@@ -93,6 +93,7 @@ def test_every_stage_made_its_artifacts(demo_run):
         config = json.load(f)
     assert config["model"]["alm_levels"] == [1, 2, 3]
     assert config["train"]["init_checkpoint"].endswith(os.path.join("baseline", "final.keras"))
+    assert config["train"]["freeze_backbone"] is True  # the demo's ALM stage trains the heads
     for ev in ("baseline_eval", "alm_eval"):
         with open(os.path.join(p[ev], "metrics.json")) as f:
             metrics = json.load(f)
@@ -101,6 +102,22 @@ def test_every_stage_made_its_artifacts(demo_run):
             assert len(list(csv.DictReader(f))) == len(manifest["attributes"])
     assert os.path.isfile(os.path.join(p["saved_model"], "saved_model.pb"))
     assert p["saved_model"].rstrip("/").endswith(os.path.join("export", "1"))
+
+
+def test_alm_stage_kept_the_baseline_backbone(demo_run):
+    import keras
+
+    import alm_tf  # noqa: F401  registers the custom layers
+    from alm_tf.model import backbone_layers
+
+    p = demo_run["summary"]["paths"]
+    baseline = keras.saving.load_model(os.path.join(p["baseline_model"], "final.keras"), compile=False)
+    alm = keras.saving.load_model(os.path.join(p["alm_model"], "final.keras"), compile=False)
+    layers = [layer for layer in backbone_layers(alm) if layer.weights]
+    assert len(layers) > 100
+    for layer in layers:
+        for before, after in zip(baseline.get_layer(layer.name).get_weights(), layer.get_weights()):
+            np.testing.assert_array_equal(before, after, err_msg=layer.name)
 
 
 def test_predictions_csv_and_pictures(demo_run):
