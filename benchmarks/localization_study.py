@@ -14,7 +14,8 @@ Usage (after `make demo`, which leaves the data and the baseline):
       --synth=demo_output/synth --records=demo_output/records \
       --baseline=demo_output/models/baseline/final.keras \
       [--height=256 --width=128] [--steps=320] [--eval_every=80] \
-      [--learning_rate=1e-4] [--freeze_backbone] [--seed=0] [--json=out.json]
+      [--learning_rate=1e-4] [--freeze_backbone] [--box_lr_multiplier=1]
+      [--seed=0] [--json=out.json]
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def main() -> None:
     parser.add_argument("--learning_rate", type=float, default=1e-4)
     parser.add_argument("--weight_decay", type=float, default=5e-4)
     parser.add_argument("--freeze_backbone", action="store_true")
+    parser.add_argument("--box_lr_multiplier", type=float, default=1.0,
+                        help="learning rate of the ALM box regressors (box_kernel, box_bias) relative "
+                             "to the rest (a separate Adam)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the curve here")
     args = parser.parse_args()
@@ -97,8 +101,15 @@ def main() -> None:
               f"(levels {' / '.join(f'{v:.2f}' for v in point['levels'])}, "
               f"height only {point['height_only']:.3f})", flush=True)
 
-    optimizer = keras.optimizers.Adam(args.learning_rate)
-    optimizer.build(train_vars)
+    is_box = lambda v: v.path.split("/")[-1] in ("box_kernel", "box_bias")  # noqa: E731
+    groups = [(keras.optimizers.Adam(args.learning_rate), [v for v in train_vars if not is_box(v)])]
+    if args.box_lr_multiplier != 1.0:
+        groups = [groups[0], (keras.optimizers.Adam(args.learning_rate * args.box_lr_multiplier),
+                              [v for v in train_vars if is_box(v)])]
+    else:
+        groups = [(groups[0][0], train_vars)]
+    for optimizer, variables in groups:
+        optimizer.build(variables)
 
     @tf.function
     def step_fn(x, y):
@@ -106,7 +117,12 @@ def main() -> None:
             loss, _ = losses.alm_loss(y, model(x, training=True), priors, "official")
             objective = loss + 0.5 * args.weight_decay * tf.add_n(
                 [tf.reduce_sum(tf.square(v)) for v in train_vars])
-        optimizer.apply_gradients(zip(tape.gradient(objective, train_vars), train_vars))
+        variables = [v for _, group in groups for v in group]
+        grads = tape.gradient(objective, variables)
+        start = 0
+        for optimizer, group in groups:
+            optimizer.apply_gradients(zip(grads[start:start + len(group)], group))
+            start += len(group)
         return loss
 
     data = pipeline.make_dataset(args.records, "train", batch_size=args.batch_size,
