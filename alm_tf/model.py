@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import keras
@@ -152,7 +153,7 @@ def freeze_backbone(model: keras.Model) -> int:
     """
     frozen = 0
     for layer in backbone_layers(model):
-        frozen += sum(int(w.numpy().size) for w in layer.trainable_weights)
+        frozen += sum(math.prod(w.shape) for w in layer.trainable_weights)
         layer.trainable = False
     return frozen
 

@@ -102,12 +102,12 @@ def main() -> None:
               f"height only {point['height_only']:.3f})", flush=True)
 
     is_box = lambda v: v.path.split("/")[-1] in ("box_kernel", "box_bias")  # noqa: E731
-    groups = [(keras.optimizers.Adam(args.learning_rate), [v for v in train_vars if not is_box(v)])]
-    if args.box_lr_multiplier != 1.0:
-        groups = [groups[0], (keras.optimizers.Adam(args.learning_rate * args.box_lr_multiplier),
-                              [v for v in train_vars if is_box(v)])]
+    if args.box_lr_multiplier == 1.0:
+        groups = [(keras.optimizers.Adam(args.learning_rate), train_vars)]
     else:
-        groups = [(groups[0][0], train_vars)]
+        groups = [(keras.optimizers.Adam(args.learning_rate), [v for v in train_vars if not is_box(v)]),
+                  (keras.optimizers.Adam(args.learning_rate * args.box_lr_multiplier),
+                   [v for v in train_vars if is_box(v)])]
     for optimizer, variables in groups:
         optimizer.build(variables)
 
