@@ -11,6 +11,8 @@ TOP_DOWN_MODES = ("concat", "add", "none")
 FUSION_MODES = ("max", "mean")
 UPSAMPLING_MODES = ("bilinear", "nearest")
 LEVELS = (1, 2, 3)
+#: Initialisations of the ALM box regressors' kernels (TrainConfig.box_kernel_init).
+BOX_KERNEL_INITS = ("torch", "zeros")
 
 
 @dataclasses.dataclass(frozen=True)

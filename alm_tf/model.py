@@ -158,6 +158,21 @@ def freeze_backbone(model: keras.Model) -> int:
     return frozen
 
 
+def zero_box_kernels(model: keras.Model) -> int:
+    """Sets every ALM box regressor's kernel to zero; returns how many layers that touched.
+
+    theta = kernel . features + bias, so afterwards every image gets the
+    same box (the bias's) until the kernels learn; the Spatial Transformer
+    paper starts its regression layer the same way. `TrainConfig.box_kernel_init`.
+    """
+    touched = 0
+    for layer in model.layers:
+        if isinstance(layer, AttributeLocalization):
+            layer.box_kernel.assign(keras.ops.zeros(layer.box_kernel.shape, layer.box_kernel.dtype))
+            touched += 1
+    return touched
+
+
 def count_params(model: keras.Model) -> int:
     """Number of trainable parameters (batch-norm statistics excluded)."""
     return int(sum(int(v.numpy().size) for v in model.trainable_weights))

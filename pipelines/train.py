@@ -58,6 +58,15 @@ _FREEZE = flags.DEFINE_bool(
     "freeze_backbone", False, "Train only the heads (laterals, ALMs, global classifier); the "
     "backbone keeps its --init_checkpoint weights and runs BatchNorm on moving statistics.",
     **_OVERRIDE)
+_BOX_LR = flags.DEFINE_float(
+    "box_lr_multiplier", 1.0, "Learning rate of the ALM box regressors' kernels relative to "
+    "--learning_rate (0 freezes them).", **_OVERRIDE)
+_BOX_BIAS_LR = flags.DEFINE_float(
+    "box_bias_lr_multiplier", 1.0, "Learning rate of the ALM box biases relative to "
+    "--learning_rate; raise it for short schedules (the demo uses 100).", **_OVERRIDE)
+_BOX_INIT = flags.DEFINE_enum(
+    "box_kernel_init", "torch", cfg.BOX_KERNEL_INITS, "torch: PyTorch's default (official); "
+    "zeros: every image starts with the same box (STN-style).", **_OVERRIDE)
 _JIT = flags.DEFINE_bool("jit_compile", False, "XLA-compile the forward/backward pass.", **_OVERRIDE)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.", **_OVERRIDE)
 _DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Enable op determinism.", **_OVERRIDE)
@@ -86,7 +95,8 @@ def _config() -> cfg.TrainConfig:
         channel_attention=_CHANNEL_ATT.value, fusion=_FUSION.value,
         upsampling=_UPSAMPLING.value, train_split=_TRAIN_SPLIT.value,
         val_split=_VAL_SPLIT.value, init_checkpoint=_INIT.value,
-        freeze_backbone=_FREEZE.value, strategy=_STRATEGY.value,
+        freeze_backbone=_FREEZE.value, box_lr_multiplier=_BOX_LR.value,
+        box_bias_lr_multiplier=_BOX_BIAS_LR.value, box_kernel_init=_BOX_INIT.value, strategy=_STRATEGY.value,
         mixed_precision=_PRECISION.value, jit_compile=_JIT.value, seed=_SEED.value,
         deterministic=_DETERMINISTIC.value, checkpoint_every_steps=_CKPT_EVERY.value,
         keep_checkpoints=_KEEP.value, shuffle_buffer=_SHUFFLE.value, progress=_PROGRESS.value)

@@ -11,6 +11,7 @@ WEIGHTINGS = ("official", "paper", "none")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 # The model's choices live in one place: alm_tf.config.
 from alm_tf.config import BACKBONES  # noqa: E402
+from alm_tf.config import BOX_KERNEL_INITS  # noqa: E402
 from alm_tf.config import FUSION_MODES as FUSIONS  # noqa: E402
 from alm_tf.config import LEVELS as ALM_LEVELS  # noqa: E402
 from alm_tf.config import TOP_DOWN_MODES as TOP_DOWN  # noqa: E402
@@ -54,6 +55,18 @@ class TrainConfig:
         it, else `trainval`).
       val_split: split validated after every epoch ("" = none; None = `val`
         when the manifest has it and the train split is not `trainval`).
+      box_lr_multiplier: learning rate of the ALM box regressors' kernels
+        (`box_kernel`) relative to `learning_rate`; 0 freezes them.
+      box_bias_lr_multiplier: the same for the box biases (`box_bias`).
+        A box's bias moves by about the learning rate per Adam step, so in
+        a short schedule only the kernel (the image's features) can move a
+        box; the demo's ALM stage raises this one (see alm_tf.demo).
+      box_kernel_init: `torch` (PyTorch's default, as the official code)
+        or `zeros`: every box regressor's kernel starts at zero, so every
+        image starts with the same box and the boxes first learn where an
+        attribute is, then how it moves per image (the Spatial Transformer
+        paper's initialisation of its regression layer). Applied to a fresh
+        model before `init_checkpoint`, so loaded ALM weights win.
       freeze_backbone: train only the heads (laterals, ALMs, global
         classifier); the backbone keeps its (e.g. `init_checkpoint`)
         weights and its BatchNormalization runs on moving statistics.
@@ -94,6 +107,9 @@ class TrainConfig:
     upsampling: str = "bilinear"
     train_split: Optional[str] = None
     val_split: Optional[str] = None
+    box_lr_multiplier: float = 1.0
+    box_bias_lr_multiplier: float = 1.0
+    box_kernel_init: str = "torch"
     freeze_backbone: bool = False
     init_checkpoint: Optional[str] = None
     strategy: str = "default"
@@ -125,6 +141,7 @@ class TrainConfig:
         self._check_choice("top_down", TOP_DOWN)
         self._check_choice("fusion", FUSIONS)
         self._check_choice("upsampling", UPSAMPLINGS)
+        self._check_choice("box_kernel_init", BOX_KERNEL_INITS)
         if not self.data_dir:
             raise ConfigError("data_dir must be given. Received: data_dir=''")
         if not self.model_dir:
@@ -154,6 +171,10 @@ class TrainConfig:
                 "decay_epochs must be increasing positive epochs. "
                 f"Received: decay_epochs={list(self.decay_epochs)}"
             )
+        for name in ("box_lr_multiplier", "box_bias_lr_multiplier"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
+                raise ConfigError(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
         if not self.weight_decay >= 0:
             raise ConfigError(
                 f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}"

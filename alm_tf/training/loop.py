@@ -29,7 +29,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from alm_tf import losses, metrics
-from alm_tf.training import distribution, model_dir as md
+from alm_tf.training import distribution, model_dir as md, optimizers
 from alm_tf.training.config import RESUME_KEYS, ConfigError, TrainConfig
 
 
@@ -110,14 +110,18 @@ def resolve_val_split(manifest: dict, config: TrainConfig, train_split: str) -> 
 
 
 def make_optimizer(config: TrainConfig):
+    multipliers = {optimizers.BOX_KERNEL: config.box_lr_multiplier,
+                   optimizers.BOX_BIAS: config.box_bias_lr_multiplier}
+    multipliers = {k: v for k, v in multipliers.items() if v != 1.0}
     if config.optimizer == "adamw":
-        opt = keras.optimizers.AdamW(
-            learning_rate=config.learning_rate, weight_decay=config.weight_decay,
-            beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+        cls = optimizers.AdamWWithLRMultipliers if multipliers else keras.optimizers.AdamW
+        kwargs = {"weight_decay": config.weight_decay}
     else:  # L2 decay goes into the gradient in the step (PyTorch Adam).
-        opt = keras.optimizers.Adam(
-            learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999,
-            epsilon=1e-8)
+        cls = optimizers.AdamWithLRMultipliers if multipliers else keras.optimizers.Adam
+        kwargs = {}
+    if multipliers:
+        kwargs["lr_multipliers"] = multipliers
+    opt = cls(learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8, **kwargs)
     if config.mixed_precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
@@ -229,6 +233,10 @@ def _train(config, strategy, model_builder, data_module):
 
     with strategy.scope():
         model = (model_builder or (lambda c: c.build()))(model_config)
+        if config.box_kernel_init == "zeros":
+            from alm_tf.model import zero_box_kernels
+
+            zero_box_kernels(model)
         if config.freeze_backbone:
             from alm_tf.model import freeze_backbone
 

@@ -181,3 +181,55 @@ def test_freeze_backbone_trains_only_the_heads(data_dir, tmp_path):
     with pytest.raises(ConfigError, match="freeze_backbone"):  # a resume keeps it
         train(_config(data_dir, tmp_path / "b", epochs=3, val_split="none",
                       init_checkpoint=source), model_builder=h.tiny_model)
+
+
+def _tiny_alm_model(model_config, record=None):
+    """A conv stem and one real ALM layer (level 1) beside the global branch."""
+    from alm_tf.layers.attribute_localization import AttributeLocalization
+
+    m = model_config.num_attributes
+    inputs = keras.Input((model_config.image_height, model_config.image_width, 3), name="images")
+    x = keras.layers.Conv2D(8, 3, strides=4, padding="same", name="conv1")(inputs)
+    logits, boxes = AttributeLocalization(m, combine="none", reduction=4, dtype="float32",
+                                          name="st_3b")([x])
+    pooled = keras.layers.GlobalAveragePooling2D()(x)
+    glob = keras.layers.Dense(m, dtype="float32", name="finalfc")(pooled)
+    fused = keras.layers.Maximum(dtype="float32", name="fusion")([logits, glob])
+    model = keras.Model(inputs, {"level1": logits, "global": glob, "logits": fused,
+                                 "boxes": boxes}, name="tiny_alm")
+    if record is not None:
+        record.update({w.name: w.numpy().copy() for w in model.get_layer("st_3b").weights})
+    return model
+
+
+def test_box_options_zero_the_kernels_and_scale_their_updates(data_dir, tmp_path):
+    start = {}
+    frozen = train(_config(data_dir, tmp_path / "a", epochs=1, val_split="none", alm_levels=(1,),
+                           box_kernel_init="zeros", box_lr_multiplier=0.0,
+                           box_bias_lr_multiplier=0.0),
+                   model_builder=lambda c: _tiny_alm_model(c, start))
+    layer = frozen.model.get_layer("st_3b")
+    assert np.abs(start["box_kernel"]).max() > 0  # PyTorch's init before the reset
+    np.testing.assert_array_equal(layer.box_kernel.numpy(), 0.0)
+    np.testing.assert_array_equal(layer.box_bias.numpy(), start["box_bias"])
+    assert not np.allclose(layer.cls_kernel.numpy(), start["cls_kernel"])
+    boxes = frozen.model.predict(np.random.default_rng(0).random((2, 64, 32, 3)), verbose=0)["boxes"]
+    np.testing.assert_allclose(boxes[0], boxes[1])  # one box for every image
+    config = json.loads((tmp_path / "a" / "config.json").read_text())["train"]
+    assert (config["box_kernel_init"], config["box_bias_lr_multiplier"]) == ("zeros", 0.0)
+
+    start = {}
+    moving = train(_config(data_dir, tmp_path / "b", epochs=1, val_split="none", alm_levels=(1,),
+                           box_kernel_init="zeros", box_bias_lr_multiplier=10.0),
+                   model_builder=lambda c: _tiny_alm_model(c, start))
+    layer = moving.model.get_layer("st_3b")
+    assert not np.allclose(layer.box_bias.numpy(), start["box_bias"])
+    assert np.abs(layer.box_kernel.numpy()).max() > 0
+
+
+@pytest.mark.parametrize("field, value", [("box_lr_multiplier", -0.5),
+                                          ("box_bias_lr_multiplier", float("inf")),
+                                          ("box_kernel_init", "ones")])
+def test_bad_box_options_are_refused_by_name(data_dir, tmp_path, field, value):
+    with pytest.raises(ConfigError, match=field):
+        _config(data_dir, tmp_path, **{field: value})
