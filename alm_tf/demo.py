@@ -8,7 +8,9 @@ call (no flags are touched):
   3. baseline training  `alm_tf.training.train`, alm_levels=()
                                                           -> D/models/baseline/
   4. ALM training       initialised from the baseline's final.keras (the
-                        authors' two-stage recipe)       -> D/models/alm/
+                        authors' two-stage recipe); the baseline's
+                        backbone frozen, box kernels started at zero, box
+                        biases at 100x the learning rate -> D/models/alm/
   5. evaluation         `alm_tf.evaluation.run_evaluation` of both on the
                         synthetic test split             -> D/eval/{baseline,alm}/
   6. export             `alm_tf.serving.export` of the ALM model -> D/export/1/
@@ -44,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from alm_tf.config import BOX_KERNEL_INITS
+
 __all__ = ["DemoConfig", "format_summary", "localization_hit_rate", "run_demo"]
 
 HIT_RATE_DEFINITION = (
@@ -71,6 +75,16 @@ class DemoConfig:
             at 192x96 the hit rate fell from 0.33 to 0.26 as such a run
             went on, and reached 0.46-0.48 frozen); frozen, the stage is
             also about twice as fast per step.
+        alm_box_kernel_init: the ALM stage's `TrainConfig.box_kernel_init`.
+            `zeros`: every image starts with the same box.
+        alm_box_lr_multiplier, alm_box_bias_lr_multiplier: the ALM stage's
+            learning-rate multipliers of the box kernels and biases. At
+            1e-4 an Adam step moves a box's bias by about 1e-4, so in a few
+            hundred steps the boxes could move only through the image
+            features and stayed where those first pulled them (hit rate
+            0.49); boxes that start equal, with a fast bias and a slow
+            kernel, first find where each attribute is, then follow the
+            person (0.87 in the same steps; BUILD_NOTES.md, issue 6).
         learning_rate: Adam learning rate (both stages; /10 for the last
             `decay_fraction` of each stage).
         decay_fraction: share of each stage's steps at the decayed rate.
@@ -90,6 +104,9 @@ class DemoConfig:
     baseline_steps: int = 110
     alm_steps: int = 320
     alm_freeze_backbone: bool = True
+    alm_box_kernel_init: str = "zeros"
+    alm_box_lr_multiplier: float = 0.1
+    alm_box_bias_lr_multiplier: float = 100.0
     learning_rate: float = 1e-4
     decay_fraction: float = 0.0
     num_pictures: int = 6
@@ -111,6 +128,13 @@ class DemoConfig:
                 raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}")
+        for name in ("alm_box_lr_multiplier", "alm_box_bias_lr_multiplier"):
+            value = getattr(self, name)
+            if not 0 <= value < float("inf"):
+                raise ValueError(f"{name} must be a finite number >= 0. Received: {name}={value}")
+        if self.alm_box_kernel_init not in BOX_KERNEL_INITS:
+            raise ValueError(f"alm_box_kernel_init must be one of {BOX_KERNEL_INITS}. "
+                             f"Received: alm_box_kernel_init={self.alm_box_kernel_init!r}")
         if not 0 <= self.decay_fraction < 1:
             raise ValueError(f"decay_fraction must be in [0, 1). Received: decay_fraction={self.decay_fraction}")
         if self.num_pictures < 0:
@@ -247,7 +271,9 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
     say(f"alm-demo: {config.num_images} synthetic images, input {config.image_height}x"
         f"{config.image_width}, backbone {config.backbone}, batch {config.batch_size}, "
         f"baseline {config.baseline_steps} steps, ALM {config.alm_steps} steps "
-        f"(from the baseline{', backbone frozen' if config.alm_freeze_backbone else ''}), lr {config.learning_rate:g}, output {d}")
+        f"(from the baseline{', backbone frozen' if config.alm_freeze_backbone else ''}, boxes: "
+        f"kernel init {config.alm_box_kernel_init}, lr x{config.alm_box_lr_multiplier:g} kernel / "
+        f"x{config.alm_box_bias_lr_multiplier:g} bias), lr {config.learning_rate:g}, output {d}")
     stamp = {"num_images": config.num_images, "seed": config.seed}
     stamp_path = os.path.join(d, "data_settings.json")
 
@@ -287,6 +313,9 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
                   image_height=config.image_height, image_width=config.image_width,
                   batch_size=config.batch_size, learning_rate=config.learning_rate,
                   seed=config.seed, val_split="none", progress=config.progress)
+    box = dict(box_kernel_init=config.alm_box_kernel_init,
+               box_lr_multiplier=config.alm_box_lr_multiplier,
+               box_bias_lr_multiplier=config.alm_box_bias_lr_multiplier)
     for key, levels, steps, init, number in (
             ("baseline_model", (), config.baseline_steps, None, 3),
             ("alm_model", (1, 2, 3), config.alm_steps,
@@ -301,6 +330,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
                                steps_per_epoch=per_epoch, decay_epochs=decay,
                                init_checkpoint=init,
                                freeze_backbone=bool(levels) and config.alm_freeze_backbone,
+                               **(box if levels else {}),
                                **common))
         clock(f"train_{'baseline' if not levels else 'alm'}", t0)
 

@@ -17,7 +17,7 @@ import time
 
 from absl import flags, logging
 
-from alm_tf.config import BACKBONES
+from alm_tf.config import BACKBONES, BOX_KERNEL_INITS
 from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
@@ -40,6 +40,13 @@ _BACKBONE = flags.DEFINE_enum("backbone", "bn_inception", BACKBONES, "Backbone o
 _FREEZE = flags.DEFINE_bool("alm_freeze_backbone", True, "Train the ALM stage's heads on the "
                             "baseline's frozen backbone (--noalm_freeze_backbone: train all).",
                             **_OVERRIDE)
+_BOX_INIT = flags.DEFINE_enum("alm_box_kernel_init", None, BOX_KERNEL_INITS,
+                              "ALM stage: box kernels' start (default zeros: one box for every "
+                              "image at first; torch: the official init).", **_OVERRIDE)
+_BOX_LR = flags.DEFINE_float("alm_box_lr_multiplier", None, "ALM stage: learning rate of the box "
+                             "kernels relative to the others (default 0.1).", **_OVERRIDE)
+_BOX_BIAS_LR = flags.DEFINE_float("alm_box_bias_lr_multiplier", None, "ALM stage: learning rate of "
+                                  "the box biases relative to the others (default 100).", **_OVERRIDE)
 _TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (a smoke test of every stage, about a minute).",
                           **_OVERRIDE)
 
@@ -65,7 +72,9 @@ def main(argv: list[str]) -> None:
     overrides = {"seed": _SEED.value, "keep_data": _KEEP_DATA.value, "progress": _PROGRESS.value,
                  "backbone": _BACKBONE.value, "alm_freeze_backbone": _FREEZE.value}
     for key, flag in (("num_images", _NUM_IMAGES), ("baseline_steps", _BASELINE_STEPS),
-                      ("alm_steps", _ALM_STEPS), ("image_height", _HEIGHT), ("image_width", _WIDTH)):
+                      ("alm_steps", _ALM_STEPS), ("image_height", _HEIGHT), ("image_width", _WIDTH),
+                      ("alm_box_kernel_init", _BOX_INIT), ("alm_box_lr_multiplier", _BOX_LR),
+                      ("alm_box_bias_lr_multiplier", _BOX_BIAS_LR)):
         if flag.value is not None:
             overrides[key] = flag.value
     try:

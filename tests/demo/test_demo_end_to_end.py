@@ -94,6 +94,11 @@ def test_every_stage_made_its_artifacts(demo_run):
     assert config["model"]["alm_levels"] == [1, 2, 3]
     assert config["train"]["init_checkpoint"].endswith(os.path.join("baseline", "final.keras"))
     assert config["train"]["freeze_backbone"] is True  # the demo's ALM stage trains the heads
+    # ... with boxes that start equal, a fast box bias and a slow box kernel.
+    assert (config["train"]["box_kernel_init"], config["train"]["box_lr_multiplier"],
+            config["train"]["box_bias_lr_multiplier"]) == ("zeros", 0.1, 100.0)
+    with open(os.path.join(p["baseline_model"], "config.json")) as f:
+        assert json.load(f)["train"]["box_bias_lr_multiplier"] == 1.0
     for ev in ("baseline_eval", "alm_eval"):
         with open(os.path.join(p[ev], "metrics.json")) as f:
             metrics = json.load(f)
@@ -235,6 +240,9 @@ def test_predict_cli_needs_a_model(tmp_path):
     assert code == 1 and stderr.strip() == "alm-predict: error: --model or --server is required"
 
 
-def test_demo_cli_bad_flag(tmp_path):
-    code, _, stderr = _run_main("pipelines.demo", [f"--output_dir={tmp_path}", "--input_height=100"])
-    assert code == 1 and "input_height" in stderr.strip() and len(stderr.strip().splitlines()) == 1
+@pytest.mark.parametrize("flag, name", [("--input_height=100", "input_height"),
+                                        ("--alm_box_bias_lr_multiplier=-1", "alm_box_bias_lr_multiplier")])
+def test_demo_cli_bad_flag(tmp_path, flag, name):
+    code, _, stderr = _run_main("pipelines.demo", [f"--output_dir={tmp_path}", flag])
+    assert code == 1 and name in stderr.strip() and len(stderr.strip().splitlines()) == 1
+    assert not os.listdir(tmp_path)  # nothing written
