@@ -4,18 +4,23 @@ The demo's second stage, unrolled so that the localization hit rate
 (`alm_tf.demo.localization_hit_rate`, the demo's definition) can be read
 every `--eval_every` steps on the synthetic test split. It starts from a
 baseline `.keras` (for example `demo_output/models/baseline/final.keras`)
-and trains with the trainer's loss, Adam and L2 decay (added to the
-gradient as alm-train does), with the backbone frozen (`--freeze_backbone`,
+and trains with the trainer's loss, Adam (with alm-train's box
+learning-rate multipliers) and L2 decay (added to the gradient as
+alm-train does), with the backbone frozen (`--freeze_backbone`,
 the demo's choice) or not. This is the script behind the "why the ALM stage
-freezes the backbone" figures in BUILD_NOTES.md.
+freezes the backbone" and "boxes that start equal" figures in BUILD_NOTES.md.
 
 Usage (after `make demo`, which leaves the data and the baseline):
   .venv/bin/python benchmarks/localization_study.py \
       --synth=demo_output/synth --records=demo_output/records \
       --baseline=demo_output/models/baseline/final.keras \
       [--height=256 --width=128] [--steps=320] [--eval_every=80] \
-      [--learning_rate=1e-4] [--freeze_backbone] [--box_lr_multiplier=1]
+      [--learning_rate=1e-4] [--freeze_backbone] [--box_kernel_init=torch|zeros]
+      [--box_lr_multiplier=1] [--box_bias_lr_multiplier=1] [--box_init_scale=S]
       [--seed=0] [--json=out.json]
+
+The demo's ALM stage is `--freeze_backbone --box_kernel_init=zeros
+--box_lr_multiplier=0.1 --box_bias_lr_multiplier=100`.
 """
 
 from __future__ import annotations
@@ -47,11 +52,19 @@ def main() -> None:
     parser.add_argument("--weight_decay", type=float, default=5e-4)
     parser.add_argument("--freeze_backbone", action="store_true")
     parser.add_argument("--box_lr_multiplier", type=float, default=1.0,
-                        help="learning rate of the ALM box regressors (box_kernel, box_bias) relative "
-                             "to the rest (a separate Adam)")
+                        help="learning rate of the ALM box kernels relative to the rest "
+                             "(TrainConfig.box_lr_multiplier)")
+    parser.add_argument("--box_bias_lr_multiplier", type=float, default=1.0,
+                        help="the same for the box biases (TrainConfig.box_bias_lr_multiplier)")
+    parser.add_argument("--box_init_scale", type=float, default=None,
+                        help="start every ALM box at this scale (sx = sy), centred; default: PyTorch's init")
+    parser.add_argument("--box_kernel_init", choices=("torch", "zeros"), default="torch",
+                        help="zeros: every image starts with the same box (TrainConfig.box_kernel_init)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the curve here")
     args = parser.parse_args()
+    if args.box_init_scale is not None and not 0 < args.box_init_scale < 1:
+        parser.error(f"--box_init_scale must be in (0, 1). Received: {args.box_init_scale}")
     for path in (args.synth, args.records, args.baseline):
         if not os.path.exists(path):
             parser.error(f"not found: {path}")
@@ -62,8 +75,8 @@ def main() -> None:
     import alm_tf
     from alm_tf import demo, losses, metrics
     from alm_tf.data import pipeline, preprocessing
-    from alm_tf.model import freeze_backbone
-    from alm_tf.training import model_dir as md
+    from alm_tf.model import freeze_backbone, zero_box_kernels
+    from alm_tf.training import model_dir as md, optimizers
 
     keras.utils.set_random_seed(args.seed)
     manifest = pipeline.read_manifest(args.records)
@@ -71,6 +84,14 @@ def main() -> None:
     priors = tf.constant(np.asarray(manifest["splits"]["train"]["positive_ratio"], np.float32))
     model = alm_tf.build_model(len(attributes), input_shape=(args.height, args.width, 3))
     md.load_matching_weights(model, args.baseline)
+    if args.box_init_scale is not None:
+        for layer in model.layers:
+            if hasattr(layer, "box_bias"):
+                b = np.zeros(tuple(layer.box_bias.shape), np.float32)
+                b[:, :2] = np.log(args.box_init_scale / (1 - args.box_init_scale))
+                layer.box_bias.assign(b)
+    if args.box_kernel_init == "zeros":
+        zero_box_kernels(model)
     if args.freeze_backbone:
         freeze_backbone(model)
     train_vars = model.trainable_variables
@@ -95,21 +116,17 @@ def main() -> None:
         point = {"step": step, "mA": float(m["mA"]), "hit_rate": hit["overall"],
                  "levels": [hit[f"level{k}"] for k in (1, 2, 3)],
                  "height_only": hit["vertical_only"]["overall"],
-                 "per_attribute": {a: v["overall"] for a, v in hit["per_attribute"].items()}}
+                 "per_attribute": {a: {k: v[k] for k in ("overall", "level1", "level2", "level3") if k in v}
+                                   for a, v in hit["per_attribute"].items()}}
         curve.append(point)
         print(f"step {step:4d}: mA {point['mA']:.3f}  hit rate {point['hit_rate']:.3f} "
               f"(levels {' / '.join(f'{v:.2f}' for v in point['levels'])}, "
               f"height only {point['height_only']:.3f})", flush=True)
 
-    is_box = lambda v: v.path.split("/")[-1] in ("box_kernel", "box_bias")  # noqa: E731
-    if args.box_lr_multiplier == 1.0:
-        groups = [(keras.optimizers.Adam(args.learning_rate), train_vars)]
-    else:
-        groups = [(keras.optimizers.Adam(args.learning_rate), [v for v in train_vars if not is_box(v)]),
-                  (keras.optimizers.Adam(args.learning_rate * args.box_lr_multiplier),
-                   [v for v in train_vars if is_box(v)])]
-    for optimizer, variables in groups:
-        optimizer.build(variables)
+    optimizer = optimizers.AdamWithLRMultipliers(
+        args.learning_rate, lr_multipliers={optimizers.BOX_KERNEL: args.box_lr_multiplier,
+                                            optimizers.BOX_BIAS: args.box_bias_lr_multiplier})
+    optimizer.build(train_vars)
 
     @tf.function
     def step_fn(x, y):
@@ -117,12 +134,8 @@ def main() -> None:
             loss, _ = losses.alm_loss(y, model(x, training=True), priors, "official")
             objective = loss + 0.5 * args.weight_decay * tf.add_n(
                 [tf.reduce_sum(tf.square(v)) for v in train_vars])
-        variables = [v for _, group in groups for v in group]
-        grads = tape.gradient(objective, variables)
-        start = 0
-        for optimizer, group in groups:
-            optimizer.apply_gradients(zip(grads[start:start + len(group)], group))
-            start += len(group)
+        grads = tape.gradient(objective, train_vars)
+        optimizer.apply_gradients(zip(grads, train_vars))
         return loss
 
     data = pipeline.make_dataset(args.records, "train", batch_size=args.batch_size,
