@@ -15,7 +15,7 @@ Usage (after `make demo`, which leaves the data and the baseline):
       --synth=demo_output/synth --records=demo_output/records \
       --baseline=demo_output/models/baseline/final.keras \
       [--height=256 --width=128] [--steps=320] [--eval_every=80] \
-      [--learning_rate=1e-4] [--freeze_backbone] [--box_kernel_init=torch|zeros]
+      [--learning_rate=1e-4] [--decay_fraction=0] [--freeze_backbone] [--box_kernel_init=torch|zeros]
       [--box_lr_multiplier=1] [--box_bias_lr_multiplier=1] [--box_init_scale=S]
       [--seed=0] [--json=out.json]
 
@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--eval_every", type=int, default=80)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=1e-4)
+    parser.add_argument("--decay_fraction", type=float, default=0.0,
+                        help="the last share of the steps at learning_rate / 10 (the demo's decay_fraction)")
     parser.add_argument("--weight_decay", type=float, default=5e-4)
     parser.add_argument("--freeze_backbone", action="store_true")
     parser.add_argument("--box_lr_multiplier", type=float, default=1.0,
@@ -143,7 +145,10 @@ def main() -> None:
                                  seed=args.seed, repeat=True)
     evaluate(0)
     start = time.monotonic()
+    decay_from = args.steps - int(round(args.steps * args.decay_fraction))
     for step, (x, y) in enumerate(data.take(args.steps), 1):
+        if step == decay_from + 1:
+            optimizer.learning_rate = args.learning_rate * 0.1
         step_fn(x, y)
         if step % args.eval_every == 0 or step == args.steps:
             evaluate(step)
