@@ -236,7 +236,8 @@ def _train(config, strategy, model_builder, data_module):
         if config.box_kernel_init == "zeros":
             from alm_tf.model import zero_box_kernels
 
-            zero_box_kernels(model)
+            print(f"box_kernel_init=zeros: the box kernels of {zero_box_kernels(model)} ALM "
+                  "layers start at zero")
         if config.freeze_backbone:
             from alm_tf.model import freeze_backbone
 

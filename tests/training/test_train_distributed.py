@@ -83,7 +83,8 @@ def test_mirrored_two_logical_cpus_mixed_bfloat16(data_dir, tmp_path):
     # off: TF 2.21's oneDNN bfloat16 CPU kernels sporadically return garbage
     # on AMX machines (see BUILD_NOTES.md).
     cfg = _write_config(tmp_path / "m.json", data_dir, tmp_path / "m", strategy="mirrored",
-                        epochs=2, deterministic=False, mixed_precision="mixed_bfloat16")
+                        epochs=2, deterministic=False, mixed_precision="mixed_bfloat16",
+                        box_bias_lr_multiplier=10.0)  # the optimizer with per-weight rates
     out = _finish(_start(cfg, tmp_path / "m.npz", cpus=2, env={"TF_ENABLE_ONEDNN_OPTS": "0"}))
     assert "REPLICAS 2" in out
     dtypes = json.loads(out.split("OUTPUT_DTYPES", 1)[1].splitlines()[0])

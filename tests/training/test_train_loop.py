@@ -225,6 +225,12 @@ def test_box_options_zero_the_kernels_and_scale_their_updates(data_dir, tmp_path
     layer = moving.model.get_layer("st_3b")
     assert not np.allclose(layer.box_bias.numpy(), start["box_bias"])
     assert np.abs(layer.box_kernel.numpy()).max() > 0
+    # A resume restores the optimizer with per-weight rates and goes on.
+    again = train(_config(data_dir, tmp_path / "b", epochs=2, val_split="none", alm_levels=(1,),
+                          box_kernel_init="zeros", box_bias_lr_multiplier=10.0),
+                  model_builder=_tiny_alm_model)
+    assert again.step == 2 * moving.step
+    assert not np.allclose(again.model.get_layer("st_3b").box_bias.numpy(), layer.box_bias.numpy())
 
 
 @pytest.mark.parametrize("field, value", [("box_lr_multiplier", -0.5),
