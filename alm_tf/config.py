@@ -15,6 +15,13 @@ LEVELS = (1, 2, 3)
 BOX_KERNEL_INITS = ("torch", "zeros")
 
 
+def check_lr_multiplier(name: str, value: Any, error: type = ValueError) -> float:
+    """A learning-rate multiplier as a float; `error` naming `name` unless finite and >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise error(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The ALM network's architecture (the paper's Table 1 switches included).

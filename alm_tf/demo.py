@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from alm_tf.config import BOX_KERNEL_INITS
+from alm_tf.config import BOX_KERNEL_INITS, check_lr_multiplier
 
 __all__ = ["DemoConfig", "format_summary", "localization_hit_rate", "run_demo"]
 
@@ -129,9 +129,7 @@ class DemoConfig:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}")
         for name in ("alm_box_lr_multiplier", "alm_box_bias_lr_multiplier"):
-            value = getattr(self, name)
-            if not 0 <= value < float("inf"):
-                raise ValueError(f"{name} must be a finite number >= 0. Received: {name}={value}")
+            check_lr_multiplier(name, getattr(self, name))
         if self.alm_box_kernel_init not in BOX_KERNEL_INITS:
             raise ValueError(f"alm_box_kernel_init must be one of {BOX_KERNEL_INITS}. "
                              f"Received: alm_box_kernel_init={self.alm_box_kernel_init!r}")

@@ -11,7 +11,7 @@ WEIGHTINGS = ("official", "paper", "none")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 # The model's choices live in one place: alm_tf.config.
 from alm_tf.config import BACKBONES  # noqa: E402
-from alm_tf.config import BOX_KERNEL_INITS  # noqa: E402
+from alm_tf.config import BOX_KERNEL_INITS, check_lr_multiplier  # noqa: E402
 from alm_tf.config import FUSION_MODES as FUSIONS  # noqa: E402
 from alm_tf.config import LEVELS as ALM_LEVELS  # noqa: E402
 from alm_tf.config import TOP_DOWN_MODES as TOP_DOWN  # noqa: E402
@@ -172,9 +172,7 @@ class TrainConfig:
                 f"Received: decay_epochs={list(self.decay_epochs)}"
             )
         for name in ("box_lr_multiplier", "box_bias_lr_multiplier"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < float("inf")):
-                raise ConfigError(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
+            check_lr_multiplier(name, getattr(self, name), ConfigError)
         if not self.weight_decay >= 0:
             raise ConfigError(
                 f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}"

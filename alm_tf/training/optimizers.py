@@ -21,6 +21,8 @@ from typing import Mapping, Optional
 
 import keras
 
+from alm_tf.config import check_lr_multiplier
+
 #: Weight names of the ALM box regressors (theta = kernel . features + bias).
 BOX_KERNEL = "box_kernel"
 BOX_BIAS = "box_bias"
@@ -31,21 +33,12 @@ def weight_name(variable) -> str:
     return str(getattr(variable, "path", variable.name)).split("/")[-1]
 
 
-def _check_multipliers(multipliers: Optional[Mapping[str, float]]) -> dict[str, float]:
-    out = {}
-    for name, value in dict(multipliers or {}).items():
-        value = float(value)
-        if not value >= 0.0:  # Also rejects NaN.
-            raise ValueError(f"learning-rate multipliers must be >= 0. Received: {name}={value!r}")
-        out[str(name)] = value
-    return out
-
-
 def _with_multipliers(base):
     class Scaled(base):
         def __init__(self, *args, lr_multipliers: Optional[Mapping[str, float]] = None, **kwargs):
             super().__init__(*args, **kwargs)
-            self.lr_multipliers = _check_multipliers(lr_multipliers)
+            self.lr_multipliers = {str(name): check_lr_multiplier(f"lr_multipliers[{name!r}]", value)
+                                   for name, value in dict(lr_multipliers or {}).items()}
             self._index_multipliers = ()
 
         def build(self, variables):
