@@ -78,6 +78,7 @@ def test_convert_bad_flags_one_line(tmp_path, csv17, capsys, flag_values, needle
         (convert_cli, "--partition=9", "--partition=9"),
         (convert_cli, "--workers=x", "--workers=x"),
         (synth_cli, "--num_images=-3", "--num_images=-3"),
+        (synth_cli, "--crop=wide", "--crop=wide"),
     ],
 )
 def test_flag_parse_errors_are_one_line(capsys, cli, arg, needle):

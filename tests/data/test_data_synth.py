@@ -119,3 +119,38 @@ def test_crowd_neighbours_carry_cues_at_the_same_heights():
         band[:, int(x1 * w): int(np.ceil(x2 * w))] = False  # outside the labelled head
         neighbour_hats += int(band.sum() > 20)
     assert 8 <= neighbour_hats <= 40, neighbour_hats
+
+
+def _person_frames(crop, n=200):
+    """(head centre y, head centre x, person top, feet bottom) of n draws, normalized."""
+    out = []
+    for i in range(n):
+        _, _, regions = synth.render_pedestrian(np.random.default_rng([21, i]), crop=crop)
+        y1, x1, y2, x2 = regions["glasses"]  # the head box
+        out.append(((y1 + y2) / 2, (x1 + x2) / 2, regions["hat"][0], regions["boots"][2]))
+    return np.array(out)
+
+
+def test_tight_crops_frame_the_person_like_annotated_boxes():
+    """tight: the person fills the crop from near the top, centred; loose: anywhere in more slack."""
+    tight, loose = _person_frames("tight"), _person_frames("loose")
+    assert tight[:, 2].max() < 0.06 and tight[:, 3].min() > 0.85  # top near the border, feet low
+    assert np.all(tight[:, 3] <= 1.0)
+    assert abs(tight[:, 1].mean() - 0.5) < 0.02
+    # The head moves about half as much (or less) from crop to crop.
+    assert tight[:, 0].std() < 0.6 * loose[:, 0].std()
+    assert tight[:, 1].std() < 0.7 * loose[:, 1].std()
+    assert loose[:, 2].max() > 0.12
+
+
+def test_loose_crops_are_the_earlier_data():
+    """crop="loose" draws the person where the generator before the option did (seed 0, image 0)."""
+    _, _, regions = synth.render_pedestrian(np.random.default_rng([0, 0]), crop="loose")
+    assert regions["hat"] == [0.0646, 0.4421, 0.2157, 0.7673]  # regions.json of that data
+    assert regions["backpack"] == [0.2209, 0.1699, 0.5214, 1.0]
+    assert regions["boots"] == [0.7533, 0.3406, 0.938, 0.8312]
+
+
+def test_bad_crop_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="crop must be one of tight, loose. Received: crop='wide'"):
+        synth.SynthConfig(str(tmp_path / "x"), num_images=1, crop="wide")
