@@ -73,8 +73,9 @@ def draw_box(image, box: Sequence[float], label: str = "", colour=(255, 40, 40),
     """A copy of `image` with a normalized [y1, x1, y2, x2] box drawn and named.
 
     The box is clipped to the image; the centre is marked with a cross; the
-    label goes on a filled tag above the box (below its top edge when the
-    box touches the top of the image).
+    label goes on a filled tag above the box; when the box touches the top
+    of the image, below the box (so a small box at the top stays visible),
+    or inside its top edge when there is no room below either.
     """
     out = _to_image(image).copy()
     w, h = out.size
@@ -95,7 +96,12 @@ def draw_box(image, box: Sequence[float], label: str = "", colour=(255, 40, 40),
         font = _font(font_size)
         tw = _text_width(draw, label, font)
         th = font_size + 3
-        ty = py1 - th if py1 - th >= 0 else py1 + width
+        if py1 - th >= 0:
+            ty = py1 - th
+        elif py2 + width + th <= h - 1:
+            ty = py2 + width
+        else:
+            ty = py1 + width
         tx = min(max(px1, 0), max(0, w - tw - 4))
         draw.rectangle([tx, ty, tx + tw + 4, ty + th], fill=colour)
         draw.text((tx + 2, ty + 1), label, fill=(255, 255, 255), font=font)

@@ -36,6 +36,15 @@ def test_draw_box_label_is_drawn():
     assert (named[80:100] > 200).all(axis=-1).any()  # white text on the tag above the box
 
 
+def test_draw_box_label_of_a_box_at_the_top_goes_below_it():
+    """A small box touching the top keeps its edges visible: the tag is under it."""
+    box = [0.0, 0.3, 0.05, 0.7]  # rows 0..~10 of 200
+    named = np.asarray(vis.draw_box(_image(200, 100), box, "glasses", colour=(255, 0, 0), width=1))
+    plain = np.asarray(vis.draw_box(_image(200, 100), box, "", colour=(255, 0, 0), width=1))
+    np.testing.assert_array_equal(named[:10], plain[:10])  # the box itself untouched
+    assert (named[11:30] > 200).all(axis=-1).any()  # white text on the tag below it
+
+
 def test_level_panels_shape_and_levels():
     boxes = np.array([[[0.0, 0.0, 0.5, 1.0]], [[0.5, 0.0, 1.0, 1.0]], [[0.2, 0.2, 0.8, 0.8]]], np.float32)
     row = vis.level_panels(_image(80, 40), boxes, 0, "hat", panel_height=64, gap=4)
