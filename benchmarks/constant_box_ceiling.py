@@ -1,5 +1,8 @@
 """The hit rate of the best FIXED box centre per attribute (no model involved).
 
+The same figure as the demo's `fixed_box_ceiling` in summary.json
+(`alm_tf.demo.fixed_box_ceiling`), for any alm-synth folder and split.
+
 For each region-bound attribute of an alm-synth data set, the single point
 (y, x) that lies inside the most true regions of the split's images with the
 attribute present. A model whose boxes were the same for every image could
@@ -20,6 +23,10 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from alm_tf.demo import fixed_box_ceiling  # noqa: E402  (the demo's own, in summary.json)
+
 
 def ceiling(synth: str, split: str, grid: tuple[int, int] = (101, 51)) -> dict:
     """{attribute: (hit rate, y, x, pairs)} and "overall" for the best fixed centres."""
@@ -29,22 +36,12 @@ def ceiling(synth: str, split: str, grid: tuple[int, int] = (101, 51)) -> dict:
         rows = [r for r in csv.DictReader(f) if r["split"] == split]
     if not rows:
         raise ValueError(f"no images in split {split!r} of {synth}")
-    ys, xs = np.linspace(0, 1, grid[0]), np.linspace(0, 1, grid[1])
-    out, hits, pairs = {}, 0.0, 0
-    for attribute, region in regions["attribute_regions"].items():
-        if not region:
-            continue
-        boxes = np.array([regions["images"][r["image"]][attribute] for r in rows if int(r[attribute])])
-        if not len(boxes):
-            continue
-        inside = ((boxes[:, 0, None, None] <= ys[None, :, None]) & (ys[None, :, None] <= boxes[:, 2, None, None])
-                  & (boxes[:, 1, None, None] <= xs[None, None, :]) & (xs[None, None, :] <= boxes[:, 3, None, None]))
-        share = inside.mean(0)
-        i, j = np.unravel_index(int(share.argmax()), share.shape)
-        out[attribute] = (float(share[i, j]), float(ys[i]), float(xs[j]), len(boxes))
-        hits += share[i, j] * len(boxes)
-        pairs += len(boxes)
-    out["overall"] = float(hits / pairs) if pairs else None
+    attributes = list(regions["attribute_regions"])
+    labels = np.array([[int(r[a]) for a in attributes] for r in rows])
+    result = fixed_box_ceiling([r["image"] for r in rows], labels, attributes, regions["images"],
+                               regions["attribute_regions"], grid)
+    out = {a: (v["rate"], v["y"], v["x"], v["num_pairs"]) for a, v in result["per_attribute"].items()}
+    out["overall"] = result["overall"]
     return out
 
 

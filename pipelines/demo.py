@@ -27,6 +27,10 @@ _OVERRIDE = {"allow_override": True}
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where everything goes (default: demo_output).",
                                   **_OVERRIDE)
 _NUM_IMAGES = flags.DEFINE_integer("synthetic_images", None, "Synthetic images (default: the demo's).", **_OVERRIDE)
+# The same name, default and choices as alm-synth's --crop.
+_CROP = flags.DEFINE_enum("crop", "tight", ("tight", "loose"), "How the synthetic crops frame the "
+                          "person: tight, like the annotated boxes of PETA, RAP and PA-100K; loose: "
+                          "a detector box with context and poor centring.", **_OVERRIDE)
 _BASELINE_STEPS = flags.DEFINE_integer("baseline_steps", None, "Baseline training steps.", **_OVERRIDE)
 _ALM_STEPS = flags.DEFINE_integer("alm_steps", None, "ALM training steps.", **_OVERRIDE)
 _HEIGHT = flags.DEFINE_integer("input_height", None, "Network input height (multiple of 32).", **_OVERRIDE)
@@ -70,7 +74,8 @@ def main(argv: list[str]) -> None:
     from alm_tf import demo
 
     overrides = {"seed": _SEED.value, "keep_data": _KEEP_DATA.value, "progress": _PROGRESS.value,
-                 "backbone": _BACKBONE.value, "alm_freeze_backbone": _FREEZE.value}
+                 "backbone": _BACKBONE.value, "alm_freeze_backbone": _FREEZE.value,
+                 "crop": _CROP.value}
     for key, flag in (("num_images", _NUM_IMAGES), ("baseline_steps", _BASELINE_STEPS),
                       ("alm_steps", _ALM_STEPS), ("image_height", _HEIGHT), ("image_width", _WIDTH),
                       ("alm_box_kernel_init", _BOX_INIT), ("alm_box_lr_multiplier", _BOX_LR),

@@ -56,7 +56,7 @@ def test_last_line_and_table(demo_run):
     lines = demo_run["stdout"].strip().splitlines()
     assert re.fullmatch(r"demo finished in \d+ s", lines[-1]), lines[-1]
     text = demo_run["stdout"]
-    assert "alm-demo: 60 synthetic images, input 64x32" in text  # what it chose
+    assert "alm-demo: 60 synthetic images (tight crops), input 64x32" in text  # what it chose
     assert re.search(r"^baseline\s+\d\.\d{4}", text, re.M) and re.search(r"^alm\s+\d\.\d{4}", text, re.M)
 
 
@@ -72,6 +72,9 @@ def test_summary_keys_and_ranges(demo_run):
     for key in ("overall", "level1", "level2", "level3"):
         assert 0.0 <= hit[key] <= 1.0
     assert hit["overall"] == pytest.approx(np.mean([hit["level1"], hit["level2"], hit["level3"]]))
+    ceiling = hit["fixed_box_ceiling"]
+    assert 0.0 < ceiling["overall"] <= 1.0 and set(ceiling["per_attribute"]) <= set(hit["per_attribute"])
+    assert "a fixed box per attribute could reach" in demo_run["stdout"]
     assert 0.0 <= s["alm_saved_model_test_mA"] <= 1.0
     assert s["demo_seconds"] > 0
 
@@ -246,3 +249,16 @@ def test_demo_cli_bad_flag(tmp_path, flag, name):
     code, _, stderr = _run_main("pipelines.demo", [f"--output_dir={tmp_path}", flag])
     assert code == 1 and name in stderr.strip() and len(stderr.strip().splitlines()) == 1
     assert not os.listdir(tmp_path)  # nothing written
+
+
+def test_demo_cli_bad_crop_is_one_line(capsys):
+    """--crop is an enum: absl refuses a bad value at parse time, in one line."""
+    import pipelines.demo  # noqa: F401  (defines the flags)
+    from pipelines import _cli
+
+    with flagsaver.flagsaver():
+        with pytest.raises(SystemExit) as e:
+            _cli.parse_flags("alm-demo", ["alm-demo", "--crop=wide"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--crop=wide" in err and err.startswith("alm-demo: error:")

@@ -50,7 +50,7 @@ def test_stage_steps(total, fraction, expected):
 
 @pytest.mark.parametrize("field,value", [
     ("num_images", 5), ("image_height", 100), ("baseline_steps", 0), ("decay_fraction", 1.0),
-    ("learning_rate", 0.0), ("output_dir", ""),
+    ("learning_rate", 0.0), ("output_dir", ""), ("crop", "wide"),
 ])
 def test_demo_config_validation(field, value):
     with pytest.raises(ValueError, match=field):
@@ -134,3 +134,19 @@ def test_shared_flag_names_keep_the_other_binaries_defaults():
     assert f["output_dir"].default is None and f["model"].default is None
     assert f["num_images"].default == 2000 and f["image_height"].default == 256
     assert f["seed"].default == 0 and f["progress"].default is True
+    assert f["crop"].default == "tight"
+
+
+def test_fixed_box_ceiling_is_the_best_point_over_present_pairs():
+    regions = {"a": {"hat": [0.0, 0.0, 0.2, 0.5]}, "b": {"hat": [0.1, 0.2, 0.3, 0.6]},
+               "c": {"hat": [0.6, 0.6, 0.9, 0.9]}, "d": {"hat": [0.6, 0.6, 0.9, 0.9]}}
+    labels = np.array([[1, 1], [1, 0], [1, 1], [0, 1]])  # d: hat absent, ignored
+    out = demo.fixed_box_ceiling(["a", "b", "c", "d"], labels, ["hat", "female"], regions,
+                                 {"hat": "head", "female": None})
+    hat = out["per_attribute"]["hat"]
+    assert hat["num_pairs"] == 3 and hat["rate"] == pytest.approx(2 / 3)
+    assert 0.1 <= hat["y"] <= 0.2 and 0.2 <= hat["x"] <= 0.5  # inside the first two regions
+    assert out["overall"] == pytest.approx(2 / 3) and set(out["per_attribute"]) == {"hat"}
+    none = demo.fixed_box_ceiling(["d"], np.array([[0, 1]]), ["hat", "female"], regions,
+                                  {"hat": "head", "female": None})
+    assert none == {"overall": None, "per_attribute": {}}
