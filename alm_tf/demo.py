@@ -92,9 +92,9 @@ class DemoConfig:
             hundred steps the boxes could move only through the image
             features and stayed where those first pulled them (hit rate
             0.49); boxes that start equal, with a fast bias and a slow
-            kernel, first find where each attribute is, then follow the
-            person (0.87 in the same steps on loose crops; BUILD_NOTES.md,
-            issue 6).
+            kernel, find where each attribute is (0.87 in the same steps
+            on loose crops; BUILD_NOTES.md, issue 6). They hardly follow
+            each person: theta is linear in globally pooled features.
         learning_rate: Adam learning rate (both stages; /10 for the last
             `decay_fraction` of each stage).
         decay_fraction: share of each stage's steps at the decayed rate.
