@@ -32,9 +32,9 @@ see, the box has nothing to find; the rate over all pairs (present or not)
 is reported beside it as `all_pairs`, and, as a diagnostic only, the rate
 counting the centre's height alone as `vertical_only`.
 
-Beside it, `fixed_box_ceiling` (`fixed_box_ceiling`): the hit rate of the
-best single point per attribute for this split, the most boxes that stay
-the same for every image could reach. A hit rate near it says the boxes
+Beside it, `fixed_box_ceiling` (summary.json and the function of that
+name): the hit rate of the best single point per attribute for this split,
+the most boxes that stay the same for every image could reach. A hit rate near it says the boxes
 found each attribute's body part; above it, they also follow each person.
 """
 
