@@ -130,8 +130,7 @@ class DemoConfig:
             raise ValueError("output_dir must be set")
         if self.num_images < 20:
             raise ValueError(f"num_images must be >= 20. Received: num_images={self.num_images}")
-        if self.crop not in synth.CROPS:
-            raise ValueError(f"crop must be one of {', '.join(synth.CROPS)}. Received: crop={self.crop!r}")
+        synth.check_crop(self.crop)
         for name in ("image_height", "image_width"):
             value = getattr(self, name)
             if value < 32 or value % 32:
@@ -428,10 +427,11 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
     if predicted.skipped:
         raise RuntimeError(f"{len(predicted.skipped)} held-out images could not be read")
     labels = np.array([[int(r[a]) for a in attributes] for r in rows], np.int64)
-    hit = localization_hit_rate(predicted.outputs["boxes"], [r["image"] for r in rows], labels,
-                                attributes, regions_payload["images"], attribute_regions)
-    hit["fixed_box_ceiling"] = fixed_box_ceiling([r["image"] for r in rows], labels, attributes,
-                                                 regions_payload["images"], attribute_regions)
+    images = [r["image"] for r in rows]
+    hit = localization_hit_rate(predicted.outputs["boxes"], images, labels, attributes,
+                                regions_payload["images"], attribute_regions)
+    hit["fixed_box_ceiling"] = fixed_box_ceiling(images, labels, attributes, regions_payload["images"],
+                                                 attribute_regions)
     saved_probs = predicted.outputs["probabilities"]
     from alm_tf import metrics as metrics_lib
 

@@ -18,6 +18,7 @@ import time
 from absl import flags, logging
 
 from alm_tf.config import BACKBONES, BOX_KERNEL_INITS
+from alm_tf.data.synth import CROPS
 from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
@@ -28,7 +29,7 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where everything goes (de
                                   **_OVERRIDE)
 _NUM_IMAGES = flags.DEFINE_integer("synthetic_images", None, "Synthetic images (default: the demo's).", **_OVERRIDE)
 # The same name, default and choices as alm-synth's --crop.
-_CROP = flags.DEFINE_enum("crop", "tight", ("tight", "loose"), "How the synthetic crops frame the "
+_CROP = flags.DEFINE_enum("crop", "tight", tuple(CROPS), "How the synthetic crops frame the "
                           "person: tight, like the annotated boxes of PETA, RAP and PA-100K; loose: "
                           "a detector box with context and poor centring.", **_OVERRIDE)
 _BASELINE_STEPS = flags.DEFINE_integer("baseline_steps", None, "Baseline training steps.", **_OVERRIDE)

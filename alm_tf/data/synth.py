@@ -67,6 +67,7 @@ __all__ = [
     "REGION_ATTRIBUTES",
     "CROPS",
     "SynthConfig",
+    "check_crop",
     "generate",
     "load_regions",
     "render_pedestrian",
@@ -123,8 +124,13 @@ class SynthConfig:
             raise ValueError(f"split_fractions must be 3 values >= 0 summing to 1. Received: {self.split_fractions}")
         if not 50 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in 50..100. Received: {self.jpeg_quality}")
-        if self.crop not in CROPS:
-            raise ValueError(f"crop must be one of {', '.join(CROPS)}. Received: crop={self.crop!r}")
+        check_crop(self.crop)
+
+
+def check_crop(crop: str) -> None:
+    """ValueError naming `crop` unless it is one of `CROPS`."""
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {', '.join(CROPS)}. Received: crop={crop!r}")
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:

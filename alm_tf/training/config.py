@@ -64,9 +64,10 @@ class TrainConfig:
       box_kernel_init: `torch` (PyTorch's default, as the official code)
         or `zeros`: every box regressor's kernel starts at zero, so every
         image starts with the same box and the boxes first learn where an
-        attribute is, then how it moves per image (the Spatial Transformer
-        paper's initialisation of its regression layer). Applied to a fresh
-        model before `init_checkpoint`, so loaded ALM weights win.
+        attribute is, before the kernels can make them differ per image
+        (the Spatial Transformer paper's initialisation of its regression
+        layer). Applied to a fresh model before `init_checkpoint`, so
+        loaded ALM weights win.
       freeze_backbone: train only the heads (laterals, ALMs, global
         classifier); the backbone keeps its (e.g. `init_checkpoint`)
         weights and its BatchNormalization runs on moving statistics.

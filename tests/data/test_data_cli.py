@@ -117,3 +117,9 @@ def test_synth_cli(tmp_path, capsys):
     code, captured = _run(synth_cli.main, capsys, output_dir=out, min_image_height=300, max_image_height=100)
     assert code == 1
     _one_error_line(captured, "min_height=300")
+
+
+def test_synth_crop_flag_offers_the_library_crops():
+    from alm_tf.data import synth
+
+    assert synth_cli._CROPS == tuple(synth.CROPS)
