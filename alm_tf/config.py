@@ -1,18 +1,37 @@
-"""Validated configuration of the ALM model (everything needed to rebuild it)."""
+"""The one description of the ALM model: `ModelConfig`.
+
+Every binary builds it once from its flags (`pipelines/_model_flags.py`),
+the trainer and the demo hold it (they do not repeat its fields), a model
+dir's config.json and every `.keras` file this project writes store it
+once, and a resume compares it. Its rules live in `__post_init__`.
+
+The input-size rule: height and width are multiples of 32 (at least 32),
+for every backbone. Each backbone is tapped at strides 8, 16 and 32 and the
+feature pyramid upsamples each level to exactly twice its size, so each
+level must be exactly half the next finer one: BN-Inception's stride-2
+reduction blocks concatenate a floor-mode conv with a ceil-mode pool and
+the official network crashes when the stride-8 or stride-16 map has an odd
+side (288x144, 299x299); the keras.applications backbones' stride-32 map
+loses rows otherwise. A multiple of 32 satisfies all of them.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Optional, Tuple
 
-BACKBONES = ("bn_inception", "resnet50", "efficientnetv2_s", "convnext_tiny",
-             "mobilenet_v3_large")
-TOP_DOWN_MODES = ("concat", "add", "none")
-FUSION_MODES = ("max", "mean")
-UPSAMPLING_MODES = ("bilinear", "nearest")
-LEVELS = (1, 2, 3)
+from alm_tf.backbones.registry import BACKBONES, IMAGENET, check_weights, get_spec
+from alm_tf.layers.attribute_localization import COMBINE_MODES
+from alm_tf.layers.logit_fusion import FUSION_MODES
+from alm_tf.names import LEVELS
+from alm_tf.ops import UPSAMPLING_MODES
+
+#: How a level combines the upsampled coarser level with its lateral features.
+TOP_DOWN_MODES = COMBINE_MODES
 #: Initialisations of the ALM box regressors' kernels (TrainConfig.box_kernel_init).
 BOX_KERNEL_INITS = ("torch", "zeros")
+#: The input size must be a multiple of this (see the module docstring).
+SIZE_MULTIPLE = 32
 
 
 def check_lr_multiplier(name: str, value: Any, error: type = ValueError) -> float:
@@ -22,14 +41,24 @@ def check_lr_multiplier(name: str, value: Any, error: type = ValueError) -> floa
     return float(value)
 
 
+def check_image_size(name: str, value: Any) -> int:
+    """A side of the input: an int, a multiple of `SIZE_MULTIPLE`; ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < SIZE_MULTIPLE or value % SIZE_MULTIPLE:
+        raise ValueError(f"{name} must be a positive multiple of {SIZE_MULTIPLE} (the backbones "
+                         f"halve it five times). Received: {name}={value!r}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The ALM network's architecture (the paper's Table 1 switches included).
 
     Attributes:
-        num_attributes: M, the number of binary attributes.
+        num_attributes: M, the number of binary attributes; None until the
+            data says (a trainer's config; `build_model_from_config` needs
+            it set, `with_num_attributes` sets it).
         backbone: one of `BACKBONES`.
-        image_height, image_width: the model's input size.
+        image_height, image_width: the model's input size, multiples of 32.
         alm_levels: pyramid levels that carry ALMs (1 finest .. 3 coarsest);
             empty gives the paper's baseline.
         top_down: how a level combines the upsampled coarser level with its
@@ -37,10 +66,11 @@ class ModelConfig:
         channel_attention: the SE-style attention inside each ALM.
         fusion: `max` (the paper's max voting) or `mean`.
         upsampling: `bilinear` (official code) or `nearest` (paper's text).
-        backbone_weights: None, "imagenet" or a local weights file.
+        backbone_weights: where the backbone starts from: None (random),
+            "imagenet", or a local weights file (`alm_tf.backbones`).
     """
 
-    num_attributes: int
+    num_attributes: Optional[int] = None
     backbone: str = "bn_inception"
     image_height: int = 256
     image_width: int = 128
@@ -52,47 +82,58 @@ class ModelConfig:
     backbone_weights: Optional[str] = None
 
     def __post_init__(self):
-        if (not isinstance(self.num_attributes, int)
-                or isinstance(self.num_attributes, bool)
+        if self.num_attributes is not None and (
+                not isinstance(self.num_attributes, int) or isinstance(self.num_attributes, bool)
                 or self.num_attributes < 1):
             raise ValueError("num_attributes must be a positive integer. "
                              f"Received: num_attributes={self.num_attributes!r}")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {BACKBONES}. "
-                             f"Received: backbone={self.backbone!r}")
-        for name in ("image_height", "image_width"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 32:
-                raise ValueError(f"{name} must be an integer >= 32. "
-                                 f"Received: {name}={value!r}")
-        levels = tuple(self.alm_levels)
+        get_spec(self.backbone)
+        check_image_size("image_height", self.image_height)
+        check_image_size("image_width", self.image_width)
         try:
-            levels = tuple(int(level) for level in levels)
+            levels = tuple(int(level) for level in self.alm_levels)
         except (TypeError, ValueError):
-            raise ValueError("alm_levels must be a subset of (1, 2, 3). "
+            raise ValueError(f"alm_levels must be distinct values from {LEVELS}. "
                              f"Received: alm_levels={self.alm_levels!r}") from None
         if any(level not in LEVELS for level in levels) or len(set(levels)) != len(levels):
-            raise ValueError("alm_levels must be distinct values from (1, 2, 3). "
-                             f"Received: alm_levels={self.alm_levels!r}")
+            raise ValueError(f"alm_levels must be distinct values from {LEVELS}. "
+                             f"Received: alm_levels={list(levels)}")
         object.__setattr__(self, "alm_levels", tuple(sorted(levels)))
-        for name, legal in (("top_down", TOP_DOWN_MODES),
-                            ("fusion", FUSION_MODES),
+        for name, legal in (("top_down", TOP_DOWN_MODES), ("fusion", FUSION_MODES),
                             ("upsampling", UPSAMPLING_MODES)):
             if getattr(self, name) not in legal:
-                raise ValueError(f"{name} must be one of {legal}. "
+                raise ValueError(f"{name} must be one of {list(legal)}. "
                                  f"Received: {name}={getattr(self, name)!r}")
         if not isinstance(self.channel_attention, bool):
             raise ValueError("channel_attention must be a bool. Received: "
                              f"channel_attention={self.channel_attention!r}")
-        if self.backbone_weights is not None and not isinstance(
-                self.backbone_weights, str):
-            raise ValueError("backbone_weights must be None, 'imagenet' or a "
-                             "path. Received: "
-                             f"backbone_weights={self.backbone_weights!r}")
+        if self.backbone_weights == "":
+            object.__setattr__(self, "backbone_weights", None)
+        check_weights(self.backbone, self.backbone_weights)
+
+    @property
+    def image_size(self) -> Tuple[int, int]:
+        return (self.image_height, self.image_width)
 
     @property
     def input_shape(self) -> Tuple[int, int, int]:
         return (self.image_height, self.image_width, 3)
+
+    @property
+    def is_baseline(self) -> bool:
+        """The paper's baseline: no ALM level."""
+        return not self.alm_levels
+
+    def with_num_attributes(self, num_attributes: int) -> "ModelConfig":
+        """This config for M attributes; ValueError if it already says another M."""
+        if self.num_attributes is not None and self.num_attributes != num_attributes:
+            raise ValueError(f"the model has {self.num_attributes} attributes and the data "
+                             f"{num_attributes}. Received: num_attributes={self.num_attributes}")
+        return dataclasses.replace(self, num_attributes=num_attributes)
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        """A copy with `changes` (validated again)."""
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -101,17 +142,19 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        """From `to_dict()`'s output; ValueError naming unknown keys."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a model config must be a JSON object. Received: {data!r}")
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - fields)
         if unknown:
-            raise ValueError(f"Unknown model config keys: {unknown}")
+            raise ValueError(f"unknown model config keys: {unknown}")
         data = dict(data)
         if "alm_levels" in data:
             data["alm_levels"] = tuple(data["alm_levels"])
         return cls(**data)
 
-    def build(self):
-        """Build the Keras model this config describes."""
-        from alm_tf.model import build_model_from_config
 
-        return build_model_from_config(self)
+__all__ = ["BACKBONES", "BOX_KERNEL_INITS", "FUSION_MODES", "IMAGENET", "LEVELS", "ModelConfig",
+           "SIZE_MULTIPLE", "TOP_DOWN_MODES", "UPSAMPLING_MODES", "check_image_size",
+           "check_lr_multiplier"]

@@ -43,6 +43,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -51,15 +52,15 @@ from typing import Any
 
 import numpy as np
 
-from alm_tf.config import BOX_KERNEL_INITS, check_lr_multiplier
+from alm_tf import artifacts, evaluation, metrics, prediction
+from alm_tf.config import BOX_KERNEL_INITS, ModelConfig, check_lr_multiplier
+from alm_tf.data import convert as convert_lib
 from alm_tf.data import synth
+from alm_tf.localization import fixed_box_ceiling, localization_hit_rate
+from alm_tf.serving import export as export_lib
+from alm_tf.training import TrainConfig, train
 
-__all__ = ["DemoConfig", "fixed_box_ceiling", "format_summary", "localization_hit_rate", "run_demo"]
-
-HIT_RATE_DEFINITION = (
-    "over (test image, region-bound attribute) pairs with the attribute present: share whose "
-    "level box centre lies inside the attribute's true region (regions.json); overall = over "
-    "all (pair, level) triples")
+__all__ = ["DemoConfig", "format_summary", "run_demo"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +73,9 @@ class DemoConfig:
         crop: how the synthetic crops frame the person
             (`alm_tf.data.synth.CROPS`): `"tight"` like the annotated boxes
             of the real data sets, or `"loose"` (BUILD_NOTES.md, issue 6).
-        image_height, image_width: network input (multiples of 32).
-        backbone: backbone name.
+        model: the ALM model (`ModelConfig`: backbone and its start
+            weights, input size, Table 1 options; its ALM levels must not
+            be empty); the baseline is the same model without ALM levels.
         batch_size: training batch size.
         baseline_steps: baseline training steps.
         alm_steps: ALM training steps (initialised from the baseline).
@@ -107,10 +109,8 @@ class DemoConfig:
 
     output_dir: str = "demo_output"
     num_images: int = 1200
-    crop: str = "tight"
-    image_height: int = 256
-    image_width: int = 128
-    backbone: str = "bn_inception"
+    crop: str = synth.SynthConfig.crop
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     batch_size: int = 32
     baseline_steps: int = 110
     alm_steps: int = 320
@@ -131,10 +131,11 @@ class DemoConfig:
         if self.num_images < 20:
             raise ValueError(f"num_images must be >= 20. Received: num_images={self.num_images}")
         synth.check_crop(self.crop)
-        for name in ("image_height", "image_width"):
-            value = getattr(self, name)
-            if value < 32 or value % 32:
-                raise ValueError(f"{name} must be a positive multiple of 32. Received: {name}={value}")
+        if not isinstance(self.model, ModelConfig):
+            raise ValueError(f"model must be a ModelConfig. Received: model={self.model!r}")
+        if self.model.is_baseline:
+            raise ValueError("the demo trains the baseline and then ALM: alm_levels must not be "
+                             "empty. Received: alm_levels=[]")
         for name in ("batch_size", "baseline_steps", "alm_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
@@ -151,7 +152,7 @@ class DemoConfig:
             raise ValueError(f"num_pictures must be >= 0. Received: num_pictures={self.num_pictures}")
 
 
-def _stage_steps(total: int, decay_fraction: float) -> tuple[int, int, tuple[int, ...]]:
+def stage_schedule(total: int, decay_fraction: float) -> tuple[int, int, tuple[int, ...]]:
     """(epochs, steps_per_epoch, decay_epochs) giving `total` steps with a late decay.
 
     Two "epochs" of the trainer: the second (decay_fraction of the steps)
@@ -161,107 +162,9 @@ def _stage_steps(total: int, decay_fraction: float) -> tuple[int, int, tuple[int
     if decayed < 1 or decayed >= total:
         return 1, total, (10**6,)
     # Equal-length trainer epochs: pick a period dividing both parts.
-    from math import gcd
-
-    period = gcd(total - decayed, decayed)
+    period = math.gcd(total - decayed, decayed)
     epochs = total // period
     return epochs, period, ((total - decayed) // period,)
-
-
-def localization_hit_rate(boxes: np.ndarray, images: list[str], labels: np.ndarray,
-                          attributes: list[str], regions: dict, attribute_regions: dict) -> dict:
-    """The demo's localization hit rate (see the module docstring).
-
-    Args:
-        boxes: (N, L, M, 4) predicted boxes of the N `images`.
-        images: their regions.json keys.
-        labels: (N, M) ground-truth 0/1.
-        attributes: M names.
-        regions: regions.json "images" (image -> attribute -> true box).
-        attribute_regions: attribute -> region name or None (global).
-
-    Returns:
-        {"overall", "level1".., "num_pairs", "per_attribute", "all_pairs",
-        "vertical_only", "definition"}; rates are None when there are no
-        pairs.
-    """
-    boxes = np.asarray(boxes, np.float64)
-    n, levels = boxes.shape[0], boxes.shape[1]
-    bound = [m for m, a in enumerate(attributes) if attribute_regions.get(a)]
-    cy = (boxes[..., 0] + boxes[..., 2]) / 2.0  # (N, L, M)
-    cx = (boxes[..., 1] + boxes[..., 3]) / 2.0
-    hits = np.zeros((n, levels, len(attributes)), bool)
-    vertical = np.zeros_like(hits)  # diagnostic: the centre's height alone
-    for i, image in enumerate(images):
-        for m in bound:
-            y1, x1, y2, x2 = regions[image][attributes[m]]
-            vertical[i, :, m] = (cy[i, :, m] >= y1) & (cy[i, :, m] <= y2)
-            hits[i, :, m] = vertical[i, :, m] & (cx[i, :, m] >= x1) & (cx[i, :, m] <= x2)
-    mask = np.zeros((n, len(attributes)), bool)
-    mask[:, bound] = True
-    present = mask & (np.asarray(labels) > 0.5)
-
-    def rates(selected: np.ndarray, hits: np.ndarray = hits) -> dict:
-        count = int(selected.sum())
-        out: dict[str, Any] = {"num_pairs": count}
-        per_level = [float(hits[:, k][selected].mean()) if count else None for k in range(levels)]
-        out["overall"] = float(np.mean(per_level)) if count else None
-        for k, value in enumerate(per_level):
-            out[f"level{k + 1}"] = value
-        return out
-
-    result = rates(present)
-    result["per_attribute"] = {}
-    for m in bound:
-        sel = np.zeros_like(present)
-        sel[:, m] = present[:, m]
-        r = rates(sel)
-        result["per_attribute"][attributes[m]] = {k: v for k, v in r.items()}
-    result["all_pairs"] = rates(mask)
-    # Not the headline: the same pairs, counting a hit when only the centre's
-    # height lies in the region's height range (x ignored).
-    result["vertical_only"] = rates(present, vertical)
-    result["definition"] = HIT_RATE_DEFINITION
-    return result
-
-
-def fixed_box_ceiling(images: list[str], labels: np.ndarray, attributes: list[str], regions: dict,
-                      attribute_regions: dict, grid: tuple[int, int] = (101, 51)) -> dict:
-    """The hit rate of the best FIXED box centre per attribute (no model involved).
-
-    For each region-bound attribute, the point of a `grid` over the image
-    (rows, columns) that lies inside the most true regions of the `images`
-    where the attribute is present: boxes that are the same for every image
-    hit at most this often.
-
-    Args:
-        images, labels, attributes, regions, attribute_regions: as for
-            `localization_hit_rate`.
-        grid: candidate points per axis.
-
-    Returns:
-        {"overall": rate over all present pairs or None, "per_attribute":
-        {attribute: {"rate", "y", "x", "num_pairs"}}}.
-    """
-    labels = np.asarray(labels)
-    ys, xs = np.linspace(0.0, 1.0, grid[0]), np.linspace(0.0, 1.0, grid[1])
-    per_attribute, hits, pairs = {}, 0.0, 0
-    for m, attribute in enumerate(attributes):
-        if not attribute_regions.get(attribute):
-            continue
-        boxes = np.array([regions[image][attribute] for i, image in enumerate(images) if labels[i, m] > 0.5],
-                         np.float64).reshape(-1, 4)
-        if not len(boxes):
-            continue
-        inside = ((boxes[:, 0, None, None] <= ys[None, :, None]) & (ys[None, :, None] <= boxes[:, 2, None, None])
-                  & (boxes[:, 1, None, None] <= xs[None, None, :]) & (xs[None, None, :] <= boxes[:, 3, None, None]))
-        share = inside.mean(0)
-        i, j = np.unravel_index(int(share.argmax()), share.shape)
-        per_attribute[attribute] = {"rate": float(share[i, j]), "y": float(ys[i]), "x": float(xs[j]),
-                                    "num_pairs": len(boxes)}
-        hits += share[i, j] * len(boxes)
-        pairs += len(boxes)
-    return {"overall": float(hits / pairs) if pairs else None, "per_attribute": per_attribute}
 
 
 def _metrics_of(payload: dict) -> dict:
@@ -300,11 +203,6 @@ def _say(message: str) -> None:
 
 def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
     """Runs every stage; writes D/summary.json; returns the summary dict."""
-    from alm_tf import evaluation, prediction
-    from alm_tf.data import convert as convert_lib
-    from alm_tf.training import loop
-    from alm_tf.training.config import TrainConfig
-
     start = time.monotonic()
     timings: dict[str, float] = {}
     d = config.output_dir
@@ -319,8 +217,10 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
         "export": os.path.join(d, "export"),
         "predictions": os.path.join(d, "predictions"),
     }
-    say(f"alm-demo: {config.num_images} synthetic images ({config.crop} crops), input {config.image_height}x"
-        f"{config.image_width}, backbone {config.backbone}, batch {config.batch_size}, "
+    model = config.model
+    say(f"alm-demo: {config.num_images} synthetic images ({config.crop} crops), input {model.image_height}x"
+        f"{model.image_width}, backbone {model.backbone}"
+        + (f" from {model.backbone_weights}" if model.backbone_weights else "") + f", batch {config.batch_size}, "
         f"baseline {config.baseline_steps} steps, ALM {config.alm_steps} steps "
         f"(from the baseline{', backbone frozen' if config.alm_freeze_backbone else ''}, boxes: "
         f"kernel init {config.alm_box_kernel_init}, lr x{config.alm_box_lr_multiplier:g} kernel / "
@@ -361,30 +261,28 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
     clock("data", t0)
 
     # 3-4. Training: the baseline, then ALM from the baseline.
-    common = dict(data_dir=paths["records"], backbone=config.backbone,
-                  image_height=config.image_height, image_width=config.image_width,
-                  batch_size=config.batch_size, learning_rate=config.learning_rate,
-                  seed=config.seed, val_split="none", progress=config.progress)
+    common = dict(data_dir=paths["records"], batch_size=config.batch_size,
+                  learning_rate=config.learning_rate, seed=config.seed, val_split="none",
+                  progress=config.progress)
     box = dict(box_kernel_init=config.alm_box_kernel_init,
                box_lr_multiplier=config.alm_box_lr_multiplier,
-               box_bias_lr_multiplier=config.alm_box_bias_lr_multiplier)
-    for key, levels, steps, init, number in (
-            ("baseline_model", (), config.baseline_steps, None, 3),
-            ("alm_model", (1, 2, 3), config.alm_steps,
-             os.path.join(paths["baseline_model"], "final.keras"), 4)):
+               box_bias_lr_multiplier=config.alm_box_bias_lr_multiplier,
+               freeze_backbone=config.alm_freeze_backbone)
+    baseline_final = artifacts.weights_path(paths["baseline_model"], "final")
+    # The ALM stage starts from the baseline (which started from the backbone weights).
+    stages = (("baseline", model.replace(alm_levels=()), config.baseline_steps, None, {}, 3),
+              ("alm", model.replace(backbone_weights=None), config.alm_steps, baseline_final, box, 4))
+    for name, stage_model, steps, init, options, number in stages:
+        key = f"{name}_model"
         shutil.rmtree(paths[key], ignore_errors=True)  # a fresh run, not a resume
-        epochs, per_epoch, decay = _stage_steps(steps, config.decay_fraction)
-        name = "baseline" if not levels else "ALM"
-        say(f"[{number}/7] training {name} ({steps} steps"
+        epochs, per_epoch, decay = stage_schedule(steps, config.decay_fraction)
+        say(f"[{number}/7] training {'ALM' if name == 'alm' else name} ({steps} steps"
             + (f", initialised from {init}" if init else "") + f") -> {paths[key]}")
         t0 = time.monotonic()
-        loop.train(TrainConfig(model_dir=paths[key], alm_levels=levels, epochs=epochs,
-                               steps_per_epoch=per_epoch, decay_epochs=decay,
-                               init_checkpoint=init,
-                               freeze_backbone=bool(levels) and config.alm_freeze_backbone,
-                               **(box if levels else {}),
-                               **common))
-        clock(f"train_{'baseline' if not levels else 'alm'}", t0)
+        train(TrainConfig(model_dir=paths[key], model=stage_model, epochs=epochs,
+                          steps_per_epoch=per_epoch, decay_epochs=decay, init_checkpoint=init,
+                          **options, **common))
+        clock(f"train_{name}", t0)
 
     # 5. Evaluation of both on the test split.
     say("[5/7] evaluation on the synthetic test split")
@@ -399,8 +297,6 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
     # 6. Export.
     say(f"[6/7] export of the ALM model -> {paths['export']}/1")
     t0 = time.monotonic()
-    from alm_tf.serving import export as export_lib
-
     shutil.rmtree(paths["export"], ignore_errors=True)
     saved_model = export_lib.export_saved_model(
         export_lib.load_source(paths["alm_model"]), paths["export"], version=1, overwrite=True)
@@ -433,9 +329,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
     hit["fixed_box_ceiling"] = fixed_box_ceiling(images, labels, attributes, regions_payload["images"],
                                                  attribute_regions)
     saved_probs = predicted.outputs["probabilities"]
-    from alm_tf import metrics as metrics_lib
-
-    served = metrics_lib.compute_metrics(labels, saved_probs, 0.5, from_logits=False)
+    served = metrics.compute_metrics(labels, saved_probs, 0.5, from_logits=False)
     paths["predictions_csv"] = predicted.csv_path
     paths["pictures"] = predicted.pictures
     clock("predict", t0)
@@ -447,7 +341,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
         "alm_saved_model_test_mA": float(served["mA"]),
         "localization_hit_rate": hit,
         "paths": {k: v for k, v in paths.items()},
-        "settings": dataclasses.asdict(config),
+        "settings": dict(dataclasses.asdict(config), model=config.model.to_dict()),
         "timings_s": timings,
         "demo_seconds": round(total, 1),
     }
@@ -464,9 +358,14 @@ def default_demo_config(output_dir: str = "demo_output", **overrides: Any) -> De
     return DemoConfig(output_dir=output_dir, **overrides)
 
 
+#: The tiny demo's input size (height, width).
+TINY_IMAGE_SIZE = (64, 32)
+
+
 def tiny_demo_config(output_dir: str, **overrides: Any) -> DemoConfig:
     """Smallest sizes that exercise every stage (tests)."""
-    options = dict(num_images=60, image_height=64, image_width=32, batch_size=8,
+    options = dict(num_images=60, model=ModelConfig(image_height=TINY_IMAGE_SIZE[0],
+                                                    image_width=TINY_IMAGE_SIZE[1]), batch_size=8,
                    baseline_steps=2, alm_steps=2, num_pictures=2, progress=False)
     options.update(overrides)
     return DemoConfig(output_dir=output_dir, **options)

@@ -1,12 +1,10 @@
 """Evaluation of a trained ALM model: metrics report and threshold tuning.
 
-Models accepted by `load_predictor`:
-  - a model dir (with config.json): the model is rebuilt from config.json
-    and the weights of `final.keras` or `best.keras` are loaded;
-  - a `.keras` file;
-  - a SavedModel dir made by our exporter: its `predict_images` signature
-    takes RGB 0..255 images and returns `probabilities` (fused only, so no
-    per-branch results).
+Every model source `alm_tf.artifacts.load` accepts can be evaluated; the
+split's images reach it as RGB 0..255 at its input size (the input
+pipeline's decode and resize, the model's own normalization). A Keras
+model (model dir, `.keras`) gives every branch's logits; a SavedModel its
+fused `probabilities` only (so no per-branch results).
 
 Report (`write_report`): `metrics.json` with top-level `mA`, `accuracy`,
 `precision`, `recall`, `f1` for the fused output (at the thresholds used),
@@ -17,34 +15,18 @@ branch logits, all at 0.5), and `per_attribute.csv`.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from alm_tf import metrics
+from alm_tf import artifacts, data as data_lib, metrics, names
 
-BRANCH_KEYS = ("level1", "level2", "level3", "global")
+BRANCH_KEYS = names.BRANCH_OUTPUTS
 CSV_COLUMNS = ("name", "positive_ratio", "TP", "FN", "TN", "FP",
                "positive_recall", "negative_recall", "mA", "threshold")
-
-
-@dataclasses.dataclass
-class Predictor:
-    """A callable from normalized images (N, H, W, 3) to a dict of arrays.
-
-    `kind` is "logits" (keys: branches + `logits`) or "probabilities"
-    (key `probabilities`, fused only).
-    """
-
-    fn: Callable
-    kind: str
-    image_size: tuple[int, int]
-    attributes: Optional[list[str]] = None
-    model_dir: Optional[str] = None
 
 
 def collect_outputs(predict_fn: Callable, dataset) -> tuple[np.ndarray, dict]:
@@ -121,68 +103,11 @@ def tune_thresholds(labels, probs) -> np.ndarray:
     return out
 
 
-def _image_size_of(model) -> tuple[int, int]:
-    shape = model.inputs[0].shape
-    return int(shape[1]), int(shape[2])
-
-
-def load_predictor(path: str, which: str = "final") -> Predictor:
-    """A Predictor for a model dir, a .keras file or a SavedModel dir."""
-    import keras
-
-    import alm_tf  # noqa: F401  registers the custom layers
-    from alm_tf.training import model_dir as md
-
-    if os.path.isdir(path) and os.path.exists(md.config_path(path)):
-        config = md.read_config(path)
-        weights = os.path.join(path, f"{which}.keras")
-        if not os.path.exists(weights):
-            raise FileNotFoundError(f"{weights} does not exist (train first?)")
-        model = alm_tf.ModelConfig.from_dict(config["model"]).build()
-        model.load_weights(weights)
-        fn = tf.function(lambda x: model(x, training=False))
-        return Predictor(fn, "logits", tuple(config["image_size"]),
-                         config.get("attributes"), model_dir=path)
-    if path.endswith(".keras") and os.path.isfile(path):
-        model = keras.saving.load_model(path, compile=False)
-        fn = tf.function(lambda x: model(x, training=False))
-        return Predictor(fn, "logits", _image_size_of(model))
-    if os.path.isdir(path) and (
-        os.path.exists(os.path.join(path, "saved_model.pb"))
-    ):
-        return _saved_model_predictor(path)
-    raise FileNotFoundError(
-        f"model must be a model dir with config.json, a .keras file or a "
-        f"SavedModel dir. Received: model={path!r}")
-
-
-def _saved_model_predictor(path: str) -> Predictor:
-    from alm_tf.data import preprocessing
-
-    loaded = tf.saved_model.load(path)
-    if "predict_images" not in loaded.signatures:
-        raise ValueError(f"SavedModel {path} has no 'predict_images' signature.")
-    signature = loaded.signatures["predict_images"]
-    attributes, size = None, (256, 128)
-    asset = os.path.join(path, "assets", "attributes.txt")
-    if os.path.exists(asset):
-        with open(asset) as f:
-            attributes = [line.strip() for line in f if line.strip()]
-    if "metadata" in loaded.signatures:
-        meta = {k: v.numpy() for k, v in loaded.signatures["metadata"]().items()}
-        if "image_height" in meta and "image_width" in meta:
-            size = (int(meta["image_height"]), int(meta["image_width"]))
-        if attributes is None and "attributes" in meta:
-            attributes = [a.decode("utf-8") for a in meta["attributes"].tolist()]
-    mean = tf.constant(preprocessing.IMAGENET_MEAN, tf.float32)
-    std = tf.constant(preprocessing.IMAGENET_STD, tf.float32)
-
-    def fn(images):  # the dataset's images are normalized: undo it
-        raw = (tf.cast(images, tf.float32) * std + mean) * 255.0
-        result = signature(images=raw)
-        return {"probabilities": result["probabilities"]}
-
-    return Predictor(fn, "probabilities", size, attributes)
+def score_function(loaded: artifacts.LoadedModel) -> Callable:
+    """What the metrics read from a loaded model: every branch's logits, else probabilities."""
+    keep = ((*names.BRANCH_OUTPUTS, names.FUSED_OUTPUT) if loaded.model is not None
+            else ("probabilities",))
+    return lambda images: {k: v for k, v in loaded.predict(images).items() if k in keep}
 
 
 def write_report(output_dir: str, payload: dict, fused: dict,
@@ -229,22 +154,20 @@ def run_evaluation(data_dir: str, split: str, model: str, output_dir: str, *,
                    tune: bool = False, threshold_split: str = "val",
                    data_module=None) -> dict:
     """The whole `alm-evaluate` job; returns the metrics.json payload."""
-    if data_module is None:
-        import alm_tf.data as data_module
-    from alm_tf.training import model_dir as md
-
+    data_module = data_module or data_lib
     manifest = data_module.read_manifest(data_dir)
     attributes = list(manifest["attributes"])
-    predictor = load_predictor(model, which)
-    if predictor.attributes and list(predictor.attributes) != attributes:
+    loaded = artifacts.load(model, which=which)
+    if list(loaded.attributes) != attributes:
         raise ValueError(
             f"The model's attributes differ from those of {data_dir} "
-            f"({len(predictor.attributes)} vs {len(attributes)} names).")
+            f"({len(loaded.attributes)} vs {len(attributes)} names).")
+    scores = score_function(loaded)
 
     def outputs_of(split_name):
         ds = data_module.make_dataset(data_dir, split_name, batch_size=batch_size,
-                                      image_size=predictor.image_size, training=False)
-        return collect_outputs(predictor.fn, ds)
+                                      image_size=loaded.image_size, training=False, normalize=False)
+        return collect_outputs(scores, ds)
 
     thresholds = np.full(len(attributes), 0.5)
     source = "0.5"
@@ -252,12 +175,12 @@ def run_evaluation(data_dir: str, split: str, model: str, output_dir: str, *,
         val_labels, val_outputs = outputs_of(threshold_split)
         thresholds = tune_thresholds(val_labels, branch_probabilities(val_outputs)["fused"])
         source = f"tuned on {threshold_split}"
-        tuned = {"split": threshold_split, "attributes": attributes,
-                 "thresholds": [float(t) for t in thresholds]}
         os.makedirs(output_dir, exist_ok=True)
-        md.write_json(os.path.join(output_dir, md.THRESHOLDS_NAME), tuned)
-        if predictor.model_dir:
-            md.write_json(os.path.join(predictor.model_dir, md.THRESHOLDS_NAME), tuned)
+        targets = [os.path.join(output_dir, artifacts.THRESHOLDS_NAME)]
+        if loaded.model_dir:
+            targets.append(artifacts.thresholds_path(loaded.model_dir))
+        for target in targets:
+            artifacts.write_thresholds(target, attributes, thresholds, threshold_split)
     labels, outputs = outputs_of(split)
     result = evaluate_outputs(labels, outputs, thresholds)
     payload = result["report"]

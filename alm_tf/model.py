@@ -7,14 +7,13 @@ from typing import Optional
 
 import keras
 
-from alm_tf.backbones import backbone_features
+from alm_tf import names
+from alm_tf.backbones import backbone_features, load_backbone_weights
 from alm_tf.config import ModelConfig
 from alm_tf.layers.attribute_localization import AttributeLocalization
 from alm_tf.layers.logit_fusion import LogitFusion
 
 PYRAMID_CHANNELS = 256
-#: ALM layer and lateral names per level, as in the official checkpoint.
-LEVEL_NAMES = {1: "3b", 2: "4d", 3: "5b"}
 
 
 def build_model(num_attributes: int, backbone: str = "bn_inception",
@@ -35,7 +34,10 @@ def build_model(num_attributes: int, backbone: str = "bn_inception",
         channel_attention: SE attention inside the ALMs.
         fusion: `max` (max voting) or `mean`.
         upsampling: `bilinear` (official code) or `nearest` (paper text).
-        backbone_weights: None, "imagenet" or a local weights file.
+        backbone_weights: None, "imagenet" or a local weights file
+            (`alm_tf.backbones`: a `*_notop.h5` file for the
+            keras.applications backbones, the PyTorch ImageNet file
+            `bn_inception-52deb4733.pth` for BN-Inception).
         name: model name.
 
     Returns:
@@ -72,14 +74,22 @@ def _level_parts(config: ModelConfig, taps, level: int, laterals):
 
 def build_model_from_config(config: ModelConfig,
                             name: Optional[str] = None) -> keras.Model:
-    """Build the model a `ModelConfig` describes (see `build_model`)."""
+    """Build the model a `ModelConfig` describes (see `build_model`).
+
+    Raises:
+        ValueError: `config.num_attributes` is not set, or the backbone
+            weights cannot be read.
+    """
     m = config.num_attributes
-    inputs = keras.Input(shape=config.input_shape, name="images")
+    if m is None:
+        raise ValueError("the model config has no num_attributes (set it from the data with "
+                         "ModelConfig.with_num_attributes). Received: num_attributes=None")
+    inputs = keras.Input(shape=config.input_shape, name=names.INPUT)
     taps = backbone_features(config.backbone, inputs,
                              weights=config.backbone_weights)
 
-    pooled = keras.layers.GlobalAveragePooling2D(name="global_pool")(taps[2])
-    global_logits = keras.layers.Dense(m, name="finalfc", dtype="float32")(
+    pooled = keras.layers.GlobalAveragePooling2D(name=names.GLOBAL_POOL)(taps[2])
+    global_logits = keras.layers.Dense(m, name=names.GLOBAL_CLASSIFIER, dtype="float32")(
         pooled)
     outputs = {}
     level_logits, level_boxes = [], []
@@ -93,7 +103,7 @@ def build_model_from_config(config: ModelConfig,
                 needed.update(lv for lv in (2, 3) if lv >= level)
         laterals = {
             level: keras.layers.Conv2D(
-                PYRAMID_CHANNELS, 1, name=f"latlayer_{LEVEL_NAMES[level]}")(
+                PYRAMID_CHANNELS, 1, name=names.lateral_layer(level))(
                     taps[level - 1])
             for level in sorted(needed - {1})
         }
@@ -105,31 +115,27 @@ def build_model_from_config(config: ModelConfig,
                 upsampling=config.upsampling,
                 channel_attention=config.channel_attention,
                 lateral_units=lateral_units, dtype="float32",
-                name=f"st_{LEVEL_NAMES[level]}")(parts)
-            outputs[f"level{level}"] = logits
+                name=names.alm_layer(level))(parts)
+            outputs[names.level_output(level)] = logits
             level_logits.append(logits)
             level_boxes.append(keras.layers.Reshape(
-                (1, m, 4), name=f"boxes_{LEVEL_NAMES[level]}",
+                (1, m, 4), name=names.level_boxes_layer(level),
                 dtype="float32")(boxes))
-    outputs["global"] = global_logits
+    outputs[names.GLOBAL_OUTPUT] = global_logits
     if level_logits:
-        outputs["logits"] = LogitFusion(config.fusion, dtype="float32",
-                                        name="fusion")(
+        outputs[names.FUSED_OUTPUT] = LogitFusion(config.fusion, dtype="float32",
+                                                  name=names.FUSION)(
             level_logits + [global_logits])
-        outputs["boxes"] = (level_boxes[0] if len(level_boxes) == 1 else
-                            keras.layers.Concatenate(axis=1, name="boxes",
-                                                     dtype="float32")(
-                                level_boxes))
+        outputs[names.BOXES_OUTPUT] = (
+            level_boxes[0] if len(level_boxes) == 1 else
+            keras.layers.Concatenate(axis=1, name=names.BOXES_OUTPUT, dtype="float32")(level_boxes))
     else:
-        outputs["logits"] = keras.layers.Identity(name="logits",
-                                                  dtype="float32")(
-            global_logits)
+        outputs[names.FUSED_OUTPUT] = keras.layers.Identity(name=names.FUSED_OUTPUT,
+                                                            dtype="float32")(global_logits)
     default = "alm" if config.alm_levels else "alm_baseline"
-    return keras.Model(inputs, outputs, name=name or default)
-
-
-HEAD_LAYER_PREFIXES = ("images", "global_pool", "finalfc", "latlayer_", "st_", "boxes",
-                       "fusion", "logits")
+    model = keras.Model(inputs, outputs, name=name or default)
+    load_backbone_weights(model, config.backbone, config.backbone_weights)
+    return model
 
 
 def backbone_layers(model: keras.Model) -> list:
@@ -141,7 +147,7 @@ def backbone_layers(model: keras.Model) -> list:
     nested-model layer.
     """
     return [layer for layer in model.layers
-            if not layer.name.startswith(HEAD_LAYER_PREFIXES)]
+            if not layer.name.startswith(names.HEAD_LAYER_PREFIXES)]
 
 
 def freeze_backbone(model: keras.Model) -> int:

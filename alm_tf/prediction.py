@@ -1,16 +1,11 @@
 """Predictions on image files: any model form, CSV + localization pictures.
 
-`load_image_predictor(model, ...)` accepts
-  - a SavedModel dir from `alm-export` (`E/N/` or the export root `E/`,
-    whose highest numeric version is used): its `serving_default`
-    signature takes the encoded bytes, so preprocessing is the model's own;
-  - a `.keras` file: attribute names from an attributes file (one name a
-    line), a sidecar `<stem>.attributes.txt` or a sibling `config.json`
-    (never invented); preprocessing from
-    `alm_tf.data.preprocessing` at the model's input size;
-  - a model dir (config.json + final.keras / best.keras);
-  - `server="host:port"` (gRPC) or `server="http://host:port"` (REST): TF
-    Serving through `alm_tf.serving.client`.
+`load_image_predictor(model, ...)` accepts every model source of
+`alm_tf.artifacts.load` (a model dir, a `.keras` file, a SavedModel from
+alm-export: `E/N/` or `E/`, its highest version; attribute names from the
+model, or an attributes file for older files that carry none, never
+invented), or `server="host:port"` (gRPC) / `server="http://host:port"`
+(REST): TF Serving through `alm_tf.serving.client`.
 
 Every predictor maps a list of encoded images (bytes) to `probabilities`
 (N, M), `labels` (N, M) and, for ALM models, `boxes` (N, L, M, 4).
@@ -26,13 +21,17 @@ import csv
 import dataclasses
 import glob
 import io
-import json
 import os
 import re
 from collections.abc import Callable, Sequence
 from typing import Optional
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from alm_tf import artifacts, names, visualization
+from alm_tf.serving import client
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -43,8 +42,6 @@ __all__ = [
     "find_images",
     "load_image_predictor",
     "predict_files",
-    "read_attributes_file",
-    "resolve_saved_model_dir",
 ]
 
 
@@ -72,33 +69,6 @@ class PredictionResult:
     outputs: dict  # concatenated predictor outputs of `images`
 
 
-def read_attributes_file(path: str) -> list[str]:
-    """Attribute names: one a line (txt), a JSON list, or a JSON object with `attributes`."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if path.endswith(".json"):
-        payload = json.loads(text)
-        names = payload["attributes"] if isinstance(payload, dict) else payload
-    else:
-        names = [line.strip() for line in text.splitlines() if line.strip()]
-    names = [str(n) for n in names]
-    if not names:
-        raise ValueError(f"no attribute names in {path}")
-    return names
-
-
-def resolve_saved_model_dir(path: str) -> Optional[str]:
-    """`path` if it holds saved_model.pb, else its highest numeric version subdir, else None."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    if not os.path.isdir(path):
-        return None
-    versions = [d for d in os.listdir(path) if d.isdigit() and os.path.isfile(os.path.join(path, d, "saved_model.pb"))]
-    if not versions:
-        return None
-    return os.path.join(path, max(versions, key=int))
-
-
 def find_images(spec: str) -> list[str]:
     """Image files named by a glob, a folder (its image files) or one file, sorted.
 
@@ -121,80 +91,19 @@ def find_images(spec: str) -> list[str]:
     raise FileNotFoundError(f"no such file or folder: {spec!r}")
 
 
-def _sibling_attributes(keras_path: str) -> Optional[list[str]]:
-    """Names from `<stem>.attributes.txt` (alm-import-torch) or a sibling config.json."""
-    sidecar = keras_path[: -len(".keras")] + ".attributes.txt"
-    if os.path.isfile(sidecar):
-        return read_attributes_file(sidecar)
-    config = os.path.join(os.path.dirname(os.path.abspath(keras_path)), "config.json")
-    if os.path.isfile(config):
-        with open(config, encoding="utf-8") as f:
-            names = json.load(f).get("attributes")
-        if names:
-            return list(names)
-    return None
-
-
-def _keras_predictor(path: str, attributes: Optional[list[str]], thresholds=None) -> ImagePredictor:
-    import keras
-    import tensorflow as tf
-
-    import alm_tf  # noqa: F401  registers the custom layers
-    from alm_tf.data import preprocessing
-
-    model = keras.saving.load_model(path, compile=False)
-    height, width = (int(d) for d in model.inputs[0].shape[1:3])
-    num = int(model.outputs[0].shape[-1]) if not isinstance(model.output, dict) else int(model.output["logits"].shape[-1])
-    if attributes is None:
-        raise ValueError(f"no attribute names for {path}: pass --attributes_file (or keep the "
-                         "model's config.json beside it)")
-    if len(attributes) != num:
-        raise ValueError(f"{len(attributes)} attribute names for a model with {num} outputs ({path})")
-    threshold = np.broadcast_to(np.asarray(0.5 if thresholds is None else thresholds, np.float32), (num,))
-    forward = tf.function(lambda x: model(x, training=False))
+def _loaded_predictor(loaded: artifacts.LoadedModel) -> ImagePredictor:
+    keys = ("probabilities", "labels", names.BOXES_OUTPUT)
 
     def fn(encoded: list[bytes]) -> dict:
-        images = tf.stack([preprocessing.preprocess_images(preprocessing.decode_image(e), height, width) for e in encoded])
-        out = forward(images)
-        probs = tf.sigmoid(out["logits"]).numpy()
-        result = {"probabilities": probs, "labels": (probs > threshold).astype(np.int32)}
-        if "boxes" in out:
-            result["boxes"] = out["boxes"].numpy()
-        return result
+        return {k: v for k, v in loaded.predict_encoded(encoded).items() if k in keys}
 
-    return ImagePredictor(fn, list(attributes), path, "keras")
-
-
-def _saved_model_predictor(path: str, attributes: Optional[list[str]]) -> ImagePredictor:
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(path)
-    signatures = loaded.signatures
-    if "serving_default" not in signatures:
-        raise ValueError(f"SavedModel {path} has no serving_default signature")
-    signature = signatures["serving_default"]
-    if attributes is None:
-        asset = os.path.join(path, "assets", "attributes.txt")
-        if os.path.isfile(asset):
-            attributes = read_attributes_file(asset)
-    input_name = next(iter(signature.structured_input_signature[1]))
-
-    def fn(encoded: list[bytes]) -> dict:
-        out = signature(**{input_name: tf.constant(encoded, tf.string)})
-        return {k: v.numpy() for k, v in out.items() if k in ("probabilities", "labels", "boxes")}
-
-    if attributes is None:
-        num = int(signature.structured_outputs["probabilities"].shape[-1])
-        attributes = [f"attribute_{m}" for m in range(num)]
-    predictor = ImagePredictor(fn, list(attributes), path, "saved_model")
-    predictor.loaded = loaded  # keeps the resources alive
+    predictor = ImagePredictor(fn, list(loaded.attributes), loaded.origin, loaded.kind)
+    predictor.loaded = loaded
     return predictor
 
 
 def _server_predictor(server: str, attributes: Optional[list[str]], model_name: str) -> ImagePredictor:
     """TF Serving: `host:port` (gRPC) or `http://host:port` (REST, needs the names)."""
-    from alm_tf.serving import client
-
     rest = server.startswith(("http://", "https://"))
     if attributes is None:
         if rest:
@@ -226,47 +135,20 @@ def _server_predictor(server: str, attributes: Optional[list[str]], model_name: 
 def load_image_predictor(model: Optional[str] = None, *, attributes_file: Optional[str] = None,
                          server: Optional[str] = None, model_name: str = "alm",
                          which: str = "final") -> ImagePredictor:
-    """A predictor for a SavedModel, a .keras file, a model dir or a TF Serving address.
+    """A predictor for any model source (`alm_tf.artifacts.load`) or a TF Serving address.
 
     Raises:
-        FileNotFoundError: the model does not exist or is of no known form.
-        ValueError: the attribute names do not fit the model.
+        artifacts.ModelSourceError (a ValueError): the model cannot be
+            loaded, or the attribute names do not fit it.
     """
-    attributes = read_attributes_file(attributes_file) if attributes_file else None
+    attributes = artifacts.read_attributes_file(attributes_file) if attributes_file else None
     if server:
         return _server_predictor(server, attributes, model_name)
-    if not model:
-        raise FileNotFoundError("no model given")
-    if not os.path.exists(model):
-        raise FileNotFoundError(f"model not found: {model!r}")
-    saved = resolve_saved_model_dir(model)
-    if saved:
-        return _saved_model_predictor(saved, attributes)
-    if os.path.isfile(model) and model.endswith(".keras"):
-        thresholds = None
-        names = attributes or _sibling_attributes(model)
-        if names is not None:
-            from alm_tf.training import model_dir as md
-
-            thresholds = md.read_thresholds(os.path.dirname(os.path.abspath(model)), names)
-        return _keras_predictor(model, names, thresholds)
-    if os.path.isfile(os.path.join(model, "config.json")):
-        from alm_tf.training import model_dir as md
-
-        config = md.read_config(model)
-        names = attributes or config.get("attributes")
-        weights = os.path.join(model, f"{which}.keras")
-        if not os.path.isfile(weights):
-            raise FileNotFoundError(f"model dir {model!r} has no {which}.keras")
-        return _keras_predictor(weights, names, md.read_thresholds(model, names) if names else None)
-    raise FileNotFoundError(
-        f"model must be a SavedModel dir, a .keras file or a model dir with config.json. Received: {model!r}")
+    return _loaded_predictor(artifacts.load(model, which=which, attributes=attributes))
 
 
 def _read_checked(path: str) -> tuple[Optional[bytes], Optional[object], str]:
     """(bytes, PIL RGB image, '') or (None, None, reason)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -324,8 +206,6 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
     Raises:
         ValueError: no image could be read.
     """
-    from alm_tf import visualization
-
     os.makedirs(output_dir, exist_ok=True)
     good, skipped = [], []
     for path in paths:
@@ -339,8 +219,6 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
         raise ValueError(f"none of the {len(paths)} images could be read")
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(good), unit="img", desc="predict")
     outputs: dict = {}
     for start in range(0, len(good), batch_size):

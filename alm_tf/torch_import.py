@@ -25,29 +25,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pathlib
-import tempfile
 import warnings
 from typing import Callable, Mapping
 
 import keras
 import numpy as np
 
+from alm_tf.layers import attribute_localization as alm
+from alm_tf.names import ALM_LAYERS, ALM_PREFIX, GLOBAL_CLASSIFIER, LATERAL_PREFIX
+
 __all__ = [
     "CheckpointError",
-    "ALM_LAYER_NAMES",
     "load_state_dict",
     "checkpoint_kind",
     "import_state_dict",
+    "backbone_part",
     "import_checkpoint",
-    "save_model",
 ]
 
-#: Keras ALM layer names, from the finest pyramid level to the coarsest;
-#: also the official module names.
-ALM_LAYER_NAMES = ("st_3b", "st_4d", "st_5b")
-LATERAL_PREFIX = "latlayer_"
-GLOBAL_CLASSIFIER = "finalfc"
 BACKBONE_PREFIX = "main_branch."
 DATA_PARALLEL_PREFIX = "module."
 # Present in checkpoints, not model parameters.
@@ -150,6 +145,11 @@ def _load_failure_reason(error: BaseException) -> str:
     return f"{name}: {text[:200]}" if text else name
 
 
+def backbone_part(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The backbone tensors of an official ALM state dict, without `main_branch.`."""
+    return {k[len(BACKBONE_PREFIX):]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
+
+
 def checkpoint_kind(state: Mapping[str, np.ndarray]) -> str:
     """`"alm"` (official ALM model) or `"backbone"` (ImageNet BN-Inception)."""
     if any(k.startswith(BACKBONE_PREFIX) for k in state):
@@ -236,31 +236,31 @@ def _bn_slots(layer, prefix):
 
 
 def _alm_slots(layer):
-    kernel1 = _variable(layer, "att_kernel1")
+    kernel1 = _variable(layer, alm.ATT_KERNEL1)
     num_attributes, channels, reduced = tuple(kernel1.shape)
     variables = {n: _variable(layer, n) for n in (
-        "att_kernel1", "att_bias1", "att_kernel2", "att_bias2",
-        "box_kernel", "box_bias", "cls_kernel", "cls_bias")}
+        alm.ATT_KERNEL1, alm.ATT_BIAS1, alm.ATT_KERNEL2, alm.ATT_BIAS2,
+        alm.BOX_KERNEL, alm.BOX_BIAS, alm.CLS_KERNEL, alm.CLS_BIAS)}
     c, r = channels, reduced
     # (torch suffix, keras variable, torch shape, conversion)
     spec = (
-        ("fc_list.{m}.weight", "cls_kernel", (1, c), _first_row),
-        ("fc_list.{m}.bias", "cls_bias", (1,), _first_row),
-        ("att_list.{m}.conv1.weight", "att_kernel1", (r, c, 1, 1),
+        ("fc_list.{m}.weight", alm.CLS_KERNEL, (1, c), _first_row),
+        ("fc_list.{m}.bias", alm.CLS_BIAS, (1,), _first_row),
+        ("att_list.{m}.conv1.weight", alm.ATT_KERNEL1, (r, c, 1, 1),
          _squeeze_1x1_transposed),
-        ("att_list.{m}.conv1.bias", "att_bias1", (r,), _same),
-        ("att_list.{m}.conv2.weight", "att_kernel2", (c, r, 1, 1),
+        ("att_list.{m}.conv1.bias", alm.ATT_BIAS1, (r,), _same),
+        ("att_list.{m}.conv2.weight", alm.ATT_KERNEL2, (c, r, 1, 1),
          _squeeze_1x1_transposed),
-        ("att_list.{m}.conv2.bias", "att_bias2", (c,), _same),
-        ("stn_list.{m}.weight", "box_kernel", (4, c), _transpose),
-        ("stn_list.{m}.bias", "box_bias", (4,), _same),
+        ("att_list.{m}.conv2.bias", alm.ATT_BIAS2, (c,), _same),
+        ("stn_list.{m}.weight", alm.BOX_KERNEL, (4, c), _transpose),
+        ("stn_list.{m}.bias", alm.BOX_BIAS, (4,), _same),
     )
     slots = {}
-    if any(v.name == "lateral_kernel" for v in layer.weights):
+    if any(v.name == alm.LATERAL_KERNEL for v in layer.weights):
         # The level's lateral 1x1 conv, applied inside the ALM layer.
-        lateral = f"{LATERAL_PREFIX}{layer.name[len('st_'):]}"
-        kernel = _variable(layer, "lateral_kernel")
-        bias = _variable(layer, "lateral_bias")
+        lateral = f"{LATERAL_PREFIX}{layer.name[len(ALM_PREFIX):]}"
+        kernel = _variable(layer, alm.LATERAL_KERNEL)
+        bias = _variable(layer, alm.LATERAL_BIAS)
         c_in, units = tuple(kernel.shape)
         slots[f"{lateral}.weight"] = _Slot(
             kernel, None, (units, c_in, 1, 1), _squeeze_1x1_transposed)
@@ -300,7 +300,7 @@ def _model_slots(model: keras.Model, kind: str) -> dict[str, _Slot]:
                 _transpose)
             slots[f"{name}.bias"] = _Slot(
                 layer.bias, None, tuple(layer.bias.shape), _same)
-        elif name in ALM_LAYER_NAMES:
+        elif name in ALM_LAYERS:
             slots.update(_alm_slots(layer))
     if kind == "alm":
         covered = {id(s.variable) for s in slots.values()}
@@ -395,41 +395,15 @@ def import_state_dict(model: keras.Model, state: Mapping[str, np.ndarray],
     return kind
 
 
-def import_checkpoint(path: str | os.PathLike, num_attributes: int, *,
-                      input_shape=(256, 128, 3),
-                      **model_options) -> tuple[keras.Model, str]:
-    """Builds `alm_tf.build_model(num_attributes)` and loads `path` into it.
+def import_checkpoint(path: str | os.PathLike, model: keras.Model) -> str:
+    """Reads `path` and assigns it to `model` (built by `alm_tf.build_model`).
 
     Returns:
-        `(model, kind)`, kind `"alm"` or `"backbone"`.
+        The kind imported, `"alm"` or `"backbone"`.
+
+    Raises:
+        CheckpointError: the file is unreadable or does not fit the model
+            (the model is left unchanged).
     """
-    from alm_tf import build_model  # pylint: disable=import-outside-toplevel
-
     state = load_state_dict(path)
-    kind = checkpoint_kind(state)
-    model = build_model(num_attributes, input_shape=tuple(input_shape),
-                        **model_options)
-    import_state_dict(model, state, kind)
-    return model, kind
-
-
-def save_model(model: keras.Model, path: str | os.PathLike,
-               overwrite: bool = False) -> pathlib.Path:
-    """Saves to `path` (`.keras`) atomically: a temporary file, then rename."""
-    path = pathlib.Path(path)
-    if path.suffix != ".keras":
-        raise ValueError("The output must end with '.keras'. "
-                         f"Received: path={str(path)!r}")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists (pass overwrite=True)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras",
-                               dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp, overwrite=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return import_state_dict(model, state, checkpoint_kind(state))

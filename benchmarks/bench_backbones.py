@@ -36,15 +36,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from alm_tf import build_model  # noqa: E402
 from alm_tf.backbones import keras_applications as ka  # noqa: E402
-
-try:  # The full model, where it exists.
-    from alm_tf import build_model  # noqa: E402
-except ImportError:  # pragma: no cover - depends on the project's state
-    build_model = None
+from alm_tf.backbones.registry import BACKBONES  # noqa: E402
 
 NUM_ATTRIBUTES = 26
-ALL_BACKBONES = ("bn_inception",) + ka.BACKBONE_NAMES
+ALL_BACKBONES = BACKBONES
 
 
 def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:

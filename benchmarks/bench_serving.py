@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import alm_tf  # noqa: E402
+from alm_tf import artifacts  # noqa: E402
 from alm_tf.data import preprocessing  # noqa: E402
 from alm_tf.serving import export  # noqa: E402
 
@@ -70,7 +71,7 @@ def main() -> None:
 
     model = alm_tf.build_model(NUM_ATTRIBUTES, input_shape=(HEIGHT, WIDTH, 3))
     names = tuple(f"attribute_{m}" for m in range(NUM_ATTRIBUTES))
-    source = export.ExportSource(model, names, (0.5,) * NUM_ATTRIBUTES, (HEIGHT, WIDTH), "bench")
+    source = artifacts.from_keras_model(model, names, origin="bench")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         path = export.export_saved_model(source, tmp)

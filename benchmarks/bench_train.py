@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from alm_tf.data import synth  # noqa: E402
 from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402
+from alm_tf.config import ModelConfig  # noqa: E402
 from alm_tf.training import TrainConfig, train  # noqa: E402
 
 
@@ -61,10 +62,11 @@ def main() -> None:
                               output_dir=os.path.join(work, "records"), show_progress=False))
         print(f"data: {num_images} synthetic images in {time.perf_counter() - start:.1f} s")
         levels = tuple(int(v) for v in args.alm_levels.split(",") if v)
+        model = ModelConfig(backbone=args.backbone, image_height=args.height,
+                            image_width=args.width, alm_levels=levels)
         config = TrainConfig(
             data_dir=os.path.join(work, "records"), model_dir=os.path.join(work, "model"),
-            backbone=args.backbone, image_height=args.height, image_width=args.width,
-            batch_size=args.batch_size, epochs=1, steps_per_epoch=total, alm_levels=levels,
+            model=model, batch_size=args.batch_size, epochs=1, steps_per_epoch=total,
             mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
             val_split="none", progress=True)
         start = time.perf_counter()

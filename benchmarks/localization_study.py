@@ -1,13 +1,12 @@
 """How the ALM boxes move during the ALM stage: hit rate and mA over steps.
 
-The demo's second stage, unrolled so that the localization hit rate
-(`alm_tf.demo.localization_hit_rate`, the demo's definition) can be read
-every `--eval_every` steps on the synthetic test split. It starts from a
-baseline `.keras` (for example `demo_output/models/baseline/final.keras`)
-and trains with the trainer's loss, Adam (with alm-train's box
-learning-rate multipliers) and L2 decay (added to the gradient as
-alm-train does), with the backbone frozen (`--freeze_backbone`,
-the demo's choice) or not. This is the script behind the "why the ALM stage
+The demo's second stage run by the trainer itself (`alm_tf.training.train`
+with a callback), so that the localization hit rate
+(`alm_tf.localization.localization_hit_rate`, the demo's definition) can be
+read every `--eval_every` steps on the synthetic test split. It starts from
+a baseline `.keras` (for example `demo_output/models/baseline/final.keras`,
+alm-train's `--init_checkpoint`) with alm-train's box options, with the
+backbone frozen (`--freeze_backbone`, the demo's choice) or not. This is the script behind the "why the ALM stage
 freezes the backbone" and "boxes that start equal" figures in BUILD_NOTES.md.
 
 Usage (after `make demo`, which leaves the data and the baseline):
@@ -71,32 +70,14 @@ def main() -> None:
         if not os.path.exists(path):
             parser.error(f"not found: {path}")
 
+    import tempfile
+
     import keras
-    import tensorflow as tf
 
-    import alm_tf
-    from alm_tf import demo, losses, metrics
-    from alm_tf.data import pipeline, preprocessing
-    from alm_tf.model import freeze_backbone, zero_box_kernels
-    from alm_tf.training import model_dir as md, optimizers
-
-    keras.utils.set_random_seed(args.seed)
-    manifest = pipeline.read_manifest(args.records)
-    attributes = list(manifest["attributes"])
-    priors = tf.constant(np.asarray(manifest["splits"]["train"]["positive_ratio"], np.float32))
-    model = alm_tf.build_model(len(attributes), input_shape=(args.height, args.width, 3))
-    md.load_matching_weights(model, args.baseline)
-    if args.box_init_scale is not None:
-        for layer in model.layers:
-            if hasattr(layer, "box_bias"):
-                b = np.zeros(tuple(layer.box_bias.shape), np.float32)
-                b[:, :2] = np.log(args.box_init_scale / (1 - args.box_init_scale))
-                layer.box_bias.assign(b)
-    if args.box_kernel_init == "zeros":
-        zero_box_kernels(model)
-    if args.freeze_backbone:
-        freeze_backbone(model)
-    train_vars = model.trainable_variables
+    from alm_tf import demo, localization, metrics
+    from alm_tf.config import ModelConfig
+    from alm_tf.data import preprocessing
+    from alm_tf.training import TrainConfig, train
 
     with open(os.path.join(args.synth, "annotations.csv"), newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
@@ -106,52 +87,58 @@ def main() -> None:
         preprocessing.preprocess_images(preprocessing.decode_image(
             open(os.path.join(args.synth, r["image"]), "rb").read()), args.height, args.width).numpy()
         for r in rows])
-    labels = np.array([[int(r[a]) for a in attributes] for r in rows])
 
     curve = []
 
-    def evaluate(step: int) -> None:
-        out = model.predict(images, batch_size=64, verbose=0)
-        hit = demo.localization_hit_rate(out["boxes"], [r["image"] for r in rows], labels, attributes,
-                                         regions["images"], regions["attribute_regions"])
-        m = metrics.compute_metrics(labels, out["logits"], 0.5, from_logits=True)
-        point = {"step": step, "mA": float(m["mA"]), "hit_rate": hit["overall"],
-                 "levels": [hit[f"level{k}"] for k in (1, 2, 3)],
-                 "height_only": hit["vertical_only"]["overall"],
-                 "per_attribute": {a: {k: v[k] for k in ("overall", "level1", "level2", "level3") if k in v}
-                                   for a, v in hit["per_attribute"].items()}}
-        curve.append(point)
-        print(f"step {step:4d}: mA {point['mA']:.3f}  hit rate {point['hit_rate']:.3f} "
-              f"(levels {' / '.join(f'{v:.2f}' for v in point['levels'])}, "
-              f"height only {point['height_only']:.3f})", flush=True)
+    class Study(keras.callbacks.Callback):
+        """Reads the hit rate every --eval_every steps (and sets --box_init_scale at the start)."""
 
-    optimizer = optimizers.AdamWithLRMultipliers(
-        args.learning_rate, lr_multipliers={optimizers.BOX_KERNEL: args.box_lr_multiplier,
-                                            optimizers.BOX_BIAS: args.box_bias_lr_multiplier})
-    optimizer.build(train_vars)
+        def on_train_begin(self, logs=None):
+            if args.box_init_scale is not None:
+                for layer in self.model.layers:
+                    if hasattr(layer, "box_bias"):
+                        b = np.zeros(tuple(layer.box_bias.shape), np.float32)
+                        b[:, :2] = np.log(args.box_init_scale / (1 - args.box_init_scale))
+                        layer.box_bias.assign(b)
+            self.evaluate(0)
 
-    @tf.function
-    def step_fn(x, y):
-        with tf.GradientTape() as tape:
-            loss, _ = losses.alm_loss(y, model(x, training=True), priors, "official")
-            objective = loss + 0.5 * args.weight_decay * tf.add_n(
-                [tf.reduce_sum(tf.square(v)) for v in train_vars])
-        grads = tape.gradient(objective, train_vars)
-        optimizer.apply_gradients(zip(grads, train_vars))
-        return loss
+        def on_train_batch_end(self, step, logs=None):
+            if step % args.eval_every == 0 or step == args.steps:
+                self.evaluate(step)
 
-    data = pipeline.make_dataset(args.records, "train", batch_size=args.batch_size,
-                                 image_size=(args.height, args.width), training=True,
-                                 seed=args.seed, repeat=True)
-    evaluate(0)
+        def evaluate(self, step: int) -> None:
+            attributes = self.attributes
+            labels = np.array([[int(r[a]) for a in attributes] for r in rows])
+            out = self.model.predict(images, batch_size=64, verbose=0)
+            hit = localization.localization_hit_rate(out["boxes"], [r["image"] for r in rows], labels,
+                                                     attributes, regions["images"],
+                                                     regions["attribute_regions"])
+            m = metrics.compute_metrics(labels, out["logits"], 0.5, from_logits=True)
+            point = {"step": step, "mA": float(m["mA"]), "hit_rate": hit["overall"],
+                     "levels": [hit[f"level{k}"] for k in (1, 2, 3)],
+                     "height_only": hit["vertical_only"]["overall"],
+                     "per_attribute": {a: {k: v[k] for k in ("overall", "level1", "level2", "level3") if k in v}
+                                       for a, v in hit["per_attribute"].items()}}
+            curve.append(point)
+            print(f"step {step:4d}: mA {point['mA']:.3f}  hit rate {point['hit_rate']:.3f} "
+                  f"(levels {' / '.join(f'{v:.2f}' for v in point['levels'])}, "
+                  f"height only {point['height_only']:.3f})", flush=True)
+
+    study = Study()
+    with open(os.path.join(args.records, "manifest.json")) as f:
+        study.attributes = json.load(f)["attributes"]
+    epochs, per_epoch, decay = demo.stage_schedule(args.steps, args.decay_fraction)
     start = time.monotonic()
-    decay_from = args.steps - int(round(args.steps * args.decay_fraction))
-    for step, (x, y) in enumerate(data.take(args.steps), 1):
-        if step == decay_from + 1:
-            optimizer.learning_rate = args.learning_rate * 0.1
-        step_fn(x, y)
-        if step % args.eval_every == 0 or step == args.steps:
-            evaluate(step)
+    with tempfile.TemporaryDirectory() as model_dir:
+        train(TrainConfig(
+            data_dir=args.records, model_dir=model_dir,
+            model=ModelConfig(image_height=args.height, image_width=args.width),
+            batch_size=args.batch_size, epochs=epochs, steps_per_epoch=per_epoch,
+            decay_epochs=decay, learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+            init_checkpoint=args.baseline, freeze_backbone=args.freeze_backbone,
+            box_kernel_init=args.box_kernel_init, box_lr_multiplier=args.box_lr_multiplier,
+            box_bias_lr_multiplier=args.box_bias_lr_multiplier, seed=args.seed, val_split="none",
+            progress=False), callbacks=[study])
     seconds = time.monotonic() - start
     print(f"{args.steps} steps in {seconds:.0f} s (with the evaluations), "
           f"backbone {'frozen' if args.freeze_backbone else 'trained'}")

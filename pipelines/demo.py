@@ -17,9 +17,10 @@ import time
 
 from absl import flags, logging
 
-from alm_tf.config import BACKBONES, BOX_KERNEL_INITS
-from alm_tf.data.synth import CROPS
-from pipelines import _cli
+from alm_tf import demo
+from alm_tf.config import BOX_KERNEL_INITS
+from alm_tf.data.synth import CROPS, SynthConfig
+from pipelines import _cli, _model_flags
 
 _OVERRIDE = {"allow_override": True}
 # Flag names shared with other binaries keep their defaults (output_dir
@@ -29,19 +30,15 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where everything goes (de
                                   **_OVERRIDE)
 _NUM_IMAGES = flags.DEFINE_integer("synthetic_images", None, "Synthetic images (default: the demo's).", **_OVERRIDE)
 # The same name, default and choices as alm-synth's --crop.
-_CROP = flags.DEFINE_enum("crop", "tight", tuple(CROPS), "How the synthetic crops frame the "
+_CROP = flags.DEFINE_enum("crop", SynthConfig.crop, CROPS, "How the synthetic crops frame the "
                           "person: tight, like the annotated boxes of PETA, RAP and PA-100K; loose: "
                           "a detector box with context and poor centring.", **_OVERRIDE)
 _BASELINE_STEPS = flags.DEFINE_integer("baseline_steps", None, "Baseline training steps.", **_OVERRIDE)
 _ALM_STEPS = flags.DEFINE_integer("alm_steps", None, "ALM training steps.", **_OVERRIDE)
-_HEIGHT = flags.DEFINE_integer("input_height", None, "Network input height (multiple of 32).", **_OVERRIDE)
-_WIDTH = flags.DEFINE_integer("input_width", None, "Network input width (multiple of 32).", **_OVERRIDE)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data and the initialisation.", **_OVERRIDE)
 _KEEP_DATA = flags.DEFINE_bool("keep_data", False, "Reuse D/synth and D/records of an earlier run "
                                "with the same data settings.", **_OVERRIDE)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.", **_OVERRIDE)
-_BACKBONE = flags.DEFINE_enum("backbone", "bn_inception", BACKBONES, "Backbone of both models.",
-                              **_OVERRIDE)
 _FREEZE = flags.DEFINE_bool("alm_freeze_backbone", True, "Train the ALM stage's heads on the "
                             "baseline's frozen backbone (--noalm_freeze_backbone: train all).",
                             **_OVERRIDE)
@@ -52,12 +49,8 @@ _BOX_LR = flags.DEFINE_float("alm_box_lr_multiplier", None, "ALM stage: learning
                              "kernels relative to the others (default 0.1).", **_OVERRIDE)
 _BOX_BIAS_LR = flags.DEFINE_float("alm_box_bias_lr_multiplier", None, "ALM stage: learning rate of "
                                   "the box biases relative to the others (default 100).", **_OVERRIDE)
-_TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (a smoke test of every stage, about a minute).",
-                          **_OVERRIDE)
-
-
-_FIELD_FLAGS = {"num_images": "synthetic_images", "image_height": "input_height",
-                "image_width": "input_width"}
+_TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (a smoke test of every stage, about a minute; "
+                          "the model flags then keep their tiny values unless given).", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -72,24 +65,26 @@ def main(argv: list[str]) -> None:
     # TensorFlow's INFO lines (SavedModel signature renames, ...) would bury
     # the demo's own progress; warnings and errors still show.
     logging.set_verbosity(logging.WARNING)
-    from alm_tf import demo
-
     overrides = {"seed": _SEED.value, "keep_data": _KEEP_DATA.value, "progress": _PROGRESS.value,
-                 "backbone": _BACKBONE.value, "alm_freeze_backbone": _FREEZE.value,
-                 "crop": _CROP.value}
+                 "alm_freeze_backbone": _FREEZE.value, "crop": _CROP.value}
     for key, flag in (("num_images", _NUM_IMAGES), ("baseline_steps", _BASELINE_STEPS),
-                      ("alm_steps", _ALM_STEPS), ("image_height", _HEIGHT), ("image_width", _WIDTH),
-                      ("alm_box_kernel_init", _BOX_INIT), ("alm_box_lr_multiplier", _BOX_LR),
+                      ("alm_steps", _ALM_STEPS), ("alm_box_kernel_init", _BOX_INIT),
+                      ("alm_box_lr_multiplier", _BOX_LR),
                       ("alm_box_bias_lr_multiplier", _BOX_BIAS_LR)):
         if flag.value is not None:
             overrides[key] = flag.value
     try:
-        make = demo.tiny_demo_config if _TINY.value else demo.default_demo_config
-        config = make(_OUTPUT_DIR.value or "demo_output", **overrides)
+        model = _model_flags.model_config()
+        if _TINY.value:  # tiny sizes unless the model flags say otherwise
+            model = model.replace(**{k: v for k, v in zip(("image_height", "image_width"),
+                                                           demo.TINY_IMAGE_SIZE)
+                                     if not flags.FLAGS[k].present})
+            config = demo.tiny_demo_config(_OUTPUT_DIR.value or "demo_output", model=model, **overrides)
+        else:
+            config = demo.default_demo_config(_OUTPUT_DIR.value or "demo_output", model=model,
+                                              **overrides)
     except ValueError as e:
-        message = str(e).splitlines()[0]
-        for field, flag in _FIELD_FLAGS.items():  # name the flag the user typed
-            message = message.replace(field, f"--{flag}")
+        message = str(e).splitlines()[0].replace("Received: num_images=", "Received: --synthetic_images=")
         _fail(message)
         return
     if os.path.exists(config.output_dir) and not os.path.isdir(config.output_dir):

@@ -18,6 +18,8 @@ import os
 
 from absl import flags
 
+from alm_tf import artifacts, evaluation
+from alm_tf.data.convert import MANIFEST
 from pipelines import _cli
 
 # Other binaries define some of the same names (data_dir, model_dir, ...);
@@ -29,7 +31,8 @@ _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.", **_OVERRIDE)
 _MODEL = flags.DEFINE_string("model", None, "Model dir, .keras file or SavedModel dir.", **_OVERRIDE)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where metrics.json and per_attribute.csv go.", **_OVERRIDE)
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", **_OVERRIDE)
-_WHICH = flags.DEFINE_enum("which", "final", ["final", "best"], "Weights of a model dir.", **_OVERRIDE)
+_WHICH = flags.DEFINE_enum("which", artifacts.WEIGHTS[0], artifacts.WEIGHTS, "Weights of a model dir.",
+                           **_OVERRIDE)
 _TUNE = flags.DEFINE_bool("tune_thresholds", False, "Tune per-attribute thresholds.", **_OVERRIDE)
 _THRESHOLD_SPLIT = flags.DEFINE_string("threshold_split", "val", "Split used to tune thresholds.", **_OVERRIDE)
 
@@ -44,8 +47,8 @@ def _check_flags() -> None:
             raise ValueError(f"--{name} is required")
     if not os.path.exists(_MODEL.value):
         raise ValueError(f"--model not found: {_MODEL.value!r}")
-    if not os.path.exists(os.path.join(_DATA_DIR.value, "manifest.json")):
-        raise ValueError(f"--data_dir has no manifest.json: {_DATA_DIR.value!r}")
+    if not os.path.exists(os.path.join(_DATA_DIR.value, MANIFEST)):
+        raise ValueError(f"--data_dir has no {MANIFEST}: {_DATA_DIR.value!r}")
     if _BATCH.value < 1:
         raise ValueError(f"--batch_size must be >= 1. Received: {_BATCH.value}")
     if _TUNE.value and _THRESHOLD_SPLIT.value == _SPLIT.value:
@@ -59,8 +62,6 @@ def main(argv: list[str]) -> None:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         _check_flags()
-        from alm_tf import evaluation
-
         evaluation.run_evaluation(
             _DATA_DIR.value, _SPLIT.value, _MODEL.value, _OUTPUT_DIR.value,
             batch_size=_BATCH.value, which=_WHICH.value, tune=_TUNE.value,

@@ -21,6 +21,8 @@ import os
 
 from absl import flags
 
+from alm_tf import artifacts
+from alm_tf.serving import export
 from pipelines import _cli
 
 # Other binaries define some of the same names; allow_override lets several
@@ -33,7 +35,8 @@ _MODEL = flags.DEFINE_string("model", None, "A .keras file (attribute names from
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Base dir; the SavedModel goes to <export_dir>/<version>/.", **_OVERRIDE)
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: highest existing + 1).", **_OVERRIDE)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version.", **_OVERRIDE)
-_WHICH = flags.DEFINE_enum("which", "final", ["final", "best"], "Weights of a model dir.", **_OVERRIDE)
+_WHICH = flags.DEFINE_enum("which", artifacts.WEIGHTS[0], artifacts.WEIGHTS, "Weights of a model dir.",
+                           **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -49,8 +52,8 @@ def _check_flags() -> str:
     if _VERSION.value is not None and _VERSION.value < 1:
         raise ValueError(f"--version must be >= 1. Received: {_VERSION.value}")
     if _MODEL_DIR.value:
-        if not os.path.isfile(os.path.join(_MODEL_DIR.value, "config.json")):
-            raise ValueError(f"--model_dir has no config.json: {_MODEL_DIR.value!r}")
+        if not artifacts.is_model_dir(_MODEL_DIR.value):
+            raise ValueError(f"--model_dir has no {artifacts.CONFIG_NAME}: {_MODEL_DIR.value!r}")
         return _MODEL_DIR.value
     if not _MODEL.value.endswith(".keras"):
         raise ValueError(f"--model must be a .keras file: {_MODEL.value!r}")
@@ -70,8 +73,6 @@ def main(argv: list[str]) -> None:
                 os.path.join(_EXPORT_DIR.value, str(version))):
             raise ValueError(f"version {version} already exists in {_EXPORT_DIR.value!r} "
                              f"(use --overwrite)")
-        from alm_tf.serving import export
-
         source = export.load_source(path, _WHICH.value)
         out = export.export_saved_model(source, _EXPORT_DIR.value, version, _OVERWRITE.value)
     except (ValueError, OSError) as e:

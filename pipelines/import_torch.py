@@ -8,8 +8,10 @@ Usage:
 
 `--dataset` (pa100k, rap, peta) gives the number of attributes and their
 names; `--dataset=custom --num_attributes=M` imports a checkpoint trained on
-other data. The attribute names are written next to the model, one per line,
-in `<output without .keras>.attributes.txt`.
+other data. The model flags (`--image_height`, `--image_width`,
+`--alm_levels`, ...) are alm-train's; the official checkpoints are
+BN-Inception with the default options. The `.keras` file carries the
+attribute names and the model config itself (`alm_tf.artifacts`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import sys
 
 from absl import flags
 
-from pipelines import _cli
+from alm_tf import artifacts, torch_import
+from alm_tf.data import schemas
+from alm_tf.model import build_model_from_config
+from pipelines import _cli, _model_flags
 
 DATASETS = ("pa100k", "rap", "peta", "custom")
 
@@ -41,12 +46,6 @@ _NUM_ATTRIBUTES = flags.DEFINE_integer(
     allow_override=True)
 _OUTPUT = flags.DEFINE_string(
     "output", None, "Keras model file to write (must end with '.keras').",
-    allow_override=True)
-_IMAGE_HEIGHT = flags.DEFINE_integer(
-    "image_height", 256, "Model input height.", lower_bound=32,
-    allow_override=True)
-_IMAGE_WIDTH = flags.DEFINE_integer(
-    "image_width", 128, "Model input width.", lower_bound=32,
     allow_override=True)
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace --output if it exists.", allow_override=True)
@@ -88,35 +87,30 @@ def _validated_flags() -> pathlib.Path:
 def _attributes(dataset: str) -> list[str]:
     if dataset == "custom":
         return [f"attribute_{m}" for m in range(_NUM_ATTRIBUTES.value)]
-    from alm_tf.data import schemas  # pylint: disable=import-outside-toplevel
     return list(schemas.get_schema(dataset).attributes)
 
 
 def _run() -> str:
     output = _validated_flags()
-    # Imported after flag checks: TensorFlow takes seconds to import.
-    from alm_tf import torch_import  # pylint: disable=import-outside-toplevel
-
     names = _attributes(_DATASET.value)
-    input_shape = (_IMAGE_HEIGHT.value, _IMAGE_WIDTH.value, 3)
     try:
-        model, kind = torch_import.import_checkpoint(
-            _CHECKPOINT.value, len(names), input_shape=input_shape)
+        model_config = _model_flags.model_config(num_attributes=len(names))
+        model = build_model_from_config(model_config)
+        kind = torch_import.import_checkpoint(_CHECKPOINT.value, model)
     except torch_import.CheckpointError as e:
         raise _UserError(str(e)) from None
     except (ValueError, ImportError) as e:  # e.g. a refused input size
         raise _UserError(str(e).strip().splitlines()[0]) from None
-    names_file = output.with_suffix(".attributes.txt")
     try:
-        torch_import.save_model(model, output, overwrite=_OVERWRITE.value)
-        names_file.write_text("".join(f"{n}\n" for n in names))
+        artifacts.save_keras(model, str(output), artifacts.keras_description(names, model_config),
+                             overwrite=_OVERWRITE.value)
     except OSError as e:
         raise _UserError(f"cannot write {e.filename or output}: "
                          f"{e.strerror or e}") from None
     what = ("official ALM checkpoint" if kind == "alm" else
             "ImageNet BN-Inception backbone (rest of the model initialized)")
     return (f"imported {what} {_CHECKPOINT.value} for {_DATASET.value} "
-            f"(M={len(names)}, input {input_shape[0]}x{input_shape[1]}) "
+            f"(M={len(names)}, input {model_config.image_height}x{model_config.image_width}) "
             f"-> {output}")
 
 

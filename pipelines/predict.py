@@ -22,6 +22,7 @@ import sys
 
 from absl import flags
 
+from alm_tf import prediction
 from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
@@ -60,8 +61,6 @@ def main(argv: list[str]) -> None:
         _fail(f"--attributes_file not found: {_ATTRIBUTES.value!r}")
     if os.path.exists(_OUTPUT_DIR.value) and not os.path.isdir(_OUTPUT_DIR.value):
         _fail(f"--output_dir exists and is not a folder: {_OUTPUT_DIR.value!r}")
-    from alm_tf import prediction
-
     try:
         paths = prediction.find_images(_IMAGES.value)
     except FileNotFoundError as e:

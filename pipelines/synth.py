@@ -13,6 +13,7 @@ import time
 
 from absl import flags
 
+from alm_tf.data.synth import CROPS, SynthConfig, generate
 from pipelines import _cli
 
 # allow_override: other binaries define some of the same names (output_dir,
@@ -23,11 +24,8 @@ _NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Number of images.", lowe
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).", lower_bound=0, **_OVERRIDE)
 _MIN_HEIGHT = flags.DEFINE_integer("min_image_height", 80, "Smallest image height in pixels.", **_OVERRIDE)
 _MAX_HEIGHT = flags.DEFINE_integer("max_image_height", 240, "Largest image height in pixels.", **_OVERRIDE)
-# alm_tf.data.synth.CROPS's names, spelled out so that --help does not
-# import TensorFlow (a test keeps them equal).
-_CROPS = ("tight", "loose")
 _CROP = flags.DEFINE_enum(
-    "crop", "tight", _CROPS, "How the crop frames the labelled person: tight (person "
+    "crop", SynthConfig.crop, CROPS, "How the crop frames the labelled person: tight (person "
     "88-96% of the height, near the top, centred, like the annotated boxes of PETA, RAP and "
     "PA-100K) or loose (78-93%, anywhere in the slack, off-centre by up to 10%).", **_OVERRIDE
 )
@@ -45,8 +43,6 @@ def main(argv: list[str]) -> None:
     """Generates the data set; exits 1 with one line on stderr on bad flags."""
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    from alm_tf.data.synth import SynthConfig, generate
-
     if not _OUTPUT_DIR.value:
         _fail("--output_dir is required")
     try:

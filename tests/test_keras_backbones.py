@@ -9,15 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alm_tf.backbones import keras_applications as ka
 from alm_tf.backbones.keras_applications import (
-    BACKBONE_NAMES,
-    TAP_CHANNELS,
-    TAP_LAYERS,
     FoldedImageNetPreprocessing,
     build_keras_application_backbone,
     tap_channels,
 )
+from alm_tf.backbones.registry import KERAS_APPLICATION_BACKBONES as BACKBONE_NAMES
+from alm_tf.backbones.registry import REGISTRY
 from alm_tf.data.preprocessing import normalize_images
 
 # Pinned once from keras 3 (include_top=False): the application's own count.
@@ -55,11 +53,12 @@ def _normalized(raw):
     return np.asarray(normalize_images(raw))
 
 
-def test_tables_cover_the_same_backbones():
-    assert set(BACKBONE_NAMES) == set(TAP_LAYERS) == set(TAP_CHANNELS)
+def test_registry_covers_the_pinned_backbones():
     assert set(BACKBONE_NAMES) == set(PARAMS)
     for name in BACKBONE_NAMES:
-        assert sorted(TAP_LAYERS[name]) == [8, 16, 32]
+        spec = REGISTRY[name]
+        assert len(spec.taps) == len(spec.channels) == 3
+        assert hasattr(keras.applications, spec.application)
 
 
 @pytest.mark.parametrize("name", BACKBONE_NAMES)
@@ -110,8 +109,8 @@ def test_folded_preprocessing_matches_the_application(name):
         expected = keras.applications.resnet50.preprocess_input(raw.copy())
     else:
         # The layers keras itself puts first with include_preprocessing=True.
-        constructor, kwargs = ka._APPLICATIONS[name]
-        kwargs = dict(kwargs, include_preprocessing=True)
+        constructor = getattr(keras.applications, REGISTRY[name].application)
+        kwargs = dict(REGISTRY[name].application_kwargs, include_preprocessing=True)
         app = constructor(include_top=False, weights=None, input_shape=TINY, **kwargs)
         x = raw
         preprocessing = (keras.layers.Rescaling, keras.layers.Normalization)
@@ -178,8 +177,8 @@ def test_keras_application_h5_file_loads(name, tmp_path):
     """An HDF5 file laid out as keras' own `_notop.h5` files (legacy format,
     the application with its default preprocessing) loads, and the backbone on
     normalized images equals the application on raw images."""
-    constructor, kwargs = ka._APPLICATIONS[name]
-    kwargs = {k: v for k, v in kwargs.items() if k != "include_preprocessing"}
+    constructor = getattr(keras.applications, REGISTRY[name].application)
+    kwargs = {k: v for k, v in REGISTRY[name].application_kwargs if k != "include_preprocessing"}
     app = constructor(include_top=False, weights=None, input_shape=TINY, **kwargs)
     path = str(tmp_path / f"{name}_notop.h5")
     app.save(path)

@@ -151,10 +151,19 @@ def test_accepted_input_sizes(shape):
     assert sizes[0] == (shape[0] // 8, shape[1] // 8)
 
 
-@pytest.mark.parametrize("shape", [(288, 144), (299, 299), (80, 48)])
-def test_refuses_sizes_the_network_cannot_concatenate(shape):
-    with pytest.raises(ValueError, match=f"{shape[0]}x{shape[1]}"):
+@pytest.mark.parametrize("shape,side", [((288, 144), "image_width=144"),
+                                        ((299, 299), "image_height=299"),
+                                        ((80, 48), "image_height=80")])
+def test_refuses_sizes_that_are_not_multiples_of_32(shape, side):
+    with pytest.raises(ValueError, match=f"multiple of 32 .*Received: {side}"):
         alm_tf.build_model(2, input_shape=shape + (3,))
+
+
+@pytest.mark.parametrize("shape", [(288, 144), (299, 299)])
+def test_bn_inception_itself_cannot_concatenate_those_sizes(shape):
+    """Why the rule: the official network's reduction blocks crash at these sizes."""
+    with pytest.raises(ValueError, match=f"{shape[0]}x{shape[1]}"):
+        feature_sizes(*shape)
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -177,9 +186,9 @@ def test_model_config_round_trip():
     assert config.alm_levels == (1, 3)
     again = alm_tf.ModelConfig.from_dict(config.to_dict())
     assert again == config
-    with pytest.raises(ValueError, match="Unknown model config keys"):
+    with pytest.raises(ValueError, match="unknown model config keys"):
         alm_tf.ModelConfig.from_dict({"num_attributes": 2, "depth": 3})
-    model = again.build()
+    model = alm_tf.build_model_from_config(again)
     assert model.output["boxes"].shape[1] == 2
 
 
@@ -203,7 +212,8 @@ def test_backbone_parameter_counts_pinned(backbone):
 
 
 def test_freeze_backbone_leaves_only_the_heads_trainable():
-    from alm_tf.model import HEAD_LAYER_PREFIXES, backbone_layers, freeze_backbone
+    from alm_tf.model import backbone_layers, freeze_backbone
+    from alm_tf.names import HEAD_LAYER_PREFIXES
 
     m = 5
     baseline = alm_tf.build_model(m, input_shape=(64, 32, 3), alm_levels=())

@@ -231,15 +231,20 @@ def test_backbone_dict_with_missing_tensor_is_refused(torch_model,
         torch_import.import_state_dict(keras_model, backbone)
 
 
-def test_save_model_is_atomic_and_refuses_overwrite(keras_model, tmp_path):
+def test_save_keras_is_atomic_and_refuses_overwrite(keras_model, tmp_path):
+    from alm_tf import artifacts
+
     path = tmp_path / "sub" / "m.keras"
-    torch_import.save_model(keras_model, path)
+    names = [f"a{m}" for m in range(keras_model.output["logits"].shape[-1])]
+    artifacts.save_keras(keras_model, str(path), artifacts.keras_description(names),
+                         overwrite=False)
     assert path.exists()
     assert sorted(os.listdir(path.parent)) == ["m.keras"]  # no temp left
+    assert artifacts.read_keras_description(str(path))["attributes"] == names
     with pytest.raises(FileExistsError):
-        torch_import.save_model(keras_model, path)
+        artifacts.save_keras(keras_model, str(path), {}, overwrite=False)
     with pytest.raises(ValueError, match="must end with '.keras'"):
-        torch_import.save_model(keras_model, tmp_path / "m.h5")
+        artifacts.save_keras(keras_model, str(tmp_path / "m.h5"), {})
 
 
 # --------------------------------------------------------------------- CLI
@@ -273,8 +278,11 @@ def test_cli_imports_official_checkpoint(parsed_flags, capsys, tmp_path,
                           image_height=SIZE[0], image_width=SIZE[1])
     assert code == 0, err
     assert "M=26" in out and str(output) in out
-    assert output.with_suffix(".attributes.txt").read_text().split("\n")[:26] \
-        == list(names)
+    from alm_tf import artifacts
+
+    described = artifacts.load(str(output))  # the file carries its names and size
+    assert described.attributes == tuple(names) and described.image_size == SIZE
+    assert not output.with_suffix(".attributes.txt").exists()
     loaded = keras.saving.load_model(output)
     with torch.no_grad():
         expected = torch_model(images)
@@ -324,7 +332,7 @@ def test_cli_bad_inputs_give_one_line_errors(parsed_flags, capsys,
         (dict(checkpoint=str(tmp_path / "nope.pth"), dataset="rap"),
          "not found"),
         (dict(checkpoint=str(good), dataset="custom", num_attributes=3,
-              image_height=64, image_width=48), "64x48"),
+              image_height=64, image_width=48), "Received: --image_width=48"),
     ]
     for extra, expected in cases:
         values = {**size, **extra}

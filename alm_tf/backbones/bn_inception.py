@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import keras
 
+from alm_tf.backbones.registry import REGISTRY
 from alm_tf.layers.torch_pooling_2d import TorchPooling2D, pooled_size
 
 BN_EPSILON = 1e-5
@@ -33,8 +34,7 @@ _BLOCKS = (
 )
 
 #: Blocks whose outputs feed the feature pyramid (strides 8, 16, 32).
-TAPS = ("inception_3b", "inception_4d", "inception_5b")
-TAP_CHANNELS = (320, 608, 1024)
+TAPS = REGISTRY["bn_inception"].taps
 
 
 def _conv_bn_relu(x, filters, kernel, name, strides=1, padding=0):

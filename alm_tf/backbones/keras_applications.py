@@ -37,108 +37,42 @@ import operator
 import os
 import re
 import warnings
-from typing import Any, Callable
+from typing import Any
 
 import keras
 
 # The project's one input normalization (shared with training and serving).
+from alm_tf.backbones.registry import (APPLICATION_OUTPUT, KERAS_APPLICATION_BACKBONES, REGISTRY,
+                                       BackboneSpec)
 from alm_tf.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 # `keras.applications.imagenet_utils` caffe mode: BGR means in 0..255.
 CAFFE_BGR_MEAN: tuple[float, float, float] = (103.939, 116.779, 123.68)
 
-# Tap value meaning "the application's own output" (its last layer). Used
-# where that layer has an auto-generated name (`layer_normalization_N`,
-# `activation_N`) that changes with the number of models built in a session.
-APPLICATION_OUTPUT = "<application output>"
-
-BACKBONE_NAMES: tuple[str, ...] = (
-    "resnet50",
-    "efficientnetv2_s",
-    "convnext_tiny",
-    "mobilenet_v3_large",
-)
-
-# Tap layers per backbone: {stride: layer name}. Each is the last layer of
-# the last block at that stride.
-TAP_LAYERS: dict[str, dict[int, str]] = {
-    "resnet50": {
-        8: "conv3_block4_out",
-        16: "conv4_block6_out",
-        32: "conv5_block3_out",
-    },
-    "efficientnetv2_s": {
-        8: "block3d_add",
-        16: "block5i_add",
-        32: "top_activation",  # after the 1x1 head conv to 1280 channels
-    },
-    "convnext_tiny": {
-        8: "convnext_tiny_stage_1_block_2_identity",
-        16: "convnext_tiny_stage_2_block_8_identity",
-        32: APPLICATION_OUTPUT,  # final LayerNormalization after stage 3
-    },
-    "mobilenet_v3_large": {
-        8: "expanded_conv_5_add",
-        16: "expanded_conv_11_add",
-        32: APPLICATION_OUTPUT,  # hard-swish after conv_1 (1x1 to 960)
-    },
-}
-
-# Channels of the taps, in stride order 8, 16, 32 (checked by the tests).
-TAP_CHANNELS: dict[str, tuple[int, int, int]] = {
-    "resnet50": (512, 1024, 2048),
-    "efficientnetv2_s": (64, 160, 1280),
-    "convnext_tiny": (192, 384, 768),
-    "mobilenet_v3_large": (40, 112, 960),
-}
-
-# Preprocessing mode folded into each backbone (see the module docstring).
-PREPROCESSING_MODES: dict[str, str] = {
-    "resnet50": "caffe",
-    "efficientnetv2_s": "tf128",
-    "convnext_tiny": "torch",
-    "mobilenet_v3_large": "tf",
-}
-
-_APPLICATIONS: dict[str, tuple[Callable[..., keras.Model], dict[str, Any]]] = {
-    "resnet50": (keras.applications.ResNet50, {}),
-    "efficientnetv2_s": (
-        keras.applications.EfficientNetV2S,
-        {"include_preprocessing": False},
-    ),
-    "convnext_tiny": (
-        keras.applications.ConvNeXtTiny,
-        {"include_preprocessing": False},
-    ),
-    "mobilenet_v3_large": (
-        keras.applications.MobileNetV3Large,
-        {"include_preprocessing": False, "minimalistic": False, "alpha": 1.0},
-    ),
-}
-
 _PREPROCESSING_LAYER_NAME = "folded_preprocessing"
 _MIN_SIZE = 32
 
 
-def _check_name(name: str) -> None:
-    if name not in TAP_LAYERS:
+def _spec(name: str) -> BackboneSpec:
+    spec = REGISTRY.get(name) if isinstance(name, str) else None
+    if spec is None or not spec.is_keras_application:
         raise ValueError(
             f"Unknown keras.applications backbone. Expected one of "
-            f"{list(BACKBONE_NAMES)}. Received: name={name!r}"
+            f"{list(KERAS_APPLICATION_BACKBONES)}. Received: name={name!r}"
         )
+    return spec
 
 
 def tap_channels(name: str) -> tuple[int, int, int]:
     """Channels of the three taps (strides 8, 16, 32) of a backbone.
 
     Args:
-        name: one of `BACKBONE_NAMES`.
+        name: one of `KERAS_APPLICATION_BACKBONES`.
 
     Returns:
         A tuple of three ints.
     """
-    _check_name(name)
-    return TAP_CHANNELS[name]
+    return _spec(name).channels
 
 
 def _affine_constants(
@@ -314,7 +248,7 @@ def build_keras_application_backbone(
     """Builds a `keras.applications` backbone with three feature taps.
 
     Args:
-        name: one of `BACKBONE_NAMES`: `resnet50`, `efficientnetv2_s`,
+        name: one of `KERAS_APPLICATION_BACKBONES`: `resnet50`, `efficientnetv2_s`,
             `convnext_tiny`, `mobilenet_v3_large` (`include_top=False`;
             MobileNetV3 with `alpha=1.0`, `minimalistic=False`).
         input_shape: `(height, width, 3)`; height and width multiples of 32
@@ -338,16 +272,17 @@ def build_keras_application_backbone(
             file, or a weights file that does not fit the backbone.
         RuntimeError: the ImageNet weights could not be downloaded.
     """
-    _check_name(name)
+    spec = _spec(name)
     shape = _check_input_shape(input_shape)
     resolved = _resolve_weights(weights)
-    constructor, kwargs = _APPLICATIONS[name]
+    constructor = getattr(keras.applications, spec.application)
+    kwargs = dict(spec.application_kwargs)
 
     inputs = keras.Input(shape=shape, name="images", dtype="float32")
     # float32 even under a mixed-precision policy: the caffe range (+-150)
     # would lose its fractional part in bfloat16 before the first conv.
     x = FoldedImageNetPreprocessing(
-        PREPROCESSING_MODES[name], name=_PREPROCESSING_LAYER_NAME, dtype="float32"
+        spec.preprocessing, name=_PREPROCESSING_LAYER_NAME, dtype="float32"
     )(inputs)
     app_weights = "imagenet" if resolved == "imagenet" else None
     with warnings.catch_warnings():
@@ -368,8 +303,7 @@ def build_keras_application_backbone(
             raise
 
     outputs = []
-    for stride in (8, 16, 32):
-        layer_name = TAP_LAYERS[name][stride]
+    for layer_name in spec.taps:
         if layer_name == APPLICATION_OUTPUT:
             outputs.append(app.output)
         else:

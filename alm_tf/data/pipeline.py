@@ -22,7 +22,7 @@ from alm_tf.data import example, preprocessing
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 2048
 
-__all__ = ["DEFAULT_SHUFFLE_BUFFER", "make_dataset", "read_manifest"]
+__all__ = ["DEFAULT_SHUFFLE_BUFFER", "make_dataset", "read_manifest", "split_info"]
 
 
 def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
@@ -50,6 +50,15 @@ def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
         if key not in manifest:
             raise ValueError(f"{path} has no {key!r} entry")
     return manifest
+
+
+def split_info(manifest: dict[str, Any], split: str) -> dict[str, Any] | None:
+    """The manifest entry of a split (under `splits`, or top-level in older files), or None."""
+    for holder in (manifest.get("splits", {}), manifest):
+        entry = holder.get(split)
+        if isinstance(entry, dict) and "num_examples" in entry:
+            return entry
+    return None
 
 
 def _shard_files(data_dir: str, manifest: dict[str, Any], split: str) -> list[str]:
@@ -103,6 +112,7 @@ def make_dataset(
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     drop_remainder: bool | None = None,
     repeat: bool = False,
+    normalize: bool = True,
 ) -> tf.data.Dataset:
     """Batches of (images float32 (B, H, W, 3) normalized, labels float32 (B, M)).
 
@@ -120,6 +130,9 @@ def make_dataset(
         shuffle_buffer: examples in the shuffle buffer (training).
         drop_remainder: drop a last smaller batch; default: `training`.
         repeat: repeat forever.
+        normalize: ImageNet-normalize the images (what `build_model`
+            takes); False keeps RGB 0..255 at the model size (what a
+            loaded model's `predict` and every export take).
 
     Returns:
         The tf.data.Dataset.
@@ -184,7 +197,9 @@ def make_dataset(
                 num_parallel_calls=AUTOTUNE,
                 deterministic=False,
             )
-    ds = ds.map(lambda x, y: (preprocessing.normalize_images(x), y), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    if normalize:
+        ds = ds.map(lambda x, y: (preprocessing.normalize_images(x), y), num_parallel_calls=AUTOTUNE,
+                    deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.prefetch(AUTOTUNE)
     options = tf.data.Options()

@@ -1,9 +1,18 @@
 """Image preprocessing shared by the input pipeline, the evaluator and serving.
 
 One definition, so that training and serving see the same pixels: decode
-(JPEG / PNG / grayscale / RGBA -> RGB uint8), resize (bilinear, half-pixel
-centers, no antialiasing, as the paper's torchvision Resize on tensors),
-normalize with the ImageNet mean and standard deviation.
+(JPEG / PNG / grayscale / RGBA -> RGB uint8), resize, normalize with the
+ImageNet mean and standard deviation.
+
+The resize is the official pipeline's: its `transforms.Resize((256, 128))`
+runs on a PIL image, i.e. PIL's BILINEAR filter, which antialiases when
+shrinking (its triangle kernel widens with the scale factor). TensorFlow's
+bilinear resize with `antialias=True` is the same filter (half-pixel
+centers, weights renormalized at the borders): it agrees with Pillow
+within 1/255 from 750x450 down and from 100x50 up (tested against
+Pillow); without antialiasing a textured 750x450 crop differs by up to
+138/255. The result stays float (PIL rounds to uint8; the difference is
+below one level).
 """
 
 from __future__ import annotations
@@ -18,7 +27,9 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "RESIZE_RULE",
     "decode_image",
+    "description",
     "normalize_images",
     "preprocess_images",
     "resize_images",
@@ -51,16 +62,33 @@ def normalize_images(images_0_255: tf.Tensor) -> tf.Tensor:
     return (x - mean) / std
 
 
+#: The resize, as model files and config.json describe it (`description`).
+RESIZE_RULE = ("bilinear, half-pixel centers, antialiased when shrinking (PIL's BILINEAR filter, "
+               "as the official torchvision Resize on PIL images); result kept as float")
+
+
 def resize_images(images: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """Bilinear resize (half-pixel centers, antialias off) to float32 (..., height, width, C)."""
+    """The official resize (see the module docstring) to float32 (..., height, width, C)."""
     return tf.image.resize(
-        tf.cast(images, tf.float32), (height, width), method="bilinear", antialias=False
+        tf.cast(images, tf.float32), (height, width), method="bilinear", antialias=True
     )
 
 
 def preprocess_images(images_0_255: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """Resize then normalize: what the model sees. (H, W, 3) or (N, H, W, 3)."""
     return normalize_images(resize_images(images_0_255, height, width))
+
+
+def description(height: int, width: int) -> dict:
+    """What a model's input preprocessing is, for the files that ship with a model."""
+    return {
+        "decode": "JPEG, PNG, BMP or the first GIF frame to RGB uint8 (grayscale and RGBA converted)",
+        "channel_order": "RGB",
+        "layout": "NHWC",
+        "resize": {"height": int(height), "width": int(width), "rule": RESIZE_RULE},
+        "normalization": {"scale": "x / 255", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+                          "formula": "(x / 255 - mean) / std"},
+    }
 
 
 def _image_size(image_size: Sequence[int]) -> tuple[int, int]:

@@ -12,6 +12,14 @@ from alm_tf import ops as alm_ops
 
 COMBINE_MODES = ("concat", "add", "none")
 
+#: The layer's weight names (the checkpoint import and the optimizer's
+#: learning-rate multipliers refer to them).
+LATERAL_KERNEL, LATERAL_BIAS = "lateral_kernel", "lateral_bias"
+ATT_KERNEL1, ATT_BIAS1 = "att_kernel1", "att_bias1"
+ATT_KERNEL2, ATT_BIAS2 = "att_kernel2", "att_bias2"
+BOX_KERNEL, BOX_BIAS = "box_kernel", "box_bias"
+CLS_KERNEL, CLS_BIAS = "cls_kernel", "cls_bias"
+
 
 def _torch_uniform(fan_in):
     """PyTorch's default Linear/Conv init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
@@ -153,10 +161,10 @@ class AttributeLocalization(keras.layers.Layer):
         if self.lateral_units:
             c_in = shapes[-1][3]
             self.lateral_kernel = self.add_weight(
-                name="lateral_kernel", shape=(c_in, self.lateral_units),
+                name=LATERAL_KERNEL, shape=(c_in, self.lateral_units),
                 initializer=_torch_uniform(c_in))
             self.lateral_bias = self.add_weight(
-                name="lateral_bias", shape=(self.lateral_units,),
+                name=LATERAL_BIAS, shape=(self.lateral_units,),
                 initializer=_torch_uniform(c_in))
         if self.channel_attention:
             r = c // self.reduction
@@ -165,23 +173,23 @@ class AttributeLocalization(keras.layers.Layer):
                     f"Channel attention needs channels >= reduction. "
                     f"Received: channels={c}, reduction={self.reduction}")
             self.att_kernel1 = self.add_weight(
-                name="att_kernel1", shape=(m, c, r),
+                name=ATT_KERNEL1, shape=(m, c, r),
                 initializer=_torch_uniform(c))
             self.att_bias1 = self.add_weight(
-                name="att_bias1", shape=(m, r), initializer=_torch_uniform(c))
+                name=ATT_BIAS1, shape=(m, r), initializer=_torch_uniform(c))
             self.att_kernel2 = self.add_weight(
-                name="att_kernel2", shape=(m, r, c),
+                name=ATT_KERNEL2, shape=(m, r, c),
                 initializer=_torch_uniform(r))
             self.att_bias2 = self.add_weight(
-                name="att_bias2", shape=(m, c), initializer=_torch_uniform(r))
+                name=ATT_BIAS2, shape=(m, c), initializer=_torch_uniform(r))
         self.box_kernel = self.add_weight(
-            name="box_kernel", shape=(m, c, 4), initializer=_torch_uniform(c))
+            name=BOX_KERNEL, shape=(m, c, 4), initializer=_torch_uniform(c))
         self.box_bias = self.add_weight(
-            name="box_bias", shape=(m, 4), initializer=_torch_uniform(c))
+            name=BOX_BIAS, shape=(m, 4), initializer=_torch_uniform(c))
         self.cls_kernel = self.add_weight(
-            name="cls_kernel", shape=(m, c), initializer=_torch_uniform(c))
+            name=CLS_KERNEL, shape=(m, c), initializer=_torch_uniform(c))
         self.cls_bias = self.add_weight(
-            name="cls_bias", shape=(m,), initializer=_torch_uniform(c))
+            name=CLS_BIAS, shape=(m,), initializer=_torch_uniform(c))
 
     # ------------------------------------------------------------------- call
     def _pool(self, parts, wy, wx):

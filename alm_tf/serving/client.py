@@ -31,6 +31,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from alm_tf import artifacts
+
 DEFAULT_MODEL_NAME = "alm"
 OUTPUT_KEYS = ("probabilities", "labels", "boxes")
 
@@ -56,8 +58,8 @@ class Prediction:
 
 def read_attributes(saved_model_dir: str) -> list[str]:
     """Attribute names from a SavedModel's assets/attributes.txt."""
-    with open(os.path.join(saved_model_dir, "assets", "attributes.txt")) as f:
-        return [line.strip() for line in f if line.strip()]
+    return artifacts.read_attributes_file(
+        os.path.join(saved_model_dir, "assets", artifacts.ATTRIBUTES_ASSET))
 
 
 def to_predictions(outputs: dict, attributes: Sequence[str]) -> list[Prediction]:

@@ -23,18 +23,11 @@ Bad input (bytes that are no image, an empty string, a zero-sized image,
 an Example without `image/encoded`) raises InvalidArgumentError with a
 message: TF Serving answers it with HTTP 400 / gRPC INVALID_ARGUMENT.
 
-The model is always served in float32: a model trained in mixed precision
-is rebuilt (model dir) or converted (.keras file) to float32 layers.
-
-Where the model comes from (`load_source`):
-  - a model dir (config.json + final.keras / best.keras, see
-    `alm_tf.training.model_dir`): rebuilt from config.json, weights loaded,
-    attribute names from config.json, thresholds from thresholds.json
-    (alm-evaluate --tune_thresholds) when present, else 0.5;
-  - a .keras file: attribute names from the sidecar `<stem>.attributes.txt`
-    (what alm-import-torch writes) or, when the file sits in a model dir,
-    from that dir's config.json (and its thresholds.json). Without either
-    the export stops: names are never invented.
+The model is always served in float32 (a model trained in mixed precision
+is converted). It comes from `alm_tf.artifacts.load` (a model dir or a
+`.keras` file: a SavedModel has no Keras model to export again), which
+brings its attribute names and thresholds (thresholds.json of a model dir,
+alm-evaluate --tune_thresholds; else 0.5).
 
 Layout written by `export_saved_model` (to a temp dir, then renamed):
   E/<version>/saved_model.pb, variables/
@@ -44,208 +37,46 @@ Layout written by `export_saved_model` (to a temp dir, then renamed):
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
 import logging
-import math
 import os
 import shutil
 import uuid
-from typing import Optional, Sequence
+from typing import Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+import alm_tf
+from alm_tf import artifacts
 from alm_tf.data import example as example_keys
 from alm_tf.data import preprocessing
+from alm_tf.serving.client import DEFAULT_MODEL_NAME
 
 IMAGE_SIGNATURES = ("serving_default", "predict_images", "predict_examples")
-ATTRIBUTES_ASSET = "attributes.txt"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 #: Batch sizes warmed up through serving_default (= allowed_batch_sizes
 #: in savedmodel/batching_parameters.txt); the other signatures use 1.
 WARMUP_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
-DEFAULT_MODEL_NAME = "alm"
-DEFAULT_THRESHOLD = 0.5
+
+#: What exports take: a loaded model with a Keras model inside.
+ExportSource = artifacts.LoadedModel
 
 
 class ExportError(ValueError):
     """A user-facing export problem (bad path, missing names, version clash)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ExportSource:
-    """A float32 model and what ships with it."""
-
-    model: keras.Model
-    attributes: tuple[str, ...]
-    thresholds: tuple[float, ...]
-    image_size: tuple[int, int]
-    origin: str
-
-
-@contextlib.contextmanager
-def _float32_policy():
-    previous = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
-
-
-def _check_names_and_thresholds(attributes, thresholds, num_outputs, origin):
-    attributes = tuple(str(a) for a in attributes)
-    if len(attributes) != num_outputs:
-        raise ExportError(f"{origin}: {len(attributes)} attribute names for a model with "
-                          f"{num_outputs} outputs")
-    if any(not a or "\n" in a for a in attributes):
-        raise ExportError(f"{origin}: attribute names must be non-empty single lines")
-    if thresholds is None:
-        thresholds = [DEFAULT_THRESHOLD] * num_outputs
-    thresholds = tuple(float(t) for t in thresholds)
-    if len(thresholds) != num_outputs:
-        raise ExportError(f"{origin}: {len(thresholds)} thresholds for {num_outputs} attributes")
-    bad = [t for t in thresholds if not (math.isfinite(t) and 0.0 <= t <= 1.0)]
-    if bad:
-        raise ExportError(f"{origin}: thresholds must lie in [0, 1]. Received: {bad[0]}")
-    return attributes, thresholds
-
-
-def _read_thresholds(model_dir: str, attributes: Sequence[str]):
-    from alm_tf.training import model_dir as md
-
-    path = os.path.join(model_dir, md.THRESHOLDS_NAME)
-    if os.path.exists(path):
-        with open(path) as f:
-            tuned_for = json.load(f).get("attributes")
-        if tuned_for is not None and list(tuned_for) != list(attributes):
-            raise ExportError(f"{path} was tuned for other attributes than the model's")
-    try:
-        return md.read_thresholds(model_dir, list(attributes))
-    except KeyError as e:
-        raise ExportError(f"{os.path.join(model_dir, md.THRESHOLDS_NAME)} has no threshold "
-                          f"for attribute {e.args[0]!r}") from None
-    except (ValueError, TypeError) as e:
-        raise ExportError(f"bad {os.path.join(model_dir, md.THRESHOLDS_NAME)}: {e}") from None
-
-
-def _num_outputs(model: keras.Model) -> int:
-    return int(model.output["logits"].shape[-1])
-
-
-def _image_size_of(model: keras.Model) -> tuple[int, int]:
-    shape = model.inputs[0].shape
-    return int(shape[1]), int(shape[2])
-
-
-def load_model_dir(model_dir: str, which: str = "final") -> ExportSource:
-    """Rebuilds the model of a trainer's model dir in float32, loads `which`.keras."""
-    import alm_tf
-    from alm_tf.training import model_dir as md
-
-    if which not in ("final", "best"):
-        raise ExportError(f"which must be 'final' or 'best'. Received: which={which!r}")
-    try:
-        config = md.read_config(model_dir)
-    except FileNotFoundError as e:
-        raise ExportError(str(e)) from None
-    weights = os.path.join(model_dir, f"{which}.keras")
-    if not os.path.exists(weights):
-        raise ExportError(f"{weights} does not exist (train first?)")
-    try:
-        # The weights come from the .keras file: never fetch backbone weights.
-        model_config = alm_tf.ModelConfig.from_dict(dict(config["model"], backbone_weights=None))
-    except (KeyError, TypeError, ValueError) as e:
-        raise ExportError(f"{md.config_path(model_dir)}: bad model config: {e}") from None
-    attributes = config.get("attributes")
-    if not attributes:
-        raise ExportError(f"{md.config_path(model_dir)} has no attribute names")
-    thresholds = _read_thresholds(model_dir, attributes)
-    with _float32_policy():
-        model = model_config.build()
-    try:
-        model.load_weights(weights)
-    except Exception as e:  # noqa: BLE001  a corrupt or mismatched file
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ExportError(f"cannot load {weights}: {message}") from None
-    attributes, thresholds = _check_names_and_thresholds(
-        attributes, thresholds, _num_outputs(model), model_dir)
-    return ExportSource(model, attributes, thresholds,
-                        (model_config.image_height, model_config.image_width), weights)
-
-
-def _replace_float_policies(node):
-    """A copy of a Keras config with every mixed dtype policy made float32."""
-    if isinstance(node, dict):
-        node = {k: _replace_float_policies(v) for k, v in node.items()}
-        if (node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy")
-                and isinstance(node.get("config"), dict)
-                and str(node["config"].get("name", "")).startswith("mixed_")):
-            node["config"] = dict(node["config"], name="float32")
-        return node
-    if isinstance(node, list):
-        return [_replace_float_policies(v) for v in node]
-    if isinstance(node, str) and node.startswith("mixed_"):
-        return "float32"
-    return node
-
-
-def as_float32(model: keras.Model) -> keras.Model:
-    """The model itself when all layers compute in float32, else a float32 copy."""
-    def leaves(m):
-        for layer in m.layers:
-            yield from (leaves(layer) if getattr(layer, "layers", None) else [layer])
-
-    if all(layer.dtype_policy.compute_dtype == "float32" for layer in leaves(model)):
-        return model
-    config = _replace_float_policies(model.get_config())
-    with _float32_policy():
-        copy = model.__class__.from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def load_keras_file(path: str) -> ExportSource:
-    """A .keras file plus attribute names from its sidecar (see module doc)."""
-    import alm_tf  # noqa: F401  registers the custom layers
-    from alm_tf.training import model_dir as md
-
-    if not os.path.isfile(path):
-        raise ExportError(f"no such .keras file: {path!r}")
-    sidecar = os.path.splitext(path)[0] + ".attributes.txt"
-    folder = os.path.dirname(os.path.abspath(path))
-    thresholds = None
-    if os.path.exists(sidecar):
-        with open(sidecar) as f:
-            attributes = [line.strip() for line in f if line.strip()]
-    elif os.path.exists(md.config_path(folder)):
-        attributes = md.read_config(folder).get("attributes") or []
-        thresholds = _read_thresholds(folder, attributes)
-    else:
-        raise ExportError(f"no attribute names for {path!r}: expected {sidecar!r} "
-                          f"or a config.json beside it")
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001  any load failure is a bad file
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ExportError(f"cannot load {path!r}: {message}") from None
-    model = as_float32(model)
-    attributes, thresholds = _check_names_and_thresholds(
-        attributes, thresholds, _num_outputs(model), path)
-    return ExportSource(model, attributes, thresholds, _image_size_of(model), path)
-
-
 def load_source(path: str, which: str = "final") -> ExportSource:
-    """A model dir or a .keras file (see the module docstring)."""
-    if os.path.isdir(path):
-        return load_model_dir(path, which)
-    if path.endswith(".keras"):
-        return load_keras_file(path)
-    raise ExportError(f"model must be a model dir with config.json or a .keras file. "
-                      f"Received: {path!r}")
+    """A model dir or a .keras file, loaded by `alm_tf.artifacts.load`."""
+    try:
+        source = artifacts.load(path, which=which)
+    except artifacts.ModelSourceError as e:
+        raise ExportError(str(e)) from None
+    if source.model is None:
+        raise ExportError(f"{path!r} is a {source.kind}, not a Keras model: export from the model "
+                          "dir or .keras file it was made from")
+    return source
 
 
 # ----------------------------------------------------------------- signatures
@@ -305,8 +136,6 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
             examples, {example_keys.ENCODED: tf.io.FixedLenFeature([], tf.string)})
         return from_bytes(features[example_keys.ENCODED])
 
-    import alm_tf
-
     num_levels = int(model.output["boxes"].shape[1]) if has_boxes else 0
     metadata_values = {
         "attributes": tf.constant(list(source.attributes), tf.string),
@@ -328,7 +157,7 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
                            [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]),
         "predict_examples": (predict_examples,
                              [tf.TensorSpec([None], tf.string, name="examples")]),
-        "metadata": (metadata, []),
+        artifacts.METADATA_SIGNATURE: (metadata, []),
     }
 
 
@@ -435,7 +264,7 @@ def export_saved_model(source: ExportSource, export_dir: str, version: Optional[
     try:
         build_archive(source, version).write_out(tmp, verbose=False)
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
-        with open(os.path.join(tmp, "assets", ATTRIBUTES_ASSET), "w") as f:
+        with open(os.path.join(tmp, "assets", artifacts.ATTRIBUTES_ASSET), "w") as f:
             f.write("".join(f"{name}\n" for name in source.attributes))
         write_warmup(tmp, source.image_size)
         if os.path.exists(final):

@@ -1,4 +1,10 @@
-"""Training of ALM: config, custom distributed loop, checkpoints, model dir.
+"""Training of ALM, in parts: config, preparation, the train step, the loop.
+
+- `config`: `TrainConfig` (holds the model's `ModelConfig`).
+- `setup`: the plan the data decides, the run's config.json, the resume
+  check, the model/optimizer/checkpoint state.
+- `step`: the optimizer and `make_train_step` (one distributed step).
+- `loop`: `train(config, callbacks=...)`, the resumable loop.
 
 `train(TrainConfig(...))` is the library entry point; `pipelines/train.py`
 (`alm-train`) turns flags into a TrainConfig and calls it.

@@ -1,28 +1,29 @@
-"""Trainer configuration: one frozen dataclass, validated on construction."""
+"""Trainer configuration: one frozen dataclass that HOLDS the model's config.
+
+`TrainConfig.model` is the one `alm_tf.config.ModelConfig` (its
+`num_attributes` comes from the data); the trainer's own fields are the
+recipe, the data and the run. Config flows flags -> TrainConfig (validated
+here) -> `alm_tf.training.train`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
+
+from alm_tf.config import BOX_KERNEL_INITS, ModelConfig, check_lr_multiplier
+from alm_tf.losses import WEIGHTINGS
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 OPTIMIZERS = ("adam", "adamw")
-WEIGHTINGS = ("official", "paper", "none")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
-# The model's choices live in one place: alm_tf.config.
-from alm_tf.config import BACKBONES  # noqa: E402
-from alm_tf.config import BOX_KERNEL_INITS, check_lr_multiplier  # noqa: E402
-from alm_tf.config import FUSION_MODES as FUSIONS  # noqa: E402
-from alm_tf.config import LEVELS as ALM_LEVELS  # noqa: E402
-from alm_tf.config import TOP_DOWN_MODES as TOP_DOWN  # noqa: E402
-from alm_tf.config import UPSAMPLING_MODES as UPSAMPLINGS  # noqa: E402
 
-# Fields that change the trained function; a resumed run must keep them.
-RESUME_KEYS = (
-    "backbone", "image_height", "image_width", "batch_size", "alm_levels",
-    "top_down", "channel_attention", "fusion", "upsampling", "train_split",
-    "loss_weighting", "optimizer", "seed", "steps_per_epoch", "freeze_backbone",
-)
+#: Fields a resumed run may change: they change where and how the run is
+#: kept or shown, or how long it goes on, not what a step computes. Every
+#: other field (and the model config) must equal the run being resumed.
+#: `data_dir` itself may move; the data is compared through its manifest.
+RESUMABLE_CHANGES = ("data_dir", "model_dir", "epochs", "strategy", "jit_compile",
+                     "checkpoint_every_steps", "keep_checkpoints", "progress")
 
 
 class ConfigError(ValueError):
@@ -36,10 +37,10 @@ class TrainConfig:
     Args:
       data_dir: folder with `manifest.json` and TFRecord shards.
       model_dir: output folder (config.json, checkpoints/, logs/, *.keras).
-      backbone: backbone name.
-      image_height, image_width: network input size.
+      model: the model (`ModelConfig`; its `num_attributes` is set from
+        the data, its `backbone_weights` start the backbone).
       batch_size: GLOBAL batch size, split evenly across replicas.
-      epochs: number of epochs.
+      epochs: number of epochs (a resumed run may raise it).
       steps_per_epoch: optional cap; default = train examples // batch_size.
       learning_rate: initial learning rate.
       decay_epochs: epochs at which the learning rate is multiplied by
@@ -49,12 +50,11 @@ class TrainConfig:
         PyTorch's Adam applies `weight_decay`) or `adamw` (decoupled).
       weight_decay: the decay coefficient (0 disables).
       loss_weighting: `official`, `paper` or `none` (see alm_tf.losses).
-      alm_levels, top_down, channel_attention, fusion, upsampling: model
-        options (see alm_tf.build_model).
       train_split: split to train on (None = `train` when the manifest has
         it, else `trainval`).
-      val_split: split validated after every epoch ("" = none; None = `val`
-        when the manifest has it and the train split is not `trainval`).
+      val_split: split validated after every epoch ("" or "none" = none;
+        None = `val` when the manifest has it and the train split is not
+        `trainval`).
       box_lr_multiplier: learning rate of the ALM box regressors' kernels
         (`box_kernel`) relative to `learning_rate`; 0 freezes them.
       box_bias_lr_multiplier: the same for the box biases (`box_bias`).
@@ -73,7 +73,7 @@ class TrainConfig:
         weights and its BatchNormalization runs on moving statistics.
         Model Garden's `freeze_backbone`; the demo's ALM stage uses it.
       init_checkpoint: `.keras` file whose layers with matching names and
-        shapes initialise the model.
+        shapes initialise the model (after `model.backbone_weights`).
       strategy: `default`, `mirrored`, `multi_worker` (cluster from
         TF_CONFIG) or `tpu`.
       mixed_precision: `none`, `mixed_float16` (dynamic loss scaling) or
@@ -89,9 +89,7 @@ class TrainConfig:
 
     data_dir: str
     model_dir: str
-    backbone: str = "bn_inception"
-    image_height: int = 256
-    image_width: int = 128
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     batch_size: int = 32
     epochs: int = 30
     steps_per_epoch: Optional[int] = None
@@ -101,11 +99,6 @@ class TrainConfig:
     optimizer: str = "adam"
     weight_decay: float = 5e-4
     loss_weighting: str = "official"
-    alm_levels: tuple[int, ...] = (1, 2, 3)
-    top_down: str = "concat"
-    channel_attention: bool = True
-    fusion: str = "max"
-    upsampling: str = "bilinear"
     train_split: Optional[str] = None
     val_split: Optional[str] = None
     box_lr_multiplier: float = 1.0
@@ -124,73 +117,45 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        # Normalise sequences to tuples of ints (flags give lists of str).
-        for name in ("decay_epochs", "alm_levels"):
-            value = getattr(self, name)
-            try:
-                value = tuple(int(v) for v in value)
-            except (TypeError, ValueError):
-                raise ConfigError(
-                    f"{name} must be a list of integers. Received: {name}={value!r}"
-                ) from None
-            object.__setattr__(self, name, value)
-        self._check_choice("backbone", BACKBONES)
+        if not isinstance(self.model, ModelConfig):
+            raise ConfigError(f"model must be a ModelConfig. Received: model={self.model!r}")
+        try:
+            value = tuple(int(v) for v in self.decay_epochs)
+        except (TypeError, ValueError):
+            raise ConfigError("decay_epochs must be a list of integers. "
+                              f"Received: decay_epochs={self.decay_epochs!r}") from None
+        object.__setattr__(self, "decay_epochs", value)
         self._check_choice("optimizer", OPTIMIZERS)
         self._check_choice("loss_weighting", WEIGHTINGS)
         self._check_choice("strategy", STRATEGIES)
         self._check_choice("mixed_precision", PRECISIONS)
-        self._check_choice("top_down", TOP_DOWN)
-        self._check_choice("fusion", FUSIONS)
-        self._check_choice("upsampling", UPSAMPLINGS)
         self._check_choice("box_kernel_init", BOX_KERNEL_INITS)
         if not self.data_dir:
             raise ConfigError("data_dir must be given. Received: data_dir=''")
         if not self.model_dir:
             raise ConfigError("model_dir must be given. Received: model_dir=''")
-        for name in ("image_height", "image_width"):
-            value = getattr(self, name)
-            if value < 32 or value % 32:
-                raise ConfigError(
-                    f"{name} must be a positive multiple of 32. Received: {name}={value}"
-                )
         self._check_positive("batch_size")
         self._check_positive("epochs")
         if self.steps_per_epoch is not None:
             self._check_positive("steps_per_epoch")
         if not self.learning_rate > 0:
             raise ConfigError(
-                f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}"
-            )
+                f"learning_rate must be > 0. Received: learning_rate={self.learning_rate}")
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(
-                f"decay_factor must be in (0, 1]. Received: decay_factor={self.decay_factor}"
-            )
+                f"decay_factor must be in (0, 1]. Received: decay_factor={self.decay_factor}")
         if any(e < 1 for e in self.decay_epochs) or list(self.decay_epochs) != sorted(
-            set(self.decay_epochs)
-        ):
-            raise ConfigError(
-                "decay_epochs must be increasing positive epochs. "
-                f"Received: decay_epochs={list(self.decay_epochs)}"
-            )
+                set(self.decay_epochs)):
+            raise ConfigError("decay_epochs must be increasing positive epochs. "
+                              f"Received: decay_epochs={list(self.decay_epochs)}")
         for name in ("box_lr_multiplier", "box_bias_lr_multiplier"):
             check_lr_multiplier(name, getattr(self, name), ConfigError)
         if not self.weight_decay >= 0:
             raise ConfigError(
-                f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}"
-            )
-        if any(level not in ALM_LEVELS for level in self.alm_levels) or len(
-            set(self.alm_levels)
-        ) != len(self.alm_levels):
-            raise ConfigError(
-                f"alm_levels must be distinct values among {ALM_LEVELS}. "
-                f"Received: alm_levels={list(self.alm_levels)}"
-            )
-        object.__setattr__(self, "alm_levels", tuple(sorted(self.alm_levels)))
+                f"weight_decay must be >= 0. Received: weight_decay={self.weight_decay}")
         if self.checkpoint_every_steps < 0:
-            raise ConfigError(
-                "checkpoint_every_steps must be >= 0. "
-                f"Received: checkpoint_every_steps={self.checkpoint_every_steps}"
-            )
+            raise ConfigError("checkpoint_every_steps must be >= 0. "
+                              f"Received: checkpoint_every_steps={self.checkpoint_every_steps}")
         self._check_positive("keep_checkpoints")
         if self.shuffle_buffer is not None:
             self._check_positive("shuffle_buffer")
@@ -199,38 +164,33 @@ class TrainConfig:
         if self.train_split is not None and not self.train_split:
             raise ConfigError("train_split must not be empty. Received: train_split=''")
         if self.init_checkpoint and not self.init_checkpoint.endswith(".keras"):
-            raise ConfigError(
-                "init_checkpoint must be a .keras file. "
-                f"Received: init_checkpoint={self.init_checkpoint!r}"
-            )
+            raise ConfigError("init_checkpoint must be a .keras file. "
+                              f"Received: init_checkpoint={self.init_checkpoint!r}")
 
     def _check_choice(self, name, choices):
         value = getattr(self, name)
         if value not in choices:
-            raise ConfigError(
-                f"{name} must be one of {list(choices)}. Received: {name}={value!r}"
-            )
+            raise ConfigError(f"{name} must be one of {list(choices)}. Received: {name}={value!r}")
 
     def _check_positive(self, name):
         value = getattr(self, name)
-        if not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return (self.image_height, self.image_width)
+        return self.model.image_size
 
-    def model_options(self) -> dict:
-        """Keyword arguments of `alm_tf.build_model` besides num_attributes."""
-        return {
-            "backbone": self.backbone,
-            "input_shape": (self.image_height, self.image_width, 3),
-            "alm_levels": self.alm_levels,
-            "top_down": self.top_down,
-            "channel_attention": self.channel_attention,
-            "fusion": self.fusion,
-            "upsampling": self.upsampling,
-        }
+    def training_fields(self) -> dict[str, Any]:
+        """Every field but the model, JSON-ready (config.json's `train`)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        data["decay_epochs"] = list(self.decay_epochs)
+        return data
 
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model.to_dict(), "train": self.training_fields()}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> "TrainConfig":
+        """From `to_json()`'s output."""
+        return cls(model=ModelConfig.from_dict(payload["model"]), **payload["train"])

@@ -22,10 +22,8 @@ from typing import Mapping, Optional
 import keras
 
 from alm_tf.config import check_lr_multiplier
-
-#: Weight names of the ALM box regressors (theta = kernel . features + bias).
-BOX_KERNEL = "box_kernel"
-BOX_BIAS = "box_bias"
+# Weight names of the ALM box regressors (theta = kernel . features + bias).
+from alm_tf.layers.attribute_localization import BOX_BIAS, BOX_KERNEL
 
 
 def weight_name(variable) -> str:

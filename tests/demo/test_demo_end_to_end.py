@@ -14,12 +14,15 @@ import math
 import os
 import re
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
 from PIL import Image
+
+from alm_tf import artifacts
 
 CONTRACT_KEYS = ("alm", "baseline", "localization_hit_rate", "paths")
 
@@ -205,11 +208,22 @@ def test_predict_cli_models(demo_run, image_folder, tmp_path, which):
 
 def test_predict_cli_glob_and_attributes_file(demo_run, image_folder, tmp_path):
     p = demo_run["summary"]["paths"]
+    # The trainer's .keras carries its names: a copy alone predicts.
+    carried = tmp_path / "carried.keras"
+    shutil.copy(os.path.join(p["alm_model"], "final.keras"), carried)
+    code, _, stderr = _run_main("pipelines.predict", [
+        f"--model={carried}", f"--images={image_folder}/*.png", f"--output_dir={tmp_path / 'c'}",
+        "--noprogress"])
+    assert code == 0, stderr
+    # A file of an earlier version (no description inside) needs the names.
     lone = tmp_path / "lone.keras"
-    shutil.copy(os.path.join(p["alm_model"], "final.keras"), lone)
+    with zipfile.ZipFile(carried) as src, zipfile.ZipFile(lone, "w") as dst:
+        for item in src.infolist():
+            if item.filename != artifacts.KERAS_METADATA:
+                dst.writestr(item, src.read(item.filename))
     code, _, stderr = _run_main("pipelines.predict", [
         f"--model={lone}", f"--images={image_folder}/*.png", f"--output_dir={tmp_path / 'o'}", "--noprogress"])
-    assert code == 1 and "attributes_file" in stderr.strip().splitlines()[-1]
+    assert code == 1 and "attributes file" in stderr.strip().splitlines()[-1]
     names = tmp_path / "names.txt"
     with open(os.path.join(p["alm_model"], "config.json")) as f:
         names.write_text("\n".join(json.load(f)["attributes"]) + "\n")
@@ -243,7 +257,7 @@ def test_predict_cli_needs_a_model(tmp_path):
     assert code == 1 and stderr.strip() == "alm-predict: error: --model or --server is required"
 
 
-@pytest.mark.parametrize("flag, name", [("--input_height=100", "input_height"),
+@pytest.mark.parametrize("flag, name", [("--image_height=100", "image_height"),
                                         ("--alm_box_bias_lr_multiplier=-1", "alm_box_bias_lr_multiplier")])
 def test_demo_cli_bad_flag(tmp_path, flag, name):
     code, _, stderr = _run_main("pipelines.demo", [f"--output_dir={tmp_path}", flag])

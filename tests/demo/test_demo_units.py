@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alm_tf import demo, prediction
+from alm_tf import demo, localization, prediction
+from alm_tf.config import ModelConfig
 
 ATTRS = ["hat", "boots", "female"]
 REGIONS = {"hat": "head", "boots": "feet", "female": None}
@@ -20,7 +21,7 @@ def test_hit_rate_counts_present_pairs_only():
     boxes[:, :, 1] = [0.3, 0.3, 0.7, 0.7]  # boots: centre 0.5 -> miss
     boxes[1, 1, 1] = [0.85, 0.3, 0.95, 0.7]  # image b, level 2: boots hit
     labels = np.array([[1, 1, 1], [1, 0, 0]])
-    hit = demo.localization_hit_rate(boxes, ["a", "b"], labels, ATTRS, regions, REGIONS)
+    hit = localization.localization_hit_rate(boxes, ["a", "b"], labels, ATTRS, regions, REGIONS)
     # present pairs: (a, hat), (a, boots), (b, hat); level 1: 2/3, level 2: 2/3.
     assert hit["num_pairs"] == 3
     assert hit["level1"] == pytest.approx(2 / 3) and hit["level2"] == pytest.approx(2 / 3)
@@ -34,7 +35,7 @@ def test_hit_rate_counts_present_pairs_only():
 
 def test_hit_rate_without_present_pairs_is_none():
     regions = {"a": {"hat": [0, 0, 1, 1], "boots": [0, 0, 1, 1]}}
-    hit = demo.localization_hit_rate(np.zeros((1, 3, 3, 4)), ["a"], np.zeros((1, 3)), ATTRS, regions, REGIONS)
+    hit = localization.localization_hit_rate(np.zeros((1, 3, 3, 4)), ["a"], np.zeros((1, 3)), ATTRS, regions, REGIONS)
     assert hit["num_pairs"] == 0 and hit["overall"] is None and hit["level3"] is None
 
 
@@ -42,18 +43,18 @@ def test_hit_rate_without_present_pairs_is_none():
     (100, 0.0, (1, 100)), (100, 0.2, (5, 20)), (90, 1 / 3, (3, 30)), (7, 0.01, (1, 7)),
 ])
 def test_stage_steps(total, fraction, expected):
-    epochs, per_epoch, decay = demo._stage_steps(total, fraction)
+    epochs, per_epoch, decay = demo.stage_schedule(total, fraction)
     assert (epochs, per_epoch) == expected and epochs * per_epoch == total
     if epochs > 1:
         assert decay[0] * per_epoch == total - round(total * fraction)
 
 
 @pytest.mark.parametrize("field,value", [
-    ("num_images", 5), ("image_height", 100), ("baseline_steps", 0), ("decay_fraction", 1.0),
+    ("num_images", 5), ("model", ModelConfig(alm_levels=())), ("baseline_steps", 0), ("decay_fraction", 1.0),
     ("learning_rate", 0.0), ("output_dir", ""), ("crop", "wide"),
 ])
 def test_demo_config_validation(field, value):
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(ValueError, match="alm_levels" if field == "model" else field):
         demo.DemoConfig(**{field: value})
 
 
@@ -116,7 +117,7 @@ def test_hit_rate_vertical_diagnostic():
     boxes = np.zeros((1, 1, 3, 4), np.float32)
     boxes[0, 0, 0] = [0.0, 0.8, 0.2, 1.0]  # right height, wrong side
     boxes[0, 0, 1] = [0.8, 0.4, 1.0, 0.6]  # hit
-    hit = demo.localization_hit_rate(boxes, ["a"], np.array([[1, 1, 0]]), ATTRS, regions, REGIONS)
+    hit = localization.localization_hit_rate(boxes, ["a"], np.array([[1, 1, 0]]), ATTRS, regions, REGIONS)
     assert hit["overall"] == 0.5 and hit["vertical_only"]["overall"] == 1.0
 
 
@@ -141,12 +142,12 @@ def test_fixed_box_ceiling_is_the_best_point_over_present_pairs():
     regions = {"a": {"hat": [0.0, 0.0, 0.2, 0.5]}, "b": {"hat": [0.1, 0.2, 0.3, 0.6]},
                "c": {"hat": [0.6, 0.6, 0.9, 0.9]}, "d": {"hat": [0.6, 0.6, 0.9, 0.9]}}
     labels = np.array([[1, 1], [1, 0], [1, 1], [0, 1]])  # d: hat absent, ignored
-    out = demo.fixed_box_ceiling(["a", "b", "c", "d"], labels, ["hat", "female"], regions,
+    out = localization.fixed_box_ceiling(["a", "b", "c", "d"], labels, ["hat", "female"], regions,
                                  {"hat": "head", "female": None})
     hat = out["per_attribute"]["hat"]
     assert hat["num_pairs"] == 3 and hat["rate"] == pytest.approx(2 / 3)
     assert 0.1 <= hat["y"] <= 0.2 and 0.2 <= hat["x"] <= 0.5  # inside the first two regions
     assert out["overall"] == pytest.approx(2 / 3) and set(out["per_attribute"]) == {"hat"}
-    none = demo.fixed_box_ceiling(["d"], np.array([[0, 1]]), ["hat", "female"], regions,
+    none = localization.fixed_box_ceiling(["d"], np.array([[0, 1]]), ["hat", "female"], regions,
                                   {"hat": "head", "female": None})
     assert none == {"overall": None, "per_attribute": {}}

@@ -28,28 +28,30 @@ class Exported:
 
 
 def write_model_dir(model_dir, model, attributes, thresholds=None):
-    """A model dir as the trainer writes it (config.json via model_dir.write_json)."""
+    """A model dir as the trainer of an EARLIER version wrote it (config.json
+    format 1, a final.keras that carries no description): older model dirs
+    keep loading."""
+    from alm_tf import artifacts
     from alm_tf.config import ModelConfig
-    from alm_tf.training import model_dir as md
 
     os.makedirs(model_dir, exist_ok=True)
     shape = model.inputs[0].shape
     levels = sorted(int(k[-1]) for k in model.output if k.startswith("level"))
     config = ModelConfig(num_attributes=len(attributes), image_height=int(shape[1]),
                          image_width=int(shape[2]), alm_levels=tuple(levels))
-    md.write_json(md.config_path(model_dir), {
-        "format_version": md.FORMAT_VERSION,
+    artifacts.write_json(artifacts.config_path(model_dir), {
+        "format_version": 1,
         "model": config.to_dict(),
         "image_size": [int(shape[1]), int(shape[2])],
         "attributes": list(attributes),
         "preprocessing": {"resize": "bilinear", "scale": "0..1",
-                          "mean": md.IMAGENET_MEAN, "std": md.IMAGENET_STD},
+                          "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
         "threshold": 0.5,
     })
-    model.save(os.path.join(model_dir, "final.keras"))
+    model.save(artifacts.weights_path(model_dir))
     if thresholds is not None:  # as alm-evaluate --tune_thresholds writes it
-        md.write_json(os.path.join(model_dir, md.THRESHOLDS_NAME), {
-            "split": "val", "attributes": list(attributes), "thresholds": list(thresholds)})
+        artifacts.write_thresholds(artifacts.thresholds_path(model_dir), attributes, thresholds,
+                                   "val")
 
 
 def make_exported(root) -> Exported:
@@ -64,7 +66,7 @@ def make_exported(root) -> Exported:
     model_dir = os.path.join(root, "model")
     write_model_dir(model_dir, model, ATTRIBUTES, THRESHOLDS)
     export_dir = os.path.join(root, "exported")
-    source = export.load_model_dir(model_dir)
+    source = export.load_source(model_dir)
     path = export.export_saved_model(source, export_dir)
     return Exported(model_dir, export_dir, path, source.model)
 

@@ -194,8 +194,7 @@ def test_warmup_records_replay(exported, loaded):
 
 
 def test_refuses_existing_version(exported):
-    source = export.ExportSource(exported.model, tuple(sh.ATTRIBUTES), tuple(sh.THRESHOLDS),
-                                 sh.INPUT_SHAPE[:2], "test")
+    source = export.load_source(exported.model_dir)
     with pytest.raises(export.ExportError, match="version 1 already exists"):
         export.export_saved_model(source, exported.export_dir, version=1)
     with pytest.raises(export.ExportError, match="version must be a positive integer"):
@@ -213,8 +212,7 @@ def test_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
 
     monkeypatch.setattr(export, "build_archive", lambda source, version: FakeArchive())
     monkeypatch.setattr(export, "write_warmup", broken_warmup)
-    source = export.ExportSource(exported.model, tuple(sh.ATTRIBUTES), tuple(sh.THRESHOLDS),
-                                 sh.INPUT_SHAPE[:2], "test")
+    source = export.load_source(exported.model_dir)
     target = tmp_path / "E"
     with pytest.raises(OSError, match="disk full"):
         export.export_saved_model(source, str(target))
@@ -235,8 +233,7 @@ def test_overwrite_replaces_version(exported, tmp_path, monkeypatch):
                 f.write("new")
 
     monkeypatch.setattr(export, "build_archive", lambda source, version: FakeArchive())
-    source = export.ExportSource(exported.model, tuple(sh.ATTRIBUTES), tuple(sh.THRESHOLDS),
-                                 sh.INPUT_SHAPE[:2], "test")
+    source = export.load_source(exported.model_dir)
     (tmp_path / "E" / "3").mkdir(parents=True)
     (tmp_path / "E" / "3" / "saved_model.pb").write_text("old")
     out = export.export_saved_model(source, str(tmp_path / "E"), version=3, overwrite=True)
@@ -251,9 +248,9 @@ def test_keras_file_needs_attribute_names(exported, tmp_path):
     path = tmp_path / "lonely.keras"
     shutil.copy(os.path.join(exported.model_dir, "final.keras"), path)
     with pytest.raises(export.ExportError, match="no attribute names"):
-        export.load_keras_file(str(path))
-    (tmp_path / "lonely.attributes.txt").write_text("a\nb\nc\nd\n")
-    source = export.load_keras_file(str(path))
+        export.load_source(str(path))
+    (tmp_path / "lonely.attributes.txt").write_text("a\nb\nc\nd\n")  # an older file's sidecar
+    source = export.load_source(str(path))
     assert source.attributes == ("a", "b", "c", "d") and source.thresholds == (0.5,) * 4
     assert source.image_size == sh.INPUT_SHAPE[:2]
 
@@ -266,23 +263,26 @@ def test_keras_file_needs_attribute_names(exported, tmp_path):
     (["a", "b", "c", "d"], [0.5, 0.5, 0.5, float("nan")], "thresholds must lie in [0, 1]"),
 ])
 def test_names_and_thresholds_checked(names, thresholds, needle):
-    with pytest.raises(export.ExportError) as info:
-        export._check_names_and_thresholds(names, thresholds, 4, "M")  # pylint: disable=protected-access
+    from alm_tf import artifacts
+
+    with pytest.raises(artifacts.ModelSourceError) as info:
+        artifacts.check_names_and_thresholds(names, thresholds, 4, "M")
     assert needle in str(info.value)
 
 
 def test_evaluator_loads_the_export(exported):
-    """alm_tf.evaluation reads SavedModels through predict_images + metadata."""
-    from alm_tf import evaluation
-    from alm_tf.data import preprocessing
+    """The one loader reads SavedModels through predict_images + metadata."""
+    from alm_tf import artifacts
 
-    predictor = evaluation.load_predictor(exported.saved_model)
-    assert predictor.kind == "probabilities" and predictor.attributes == sh.ATTRIBUTES
-    assert predictor.image_size == sh.INPUT_SHAPE[:2]
+    loaded = artifacts.load(exported.saved_model)
+    assert loaded.kind == "saved_model" and list(loaded.attributes) == sh.ATTRIBUTES
+    assert loaded.image_size == sh.INPUT_SHAPE[:2]
+    assert loaded.thresholds == pytest.approx(sh.THRESHOLDS)
     pictures = sh.images(2, sizes=((64, 32),))
-    normalized = preprocessing.normalize_images(np.stack(pictures))  # what make_dataset yields
-    np.testing.assert_allclose(predictor.fn(normalized)["probabilities"].numpy(),
-                               sh.reference(exported.model, pictures)["probabilities"], atol=1e-4)
+    out = loaded.predict(np.stack(pictures).astype(np.float32))  # RGB 0..255 at the model size
+    expected = sh.reference(exported.model, pictures)
+    np.testing.assert_allclose(out["probabilities"], expected["probabilities"], atol=1e-4)
+    np.testing.assert_array_equal(out["labels"], expected["labels"])
 
 
 def test_no_xla_in_signatures(exported):
@@ -300,13 +300,13 @@ def test_no_xla_in_signatures(exported):
 
 
 def test_thresholds_for_other_attributes_refused(tmp_path):
-    from alm_tf.training import model_dir as md
+    from alm_tf import artifacts
 
-    md.write_json(str(tmp_path / md.THRESHOLDS_NAME),
-                  {"attributes": ["x", "y"], "thresholds": [0.1, 0.2]})
-    with pytest.raises(export.ExportError, match="tuned for other attributes"):
-        export._read_thresholds(str(tmp_path), ["a", "b"])  # pylint: disable=protected-access
-    md.write_json(str(tmp_path / md.THRESHOLDS_NAME), {"thresholds": {"a": 0.2, "b": 0.9}})
-    assert export._read_thresholds(str(tmp_path), ["a", "b"]) == [0.2, 0.9]  # pylint: disable=protected-access
-    with pytest.raises(export.ExportError, match="no threshold for attribute 'c'"):
-        export._read_thresholds(str(tmp_path), ["a", "c"])  # pylint: disable=protected-access
+    path = artifacts.thresholds_path(str(tmp_path))
+    artifacts.write_json(path, {"attributes": ["x", "y"], "thresholds": [0.1, 0.2]})
+    with pytest.raises(artifacts.ModelSourceError, match="tuned for other attributes"):
+        artifacts.read_thresholds(str(tmp_path), ["a", "b"])
+    artifacts.write_json(path, {"thresholds": {"a": 0.2, "b": 0.9}})
+    assert artifacts.read_thresholds(str(tmp_path), ["a", "b"]) == [0.2, 0.9]
+    with pytest.raises(artifacts.ModelSourceError, match="no threshold for attribute 'c'"):
+        artifacts.read_thresholds(str(tmp_path), ["a", "c"])

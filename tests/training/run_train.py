@@ -20,11 +20,11 @@ def main():
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * cpus)
-    from alm_tf.training import TrainConfig, train
-    from train_helpers import tiny_model
+    from alm_tf.training import train
+    from train_helpers import tiny_model, train_config
 
     with open(config_json) as f:
-        config = TrainConfig(**json.load(f))
+        config = train_config(**json.load(f))
     result = train(config, model_builder=tiny_model)
     weights = result.model.get_weights()
     import numpy as np

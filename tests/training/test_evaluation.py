@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import train_helpers as h
 from alm_tf import evaluation, metrics
-from alm_tf.training import TrainConfig, train
+from alm_tf.training import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LABELS = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
@@ -80,9 +80,8 @@ def trained(tmp_path_factory):
     data_dir = str(tmp_path_factory.mktemp("data"))
     h.write_dataset(data_dir)
     model_dir = str(tmp_path_factory.mktemp("model"))
-    result = train(TrainConfig(data_dir=data_dir, model_dir=model_dir, image_height=64,
-                               image_width=32, batch_size=8, epochs=2, learning_rate=1e-2,
-                               progress=False), model_builder=h.tiny_model)
+    result = train(h.train_config(data_dir, model_dir, epochs=2, seed=0),
+                   model_builder=h.tiny_model)
     return data_dir, model_dir, result.model
 
 
@@ -107,31 +106,36 @@ def test_run_evaluation_keras_file(trained, tmp_path):
 
 def test_run_evaluation_saved_model(trained, tmp_path):
     data_dir, _, model = trained
-    from alm_tf.data import preprocessing
+    from alm_tf.serving import export
 
-    class Export(tf.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-        def predict_images(self, images):
-            x = preprocessing.preprocess_images(images, 64, 32)
-            return {"probabilities": tf.sigmoid(self.model(x, training=False)["logits"])}
-
-    module = Export()
-    path = str(tmp_path / "sm")
-    tf.saved_model.save(module, path, signatures={"predict_images": module.predict_images})
+    keras_path = _save(model, tmp_path)
+    path = export.export_saved_model(export.load_source(keras_path), str(tmp_path / "e"), 1)
     payload = evaluation.run_evaluation(data_dir, "test", path, str(tmp_path / "r"))
-    keras_payload = evaluation.run_evaluation(data_dir, "test", _save(model, tmp_path),
-                                              str(tmp_path / "r2"))
+    keras_payload = evaluation.run_evaluation(data_dir, "test", keras_path, str(tmp_path / "r2"))
     assert payload["branches"] == {}
     assert payload["mA"] == pytest.approx(keras_payload["mA"], abs=1e-6)
 
 
+def test_saved_model_without_metadata_is_refused(trained, tmp_path):
+    data_dir, _, model = trained
+
+    class Export(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        def predict_images(self, images):
+            return {"probabilities": tf.reduce_mean(images, [1, 2])}
+
+    module = Export()
+    path = str(tmp_path / "sm")
+    tf.saved_model.save(module, path, signatures={"predict_images": module.predict_images})
+    with pytest.raises(ValueError, match="has no 'serving_default' signature: not one alm-export"):
+        evaluation.run_evaluation(data_dir, "test", path, str(tmp_path / "r"))
+
+
 def _save(model, tmp_path):
+    from alm_tf import artifacts
+
     path = str(tmp_path / "m.keras")
-    model.save(path)
+    artifacts.save_keras(model, path, artifacts.keras_description(h.ATTRIBUTES, image_size=(64, 32)))
     return path
 
 

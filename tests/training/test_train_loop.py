@@ -27,12 +27,7 @@ def _tags(log_dir):
     return tags
 
 
-def _config(data_dir, model_dir, **kw):
-    base = dict(data_dir=data_dir, model_dir=str(model_dir), image_height=64,
-                image_width=32, batch_size=8, epochs=3, learning_rate=1e-2,
-                seed=1, progress=False)
-    base.update(kw)
-    return TrainConfig(**base)
+_config = h.train_config
 
 
 def test_loss_falls_and_model_dir_layout(data_dir, tmp_path):
@@ -49,8 +44,9 @@ def test_loss_falls_and_model_dir_layout(data_dir, tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["attributes"] == list(h.ATTRIBUTES)
     assert config["model"]["num_attributes"] == 3
-    assert config["image_size"] == [64, 32]
-    assert config["val_split"] == "val"
+    assert (config["model"]["image_height"], config["model"]["image_width"]) == (64, 32)
+    assert config["format_version"] == 2 and "image_height" not in config["train"]
+    assert config["data"]["val_split"] == "val"
     assert all("val" in r for r in result.history)
     # Re-running the finished command resumes at the end: no more steps.
     again = train(_config(data_dir, tmp_path, epochs=5), model_builder=h.tiny_model)
@@ -135,9 +131,7 @@ def test_resume_refuses_changed_config(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,flag", [
-    (dict(image_height=100), "image_height"),
     (dict(batch_size=0), "batch_size"),
-    (dict(alm_levels=(4,)), "alm_levels"),
     (dict(strategy="gpu"), "strategy"),
     (dict(decay_epochs=(20, 10)), "decay_epochs"),
     (dict(init_checkpoint="x.h5"), "init_checkpoint"),
@@ -157,8 +151,8 @@ def test_trainval_manifest_defaults(tmp_path):
     h.write_dataset(data_dir, splits=(("trainval", 16), ("test", 8)))
     result = train(_config(data_dir, tmp_path / "m", epochs=1), model_builder=h.tiny_model)
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["train_split"] == "trainval"
-    assert config["val_split"] is None  # never the test split by default
+    assert config["data"]["train_split"] == "trainval"
+    assert config["data"]["val_split"] is None  # never the test split by default
     assert result.step == 2 and "val" not in result.history[0]
     assert (tmp_path / "m" / "best.keras").exists()
 

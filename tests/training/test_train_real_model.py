@@ -8,20 +8,18 @@ covered on the tiny model.
 import json
 import os
 
-import pytest
 
 import train_helpers as h
 from alm_tf import evaluation
-from alm_tf.training import TrainConfig, train
+from alm_tf.training import train
 
 
 def test_real_model_trains_and_evaluates_from_model_dir(tmp_path):
     data_dir = str(tmp_path / "data")
     h.write_dataset(data_dir, splits=(("train", 8), ("val", 4), ("test", 4)))
     model_dir = str(tmp_path / "model")
-    result = train(TrainConfig(data_dir=data_dir, model_dir=model_dir, image_height=64,
-                               image_width=32, batch_size=4, epochs=1, steps_per_epoch=1,
-                               val_split="none", progress=False))
+    result = train(h.train_config(data_dir, model_dir, batch_size=4, epochs=1, steps_per_epoch=1,
+                                  val_split="none"))
     outputs = result.model.output
     assert {"level1", "level2", "level3", "global", "logits"} <= set(outputs)
     assert result.step == 1

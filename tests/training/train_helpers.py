@@ -89,3 +89,18 @@ def tiny_model(model_config):
 def load_weights_npz(path):
     with np.load(path) as data:
         return [data[k] for k in sorted(data.files, key=lambda k: int(k))]
+
+
+def train_config(data_dir, model_dir, **kw):
+    """A TrainConfig for the tiny data: model fields (image size, levels, ...) go to its ModelConfig."""
+    import dataclasses
+
+    from alm_tf.config import ModelConfig
+    from alm_tf.training import TrainConfig
+
+    base = dict(data_dir=str(data_dir), model_dir=str(model_dir), image_height=64, image_width=32,
+                batch_size=8, epochs=3, learning_rate=1e-2, seed=1, progress=False)
+    base.update(kw)
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    model = {k: base.pop(k) for k in list(base) if k in fields}
+    return TrainConfig(model=ModelConfig(**model), **base)

@@ -1,0 +1,257 @@
+"""Preparation of a training run: the plan the data decides, the run's
+config.json, the resume check, and the trainable state.
+
+`make_plan` reads the manifest and checks every setting against it before
+anything is written; `check_resume` compares a run being resumed with the
+one on disk; `build_state` creates the model (backbone weights, box
+initialisation, init checkpoint, frozen backbone), the optimizer and the
+checkpoint that holds them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alm_tf import artifacts, model as model_lib
+from alm_tf.config import ModelConfig
+from alm_tf.data import preprocessing
+from alm_tf.data.pipeline import split_info
+from alm_tf.training import distribution
+from alm_tf.training.config import RESUMABLE_CHANGES, ConfigError, TrainConfig
+from alm_tf.training.step import make_optimizer
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """What the data and the config decide before any model exists."""
+
+    manifest: dict
+    attributes: tuple[str, ...]
+    train_split: str
+    val_split: Optional[str]
+    priors: np.ndarray  # (M,) train positive ratios (loss weighting)
+    steps_per_epoch: int
+    total_steps: int
+    model_config: ModelConfig  # num_attributes set
+
+
+def resolve_train_split(manifest: dict, config: TrainConfig) -> str:
+    if config.train_split is not None:
+        if split_info(manifest, config.train_split) is None:
+            raise ConfigError(
+                f"train_split {config.train_split!r} is not in the manifest of "
+                f"{config.data_dir}. Received: train_split={config.train_split!r}")
+        return config.train_split
+    for name in ("train", "trainval"):
+        if split_info(manifest, name) is not None:
+            return name
+    raise ConfigError(
+        f"The manifest of {config.data_dir} has neither a 'train' nor a 'trainval' "
+        "split; name one. Received: train_split=None")
+
+
+def resolve_val_split(manifest: dict, config: TrainConfig, train_split: str) -> Optional[str]:
+    if config.val_split is not None:
+        if config.val_split in ("", "none"):
+            return None
+        if split_info(manifest, config.val_split) is None:
+            raise ConfigError(
+                f"val_split {config.val_split!r} is not in the manifest of "
+                f"{config.data_dir}. Received: val_split={config.val_split!r}")
+        return config.val_split
+    if train_split != "trainval" and split_info(manifest, "val") is not None:
+        return "val"
+    return None
+
+
+def make_plan(config: TrainConfig, manifest: dict, replicas: int = 1) -> TrainingPlan:
+    """Checks `config` against the data's manifest; raises ConfigError naming the setting."""
+    if config.batch_size % replicas:
+        raise ConfigError(f"batch_size must be divisible by the {replicas} replicas. "
+                          f"Received: batch_size={config.batch_size}")
+    attributes = tuple(manifest["attributes"])
+    train_split = resolve_train_split(manifest, config)
+    info = split_info(manifest, train_split)
+    val_split = resolve_val_split(manifest, config, train_split)
+    steps_per_epoch = config.steps_per_epoch or info["num_examples"] // config.batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(
+            f"The {train_split} split has {info['num_examples']} examples, fewer than one "
+            f"batch. Received: batch_size={config.batch_size}")
+    try:
+        model_config = config.model.with_num_attributes(len(attributes))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return TrainingPlan(manifest, attributes, train_split, val_split,
+                        np.asarray(info["positive_ratio"], np.float32), steps_per_epoch,
+                        config.epochs * steps_per_epoch, model_config)
+
+
+def data_identity(manifest: dict, train_split: str) -> dict:
+    """What a resumed run must find again in its data: names and the train split's size."""
+    info = split_info(manifest, train_split)
+    return {"attributes": list(manifest["attributes"]), "train_split": train_split,
+            "train_examples": int(info["num_examples"])}
+
+
+def run_config(config: TrainConfig, plan: TrainingPlan) -> dict:
+    """The model dir's config.json (format in `alm_tf.artifacts`)."""
+    return {
+        "format_version": artifacts.CONFIG_FORMAT,
+        "model": plan.model_config.to_dict(),
+        "attributes": list(plan.attributes),
+        "preprocessing": preprocessing.description(*plan.model_config.image_size),
+        "data": {
+            "data_dir": os.path.abspath(config.data_dir),
+            "manifest": os.path.abspath(os.path.join(config.data_dir, "manifest.json")),
+            "dataset": plan.manifest.get("dataset"),
+            "train_split": plan.train_split,
+            "val_split": plan.val_split,
+            "priors": plan.priors.tolist(),
+            "identity": data_identity(plan.manifest, plan.train_split),
+        },
+        "train": config.training_fields(),
+        "threshold": artifacts.DEFAULT_THRESHOLD,
+    }
+
+
+def _saved_settings(saved: dict) -> tuple[dict, dict, Optional[dict]]:
+    """(model fields, training fields, data identity) of a config.json, format 1 or 2.
+
+    Format 1 stored the model's fields inside `train` too, and no identity.
+    """
+    model = dict(saved.get("model", {}))
+    train = dict(saved.get("train", {}))
+    if saved.get("format_version", 1) < 2:
+        for key in [f.name for f in dataclasses.fields(ModelConfig)]:
+            train.pop(key, None)
+        return model, train, None
+    return model, train, saved.get("data", {}).get("identity")
+
+
+def check_resume(config: TrainConfig, plan: TrainingPlan, saved: dict) -> None:
+    """Refuses to resume a run whose settings or data differ (one line naming the setting)."""
+    model, train, identity = _saved_settings(saved)
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+    for key, new in plan.model_config.to_dict().items():
+        old = model.get(key, defaults.get(key))  # a key the saved run predates had its default
+        if key == "backbone_weights" and old is not None and new is None:
+            continue  # the flag may be dropped on a resume: the checkpoint holds the weights
+        if old != new:
+            raise ConfigError(f"{key} differs from the run in model_dir {config.model_dir} "
+                              f"({old!r}); resuming needs the same value. Received: {key}={new!r}")
+    train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                      if f.default is not dataclasses.MISSING}
+    for key, new in config.training_fields().items():
+        if key in RESUMABLE_CHANGES:
+            continue
+        old = train.get(key, train_defaults.get(key))
+        if old != new:
+            raise ConfigError(f"{key} differs from the run in model_dir {config.model_dir} "
+                              f"({old!r}); resuming needs the same value. Received: {key}={new!r}")
+    if identity is not None:
+        now = data_identity(plan.manifest, plan.train_split)
+        for key, value in now.items():
+            if identity.get(key) != value:
+                raise ConfigError(f"the data in {config.data_dir} is not the data of the run in "
+                                  f"model_dir {config.model_dir}: its {key} differs")
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """The model, the optimizer and everything a checkpoint restores."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    step: tf.Variable
+    epoch: tf.Variable
+    best_mA: tf.Variable
+    checkpoint: tf.train.Checkpoint
+    manager: tf.train.CheckpointManager
+    write_dir: str
+    resumed_from: Optional[str]
+    init_matched: Optional[tuple[int, int]]
+
+
+def load_matching_weights(model: keras.Model, path: str) -> tuple[int, int]:
+    """Copies every layer whose name and weight shapes match from a .keras file.
+
+    Returns (matched, skipped): counts of the model's layers with weights
+    that were loaded / left as initialised.
+    """
+    source = artifacts.load_keras_model(path)
+    source_layers = {layer.name: layer for layer in artifacts._leaf_layers(source)}
+    matched, skipped = 0, 0
+    for layer in artifacts._leaf_layers(model):
+        if not layer.weights:
+            continue
+        other = source_layers.get(layer.name)
+        ok = other is not None and [tuple(w.shape) for w in other.weights] == [
+            tuple(w.shape) for w in layer.weights]
+        if ok:
+            layer.set_weights(other.get_weights())
+            matched += 1
+        else:
+            skipped += 1
+            logging.info("init_checkpoint: skipped layer %s", layer.name)
+    logging.info("init_checkpoint %s: %d layers matched, %d skipped", path, matched, skipped)
+    return matched, skipped
+
+
+def build_state(config: TrainConfig, plan: TrainingPlan, strategy: tf.distribute.Strategy,
+                model_builder: Optional[Callable[[ModelConfig], keras.Model]] = None,
+                say: Callable[[str], None] = print) -> TrainingState:
+    """The model and optimizer in `strategy`'s scope, restored from the last checkpoint.
+
+    A fresh run starts from `model.backbone_weights`, then the box kernel
+    initialisation, then `init_checkpoint`; a resumed run from its
+    checkpoint alone (the backbone weights are not read again).
+    """
+    ckpt_dir = artifacts.checkpoints_dir(config.model_dir)
+    latest = tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
+    model_config = plan.model_config
+    if latest:
+        model_config = model_config.replace(backbone_weights=None)
+    builder = model_builder or model_lib.build_model_from_config
+    with strategy.scope():
+        model = builder(model_config)
+        if config.box_kernel_init == "zeros":
+            say(f"box_kernel_init=zeros: the box kernels of {model_lib.zero_box_kernels(model)} ALM "
+                "layers start at zero")
+        init_matched = None
+        if not latest and config.init_checkpoint:
+            init_matched = load_matching_weights(model, config.init_checkpoint)
+            say(f"init_checkpoint: {init_matched[0]} layers matched, {init_matched[1]} skipped")
+        if config.freeze_backbone:
+            frozen = model_lib.freeze_backbone(model)
+            say(f"freeze_backbone: {frozen:,} backbone weights frozen, "
+                f"{model_lib.count_params(model):,} trained")
+        optimizer = make_optimizer(config)
+        optimizer.build(model.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        best = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_mA")
+    # State for any randomness drawn inside the loop (none at present: the
+    # data order and flips are seeded by (seed, epoch) in the input pipeline).
+    rng = tf.random.Generator.from_seed(config.seed)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, epoch=epoch,
+                                     best_mA=best, rng=rng)
+    if distribution.is_chief(strategy):
+        write_dir = ckpt_dir
+    else:
+        task_type, task_id = distribution.worker_info(strategy)
+        write_dir = os.path.join(ckpt_dir, f".tmp_{task_type}_{task_id}")
+    manager = tf.train.CheckpointManager(checkpoint, write_dir, max_to_keep=config.keep_checkpoints,
+                                         checkpoint_name="ckpt")
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        logging.info("Resuming from %s (step %d)", latest, int(step.numpy()))
+    return TrainingState(model, optimizer, step, epoch, best, checkpoint, manager, write_dir,
+                         latest, init_matched)
