@@ -26,7 +26,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from alm_tf.data import validation
-from alm_tf.data.readers import FORMATS, UNCERTAIN_POLICIES, Row, Source, open_source
+from alm_tf.data.labels import DEFAULT_UNCERTAIN, LabelCounts, check_uncertain
+from alm_tf.data.readers import FORMATS, Row, Source, open_source
 from alm_tf.data.schemas import SCHEMAS
 
 MANIFEST = "manifest.json"
@@ -114,7 +115,8 @@ class ConvertConfig:
         strict: any bad row fails the conversion before writing.
         workers: decoding processes (<= 1: in this process).
         all_attributes: every attribute of the source.
-        uncertain: RAP value-2 policy (`zero` or `skip`).
+        uncertain: RAP value-2 policy (`labels.UNCERTAIN_POLICIES`; default
+            `ignore`: the label is unknown, -1).
         show_progress: show a tqdm progress bar on stderr.
     """
 
@@ -130,7 +132,7 @@ class ConvertConfig:
     strict: bool = False
     workers: int = 1
     all_attributes: bool = False
-    uncertain: str = "zero"
+    uncertain: str = DEFAULT_UNCERTAIN
     show_progress: bool = True
 
     def __post_init__(self) -> None:
@@ -159,8 +161,10 @@ class ConvertConfig:
             raise ValueError(f"--examples_per_shard must be >= 1; got {self.examples_per_shard}")
         if self.workers < 0:
             raise ValueError(f"--workers must be >= 0; got {self.workers}")
-        if self.uncertain not in UNCERTAIN_POLICIES:
-            raise ValueError(f"--uncertain must be one of {', '.join(UNCERTAIN_POLICIES)}; got {self.uncertain!r}")
+        try:
+            check_uncertain(self.uncertain)
+        except ValueError as e:
+            raise ValueError(f"--{e}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -356,7 +360,7 @@ def _write(
     shards = {s: [shard_name(s, i, _num_shards(planned[s], cfg)) for i in range(_num_shards(planned[s], cfg))] for s in out_splits}
     tmp_paths = [os.path.join(out, n + _TMP_SUFFIX) for s in out_splits for n in shards[s]]
     written = collections.Counter()
-    positives = {s: [0] * len(source.attributes) for s in out_splits}
+    counts = {s: LabelCounts(len(source.attributes)) for s in out_splits}
     skipped: dict[str, list[dict[str, str]]] = {s: [] for s in out_splits}
     try:
         with contextlib.ExitStack() as writers_stack, _progress(total, cfg.show_progress, "converting") as bar:
@@ -385,8 +389,7 @@ def _write(
                     )
                 )
                 written[item.split] += 1
-                for m, v in enumerate(item.labels):
-                    positives[item.split][m] += v
+                counts[item.split].add(item.labels)
     except BaseException:
         for path in tmp_paths:
             _remove_quietly(path)
@@ -407,7 +410,7 @@ def _write(
             s: {
                 "num_examples": written[s],
                 "shards": shards[s],
-                "positive_ratio": [round(p / written[s], 6) if written[s] else 0.0 for p in positives[s]],
+                **counts[s].manifest_entries(),
                 "source_splits": [k for k, v in split_map.items() if v == s],
                 "num_skipped": len(skipped[s]),
                 "skipped_by_reason": dict(sorted(collections.Counter(r["reason"] for r in skipped[s]).items())),

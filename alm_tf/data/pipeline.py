@@ -84,10 +84,14 @@ def _check_records_match(path: str, num_attributes: int) -> None:
         )
 
 
-def _parse_and_decode(serialized: tf.Tensor, num_attributes: int, height: int, width: int) -> tuple[tf.Tensor, tf.Tensor]:
+def _parse_and_decode(
+    serialized: tf.Tensor, num_attributes: int, height: int, width: int, with_sources: bool = False
+) -> tuple[tf.Tensor, ...]:
     features = example.parse_example(serialized, num_attributes)
     image = preprocessing.resize_images(preprocessing.decode_image(features[example.ENCODED]), height, width)
     labels = tf.cast(features[example.ATTRIBUTES], tf.float32)
+    if with_sources:
+        return image, labels, features[example.SOURCE]
     return image, labels
 
 
@@ -103,8 +107,12 @@ def make_dataset(
     shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
     drop_remainder: bool | None = None,
     repeat: bool = False,
+    with_sources: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (images float32 (B, H, W, 3) normalized, labels float32 (B, M)).
+
+    Labels are 0., 1. or -1. (unknown, `labels.UNKNOWN`); the loss and the
+    metrics skip the unknown ones.
 
     Args:
         data_dir: the converter's output folder.
@@ -120,6 +128,9 @@ def make_dataset(
         shuffle_buffer: examples in the shuffle buffer (training).
         drop_remainder: drop a last smaller batch; default: `training`.
         repeat: repeat forever.
+        with_sources: add a third element, the `image/source` of each
+            record (tf.string (B,); empty for records without one), which a
+            merged data set (`alm_tf.data.merge`) writes.
 
     Returns:
         The tf.data.Dataset.
@@ -163,8 +174,8 @@ def make_dataset(
     if repeat:
         ds = ds.repeat()
 
-    def load(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return _parse_and_decode(serialized, num_attributes, height, width)
+    def load(serialized: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return _parse_and_decode(serialized, num_attributes, height, width, with_sources)
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     # A corrupt record or image fails in `load`: drop it, log a warning.
@@ -174,17 +185,19 @@ def make_dataset(
             flip_seeds = tf.data.Dataset.random(seed=seed).batch(2)
             ds = tf.data.Dataset.zip(ds, flip_seeds)
             ds = ds.map(
-                lambda xy, s: (tf.image.stateless_random_flip_left_right(xy[0], seed=s), xy[1]),
+                lambda xy, s: (tf.image.stateless_random_flip_left_right(xy[0], seed=s), *xy[1:]),
                 num_parallel_calls=AUTOTUNE,
                 deterministic=True,
             )
         else:
             ds = ds.map(
-                lambda x, y: (tf.image.random_flip_left_right(x), y),
+                lambda x, *rest: (tf.image.random_flip_left_right(x), *rest),
                 num_parallel_calls=AUTOTUNE,
                 deterministic=False,
             )
-    ds = ds.map(lambda x, y: (preprocessing.normalize_images(x), y), num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(
+        lambda x, *rest: (preprocessing.normalize_images(x), *rest), num_parallel_calls=AUTOTUNE, deterministic=deterministic
+    )
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.prefetch(AUTOTUNE)
     options = tf.data.Options()

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from alm_tf.data.labels import DEFAULT_UNCERTAIN
 from alm_tf.data.readers._common import (
     DataFormatError,
     Source,
@@ -28,7 +29,7 @@ def read_rapv2(
     *,
     partition: int = 0,
     all_attributes: bool = False,
-    uncertain: str = "zero",
+    uncertain: str = DEFAULT_UNCERTAIN,
 ) -> Source:
     """Opens RAP v2's `RAP_annotation.mat`.
 
@@ -37,7 +38,8 @@ def read_rapv2(
         partition: which of the 5 splits of `partition_attribute` (0-4).
         all_attributes: all 152 columns of `data` instead of the 54 of
             `selected_attribute`.
-        uncertain: policy for the value 2 (see `UNCERTAIN_POLICIES`).
+        uncertain: policy for the value 2 (see `labels.UNCERTAIN_POLICIES`;
+            default `ignore`: unknown).
 
     Returns:
         A Source with splits `train`, `val`, `test`; attribute names from
