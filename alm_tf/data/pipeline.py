@@ -22,7 +22,11 @@ from alm_tf.data import example, preprocessing
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 2048
 
-__all__ = ["DEFAULT_SHUFFLE_BUFFER", "make_dataset", "read_manifest"]
+# The manifest entry of a merged data set (`alm_tf.data.merge`) that lists
+# its source data sets: [{"name": ..., ...}, ...].
+SOURCES_KEY = "sources"
+
+__all__ = ["DEFAULT_SHUFFLE_BUFFER", "SOURCES_KEY", "make_dataset", "manifest_sources", "read_manifest"]
 
 
 def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
@@ -30,9 +34,10 @@ def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
 
     Layout: `dataset`, `attributes` (names, length M), `num_attributes`,
     `splits` (name -> `num_examples`, `shards` (file names relative to
-    data_dir), `positive_ratio` (length M), `num_skipped`,
-    `skipped_by_reason`, `skipped` (rows with source, image, reason,
-    detail)), `num_skipped`.
+    data_dir), `positive_ratio` (length M, over the known labels),
+    `num_unknown` (length M), `num_skipped`, `skipped_by_reason`, `skipped`
+    (rows with source, image, reason, detail)), `num_skipped`; a merged
+    data set adds `sources` (see `alm_tf.data.merge`).
 
     Raises:
         FileNotFoundError: no manifest (no finished conversion) in data_dir.
@@ -50,6 +55,11 @@ def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
         if key not in manifest:
             raise ValueError(f"{path} has no {key!r} entry")
     return manifest
+
+
+def manifest_sources(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The source data set names of a merged data set (empty for any other)."""
+    return tuple(source["name"] for source in manifest.get(SOURCES_KEY) or ())
 
 
 def _shard_files(data_dir: str, manifest: dict[str, Any], split: str) -> list[str]:

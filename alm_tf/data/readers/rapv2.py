@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from absl import logging
 
 from alm_tf.data.labels import DEFAULT_UNCERTAIN
+from alm_tf.data.schemas import RAPV2_ATTRIBUTES
 from alm_tf.data.readers._common import (
     DataFormatError,
     Source,
@@ -63,6 +65,9 @@ def read_rapv2(
         )
     labels = apply_uncertain(data[:, columns], uncertain)
     attributes = tuple(attribute[c] for c in columns)
+    if not all_attributes and attributes != RAPV2_ATTRIBUTES:
+        logging.warning("%s: the selected attribute names differ from RAP v2's published ones "
+                        "(mapping files name those): %s", path, attributes)
     parts = cell_elements(struct_field(ann, "partition_attribute", where))
     check_partition(partition, len(parts), f"{where}.partition_attribute")
     pwhere = f"{where}.partition_attribute[{partition + 1}]"
