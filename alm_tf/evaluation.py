@@ -10,6 +10,12 @@ Report (`write_report`): `metrics.json` with top-level `mA`, `accuracy`,
 `precision`, `recall`, `f1` for the fused output (at the thresholds used),
 `branches` (each supervised branch, `max_fused` and `mean_fused` of the
 branch logits, all at 0.5), and `per_attribute.csv`.
+
+Unknown labels (-1) are not counted (see `alm_tf.metrics`); the
+per-attribute table and CSV show how many labels of each attribute were
+known (`num_known`). A merged data set (`alm_tf.data.merge`, its manifest
+lists `sources`) is also evaluated per source data set: `per_source` in
+metrics.json and `per_source_attribute.csv`.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -25,14 +31,26 @@ import tensorflow as tf
 from alm_tf import artifacts, data as data_lib, metrics, names
 
 BRANCH_KEYS = names.BRANCH_OUTPUTS
-CSV_COLUMNS = ("name", "positive_ratio", "TP", "FN", "TN", "FP",
+CSV_COLUMNS = ("name", "num_known", "positive_ratio", "TP", "FN", "TN", "FP",
                "positive_recall", "negative_recall", "mA", "threshold")
+PER_SOURCE_CSV = "per_source_attribute.csv"
+PER_SOURCE_COLUMNS = ("source",) + CSV_COLUMNS[:-1]
 
 
-def collect_outputs(predict_fn: Callable, dataset) -> tuple[np.ndarray, dict]:
-    """Runs `predict_fn` over (images, labels) batches; concatenates outputs."""
-    labels, outputs = [], {}
-    for images, batch_labels in dataset:
+def collect_outputs(predict_fn: Callable, dataset, *, return_sources: bool = False):
+    """Runs `predict_fn` over (images, labels[, sources]) batches; concatenates.
+
+    Returns (labels, outputs), or (labels, outputs, sources) with
+    `return_sources` (the dataset must then yield the sources, as
+    `make_dataset(..., with_sources=True)` does; sources as str).
+    """
+    labels, outputs, sources = [], {}, []
+    for batch in dataset:
+        images, batch_labels = batch[0], batch[1]
+        if return_sources:
+            if len(batch) < 3:
+                raise ValueError("return_sources needs a dataset of (images, labels, sources)")
+            sources.extend(s.decode("utf-8") for s in np.asarray(batch[2]).tolist())
         result = predict_fn(images)
         labels.append(np.asarray(batch_labels))
         for key, value in result.items():
@@ -41,7 +59,8 @@ def collect_outputs(predict_fn: Callable, dataset) -> tuple[np.ndarray, dict]:
             outputs.setdefault(key, []).append(np.asarray(tf.cast(value, tf.float32)))
     if not labels:
         raise ValueError("The evaluation split produced no examples.")
-    return np.concatenate(labels), {k: np.concatenate(v) for k, v in outputs.items()}
+    collected = np.concatenate(labels), {k: np.concatenate(v) for k, v in outputs.items()}
+    return (*collected, np.asarray(sources, dtype=object)) if return_sources else collected
 
 
 def summarize(labels, scores, threshold=0.5, from_logits=True) -> dict:
@@ -62,34 +81,69 @@ def branch_probabilities(outputs: dict) -> dict[str, np.ndarray]:
     return result
 
 
-def evaluate_outputs(labels, outputs: dict, thresholds=0.5) -> dict:
-    """The metrics.json payload (without per-attribute arrays) + details."""
+def _json_list(values) -> list:
+    """An array as a JSON-safe list: NaN (undefined) becomes None."""
+    return [None if np.isnan(v) else float(v) for v in np.asarray(values, np.float64)]
+
+
+def evaluate_outputs(labels, outputs: dict, thresholds=0.5, sources=None) -> dict:
+    """The metrics.json payload (without per-attribute arrays) + details.
+
+    With `sources` ((N,) source data set name of each image), the payload
+    also has `per_source` (each source's summary at the same thresholds,
+    image counts and per-attribute `num_known` / `mA`, None where an
+    attribute has no known label in that source), and the details
+    `per_source` (name -> `metrics.compute_metrics` result).
+    """
     probs = branch_probabilities(outputs)
     fused = metrics.compute_metrics(labels, probs["fused"], thresholds)
     report = {key: fused[key] for key in metrics.SUMMARY_KEYS}
     report["num_images"] = fused["num_images"]
+    report["num_labelled_images"] = fused["num_labelled_images"]
     report["branches"] = {}
     for name, value in probs.items():
         if name == "fused":
             continue
         result = metrics.compute_metrics(labels, value, 0.5)
         report["branches"][name] = {k: result[k] for k in metrics.SUMMARY_KEYS}
-    return {"report": report, "fused": fused}
+    details = {"report": report, "fused": fused}
+    if sources is not None:
+        sources = np.asarray(sources, dtype=object)
+        if sources.shape != (np.shape(labels)[0],):
+            raise ValueError(f"sources must name the source of each of the {np.shape(labels)[0]} images. "
+                             f"Received: sources.shape={sources.shape}")
+        labels = np.asarray(labels)
+        per_source, report["per_source"] = {}, {}
+        for name in sorted(set(sources.tolist())):
+            rows = sources == name
+            result = metrics.compute_metrics(labels[rows], probs["fused"][rows], thresholds)
+            per_source[name] = result
+            report["per_source"][name] = {
+                **{k: result[k] for k in metrics.SUMMARY_KEYS},
+                "num_images": result["num_images"],
+                "num_labelled_images": result["num_labelled_images"],
+                "num_known": [int(v) for v in result["per_attribute"]["num_known"]],
+                "per_attribute_mA": _json_list(result["per_attribute"]["mA"]),
+            }
+        details["per_source"] = per_source
+    return details
 
 
 def tune_thresholds(labels, probs) -> np.ndarray:
     """Per-attribute threshold maximising that attribute's mA.
 
-    Candidates: 0.5 and every distinct probability of the attribute (the
-    rule is probability > threshold), plus 0 (all predicted present). Ties
-    go to the candidate closest to 0.5.
+    Candidates: 0.5 and every distinct probability of the attribute's
+    images with a known label (the rule is probability > threshold), plus 0
+    (all predicted present). Ties go to the candidate closest to 0.5.
+    Unknown labels (-1) are ignored; an attribute with no known label keeps
+    0.5.
     """
-    labels = np.asarray(labels).astype(bool)
+    positive, negative = metrics.label_masks(labels)
     probs = np.asarray(probs, np.float64)
-    out = np.full(labels.shape[1], 0.5)
-    for m in range(labels.shape[1]):
-        pos, neg = np.sort(probs[labels[:, m], m]), np.sort(probs[~labels[:, m], m])
-        cands = np.unique(np.concatenate([[0.0, 0.5], probs[:, m]]))
+    out = np.full(positive.shape[1], 0.5)
+    for m in range(positive.shape[1]):
+        pos, neg = np.sort(probs[positive[:, m], m]), np.sort(probs[negative[:, m], m])
+        cands = np.unique(np.concatenate([[0.0, 0.5], pos, neg]))
         terms = []
         if len(pos):
             terms.append((len(pos) - np.searchsorted(pos, cands, "right")) / len(pos))
@@ -110,9 +164,17 @@ def score_function(loaded: artifacts.LoadedModel) -> Callable:
     return lambda images: {k: v for k, v in loaded.predict(images).items() if k in keep}
 
 
+def _attribute_row(per: dict, m: int) -> list:
+    return [int(per["num_known"][m]), f"{per['positive_ratio'][m]:.6f}", int(per["tp"][m]),
+            int(per["fn"][m]), int(per["tn"][m]), int(per["fp"][m]),
+            f"{per['positive_recall'][m]:.6f}", f"{per['negative_recall'][m]:.6f}",
+            f"{per['mA'][m]:.6f}"]
+
+
 def write_report(output_dir: str, payload: dict, fused: dict,
-                 attributes: Sequence[str], thresholds) -> None:
-    """Writes metrics.json and per_attribute.csv."""
+                 attributes: Sequence[str], thresholds, per_source: Optional[dict] = None) -> None:
+    """Writes metrics.json and per_attribute.csv (and, with `per_source`,
+    the details of `evaluate_outputs`, per_source_attribute.csv)."""
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(payload, f, indent=2)
@@ -123,26 +185,35 @@ def write_report(output_dir: str, payload: dict, fused: dict,
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
         for m, name in enumerate(attributes):
-            writer.writerow([
-                name, f"{per['positive_ratio'][m]:.6f}", int(per["tp"][m]),
-                int(per["fn"][m]), int(per["tn"][m]), int(per["fp"][m]),
-                f"{per['positive_recall'][m]:.6f}", f"{per['negative_recall'][m]:.6f}",
-                f"{per['mA'][m]:.6f}", f"{thresholds[m]:.6f}"])
+            writer.writerow([name, *_attribute_row(per, m), f"{thresholds[m]:.6f}"])
+    if per_source:
+        with open(os.path.join(output_dir, PER_SOURCE_CSV), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(PER_SOURCE_COLUMNS)
+            for source, result in per_source.items():
+                for m, name in enumerate(attributes):
+                    writer.writerow([source, name, *_attribute_row(result["per_attribute"], m)])
 
 
 def format_table(payload: dict, fused: dict, attributes: Sequence[str]) -> str:
-    """A readable text table of the summary, branches and attributes."""
+    """A readable text table of the summary, branches, sources (fused output,
+    for a merged data set) and attributes (`known`: labels not unknown)."""
     lines = ["", f"{'output':<12}" + "".join(f"{k:>10}" for k in metrics.SUMMARY_KEYS)]
     rows = [("fused", payload)] + list(payload["branches"].items())
     for name, values in rows:
         lines.append(f"{name:<12}" + "".join(f"{values[k]:>10.4f}" for k in metrics.SUMMARY_KEYS))
+    if payload.get("per_source"):
+        lines += ["", f"{'source':<12}" + "".join(f"{k:>10}" for k in metrics.SUMMARY_KEYS) + f"{'images':>8}"]
+        for name, values in payload["per_source"].items():
+            lines.append(f"{name:<12}" + "".join(f"{values[k]:>10.4f}" for k in metrics.SUMMARY_KEYS)
+                         + f"{values['num_images']:>8d}")
     per = fused["per_attribute"]
     width = max([len("attribute")] + [len(a) for a in attributes])
-    lines += ["", f"{'attribute':<{width}}  {'pos':>6} {'TP':>6} {'FN':>6} {'TN':>6} "
+    lines += ["", f"{'attribute':<{width}}  {'known':>6} {'pos':>6} {'TP':>6} {'FN':>6} {'TN':>6} "
               f"{'FP':>6} {'pos_rec':>8} {'neg_rec':>8} {'mA':>7}"]
     for m, name in enumerate(attributes):
         lines.append(
-            f"{name:<{width}}  {per['positive_ratio'][m]:6.3f} {int(per['tp'][m]):6d} "
+            f"{name:<{width}}  {int(per['num_known'][m]):6d} {per['positive_ratio'][m]:6.3f} {int(per['tp'][m]):6d} "
             f"{int(per['fn'][m]):6d} {int(per['tn'][m]):6d} {int(per['fp'][m]):6d} "
             f"{per['positive_recall'][m]:8.4f} {per['negative_recall'][m]:8.4f} "
             f"{per['mA'][m]:7.4f}")
@@ -164,10 +235,13 @@ def run_evaluation(data_dir: str, split: str, model: str, output_dir: str, *,
             f"({len(loaded.attributes)} vs {len(attributes)} names).")
     scores = score_function(loaded)
 
-    def outputs_of(split_name):
+    by_source = bool(data_module.manifest_sources(manifest))  # a merged data set
+
+    def outputs_of(split_name, with_sources=False):
         ds = data_module.make_dataset(data_dir, split_name, batch_size=batch_size,
-                                      image_size=loaded.image_size, training=False, normalize=False)
-        return collect_outputs(scores, ds)
+                                      image_size=loaded.image_size, training=False, normalize=False,
+                                      with_sources=with_sources)
+        return collect_outputs(scores, ds, return_sources=with_sources)
 
     thresholds = np.full(len(attributes), 0.5)
     source = "0.5"
@@ -181,13 +255,14 @@ def run_evaluation(data_dir: str, split: str, model: str, output_dir: str, *,
             targets.append(artifacts.thresholds_path(loaded.model_dir))
         for target in targets:
             artifacts.write_thresholds(target, attributes, thresholds, threshold_split)
-    labels, outputs = outputs_of(split)
-    result = evaluate_outputs(labels, outputs, thresholds)
+    labels, outputs, *sources = outputs_of(split, with_sources=by_source)
+    result = evaluate_outputs(labels, outputs, thresholds, sources=sources[0] if sources else None)
     payload = result["report"]
     payload.update({"split": split, "model": model, "thresholds": source})
     if tune:
         at_half = metrics.compute_metrics(labels, branch_probabilities(outputs)["fused"])
         payload["at_threshold_0.5"] = {k: at_half[k] for k in metrics.SUMMARY_KEYS}
-    write_report(output_dir, payload, result["fused"], attributes, thresholds)
+    write_report(output_dir, payload, result["fused"], attributes, thresholds,
+                 per_source=result.get("per_source"))
     print(format_table(payload, result["fused"], attributes))
     return payload

@@ -21,6 +21,29 @@ Under a distribution strategy each replica divides its local sum by
 `global_batch_size * M`, so that summing the replicas' losses (what the
 optimizer's gradient all-reduce does) gives exactly the global mean.
 Everything is computed in float32, whatever the model's compute dtype.
+
+Unknown labels (`alm_tf.data.labels.UNKNOWN`, -1; any negative label): the
+mask is derived here from the labels, so callers pass the records' labels
+as they are. An unknown element's term is dropped from the sum (selected
+away with `tf.where`, so it gets no gradient, whatever its logit), and it
+gets the weight of a negative inside `element_weights` only to keep the
+dropped value finite. The divisor stays `global_batch_size * M`, every
+label slot, known or not:
+- on fully labelled data the loss is bit for bit the official one (the
+  same elements summed in the same order, the same divisor);
+- the divisor is global by construction: no per-replica count and no
+  cross-replica all-reduce inside the loss, so it holds under any strategy
+  and inside XLA-compiled steps; a replica whose batch is all unknown
+  contributes 0, never 0 / 0;
+- each known label keeps the weight 1 / (N * M) it has in the official
+  loss, whatever the other labels of the batch are. Dividing by the number
+  of known labels instead would scale every label's gradient by a factor
+  that depends on how many OTHER labels happen to be unknown in the batch
+  (a batch of PETA images, whose mapping leaves some PA-100K attributes
+  unknown, would push the always-known attributes harder than a batch of
+  PA-100K images). The price: the loss VALUE of a data set with unknowns
+  is smaller than that of a fully labelled one (by the known fraction), so
+  compare loss values only between runs on the same data.
 """
 
 from __future__ import annotations
@@ -61,14 +84,28 @@ def element_weights(
     )
 
 
+def known_mask(labels: tf.Tensor) -> tf.Tensor:
+    """True where a label is known (0 or 1), False where it is UNKNOWN (< 0)."""
+    return tf.cast(labels, tf.float32) >= 0.0
+
+
 def weighted_bce_sum(
-    labels: tf.Tensor, logits: tf.Tensor, weights: tf.Tensor | None
+    labels: tf.Tensor,
+    logits: tf.Tensor,
+    weights: tf.Tensor | None,
+    known: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Sum over all elements of weight * sigmoid cross-entropy (float32)."""
+    """Sum over the known elements of weight * sigmoid cross-entropy (float32).
+
+    `labels` must be 0/1 where `known` (None: everywhere) is True; the other
+    elements are dropped with no gradient.
+    """
     logits = tf.cast(logits, tf.float32)
     terms = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
     if weights is not None:
         terms = terms * weights
+    if known is not None:
+        terms = tf.where(known, terms, tf.zeros_like(terms))
     return tf.reduce_sum(terms)
 
 
@@ -82,13 +119,15 @@ def alm_loss(
     """Deep-supervision loss.
 
     Args:
-      labels: (N, M) 0/1 labels (any numeric dtype).
+      labels: (N, M) labels (any numeric dtype): 0, 1, or UNKNOWN (-1, any
+        negative value), which adds nothing to the loss and its gradient.
       outputs: the model's output dict; `level1..3` (those present) and
         `global` logits (N, M) are supervised; other keys are ignored.
       priors: (M,) positive ratio of each attribute in the training split.
       weighting: `"official"`, `"paper"` or `"none"` (see module docstring).
       global_batch_size: the divisor's batch part. None = this batch's N
-        (plain mean); under a strategy pass the GLOBAL batch size.
+        (plain mean); under a strategy pass the GLOBAL batch size. The
+        divisor counts unknown labels too (see the module docstring).
 
     Returns:
       (total, per_branch): float32 scalars; total = sum of per_branch values.
@@ -98,6 +137,8 @@ def alm_loss(
             f"weighting must be one of {WEIGHTINGS}. Received: weighting={weighting!r}"
         )
     labels = tf.cast(labels, tf.float32)
+    known = known_mask(labels)
+    labels = tf.where(known, labels, tf.zeros_like(labels))
     num_attributes = tf.shape(labels)[1]
     if global_batch_size is None:
         global_batch_size = tf.shape(labels)[0]
@@ -107,6 +148,6 @@ def alm_loss(
     weights = element_weights(labels, priors, weighting)
     per_branch = {}
     for name in supervised_branches(outputs):
-        per_branch[name] = weighted_bce_sum(labels, outputs[name], weights) / denominator
+        per_branch[name] = weighted_bce_sum(labels, outputs[name], weights, known) / denominator
     total = tf.add_n(list(per_branch.values()))
     return total, per_branch

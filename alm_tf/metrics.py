@@ -21,6 +21,15 @@ denominator is 0 contributes 0, as in the paper's code):
   F1 = 2 * mean precision * mean recall / (mean precision + mean recall)
   (the paper's; NOT the mean of per-image F1), 0 when both are 0.
 
+Unknown labels (`alm_tf.data.labels.UNKNOWN`, -1; any negative value) are
+not counted: per attribute, TP/FN/TN/FP and the positive ratio use the
+known labels only (an attribute with no known label in a split has an
+undefined mA_m and is left out of mA, as the guard above does); per image,
+TP/FP/FN run over that image's known attributes, and the instance means
+are taken over the images with at least one known label
+(`num_labelled_images`; an image with none says nothing about the model).
+On fully labelled data every number is what it was without this rule.
+
 `compute_metrics` is the numpy reference; `ALMMetrics` is a streaming
 `keras.metrics.Metric` that accumulates the same sufficient statistics
 (per-attribute TP/FN/TN/FP and the instance sums) batch by batch and
@@ -37,7 +46,7 @@ import tensorflow as tf
 
 SUMMARY_KEYS = ("mA", "accuracy", "precision", "recall", "f1")
 COUNT_KEYS = ("tp", "fn", "tn", "fp", "accuracy_sum", "precision_sum",
-              "recall_sum", "num_images")
+              "recall_sum", "num_images", "num_labelled_images")
 
 
 def _safe_div(num, den):
@@ -52,28 +61,36 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
                     np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))))
 
 
+def label_masks(labels) -> tuple[np.ndarray, np.ndarray]:
+    """(positive, negative) boolean masks of labels 0 / 1 / UNKNOWN (< 0)."""
+    labels = np.asarray(labels, np.float64)
+    positive = labels > 0.5
+    return positive, (labels >= 0) & ~positive
+
+
 def counts_numpy(labels, preds) -> dict[str, np.ndarray]:
-    """Sufficient statistics of 0/1 labels and 0/1 predictions (N, M)."""
-    labels = np.asarray(labels).astype(bool)
+    """Sufficient statistics of labels (0, 1, -1 = unknown) and 0/1 predictions (N, M)."""
     preds = np.asarray(preds).astype(bool)
-    if labels.ndim != 2 or labels.shape != preds.shape:
+    if np.ndim(labels) != 2 or np.shape(labels) != preds.shape:
         raise ValueError(
             "labels and predictions must both have shape (N, M). Received: "
-            f"labels.shape={labels.shape}, predictions.shape={preds.shape}"
+            f"labels.shape={np.shape(labels)}, predictions.shape={preds.shape}"
         )
-    tp = labels & preds
-    fp = ~labels & preds
-    fn = labels & ~preds
+    pos, neg = label_masks(labels)
+    tp = pos & preds
+    fp = neg & preds
+    fn = pos & ~preds
     tp_i, fp_i, fn_i = tp.sum(1), fp.sum(1), fn.sum(1)
     return {
         "tp": tp.sum(0).astype(np.float64),
         "fn": fn.sum(0).astype(np.float64),
-        "tn": (~labels & ~preds).sum(0).astype(np.float64),
+        "tn": (neg & ~preds).sum(0).astype(np.float64),
         "fp": fp.sum(0).astype(np.float64),
         "accuracy_sum": float(_safe_div(tp_i, tp_i + fp_i + fn_i).sum()),
         "precision_sum": float(_safe_div(tp_i, tp_i + fp_i).sum()),
         "recall_sum": float(_safe_div(tp_i, tp_i + fn_i).sum()),
-        "num_images": float(labels.shape[0]),
+        "num_images": float(preds.shape[0]),
+        "num_labelled_images": float((pos | neg).any(1).sum()),
     }
 
 
@@ -82,6 +99,8 @@ def metrics_from_counts(counts: Mapping[str, np.ndarray]) -> dict:
     tp, fn, tn, fp = (np.asarray(counts[k], np.float64) for k in ("tp", "fn", "tn", "fp"))
     pos, neg = tp + fn, tn + fp
     n = float(counts["num_images"])
+    labelled = float(counts["num_labelled_images"])
+    known = pos + neg
     with np.errstate(divide="ignore", invalid="ignore"):
         pos_recall = np.where(pos > 0, tp / np.maximum(pos, 1), np.nan)
         neg_recall = np.where(neg > 0, tn / np.maximum(neg, 1), np.nan)
@@ -91,18 +110,21 @@ def metrics_from_counts(counts: Mapping[str, np.ndarray]) -> dict:
     )
     defined = ~np.isnan(attr_ma)
     mean_ma = float(attr_ma[defined].mean()) if defined.any() else 0.0
-    precision = counts["precision_sum"] / n if n else 0.0
-    recall = counts["recall_sum"] / n if n else 0.0
+    positive_ratio = np.where(known > 0, pos / np.maximum(known, 1), np.nan)
+    precision = counts["precision_sum"] / labelled if labelled else 0.0
+    recall = counts["recall_sum"] / labelled if labelled else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     return {
         "mA": mean_ma,
-        "accuracy": float(counts["accuracy_sum"] / n) if n else 0.0,
+        "accuracy": float(counts["accuracy_sum"] / labelled) if labelled else 0.0,
         "precision": float(precision),
         "recall": float(recall),
         "f1": float(f1),
         "num_images": int(n),
+        "num_labelled_images": int(labelled),
         "per_attribute": {
-            "positive_ratio": pos / n if n else np.zeros_like(pos),
+            "num_known": known,
+            "positive_ratio": positive_ratio,
             "tp": tp, "fn": fn, "tn": tn, "fp": fp,
             "positive_recall": pos_recall,
             "negative_recall": neg_recall,
@@ -115,7 +137,7 @@ def compute_metrics(labels, scores, threshold=0.5, *, from_logits: bool = False)
     """All metrics of one split.
 
     Args:
-      labels: (N, M) 0/1 ground truth.
+      labels: (N, M) ground truth: 0, 1 or UNKNOWN (-1), which is not counted.
       scores: (N, M) probabilities, or logits with `from_logits=True`.
       threshold: a scalar or an (M,) array of per-attribute thresholds on
         the probability; predicted present when probability > threshold.
@@ -123,8 +145,11 @@ def compute_metrics(labels, scores, threshold=0.5, *, from_logits: bool = False)
 
     Returns:
       dict with `mA`, `accuracy`, `precision`, `recall`, `f1` (floats),
-      `num_images`, and `per_attribute` (arrays of length M: `positive_ratio`,
-      `tp`, `fn`, `tn`, `fp`, `positive_recall`, `negative_recall`, `mA`).
+      `num_images`, `num_labelled_images` (images with a known label), and
+      `per_attribute` (arrays of length M: `num_known` (known labels),
+      `positive_ratio` (over the known labels; NaN when none), `tp`, `fn`,
+      `tn`, `fp`, `positive_recall`, `negative_recall`, `mA` (NaN when
+      the attribute has no known label)).
     """
     labels = np.asarray(labels)
     scores = np.asarray(scores, np.float64)
@@ -143,13 +168,16 @@ def compute_metrics(labels, scores, threshold=0.5, *, from_logits: bool = False)
 
 
 def batch_counts(labels: tf.Tensor, logits: tf.Tensor, threshold=0.5) -> dict:
-    """TF version of `counts_numpy` for one batch of logits (float32 sums)."""
-    labels = tf.cast(labels, tf.float32) > 0.5
+    """TF version of `counts_numpy` for one batch of logits (float32 sums);
+    labels 0, 1 or UNKNOWN (-1, not counted)."""
+    labels = tf.cast(labels, tf.float32)
+    pos = labels > 0.5
+    neg = (labels >= 0.0) & ~pos
     probs = tf.sigmoid(tf.cast(logits, tf.float32))
     preds = probs > tf.cast(threshold, tf.float32)
     f = lambda x: tf.cast(x, tf.float32)  # noqa: E731
-    tp, fp = f(labels & preds), f(~labels & preds)
-    fn, tn = f(labels & ~preds), f(~labels & ~preds)
+    tp, fp = f(pos & preds), f(neg & preds)
+    fn, tn = f(pos & ~preds), f(neg & ~preds)
     tp_i, fp_i, fn_i = (tf.reduce_sum(x, 1) for x in (tp, fp, fn))
     return {
         "tp": tf.reduce_sum(tp, 0), "fn": tf.reduce_sum(fn, 0),
@@ -158,6 +186,7 @@ def batch_counts(labels: tf.Tensor, logits: tf.Tensor, threshold=0.5) -> dict:
         "precision_sum": tf.reduce_sum(tf.math.divide_no_nan(tp_i, tp_i + fp_i)),
         "recall_sum": tf.reduce_sum(tf.math.divide_no_nan(tp_i, tp_i + fn_i)),
         "num_images": tf.cast(tf.shape(labels)[0], tf.float32),
+        "num_labelled_images": tf.reduce_sum(f(tf.reduce_any(pos | neg, axis=1))),
     }
 
 
@@ -170,7 +199,8 @@ class ALMMetrics(keras.metrics.Metric):
       threshold: probability threshold (scalar or (M,) list).
       from_logits: whether `y_pred` holds logits (default) or probabilities.
 
-    Call arguments (`update_state`): `y_true` (N, M) 0/1, `y_pred` (N, M).
+    Call arguments (`update_state`): `y_true` (N, M) 0/1 or -1 (unknown,
+    not counted), `y_pred` (N, M).
     `update_from_counts(counts)` adds statistics already computed by
     `batch_counts` (e.g. summed over replicas by the trainer).
 
@@ -217,7 +247,7 @@ class ALMMetrics(keras.metrics.Metric):
         defined = tf.cast((pos > 0) | (neg > 0), tf.float32)
         mean_ma = tf.math.divide_no_nan(tf.reduce_sum(attr_ma * defined),
                                         tf.reduce_sum(defined))
-        n = v["num_images"]
+        n = v["num_labelled_images"]
         precision = tf.math.divide_no_nan(v["precision_sum"], n)
         recall = tf.math.divide_no_nan(v["recall_sum"], n)
         return {

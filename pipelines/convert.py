@@ -21,6 +21,9 @@ from pipelines import _cli
 # Kept here (tests check it equals alm_tf.data.readers.FORMATS) so that a bad
 # flag is reported before TensorFlow is imported.
 FORMATS = ("pa100k", "rap", "rapv2", "peta", "alm_list", "csv")
+# Likewise alm_tf.data.labels.UNCERTAIN_POLICIES and DEFAULT_UNCERTAIN.
+UNCERTAIN_POLICIES = ("ignore", "zero", "skip")
+DEFAULT_UNCERTAIN = "ignore"
 
 # allow_override: other binaries define some of the same names (output_dir,
 # progress, ...) and tests import several binaries into one process.
@@ -61,9 +64,11 @@ _ALL_ATTRIBUTES = flags.DEFINE_bool(
     "all_attributes", False, "Keep every attribute, not only the evaluated ones.", **_OVERRIDE
 )
 _UNCERTAIN = flags.DEFINE_enum(
-    "uncertain", "zero", ["zero", "skip"],
-    "RAP / RAP v2 value 2 (uncertain): 'zero' counts it as negative (as the paper's "
-    "lists do); 'skip' skips such rows as out-of-set labels.",
+    "uncertain", DEFAULT_UNCERTAIN, UNCERTAIN_POLICIES,
+    "RAP's value 2 (uncertain; formats rap, rapv2, and alm_list with --schema=rap): "
+    "'ignore' makes it an unknown label (-1; no loss, not counted by the metrics, "
+    "as the official evaluation); 'zero' counts it as negative (what the paper's "
+    "training lists hold); 'skip' skips such rows as out-of-set labels.",
     **_OVERRIDE,
 )
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)

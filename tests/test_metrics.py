@@ -111,3 +111,95 @@ def test_streaming_hand_example_and_config():
         assert float(result[key]) == pytest.approx(value, abs=1e-6), key
     clone = metrics.ALMMetrics.from_config(metric.get_config())
     assert clone.num_attributes == 3 and clone.from_logits is False
+
+
+# ---- unknown labels (-1) ---------------------------------------------------
+
+# PROBS as above (predicted [1,0,0], [1,1,0], [1,0,0], [0,0,0]); -1 = unknown.
+LABELS_U = np.array([[1, -1, 1], [0, 1, -1], [-1, 1, 0], [-1, -1, -1]])
+# By hand, known labels only:
+# attr0: rows 0 (1), 1 (0): TP 1 FP 1 -> (1/1 + 0/1) / 2 = 0.5
+# attr1: rows 1 (1), 2 (1): TP 1 FN 1, no negative -> 1/2 alone = 0.5
+# attr2: rows 0 (1), 2 (0): FN 1 TN 1 -> (0/1 + 1/1) / 2 = 0.5   mA = 0.5
+# img0 (attrs 0, 2): TP 1 FP 0 FN 1 -> acc 1/2, prec 1,   rec 1/2
+# img1 (attrs 0, 1): TP 1 FP 1 FN 0 -> acc 1/2, prec 1/2, rec 1
+# img2 (attrs 1, 2): TP 0 FP 0 FN 1 -> acc 0,   prec 0,   rec 0
+# img3: no known label, not counted: means over 3 images.
+# accuracy 1/3, precision 1.5/3, recall 1.5/3, F1 = 2*.5*.5/1 = 0.5
+EXPECTED_U = {"mA": 0.5, "accuracy": 1 / 3, "precision": 0.5, "recall": 0.5, "f1": 0.5}
+
+
+def test_unknown_labels_hand_computed():
+    result = metrics.compute_metrics(LABELS_U, PROBS)
+    for key, value in EXPECTED_U.items():
+        assert result[key] == pytest.approx(value), key
+    per = result["per_attribute"]
+    np.testing.assert_array_equal(per["tp"], [1, 1, 0])
+    np.testing.assert_array_equal(per["fn"], [0, 1, 1])
+    np.testing.assert_array_equal(per["tn"], [0, 0, 1])
+    np.testing.assert_array_equal(per["fp"], [1, 0, 0])
+    np.testing.assert_array_equal(per["num_known"], [2, 2, 2])
+    np.testing.assert_allclose(per["positive_ratio"], [0.5, 1.0, 0.5])
+    np.testing.assert_allclose(per["mA"], [0.5, 0.5, 0.5])
+    assert result["num_images"] == 4 and result["num_labelled_images"] == 3
+
+
+def test_fully_known_labels_count_every_image():
+    result = metrics.compute_metrics(LABELS, PROBS)
+    assert result["num_labelled_images"] == 4
+    np.testing.assert_array_equal(result["per_attribute"]["num_known"], [4, 4, 4])
+
+
+def test_attribute_with_no_known_label_is_left_out_of_mA():
+    labels = LABELS.copy()
+    labels[:, 2] = -1
+    result = metrics.compute_metrics(labels, PROBS)
+    per = result["per_attribute"]
+    assert np.isnan(per["mA"][2]) and np.isnan(per["positive_ratio"][2]) and per["num_known"][2] == 0
+    assert result["mA"] == pytest.approx(0.75)  # attrs 0 and 1 as in the hand example
+    # img0: TP 1 (attr0) -> acc 1, prec 1, rec 1; img1: TP 1 FP 1 -> 1/2, 1/2, 1;
+    # img2: TP 1 FN 1 -> 1/2, 1, 1/2; img3: labels 0, 0 known, nothing predicted -> 0, 0, 0.
+    assert (result["accuracy"], result["precision"], result["recall"]) == pytest.approx((0.5, 0.625, 0.625))
+
+
+def test_unknown_labels_streaming_and_batch_counts_equal_numpy():
+    metric = metrics.ALMMetrics(3, from_logits=False)
+    for start in (0, 2):
+        metric.update_state(LABELS_U[start:start + 2], PROBS[start:start + 2].astype(np.float32))
+    result = metric.result()
+    for key, value in EXPECTED_U.items():
+        assert float(result[key]) == pytest.approx(value, abs=1e-6), key
+    logits = np.log(PROBS / (1 - PROBS)).astype(np.float32)
+    tf_counts = metrics.batch_counts(tf.constant(LABELS_U, tf.float32), tf.constant(logits))
+    np_counts = metrics.counts_numpy(LABELS_U, PROBS > 0.5)
+    assert set(tf_counts) == set(np_counts) == set(metrics.COUNT_KEYS)
+    for key in metrics.COUNT_KEYS:
+        np.testing.assert_allclose(tf_counts[key].numpy(), np_counts[key], atol=1e-6, err_msg=key)
+
+
+def test_random_unknowns_equal_dropping_them_by_hand():
+    # Cross-check against a direct per-attribute / per-image loop.
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, size=(40, 6))
+    labels[rng.random((40, 6)) < 0.35] = -1
+    probs = rng.random((40, 6))
+    result = metrics.compute_metrics(labels, probs)
+    preds = probs > 0.5
+    ma = []
+    for m in range(6):
+        k = labels[:, m] >= 0
+        y, p = labels[k, m] == 1, preds[k, m]
+        ma.append(((p & y).sum() / y.sum() + (~p & ~y).sum() / (~y).sum()) / 2)
+    assert result["mA"] == pytest.approx(np.mean(ma))
+    accs, precs, recs = [], [], []
+    for i in range(40):
+        k = labels[i] >= 0
+        if not k.any():
+            continue
+        y, p = labels[i, k] == 1, preds[i, k]
+        tp, fp, fn = (y & p).sum(), (~y & p).sum(), (y & ~p).sum()
+        accs.append(tp / (tp + fp + fn) if tp + fp + fn else 0.0)
+        precs.append(tp / (tp + fp) if tp + fp else 0.0)
+        recs.append(tp / (tp + fn) if tp + fn else 0.0)
+    assert (result["accuracy"], result["precision"], result["recall"]) == pytest.approx(
+        (np.mean(accs), np.mean(precs), np.mean(recs)))

@@ -5,6 +5,6 @@ Importing this package does no TensorFlow work beyond imports.
 """
 
 from alm_tf.data import example, preprocessing, schemas
-from alm_tf.data.pipeline import make_dataset, read_manifest
+from alm_tf.data.pipeline import make_dataset, manifest_sources, read_manifest
 
-__all__ = ["example", "make_dataset", "preprocessing", "read_manifest", "schemas"]
+__all__ = ["example", "make_dataset", "manifest_sources", "preprocessing", "read_manifest", "schemas"]

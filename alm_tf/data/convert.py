@@ -26,7 +26,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from alm_tf.data import validation
-from alm_tf.data.readers import FORMATS, UNCERTAIN_POLICIES, Row, Source, open_source
+from alm_tf.data.labels import DEFAULT_UNCERTAIN, LabelCounts, check_uncertain
+from alm_tf.data.readers import FORMATS, Row, Source, open_source
 from alm_tf.data.schemas import SCHEMAS
 
 MANIFEST = "manifest.json"
@@ -42,11 +43,18 @@ __all__ = [
     "ConvertConfig",
     "ConversionResult",
     "StrictError",
+    "check_shard_options",
     "convert",
     "format_summary",
     "parse_list_annotations",
     "parse_splits",
+    "plan_shards",
+    "prepare_output",
+    "progress",
+    "publish",
+    "remove_tmp_shards",
     "shard_name",
+    "tmp_path",
 ]
 
 
@@ -114,7 +122,8 @@ class ConvertConfig:
         strict: any bad row fails the conversion before writing.
         workers: decoding processes (<= 1: in this process).
         all_attributes: every attribute of the source.
-        uncertain: RAP value-2 policy (`zero` or `skip`).
+        uncertain: RAP value-2 policy (`labels.UNCERTAIN_POLICIES`; default
+            `ignore`: the label is unknown, -1).
         show_progress: show a tqdm progress bar on stderr.
     """
 
@@ -130,7 +139,7 @@ class ConvertConfig:
     strict: bool = False
     workers: int = 1
     all_attributes: bool = False
-    uncertain: str = "zero"
+    uncertain: str = DEFAULT_UNCERTAIN
     show_progress: bool = True
 
     def __post_init__(self) -> None:
@@ -151,16 +160,13 @@ class ConvertConfig:
             raise ValueError(f"--output_dir exists and is not a folder: {self.output_dir!r}")
         if not 0 <= self.partition <= 4:
             raise ValueError(f"--partition must be in 0..4; got {self.partition}")
-        if self.num_shards is not None and self.examples_per_shard is not None:
-            raise ValueError("set only one of --num_shards and --examples_per_shard")
-        if self.num_shards is not None and not 1 <= self.num_shards <= 99_999:
-            raise ValueError(f"--num_shards must be in 1..99999; got {self.num_shards}")
-        if self.examples_per_shard is not None and self.examples_per_shard < 1:
-            raise ValueError(f"--examples_per_shard must be >= 1; got {self.examples_per_shard}")
+        check_shard_options(self.num_shards, self.examples_per_shard)
         if self.workers < 0:
             raise ValueError(f"--workers must be >= 0; got {self.workers}")
-        if self.uncertain not in UNCERTAIN_POLICIES:
-            raise ValueError(f"--uncertain must be one of {', '.join(UNCERTAIN_POLICIES)}; got {self.uncertain!r}")
+        try:
+            check_uncertain(self.uncertain)
+        except ValueError as e:
+            raise ValueError(f"--{e}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,7 +268,7 @@ def _problem_record(item: _Item, problem: validation.Problem) -> dict[str, str]:
     return {"source": item.row.source, "image": item.row.image, "reason": problem.reason, "detail": problem.detail}
 
 
-def _progress(total: int, enabled: bool, desc: str):
+def progress(total: int, enabled: bool, desc: str):
     from tqdm import tqdm  # Imported here: only conversions show progress.
 
     return tqdm(total=total, unit="img", desc=desc, disable=not enabled, dynamic_ncols=True, smoothing=0.1)
@@ -270,7 +276,7 @@ def _progress(total: int, enabled: bool, desc: str):
 
 def _strict_check(items: Iterable[_Item], cfg: ConvertConfig, pool: Any, total: int) -> None:
     problems: list[dict[str, str]] = []
-    with _progress(total, cfg.show_progress, "checking") as bar:
+    with progress(total, cfg.show_progress, "checking") as bar:
         for item, result in _decoded(items, cfg.images_dir, pool, cfg.workers):
             bar.update()
             problem = item.problem or (result if isinstance(result, validation.Problem) else None)
@@ -325,13 +331,62 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
     return ConversionResult(manifest, os.path.join(cfg.output_dir, MANIFEST))
 
 
-def _num_shards(count: int, cfg: ConvertConfig) -> int:
+def plan_shards(split: str, count: int, num_shards: int | None, examples_per_shard: int | None) -> list[str]:
+    """The shard file names of a split of `count` examples (none for 0)."""
     if count == 0:
-        return 0
-    if cfg.num_shards is not None:
-        return min(cfg.num_shards, count)
-    per_shard = cfg.examples_per_shard or DEFAULT_EXAMPLES_PER_SHARD
-    return max(1, math.ceil(count / per_shard))
+        return []
+    if num_shards is not None:
+        n = min(num_shards, count)
+    else:
+        n = max(1, math.ceil(count / (examples_per_shard or DEFAULT_EXAMPLES_PER_SHARD)))
+    return [shard_name(split, i, n) for i in range(n)]
+
+
+def check_shard_options(num_shards: int | None, examples_per_shard: int | None) -> None:
+    """Raises ValueError for a bad --num_shards / --examples_per_shard pair."""
+    if num_shards is not None and examples_per_shard is not None:
+        raise ValueError("set only one of --num_shards and --examples_per_shard")
+    if num_shards is not None and not 1 <= num_shards <= 99_999:
+        raise ValueError(f"--num_shards must be in 1..99999; got {num_shards}")
+    if examples_per_shard is not None and examples_per_shard < 1:
+        raise ValueError(f"--examples_per_shard must be >= 1; got {examples_per_shard}")
+
+
+def prepare_output(out: str) -> None:
+    """Creates the output folder and removes temporary files of an aborted run."""
+    os.makedirs(out, exist_ok=True)
+    for stale in glob.glob(os.path.join(glob.escape(out), "*" + _TMP_SUFFIX)):
+        _remove_quietly(stale)
+
+
+def tmp_path(out: str, name: str) -> str:
+    """Where a shard or the manifest is written before its rename."""
+    return os.path.join(out, name + _TMP_SUFFIX)
+
+
+def remove_tmp_shards(out: str, shards: Mapping[str, Sequence[str]]) -> None:
+    for names in shards.values():
+        for name in names:
+            _remove_quietly(tmp_path(out, name))
+
+
+def publish(out: str, shards: Mapping[str, Sequence[str]], manifest: Mapping[str, Any]) -> None:
+    """Renames the written temporary shards, removes older shards of the same
+    splits, and writes the manifest last (under a temporary name, renamed)."""
+    _remove_quietly(os.path.join(out, MANIFEST))
+    for names in shards.values():
+        for name in names:
+            os.replace(tmp_path(out, name), os.path.join(out, name))
+    keep = {n for names in shards.values() for n in names}
+    for path in sorted(os.listdir(out)):
+        match = _SHARD_RE.match(path)
+        if match and match.group("split") in shards and path not in keep:
+            _remove_quietly(os.path.join(out, path))
+    tmp_manifest = tmp_path(out, MANIFEST)
+    with open(tmp_manifest, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    os.replace(tmp_manifest, os.path.join(out, MANIFEST))
 
 
 def _write(
@@ -349,19 +404,16 @@ def _write(
     from alm_tf.data import example
 
     out = cfg.output_dir
-    os.makedirs(out, exist_ok=True)
+    prepare_output(out)
     _remove_quietly(os.path.join(out, MANIFEST))
-    for stale in glob.glob(os.path.join(glob.escape(out), "*" + _TMP_SUFFIX)):
-        _remove_quietly(stale)
-    shards = {s: [shard_name(s, i, _num_shards(planned[s], cfg)) for i in range(_num_shards(planned[s], cfg))] for s in out_splits}
-    tmp_paths = [os.path.join(out, n + _TMP_SUFFIX) for s in out_splits for n in shards[s]]
+    shards = {s: plan_shards(s, planned[s], cfg.num_shards, cfg.examples_per_shard) for s in out_splits}
     written = collections.Counter()
-    positives = {s: [0] * len(source.attributes) for s in out_splits}
+    counts = {s: LabelCounts(len(source.attributes)) for s in out_splits}
     skipped: dict[str, list[dict[str, str]]] = {s: [] for s in out_splits}
     try:
-        with contextlib.ExitStack() as writers_stack, _progress(total, cfg.show_progress, "converting") as bar:
+        with contextlib.ExitStack() as writers_stack, progress(total, cfg.show_progress, "converting") as bar:
             writers = {
-                s: [writers_stack.enter_context(tf.io.TFRecordWriter(os.path.join(out, n + _TMP_SUFFIX))) for n in shards[s]]
+                s: [writers_stack.enter_context(tf.io.TFRecordWriter(tmp_path(out, n))) for n in shards[s]]
                 for s in out_splits
             }
             items = _cheap_checked(source, split_map, collections.Counter())
@@ -385,19 +437,10 @@ def _write(
                     )
                 )
                 written[item.split] += 1
-                for m, v in enumerate(item.labels):
-                    positives[item.split][m] += v
+                counts[item.split].add(item.labels)
     except BaseException:
-        for path in tmp_paths:
-            _remove_quietly(path)
+        remove_tmp_shards(out, shards)
         raise
-    for path in tmp_paths:
-        os.replace(path, path[: -len(_TMP_SUFFIX)])
-    keep = {n for names in shards.values() for n in names}
-    for path in sorted(os.listdir(out)):
-        match = _SHARD_RE.match(path)
-        if match and match.group("split") in shards and path not in keep:
-            _remove_quietly(os.path.join(out, path))
     manifest = {
         "dataset": source.dataset,
         "format": cfg.format,
@@ -407,7 +450,7 @@ def _write(
             s: {
                 "num_examples": written[s],
                 "shards": shards[s],
-                "positive_ratio": [round(p / written[s], 6) if written[s] else 0.0 for p in positives[s]],
+                **counts[s].manifest_entries(),
                 "source_splits": [k for k, v in split_map.items() if v == s],
                 "num_skipped": len(skipped[s]),
                 "skipped_by_reason": dict(sorted(collections.Counter(r["reason"] for r in skipped[s]).items())),
@@ -419,11 +462,7 @@ def _write(
         "ignored_rows_of_other_splits": dict(sorted(ignored.items())),
         "options": {"partition": cfg.partition, "all_attributes": cfg.all_attributes, "uncertain": cfg.uncertain},
     }
-    tmp_manifest = os.path.join(out, MANIFEST + _TMP_SUFFIX)
-    with open(tmp_manifest, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.replace(tmp_manifest, os.path.join(out, MANIFEST))
+    publish(out, shards, manifest)
     return manifest
 
 

@@ -3,7 +3,12 @@
 CONTRACT: `image/encoded` (JPEG or PNG bytes as found), `image/format`,
 `image/filename` (the path as the annotation wrote it, relative to the
 images folder), `image/height`, `image/width` (int64), `image/attributes`
-(int64 list of length M, values 0 or 1).
+(int64 list of length M, values 0, 1 or -1 = unknown, `labels.LABEL_VALUES`).
+
+Beside them, a merged data set (`alm_tf.data.merge`) writes
+`image/source` (bytes): the name of the data set the record came from, so
+that the evaluation can report metrics per source. Records without it
+parse with an empty source.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ FILENAME = "image/filename"
 HEIGHT = "image/height"
 WIDTH = "image/width"
 ATTRIBUTES = "image/attributes"
+SOURCE = "image/source"
 
 KEYS = (ENCODED, FORMAT, FILENAME, HEIGHT, WIDTH, ATTRIBUTES)
 
@@ -28,6 +34,7 @@ __all__ = [
     "HEIGHT",
     "WIDTH",
     "ATTRIBUTES",
+    "SOURCE",
     "KEYS",
     "build_example",
     "feature_spec",
@@ -51,8 +58,10 @@ def build_example(
     height: int,
     width: int,
     attributes: Sequence[int],
+    source: str | None = None,
 ) -> bytes:
-    """A serialized tf.train.Example with the CONTRACT keys."""
+    """A serialized tf.train.Example with the CONTRACT keys (and `image/source`
+    when `source` is given)."""
     features = {
         ENCODED: _bytes([encoded]),
         FORMAT: _bytes([image_format.encode("utf-8")]),
@@ -61,6 +70,8 @@ def build_example(
         WIDTH: _ints([width]),
         ATTRIBUTES: _ints(attributes),
     }
+    if source is not None:
+        features[SOURCE] = _bytes([source.encode("utf-8")])
     # deterministic=True: map entries in key order, so the same input gives the
     # same bytes in every process.
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
@@ -75,6 +86,7 @@ def feature_spec(num_attributes: int) -> dict[str, tf.io.FixedLenFeature]:
         HEIGHT: tf.io.FixedLenFeature([], tf.int64, default_value=0),
         WIDTH: tf.io.FixedLenFeature([], tf.int64, default_value=0),
         ATTRIBUTES: tf.io.FixedLenFeature([num_attributes], tf.int64),
+        SOURCE: tf.io.FixedLenFeature([], tf.string, default_value=""),
     }
 
 

@@ -22,7 +22,12 @@ from alm_tf.data import example, preprocessing
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 2048
 
-__all__ = ["DEFAULT_SHUFFLE_BUFFER", "make_dataset", "read_manifest", "split_info"]
+# The manifest entry of a merged data set (`alm_tf.data.merge`) that lists
+# its source data sets: [{"name": ..., ...}, ...].
+SOURCES_KEY = "sources"
+
+__all__ = ["DEFAULT_SHUFFLE_BUFFER", "SOURCES_KEY", "make_dataset", "manifest_sources", "read_manifest",
+           "split_info"]
 
 
 def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
@@ -30,9 +35,10 @@ def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
 
     Layout: `dataset`, `attributes` (names, length M), `num_attributes`,
     `splits` (name -> `num_examples`, `shards` (file names relative to
-    data_dir), `positive_ratio` (length M), `num_skipped`,
-    `skipped_by_reason`, `skipped` (rows with source, image, reason,
-    detail)), `num_skipped`.
+    data_dir), `positive_ratio` (length M, over the known labels),
+    `num_unknown` (length M), `num_skipped`, `skipped_by_reason`, `skipped`
+    (rows with source, image, reason, detail)), `num_skipped`; a merged
+    data set adds `sources` (see `alm_tf.data.merge`).
 
     Raises:
         FileNotFoundError: no manifest (no finished conversion) in data_dir.
@@ -59,6 +65,11 @@ def split_info(manifest: dict[str, Any], split: str) -> dict[str, Any] | None:
         if isinstance(entry, dict) and "num_examples" in entry:
             return entry
     return None
+
+
+def manifest_sources(manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The source data set names of a merged data set (empty for any other)."""
+    return tuple(source["name"] for source in manifest.get(SOURCES_KEY) or ())
 
 
 def _shard_files(data_dir: str, manifest: dict[str, Any], split: str) -> list[str]:
@@ -93,10 +104,14 @@ def _check_records_match(path: str, num_attributes: int) -> None:
         )
 
 
-def _parse_and_decode(serialized: tf.Tensor, num_attributes: int, height: int, width: int) -> tuple[tf.Tensor, tf.Tensor]:
+def _parse_and_decode(
+    serialized: tf.Tensor, num_attributes: int, height: int, width: int, with_sources: bool = False
+) -> tuple[tf.Tensor, ...]:
     features = example.parse_example(serialized, num_attributes)
     image = preprocessing.resize_images(preprocessing.decode_image(features[example.ENCODED]), height, width)
     labels = tf.cast(features[example.ATTRIBUTES], tf.float32)
+    if with_sources:
+        return image, labels, features[example.SOURCE]
     return image, labels
 
 
@@ -113,8 +128,12 @@ def make_dataset(
     drop_remainder: bool | None = None,
     repeat: bool = False,
     normalize: bool = True,
+    with_sources: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (images float32 (B, H, W, 3) normalized, labels float32 (B, M)).
+
+    Labels are 0., 1. or -1. (unknown, `labels.UNKNOWN`); the loss and the
+    metrics skip the unknown ones.
 
     Args:
         data_dir: the converter's output folder.
@@ -133,6 +152,9 @@ def make_dataset(
         normalize: ImageNet-normalize the images (what `build_model`
             takes); False keeps RGB 0..255 at the model size (what a
             loaded model's `predict` and every export take).
+        with_sources: add a third element, the `image/source` of each
+            record (tf.string (B,); empty for records without one), which a
+            merged data set (`alm_tf.data.merge`) writes.
 
     Returns:
         The tf.data.Dataset.
@@ -176,8 +198,8 @@ def make_dataset(
     if repeat:
         ds = ds.repeat()
 
-    def load(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return _parse_and_decode(serialized, num_attributes, height, width)
+    def load(serialized: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        return _parse_and_decode(serialized, num_attributes, height, width, with_sources)
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     # A corrupt record or image fails in `load`: drop it, log a warning.
@@ -187,19 +209,19 @@ def make_dataset(
             flip_seeds = tf.data.Dataset.random(seed=seed).batch(2)
             ds = tf.data.Dataset.zip(ds, flip_seeds)
             ds = ds.map(
-                lambda xy, s: (tf.image.stateless_random_flip_left_right(xy[0], seed=s), xy[1]),
+                lambda xy, s: (tf.image.stateless_random_flip_left_right(xy[0], seed=s), *xy[1:]),
                 num_parallel_calls=AUTOTUNE,
                 deterministic=True,
             )
         else:
             ds = ds.map(
-                lambda x, y: (tf.image.random_flip_left_right(x), y),
+                lambda x, *rest: (tf.image.random_flip_left_right(x), *rest),
                 num_parallel_calls=AUTOTUNE,
                 deterministic=False,
             )
     if normalize:
-        ds = ds.map(lambda x, y: (preprocessing.normalize_images(x), y), num_parallel_calls=AUTOTUNE,
-                    deterministic=deterministic)
+        ds = ds.map(lambda x, *rest: (preprocessing.normalize_images(x), *rest),
+                    num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = ds.prefetch(AUTOTUNE)
     options = tf.data.Options()

@@ -18,6 +18,7 @@ __all__ = [
     "PETA_ATTRIBUTES",
     "PETA_TOKENS",
     "RAPV2_SELECTED_COLUMNS",
+    "RAPV2_ATTRIBUTES",
     "get_schema",
 ]
 
@@ -140,6 +141,22 @@ RAPV2_SELECTED_COLUMNS: tuple[int, ...] = (
     1, 2, 3, 4, 5, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 22, 23, 24, 25, 26,
     27, 28, 29, 30, 31, 46, 48, 49, 51, 52, 53, 68, 69, 70, 71, 73, 74, 89,
     90, 91, 93, 94, 95, 96, 98, 99, 101, 102, 106, 107, 108, 109, 110, 111,
+)
+
+# The names of those 54 columns as RAP v2's `attribute` field spells them
+# (its "Femal" included), in column order. The reader takes the names from
+# the file; this list checks the shipped mapping files and the file.
+RAPV2_ATTRIBUTES: tuple[str, ...] = (
+    "Femal", "AgeLess16", "Age17-30", "Age31-45", "Age46-60", "BodyFat", "BodyNormal",
+    "BodyThin", "Customer", "Employee", "hs-BaldHead", "hs-LongHair", "hs-BlackHair",
+    "hs-Hat", "hs-Glasses", "ub-Shirt", "ub-Sweater", "ub-Vest", "ub-TShirt", "ub-Cotton",
+    "ub-Jacket", "ub-SuitUp", "ub-Tight", "ub-ShortSleeve", "ub-Others", "lb-LongTrousers",
+    "lb-Skirt", "lb-ShortSkirt", "lb-Dress", "lb-Jeans", "lb-TightTrousers", "shoes-Leather",
+    "shoes-Sports", "shoes-Boots", "shoes-Cloth", "shoes-Casual", "shoes-Other",
+    "attachment-Backpack", "attachment-ShoulderBag", "attachment-HandBag", "attachment-Box",
+    "attachment-PlasticBag", "attachment-PaperBag", "attachment-HandTrunk", "attachment-Other",
+    "action-Calling", "action-Talking", "action-Gathering", "action-Holding", "action-Pushing",
+    "action-Pulling", "action-CarryingByArm", "action-CarryingByHand", "action-Other",
 )
 
 SCHEMAS: dict[str, Schema] = {

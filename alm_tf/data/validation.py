@@ -18,6 +18,8 @@ from typing import Any
 
 from PIL import Image
 
+from alm_tf.data.labels import LABEL_VALUES
+
 # Skip reasons (the manifest and the summary group rows by these).
 MISSING_FILE = "missing file"
 UNREADABLE_IMAGE = "unreadable image"
@@ -73,20 +75,25 @@ def normalize_path(image: str) -> str | Problem:
     return norm
 
 
+_LABEL_STRINGS = {str(v): v for v in LABEL_VALUES}
+_ALLOWED = ", ".join(str(v) for v in LABEL_VALUES)
+
+
 def parse_labels(raw: Sequence[Any], attributes: Sequence[str]) -> tuple[int, ...] | Problem:
-    """Raw label values as 0/1 ints, or the problem with them."""
+    """Raw label values as ints in `labels.LABEL_VALUES` (-1 = unknown, 0, 1),
+    or the problem with them."""
     if len(raw) != len(attributes):
         return Problem(WRONG_LABEL_COUNT, f"expected {len(attributes)}, found {len(raw)}")
     out = []
     for name, value in zip(attributes, raw):
         if isinstance(value, str):
-            parsed = {"0": 0, "1": 1}.get(value.strip())
-        elif isinstance(value, (bool, int, float)) and value in (0, 1):
+            parsed = _LABEL_STRINGS.get(value.strip())
+        elif isinstance(value, (bool, int, float)) and value in LABEL_VALUES:
             parsed = int(value)
         else:
             parsed = None
         if parsed is None:
-            return Problem(LABEL_OUT_OF_SET, f"{value!r} for {name!r} (allowed: 0, 1)")
+            return Problem(LABEL_OUT_OF_SET, f"{value!r} for {name!r} (allowed: {_ALLOWED})")
         out.append(parsed)
     return tuple(out)
 

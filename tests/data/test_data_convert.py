@@ -48,7 +48,7 @@ def _bad_rows_dataset(root):
         ["ok.png", "train", 1, 0],          # duplicate
         ["./ok.png", "test", 1, 0],         # duplicate (same normalized path)
         ["ok2.jpg", "train", 2, 0],         # label out of set (before the duplicate check)
-        ["ok2.jpg", "train", "", 0],        # empty value: out of set
+        ["ok2.jpg", "train", "-2", 0],      # out of set (-1, 0, 1 are allowed)
         ["../outside.png", "train", 0, 0],  # escapes images_dir
         ["sub/../../outside.png", "val", 0, 0],  # escapes images_dir
         ["sub/../pic.bmp", "val", 0, 0],    # stays inside: a duplicate of pic.bmp

@@ -80,7 +80,8 @@ def test_rap_v1(tmp_path):
     rows = _rows(src)
     assert [r.image for r in rows] == [f"CAM01_{i}.png" for i in (0, 1, 2, 3, 4, 5)]
     assert [r.split for r in rows] == ["trainval"] * 4 + ["test"] * 2
-    assert rows[0].labels[0] == 0  # Uncertain (2) counts as negative by default.
+    assert rows[0].labels[0] == -1  # Uncertain (2) is unknown by default ("ignore").
+    assert _rows(open_source("rap", path, uncertain="zero"))[0].labels[0] == 0
     assert rows[2].labels == tuple(labels[2, :51].tolist())
     # Another partition (1-based indices converted).
     rows1 = _rows(open_source("rap", path, partition=1))
@@ -90,7 +91,7 @@ def test_rap_v1(tmp_path):
     # All attributes: 92 columns, the 51 evaluated keep the schema's names.
     every = open_source("rap", path, all_attributes=True)
     assert len(every.attributes) == 92 and every.attributes[51] == "eng51"
-    assert _rows(every)[1].labels[60] == 0
+    assert _rows(every)[1].labels[60] == -1
 
 
 @pytest.mark.parametrize("field", ["label", "imagesname", "partion"])
@@ -125,7 +126,11 @@ def test_rap_v2(tmp_path):
     rows = _rows(src)
     assert [r.split for r in rows] == ["train", "train", "val", "test", "test"]
     assert rows[3].image == "CAM3.png"
-    assert rows[3].labels == tuple(np.where(data[3, cols] == 2, 0, data[3, cols]).tolist())
+    assert rows[3].labels == tuple(np.where(data[3, cols] == 2, -1, data[3, cols].astype(int)).tolist())
+    zero = _rows(open_source("rapv2", path, uncertain="zero"))
+    assert zero[3].labels == tuple(np.where(data[3, cols] == 2, 0, data[3, cols]).tolist())
+    skip = _rows(open_source("rapv2", path, uncertain="skip"))
+    assert skip[3].labels == tuple(data[3, cols].tolist())
     assert len(open_source("rapv2", path, all_attributes=True).attributes) == 152
 
 

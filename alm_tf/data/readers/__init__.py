@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from alm_tf.data.labels import DEFAULT_UNCERTAIN, check_uncertain
 from alm_tf.data.readers._common import UNCERTAIN_POLICIES, DataFormatError, Row, Source
 from alm_tf.data.readers.alm_list import read_alm_list
 from alm_tf.data.readers.csv_file import read_csv
@@ -45,7 +46,7 @@ def open_source(
     schema: str | None = None,
     partition: int = 0,
     all_attributes: bool = False,
-    uncertain: str = "zero",
+    uncertain: str = DEFAULT_UNCERTAIN,
 ) -> Source:
     """Opens annotations of the given format.
 
@@ -57,21 +58,21 @@ def open_source(
         partition: split number (0-4) for `rap`, `rapv2` and PETA's `.mat`.
         all_attributes: every attribute of the source, not only the
             evaluated ones.
-        uncertain: RAP / RAP v2 policy for the value 2 (`zero` or `skip`).
+        uncertain: policy for RAP's value 2 (`rap`, `rapv2`, and `alm_list`
+            with the `rap` schema): one of `labels.UNCERTAIN_POLICIES`.
 
     Returns:
         The opened Source.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}. Received: format={format!r}")
-    if uncertain not in UNCERTAIN_POLICIES:
-        raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}. Received: uncertain={uncertain!r}")
+    check_uncertain(uncertain)
     if format == "alm_list":
         if not isinstance(annotations, Mapping):
             raise ValueError("alm_list annotations must map split names to list files")
         if schema is None:
             raise ValueError("alm_list needs a schema (pa100k, rap or peta)")
-        return read_alm_list(annotations, schema=schema)
+        return read_alm_list(annotations, schema=schema, uncertain=uncertain)
     if isinstance(annotations, Mapping):
         raise ValueError(f"format {format!r} takes one annotation path, not SPLIT=PATH entries")
     if format == "pa100k":

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from alm_tf.data.labels import UNCERTAIN_POLICIES, apply_uncertain
+
 __all__ = [
     "DataFormatError",
     "Row",
@@ -22,12 +24,6 @@ __all__ = [
     "cell_strings",
     "index_vector",
 ]
-
-# How the value 2 of RAP (uncertain / unknown) is handled: "zero" maps it to
-# 0 (negative), as the paper's label lists do; "skip" keeps it, so that the
-# converter skips the row as "label value out of set".
-UNCERTAIN_POLICIES = ("zero", "skip")
-
 
 class DataFormatError(ValueError):
     """The annotation file does not have the expected layout."""
@@ -76,17 +72,6 @@ class Source:
         if len(set(self.attributes)) != len(self.attributes):
             dup = sorted({a for a in self.attributes if self.attributes.count(a) > 1})
             raise DataFormatError(f"{self.dataset}: duplicate attribute names {dup}.")
-
-
-def apply_uncertain(labels: np.ndarray, policy: str) -> np.ndarray:
-    """Applies the policy for the label value 2 (see UNCERTAIN_POLICIES)."""
-    if policy not in UNCERTAIN_POLICIES:
-        raise ValueError(
-            f"uncertain must be one of {UNCERTAIN_POLICIES}. Received: uncertain={policy!r}"
-        )
-    if policy == "zero":
-        labels = np.where(labels == 2, 0, labels)
-    return labels
 
 
 def load_mat(path: str | os.PathLike) -> dict[str, Any]:

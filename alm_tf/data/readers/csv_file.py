@@ -6,6 +6,7 @@ import csv
 import os
 from collections.abc import Iterator
 
+from alm_tf.data.labels import UNKNOWN
 from alm_tf.data.readers._common import DataFormatError, Row, Source
 
 IMAGE_COLUMN = "image"
@@ -28,14 +29,14 @@ def read_csv(annotations: str | os.PathLike) -> Source:
 
     Args:
         annotations: the CSV path. Header: `image`, optionally `split`, then
-            the attribute names; values 0/1; image paths relative to the
-            images folder.
+            the attribute names; values 0/1, and -1 or an empty cell for
+            an unknown label; image paths relative to the images folder.
 
     Returns:
         A Source whose splits are those of the `split` column (train,
         trainval, val, test first, then others in order of appearance;
-        `train` when there is no such column). An empty
-        value is not supported: such a row is skipped by the converter.
+        `train` when there is no such column). An empty label cell is
+        read as UNKNOWN (-1).
     """
     path = os.fspath(annotations)
     if not os.path.isfile(path):
@@ -68,7 +69,8 @@ def read_csv(annotations: str | os.PathLike) -> Source:
                     rest = [v for i, v in enumerate(values) if i not in (image_col, split_col)]
                     yield Row(image, tuple(rest), split, line)
                     continue
-                yield Row(image, tuple(values[i].strip() for i in attr_cols), split, line)
+                labels = tuple(values[i].strip() or str(UNKNOWN) for i in attr_cols)
+                yield Row(image, labels, split, line)
 
     return Source("csv", attributes, _splits(path, split_col), iter_rows)
 

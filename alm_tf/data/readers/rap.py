@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from alm_tf.data.labels import DEFAULT_UNCERTAIN
 from alm_tf.data.readers._common import (
     DataFormatError,
     Source,
@@ -47,7 +48,7 @@ def read_rap(
     *,
     partition: int = 0,
     all_attributes: bool = False,
-    uncertain: str = "zero",
+    uncertain: str = DEFAULT_UNCERTAIN,
 ) -> Source:
     """Opens RAP v1's `RAP_annotation.mat`.
 
@@ -55,7 +56,8 @@ def read_rap(
         annotations: path of `RAP_annotation.mat`.
         partition: which of the 5 random splits of `partion` (0-4).
         all_attributes: all 92 label columns instead of the 51 evaluated.
-        uncertain: policy for the value 2 (see `UNCERTAIN_POLICIES`).
+        uncertain: policy for the value 2 (see `labels.UNCERTAIN_POLICIES`;
+            default `ignore`: unknown).
 
     Returns:
         A Source with splits `trainval`, `test`; image paths are the

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from absl import logging
 
+from alm_tf.data.labels import DEFAULT_UNCERTAIN
+from alm_tf.data.schemas import RAPV2_ATTRIBUTES
 from alm_tf.data.readers._common import (
     DataFormatError,
     Source,
@@ -28,7 +31,7 @@ def read_rapv2(
     *,
     partition: int = 0,
     all_attributes: bool = False,
-    uncertain: str = "zero",
+    uncertain: str = DEFAULT_UNCERTAIN,
 ) -> Source:
     """Opens RAP v2's `RAP_annotation.mat`.
 
@@ -37,7 +40,8 @@ def read_rapv2(
         partition: which of the 5 splits of `partition_attribute` (0-4).
         all_attributes: all 152 columns of `data` instead of the 54 of
             `selected_attribute`.
-        uncertain: policy for the value 2 (see `UNCERTAIN_POLICIES`).
+        uncertain: policy for the value 2 (see `labels.UNCERTAIN_POLICIES`;
+            default `ignore`: unknown).
 
     Returns:
         A Source with splits `train`, `val`, `test`; attribute names from
@@ -61,6 +65,9 @@ def read_rapv2(
         )
     labels = apply_uncertain(data[:, columns], uncertain)
     attributes = tuple(attribute[c] for c in columns)
+    if not all_attributes and attributes != RAPV2_ATTRIBUTES:
+        logging.warning("%s: the selected attribute names differ from RAP v2's published ones "
+                        "(mapping files name those): %s", path, attributes)
     parts = cell_elements(struct_field(ann, "partition_attribute", where))
     check_partition(partition, len(parts), f"{where}.partition_attribute")
     pwhere = f"{where}.partition_attribute[{partition + 1}]"

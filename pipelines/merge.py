@@ -1,0 +1,96 @@
+"""alm-merge: several converted data sets into one, through an attribute mapping.
+
+  alm-merge --inputs=pa100k=records/pa100k,rap=records/rap,peta=records/peta \
+      --mapping=to_pa100k --output_dir=records/merged \
+      --splits=trainval=train+val+trainval,test
+
+--inputs: NAME=DIR (or DIR: the name is the manifest's dataset); NAME picks
+the mapping's section and is written to each record as `image/source`.
+--mapping: a JSON mapping file, or a shipped one by name (`to_pa100k`:
+PA-100K, RAP v1 / v2, PETA onto PA-100K's 26 attributes). Images are
+copied as encoded, not re-encoded; attributes a source does not label are
+unknown (-1): no loss, not counted by the metrics. See alm_tf/data/README.md.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from pipelines import _cli
+
+# allow_override: other binaries define some of the same names (output_dir,
+# splits, num_shards, progress) and tests import several binaries into one
+# process; shared names keep alm-convert's defaults.
+_OVERRIDE = {"allow_override": True}
+_INPUTS = flags.DEFINE_list(
+    "inputs", [], "Converted data sets: NAME=DIR or DIR (name from its manifest), comma-separated.", **_OVERRIDE
+)
+_MAPPING = flags.DEFINE_string(
+    "mapping", None, "Mapping file (JSON) or the name of a shipped mapping, e.g. to_pa100k.", **_OVERRIDE
+)
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.", **_OVERRIDE)
+_SPLITS = flags.DEFINE_list(
+    "splits", [],
+    "Output splits: NAME (that split of every input having it) or NAME=A+B (splits A and B "
+    "of every input having them), e.g. trainval=train+val+trainval,test. Empty: every split name.",
+    **_OVERRIDE,
+)
+_NUM_SHARDS = flags.DEFINE_integer(
+    "num_shards", None, "Shards per split.", lower_bound=1, upper_bound=99_999, **_OVERRIDE
+)
+_EXAMPLES_PER_SHARD = flags.DEFINE_integer(
+    "examples_per_shard", None, "Examples per shard (default 1024 when --num_shards is not set).",
+    lower_bound=1, **_OVERRIDE,
+)
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+
+
+def _fail(message: str) -> None:
+    _cli.fail("alm-merge", message)
+
+
+def _config():
+    """The validated MergeConfig for the flags (raises ValueError)."""
+    from alm_tf.data.convert import parse_splits
+    from alm_tf.data.merge import MergeConfig, parse_inputs
+
+    for name, flag in (("inputs", _INPUTS), ("mapping", _MAPPING), ("output_dir", _OUTPUT_DIR)):
+        if not flag.value:
+            raise ValueError(f"--{name} is required")
+    return MergeConfig(
+        inputs=parse_inputs(_INPUTS.value),
+        mapping=_MAPPING.value,
+        output_dir=_OUTPUT_DIR.value,
+        splits=parse_splits(_SPLITS.value),
+        num_shards=_NUM_SHARDS.value,
+        examples_per_shard=_EXAMPLES_PER_SHARD.value,
+        show_progress=_PROGRESS.value,
+    )
+
+
+def main(argv: list[str]) -> None:
+    """Merges; exits 1 with one line on stderr on bad flags or input."""
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    from alm_tf.data.convert import format_summary
+    from alm_tf.data.merge import merge
+
+    try:
+        result = merge(_config())
+    except (ValueError, OSError) as e:  # MergeError and MappingError are ValueErrors.
+        _fail(_cli.first_line(e))
+        return
+    print(format_summary(result.manifest))
+    for source in result.manifest["sources"]:
+        print(f"{source['name']}: labels {len(source['known_attributes'])} of "
+              f"{result.manifest['num_attributes']} attributes")
+    print(f"wrote {result.num_written} examples: {result.manifest_path}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    _cli.run("alm-merge", main)
+
+
+if __name__ == "__main__":
+    run()
