@@ -16,14 +16,11 @@ import os
 
 from absl import flags
 
+from alm_tf.data.convert import ConvertConfig, convert, format_summary, parse_list_annotations, parse_splits
+from alm_tf.data.labels import DEFAULT_UNCERTAIN, UNCERTAIN_POLICIES
+from alm_tf.data.readers import FORMATS
+from alm_tf.data.schemas import SCHEMAS
 from pipelines import _cli
-
-# Kept here (tests check it equals alm_tf.data.readers.FORMATS) so that a bad
-# flag is reported before TensorFlow is imported.
-FORMATS = ("pa100k", "rap", "rapv2", "peta", "alm_list", "csv")
-# Likewise alm_tf.data.labels.UNCERTAIN_POLICIES and DEFAULT_UNCERTAIN.
-UNCERTAIN_POLICIES = ("ignore", "zero", "skip")
-DEFAULT_UNCERTAIN = "ignore"
 
 # allow_override: other binaries define some of the same names (output_dir,
 # progress, ...) and tests import several binaries into one process.
@@ -38,7 +35,7 @@ _ANNOTATIONS = flags.DEFINE_string(
 _IMAGES_DIR = flags.DEFINE_string("images_dir", None, "Folder the image paths are relative to.", **_OVERRIDE)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.", **_OVERRIDE)
 _SCHEMA = flags.DEFINE_enum(
-    "schema", None, ["pa100k", "rap", "peta"], "Attribute schema of an alm_list.", **_OVERRIDE
+    "schema", None, list(SCHEMAS), "Attribute schema of an alm_list.", **_OVERRIDE
 )
 _SPLITS = flags.DEFINE_list(
     "splits", [],
@@ -80,7 +77,6 @@ def _fail(message: str) -> None:
 
 def _config():
     """The validated ConvertConfig for the flags (raises ValueError)."""
-    from alm_tf.data.convert import ConvertConfig, parse_list_annotations, parse_splits
 
     for name, flag in (("format", _FORMAT), ("annotations", _ANNOTATIONS),
                        ("images_dir", _IMAGES_DIR), ("output_dir", _OUTPUT_DIR)):
@@ -118,7 +114,6 @@ def main(argv: list[str]) -> None:
     """Converts; exits 1 with one line on stderr on bad flags or input."""
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    from alm_tf.data.convert import convert, format_summary
 
     try:
         cfg = _config()

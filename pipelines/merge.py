@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from absl import flags
 
+from alm_tf.data.convert import format_summary, parse_splits
+from alm_tf.data.merge import MergeConfig, merge, parse_inputs
 from pipelines import _cli
 
 # allow_override: other binaries define some of the same names (output_dir,
@@ -51,8 +53,6 @@ def _fail(message: str) -> None:
 
 def _config():
     """The validated MergeConfig for the flags (raises ValueError)."""
-    from alm_tf.data.convert import parse_splits
-    from alm_tf.data.merge import MergeConfig, parse_inputs
 
     for name, flag in (("inputs", _INPUTS), ("mapping", _MAPPING), ("output_dir", _OUTPUT_DIR)):
         if not flag.value:
@@ -72,8 +72,6 @@ def main(argv: list[str]) -> None:
     """Merges; exits 1 with one line on stderr on bad flags or input."""
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    from alm_tf.data.convert import format_summary
-    from alm_tf.data.merge import merge
 
     try:
         result = merge(_config())

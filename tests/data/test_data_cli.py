@@ -33,10 +33,12 @@ def _one_error_line(captured, *needles):
     return lines[0]
 
 
-def test_formats_constant_matches_the_library():
+def test_format_flag_offers_the_library_formats():
+    from absl import flags
+
     from alm_tf.data.readers import FORMATS
 
-    assert convert_cli.FORMATS == FORMATS
+    assert tuple(flags.FLAGS["format"].parser.enum_values) == FORMATS
 
 
 def test_convert_ok(tmp_path, csv17, capsys):

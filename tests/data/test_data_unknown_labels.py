@@ -46,9 +46,12 @@ def _rap_list(root, n=6, uncertain_rows=(1, 4)):
     return path
 
 
-def test_constants_of_the_binary_match_the_library():
-    assert convert_cli.UNCERTAIN_POLICIES == labels.UNCERTAIN_POLICIES
-    assert convert_cli.DEFAULT_UNCERTAIN == labels.DEFAULT_UNCERTAIN == "ignore"
+def test_uncertain_flag_offers_the_library_policies():
+    from absl import flags
+
+    flag = flags.FLAGS["uncertain"]
+    assert tuple(flag.parser.enum_values) == labels.UNCERTAIN_POLICIES
+    assert flag.default == labels.DEFAULT_UNCERTAIN == "ignore"
 
 
 @pytest.mark.parametrize("raw, expected", [
