@@ -186,3 +186,26 @@ def test_preprocess_in_tf_function_with_unknown_shapes():
     np.testing.assert_allclose(out[0, 0, 0], (1 - MEAN) / STD, atol=1e-5)
     resized = preprocessing.resize_images(np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1), 4, 4)
     np.testing.assert_allclose(resized[0, :, 0, 0], [0.0, 0.5, 1.5, 2.0])  # Half-pixel bilinear.
+
+
+def _textured(height, width, seed=0):
+    """Stripes, a fine checkerboard and noise: what a naive resize aliases."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([(np.sin(x * 1.3) + 1) * 127.5, ((y // 3 + x // 2) % 2) * 255.0,
+                     rng.integers(0, 256, (height, width))], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("source", [(750, 450), (512, 256), (400, 160), (300, 130), (100, 50),
+                                    (37, 19)])
+def test_resize_matches_pillow_bilinear_within_one_level(source):
+    """The official pipeline resizes PIL images (BILINEAR, antialiased when
+    shrinking): ours agrees within 1/255, shrinking from 750x450 and
+    enlarging from 100x50."""
+    image = _textured(*source)
+    pil = np.asarray(Image.fromarray(image).resize((128, 256), Image.BILINEAR), np.float32)
+    ours = preprocessing.resize_images(tf.constant(image), 256, 128).numpy()
+    assert np.abs(ours - pil).max() <= 1.0
+    if source[0] > 256:  # the negative control: without antialiasing it is far off
+        naive = tf.image.resize(tf.cast(image, tf.float32), (256, 128), antialias=False).numpy()
+        assert np.abs(naive - pil).max() > 40
