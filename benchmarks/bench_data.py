@@ -12,7 +12,11 @@ Usage:
   .venv/bin/python benchmarks/bench_data.py [--num_images=1000] \
       [--workers=2] [--batch_size=32] [--height=256] [--width=128] \
       [--min_image_height=80] [--max_image_height=240] \
-      [--model_backbone=bn_inception|''] [--json=out.json]
+      [--model_backbone=bn_inception|''] [--compare_resize] [--json=out.json]
+
+`--compare_resize` also times the pipeline with the resize it had before
+issue 13 (bilinear without antialiasing), alternating three runs of each,
+and reports the medians and their ratio.
 """
 
 from __future__ import annotations
@@ -74,6 +78,30 @@ def _train_images_per_s(backbone: str, batch_size: int, height: int, width: int)
     return throughput(model, True, batch_size, (height, width, 3), 2)[1]
 
 
+def _compare_resize(records: str, args) -> dict:
+    """Medians of 3 alternating runs: the antialiased resize vs the one before it."""
+    import numpy as np
+
+    from alm_tf.data import preprocessing
+
+    official = preprocessing.resize_images
+
+    def plain(images, height, width):
+        return tf.image.resize(tf.cast(images, tf.float32), (height, width), antialias=False)
+
+    times = {"antialiased": [], "plain": []}
+    try:
+        for _ in range(3):
+            for name, fn in (("antialiased", official), ("plain", plain)):
+                preprocessing.resize_images = fn
+                times[name].append(_time_pipeline(records, args.batch_size, args.height, args.width))
+    finally:
+        preprocessing.resize_images = official
+    a, p = float(np.median(times["antialiased"])), float(np.median(times["plain"]))
+    return {"pipeline_images_per_s_antialiased": a, "pipeline_images_per_s_plain_resize": p,
+            "antialiased_over_plain": a / p}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num_images", type=int, default=1000)
@@ -84,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min_image_height", type=int, default=80)
     parser.add_argument("--max_image_height", type=int, default=240)
     parser.add_argument("--model_backbone", default="bn_inception")
+    parser.add_argument("--compare_resize", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     if args.num_images < args.batch_size * 4:
@@ -109,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers > 1:
             rows[f"convert_images_per_s_{args.workers}_workers"] = _time_convert(src, os.path.join(tmp, "rn"), args.workers)
         rows["pipeline_images_per_s"] = _time_pipeline(os.path.join(tmp, "r1"), args.batch_size, args.height, args.width)
+        if args.compare_resize:
+            rows.update(_compare_resize(os.path.join(tmp, "r1"), args))
         if args.model_backbone:
             train_ips = _train_images_per_s(args.model_backbone, args.batch_size, args.height, args.width)
             if train_ips:
