@@ -36,6 +36,7 @@ from __future__ import annotations
 import operator
 import os
 import re
+import urllib.error
 import warnings
 from typing import Any
 
@@ -216,8 +217,6 @@ def _resolve_weights(weights: Any) -> str | None:
 
 
 def _is_download_error(error: BaseException) -> bool:
-    import urllib.error
-
     if isinstance(error, (urllib.error.URLError, ConnectionError, TimeoutError)):
         return True
     return str(error).startswith("URL fetch failure")

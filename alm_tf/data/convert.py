@@ -25,7 +25,10 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from alm_tf.data import validation
+import tensorflow as tf
+from tqdm import tqdm
+
+from alm_tf.data import example, validation
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, LabelCounts, check_uncertain
 from alm_tf.data.readers import FORMATS, Row, Source, open_source
 from alm_tf.data.schemas import SCHEMAS
@@ -269,8 +272,6 @@ def _problem_record(item: _Item, problem: validation.Problem) -> dict[str, str]:
 
 
 def progress(total: int, enabled: bool, desc: str):
-    from tqdm import tqdm  # Imported here: only conversions show progress.
-
     return tqdm(total=total, unit="img", desc=desc, disable=not enabled, dynamic_ncols=True, smoothing=0.1)
 
 
@@ -399,10 +400,6 @@ def _write(
     cfg: ConvertConfig,
     pool: Any,
 ) -> dict[str, Any]:
-    import tensorflow as tf  # Imported after the pool forks.
-
-    from alm_tf.data import example
-
     out = cfg.output_dir
     prepare_output(out)
     _remove_quietly(os.path.join(out, MANIFEST))

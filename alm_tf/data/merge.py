@@ -52,7 +52,11 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
+import tensorflow as tf
+
 from alm_tf.data import convert as _convert
+from alm_tf.data import example
+from alm_tf.data.pipeline import SOURCES_KEY, read_manifest
 from alm_tf.data.labels import LABEL_VALUES, LabelCounts
 from alm_tf.data.mapping import load_mapping, rule_to_json
 
@@ -165,7 +169,6 @@ class _Input:
 
 
 def _open_inputs(cfg: MergeConfig, mapping) -> list[_Input]:
-    from alm_tf.data.pipeline import read_manifest
 
     inputs: list[_Input] = []
     for name, data_dir in cfg.inputs:
@@ -225,7 +228,6 @@ def _plan_splits(inputs: Sequence[_Input], splits: Sequence[tuple[str, tuple[str
 
 def _records(item: _Input, split: str) -> Iterator[tuple[str, int, bytes]]:
     """(shard, index, serialized record) of one split of an input, in order."""
-    import tensorflow as tf
 
     for shard in item.manifest["splits"][split]["shards"]:
         path = os.path.join(item.data_dir, shard)
@@ -259,9 +261,6 @@ def _interleaved(streams: list[tuple[_Input, int, Iterator]]) -> Iterator[tuple[
 
 
 def _relabelled(item: _Input, shard: str, k: int, raw: bytes, num_source: int) -> tuple[bytes, list[int]]:
-    import tensorflow as tf
-
-    from alm_tf.data import example
 
     where = f"input {item.name!r}, {shard} record {k}"
     try:
@@ -294,7 +293,6 @@ def merge(cfg: MergeConfig) -> MergeResult:
         MergeError, MappingError (both ValueError): bad input; nothing written.
         OSError: the output cannot be written.
     """
-    import tensorflow as tf
 
     mapping = load_mapping(cfg.mapping)
     inputs = _open_inputs(cfg, mapping)
@@ -342,7 +340,6 @@ def merge(cfg: MergeConfig) -> MergeResult:
 
 
 def _manifest(cfg, mapping, inputs, out_splits, shards, written, counts, image_size) -> dict[str, Any]:
-    from alm_tf.data.pipeline import SOURCES_KEY
 
     used = {(i.name, p) for i in inputs for s in out_splits for p in i.parts[s]}
     ignored = {f"{i.name}/{p}": v["num_examples"] for i in inputs for p, v in i.manifest["splits"].items()

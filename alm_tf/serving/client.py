@@ -15,7 +15,7 @@ API cannot call the input-less `metadata` signature (TF Serving refuses a
 signature without inputs), and with `--enable_batching` the batcher refuses
 input-less runs over gRPC too; so callers of a batching server pass the
 attribute names (`read_attributes` on the exported version).
-Only the standard library (urllib) for REST; gRPC uses `grpc` and the
+REST uses the standard library (urllib); gRPC uses `grpc` and the
 `tensorflow_serving.apis` stubs of tensorflow-serving-api.
 """
 
@@ -29,7 +29,10 @@ import urllib.error
 import urllib.request
 from typing import Optional, Sequence
 
+import grpc
 import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from alm_tf import artifacts
 
@@ -141,9 +144,6 @@ def predict_rest(images: Sequence[bytes], attributes: Sequence[str], *,
 def grpc_request(images: Sequence[bytes], model_name: str = DEFAULT_MODEL_NAME,
                  version: Optional[int] = None, signature_name: str = "serving_default"):
     """A PredictRequest with `image_bytes` (tf.string [N])."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
-
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
@@ -156,9 +156,6 @@ def grpc_request(images: Sequence[bytes], model_name: str = DEFAULT_MODEL_NAME,
 
 
 def _stub(target: str, channel=None):
-    import grpc
-    from tensorflow_serving.apis import prediction_service_pb2_grpc
-
     channel = channel or grpc.insecure_channel(
         target, options=[("grpc.max_receive_message_length", 64 << 20),
                          ("grpc.max_send_message_length", 64 << 20)])
@@ -166,9 +163,6 @@ def _stub(target: str, channel=None):
 
 
 def _call(stub, request, timeout):
-    import grpc
-    import tensorflow as tf
-
     try:
         response = stub.Predict(request, timeout=timeout)
     except grpc.RpcError as e:

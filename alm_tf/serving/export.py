@@ -46,6 +46,7 @@ from typing import Optional
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 import alm_tf
 from alm_tf import artifacts
@@ -191,7 +192,6 @@ def warmup_image(height: int, width: int) -> np.ndarray:
 
 def warmup_requests(image_size: tuple[int, int], model_name: str = DEFAULT_MODEL_NAME):
     """PredictionLog protos: serving_default at every WARMUP_BATCH_SIZES, the others at 1."""
-    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     picture = warmup_image(*image_size)
     jpeg = tf.io.encode_jpeg(picture, quality=90).numpy()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.io
 
 from alm_tf.data.labels import UNCERTAIN_POLICIES, apply_uncertain
 
@@ -76,8 +77,6 @@ class Source:
 
 def load_mat(path: str | os.PathLike) -> dict[str, Any]:
     """Loads a MATLAB file with scipy, raising DataFormatError on failure."""
-    import scipy.io  # Imported here: only the MATLAB readers need it.
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataFormatError(f"annotation file not found: {path}")
