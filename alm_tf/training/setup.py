@@ -187,9 +187,9 @@ def load_matching_weights(model: keras.Model, path: str) -> tuple[int, int]:
     that were loaded / left as initialised.
     """
     source = artifacts.load_keras_model(path)
-    source_layers = {layer.name: layer for layer in artifacts._leaf_layers(source)}
+    source_layers = {layer.name: layer for layer in artifacts.leaf_layers(source)}
     matched, skipped = 0, 0
-    for layer in artifacts._leaf_layers(model):
+    for layer in artifacts.leaf_layers(model):
         if not layer.weights:
             continue
         other = source_layers.get(layer.name)

@@ -1,0 +1,53 @@
+"""What a model leaves on disk, and the one way to load it (`files`, `loader`).
+
+Layout of a trainer's model dir M (CONTRACT.md):
+  M/config.json      format 2: `model` (the `ModelConfig`, stored once),
+                     `attributes`, `preprocessing`, `data` (data_dir,
+                     manifest, dataset, splits, loss priors), `train` (the
+                     TrainConfig's training fields); format 1 (older runs)
+                     is read too
+  M/checkpoints/     tf.train.Checkpoint files (model, optimizer, step,
+                     epoch, best validation mA, RNG state)
+  M/logs/train, M/logs/validation   TensorBoard event files
+  M/final.keras      weights at the end of training
+  M/best.keras       weights with the best validation mA
+  M/thresholds.json  optional per-attribute thresholds (alm-evaluate)
+
+A `.keras` file written by this project (the trainer, `alm-import-torch`)
+carries its own description inside the zip, as `alm_tf.json` beside Keras'
+files: attribute names, the model config, thresholds, preprocessing.
+Older files are read with their sidecars: `<stem>.attributes.txt`, or the
+config.json (and thresholds.json) of the model dir they sit in.
+
+`load(source)` turns every model source a binary accepts into one
+`LoadedModel`: a model dir, a `.keras` file, a SavedModel from alm-export
+(`E/N`, or `E` for its highest version). Its `predict` takes RGB 0..255
+images at the model's input size and answers `probabilities`, `labels`
+(after the thresholds) and, for ALM models, `boxes`; a Keras model also
+answers its logits (`logits` and each branch). Names are never invented:
+a model without attribute names is refused.
+"""
+
+from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, CHECKPOINTS_DIR, CONFIG_FORMAT,
+                                    CONFIG_NAME, DEFAULT_THRESHOLD, KERAS_METADATA, LOGS_DIR,
+                                    METADATA_SIGNATURE, SAVED_MODEL_FILE, THRESHOLDS_NAME, WEIGHTS,
+                                    ModelSourceError, as_float32, check_names_and_thresholds,
+                                    checkpoints_dir, config_path, copy_model_file, is_model_dir,
+                                    keras_description, leaf_layers, load_keras_model, logs_dir,
+                                    model_config_of, read_attributes_file, read_config,
+                                    read_keras_description, read_thresholds, save_keras,
+                                    thresholds_path, weights_path, write_json, write_thresholds)
+from alm_tf.artifacts.loader import (LoadedModel, from_keras_model, load, load_keras_file,
+                                     load_model_dir, load_saved_model, resolve_saved_model_dir)
+
+__all__ = [
+    "ATTRIBUTES_ASSET", "ATTRIBUTES_SIDECAR", "CHECKPOINTS_DIR", "CONFIG_FORMAT", "CONFIG_NAME",
+    "DEFAULT_THRESHOLD", "KERAS_METADATA", "LOGS_DIR", "METADATA_SIGNATURE", "SAVED_MODEL_FILE",
+    "THRESHOLDS_NAME", "WEIGHTS", "LoadedModel", "ModelSourceError", "as_float32",
+    "check_names_and_thresholds", "checkpoints_dir", "config_path", "copy_model_file",
+    "from_keras_model", "is_model_dir", "keras_description", "leaf_layers", "load",
+    "load_keras_file", "load_keras_model", "load_model_dir", "load_saved_model", "logs_dir",
+    "model_config_of", "read_attributes_file", "read_config", "read_keras_description",
+    "read_thresholds", "resolve_saved_model_dir", "save_keras", "thresholds_path", "weights_path",
+    "write_json", "write_thresholds",
+]

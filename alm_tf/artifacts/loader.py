@@ -1,0 +1,242 @@
+"""The one loader: every model source a binary accepts -> `LoadedModel`.
+
+See `alm_tf.artifacts` for the sources and what a LoadedModel answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alm_tf import names
+from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, CONFIG_NAME, METADATA_SIGNATURE,
+                                    SAVED_MODEL_FILE, ModelSourceError, as_float32,
+                                    check_names_and_thresholds, config_path, is_model_dir,
+                                    load_keras_model, model_config_of, read_attributes_file,
+                                    read_config, read_keras_description, read_thresholds,
+                                    thresholds_path, weights_path)
+from alm_tf.config import ModelConfig
+from alm_tf.data import preprocessing
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model from any source, and what ships with it.
+
+    Attributes:
+        kind: `keras` (a model dir or .keras file) or `saved_model`.
+        origin: the file or folder loaded.
+        attributes, thresholds: one per attribute.
+        image_size: (height, width) the model takes.
+        predict: RGB 0..255 float32 (N, H, W, 3) at `image_size` -> dict of
+            numpy arrays (`probabilities`, `labels`, `boxes` for ALM
+            models; a Keras model also `logits` and each branch's logits).
+        predict_encoded: list of encoded images (JPEG/PNG/...) -> the same
+            dict; decoded and resized with `alm_tf.data.preprocessing`
+            (a SavedModel runs its own `serving_default`).
+        model: the float32 Keras model (kind `keras`), else None.
+        model_config: its ModelConfig when known.
+        model_dir: the model dir it came from, if any.
+        num_levels: ALM levels with boxes (0 for a baseline).
+    """
+
+    kind: str
+    origin: str
+    attributes: tuple[str, ...]
+    thresholds: tuple[float, ...]
+    image_size: tuple[int, int]
+    predict: Callable[[Any], dict]
+    predict_encoded: Optional[Callable[[Sequence[bytes]], dict]] = None
+    model: Optional[keras.Model] = None
+    model_config: Optional[ModelConfig] = None
+    model_dir: Optional[str] = None
+    num_levels: int = 0
+    handle: Any = None  # keeps a SavedModel's resources alive
+
+    def __post_init__(self) -> None:
+        if self.predict_encoded is None:
+            self.predict_encoded = self._decode_and_predict
+
+    @property
+    def has_boxes(self) -> bool:
+        return self.num_levels > 0
+
+    @property
+    def preprocessing(self) -> dict:
+        return preprocessing.description(*self.image_size)
+
+    def _decode_and_predict(self, encoded: Sequence[bytes]) -> dict:
+        height, width = self.image_size
+        images = tf.stack([preprocessing.resize_images(preprocessing.decode_image(e), height, width)
+                           for e in encoded])
+        return self.predict(images)
+
+
+def _threshold_outputs(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    return (probabilities > thresholds).astype(np.int32)
+
+
+def _keras_loaded(model: keras.Model, attributes, thresholds, origin: str, *,
+                  model_config: Optional[ModelConfig] = None, model_dir: Optional[str] = None) -> LoadedModel:
+    model = as_float32(model)
+    outputs = model.output
+    if not isinstance(outputs, dict) or names.FUSED_OUTPUT not in outputs:
+        raise ModelSourceError(f"{origin} is not an ALM model (no '{names.FUSED_OUTPUT}' output)")
+    num = int(outputs[names.FUSED_OUTPUT].shape[-1])
+    attributes, thresholds = check_names_and_thresholds(attributes, thresholds, num, origin)
+    height, width = (int(d) for d in model.inputs[0].shape[1:3])
+    num_levels = int(outputs[names.BOXES_OUTPUT].shape[1]) if names.BOXES_OUTPUT in outputs else 0
+    cut = np.asarray(thresholds, np.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
+    def forward(images):
+        return model(preprocessing.normalize_images(images), training=False)
+
+    def predict(images) -> dict:
+        out = {k: np.asarray(v) for k, v in forward(tf.cast(images, tf.float32)).items()}
+        out["probabilities"] = tf.sigmoid(out[names.FUSED_OUTPUT]).numpy()
+        out["labels"] = _threshold_outputs(out["probabilities"], cut)
+        return out
+
+    return LoadedModel("keras", origin, attributes, thresholds, (height, width), predict,
+                       model=model, model_config=model_config, model_dir=model_dir,
+                       num_levels=num_levels)
+
+
+def from_keras_model(model: keras.Model, attributes: Sequence[str],
+                     thresholds: Optional[Sequence[float]] = None, origin: str = "<in memory>",
+                     model_config: Optional[ModelConfig] = None) -> LoadedModel:
+    """A Keras model in memory as a LoadedModel (benchmarks, tests, the exporter)."""
+    return _keras_loaded(model, attributes, thresholds, origin, model_config=model_config)
+
+
+def _sidecar_attributes(path: str) -> Optional[list[str]]:
+    sidecar = path[: -len(".keras")] + ATTRIBUTES_SIDECAR
+    return read_attributes_file(sidecar) if os.path.isfile(sidecar) else None
+
+
+def load_keras_file(path: str, attributes: Optional[Sequence[str]] = None) -> LoadedModel:
+    """A `.keras` file with its description (or sidecars, see the module doc)."""
+    description = read_keras_description(path) if os.path.isfile(path) else None
+    model = load_keras_model(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    thresholds, model_config, model_dir = None, None, None
+    if description:
+        names_found = description.get("attributes")
+        thresholds = description.get("thresholds")
+        if description.get("model"):
+            model_config = model_config_of(description, path)
+    else:
+        names_found = _sidecar_attributes(path)
+        if names_found is None and is_model_dir(folder):
+            config = read_config(folder)
+            names_found, model_dir = config["attributes"], folder
+            model_config = model_config_of(config, config_path(folder))
+    if is_model_dir(folder) and os.path.isfile(thresholds_path(folder)):
+        thresholds = read_thresholds(folder, attributes or names_found or [])
+    names_found = list(attributes) if attributes else names_found
+    if not names_found:
+        raise ModelSourceError(f"no attribute names for {path!r}: it carries none, and there is no "
+                               f"{os.path.basename(path)[:-len('.keras')]}{ATTRIBUTES_SIDECAR} or "
+                               f"{CONFIG_NAME} beside it (pass an attributes file)")
+    return _keras_loaded(model, names_found, thresholds, path, model_config=model_config,
+                         model_dir=model_dir)
+
+
+def load_model_dir(model_dir: str, which: str = "final",
+                   attributes: Optional[Sequence[str]] = None) -> LoadedModel:
+    """A trainer's model dir: `which`.keras, names from config.json, thresholds.json."""
+    config = read_config(model_dir)
+    model_config = model_config_of(config, config_path(model_dir))
+    weights = weights_path(model_dir, which)
+    if not os.path.isfile(weights):
+        raise ModelSourceError(f"{weights} does not exist (train first?)")
+    names_found = list(attributes) if attributes else config["attributes"]
+    thresholds = read_thresholds(model_dir, names_found)
+    return _keras_loaded(load_keras_model(weights), names_found, thresholds, weights,
+                         model_config=model_config, model_dir=model_dir)
+
+
+def resolve_saved_model_dir(path: str) -> Optional[str]:
+    """`path` if it holds saved_model.pb, else its highest numeric version subdir, else None."""
+    if os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
+        return path
+    if not os.path.isdir(path):
+        return None
+    versions = [d for d in os.listdir(path)
+                if d.isdigit() and os.path.isfile(os.path.join(path, d, SAVED_MODEL_FILE))]
+    return os.path.join(path, max(versions, key=int)) if versions else None
+
+
+def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> LoadedModel:
+    """A SavedModel from alm-export: `predict_images`, `serving_default`, `metadata`."""
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as e:  # noqa: BLE001  a damaged SavedModel
+        message = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ModelSourceError(f"cannot load SavedModel {path!r}: {message}") from None
+    signatures = loaded.signatures
+    missing = [s for s in ("serving_default", "predict_images", METADATA_SIGNATURE) if s not in signatures]
+    if missing:
+        raise ModelSourceError(f"SavedModel {path!r} has no {missing[0]!r} signature: not one "
+                               "alm-export wrote")
+    meta = {k: v.numpy() for k, v in signatures[METADATA_SIGNATURE]().items()}
+    asset = os.path.join(path, "assets", ATTRIBUTES_ASSET)
+    names_found = (list(attributes) if attributes else read_attributes_file(asset) if os.path.isfile(asset)
+                   else [a.decode("utf-8") for a in meta["attributes"].tolist()])
+    height, width = int(meta["image_height"]), int(meta["image_width"])
+    attributes_, thresholds = check_names_and_thresholds(
+        names_found, meta["thresholds"].tolist(), len(meta["thresholds"]), path)
+    images_fn, bytes_fn = signatures["predict_images"], signatures["serving_default"]
+    keys = ("probabilities", "labels", "boxes")
+
+    def predict(images) -> dict:
+        out = images_fn(images=tf.cast(images, tf.float32))
+        return {k: v.numpy() for k, v in out.items() if k in keys}
+
+    def predict_encoded(encoded: Sequence[bytes]) -> dict:
+        out = bytes_fn(image_bytes=tf.constant(list(encoded), tf.string))
+        return {k: v.numpy() for k, v in out.items() if k in keys}
+
+    return LoadedModel("saved_model", path, attributes_, thresholds, (height, width), predict,
+                       predict_encoded=predict_encoded, num_levels=int(meta["num_levels"]),
+                       handle=loaded)
+
+
+def load(source: str, *, which: str = "final", attributes: Optional[Sequence[str]] = None,
+         attributes_file: Optional[str] = None) -> LoadedModel:
+    """Loads any model source a binary accepts (see the module docstring).
+
+    Args:
+        source: a model dir, a `.keras` file, or a SavedModel (`E/N` or `E`).
+        which: `final` or `best` weights of a model dir.
+        attributes, attributes_file: attribute names that override the
+            model's own (for older files that carry none).
+
+    Raises:
+        ModelSourceError: one line naming what is wrong.
+    """
+    if attributes_file:
+        attributes = read_attributes_file(attributes_file)
+    if not source:
+        raise ModelSourceError("no model given")
+    if not os.path.exists(source):
+        raise ModelSourceError(f"model not found: {source!r}")
+    if is_model_dir(source):
+        return load_model_dir(source, which, attributes)
+    saved = resolve_saved_model_dir(source)
+    if saved:
+        return load_saved_model(saved, attributes)
+    if os.path.isfile(source) and source.endswith(".keras"):
+        return load_keras_file(source, attributes)
+    if os.path.isdir(source):
+        raise ModelSourceError(f"{source!r} is a folder with neither {CONFIG_NAME} (a model dir) nor "
+                               f"{SAVED_MODEL_FILE} (a SavedModel)")
+    raise ModelSourceError(f"model must be a model dir, a .keras file or a SavedModel. "
+                           f"Received: {source!r}")
