@@ -20,10 +20,14 @@ class _Stop(Exception):
 
 
 class _CheckStart(keras.callbacks.Callback):
-    """Records the backbone's weights as training starts, then stops the run."""
+    """Records the model's weights as training starts, then stops the run."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
 
     def on_train_begin(self, logs=None):
-        self.weights = self.model.get_layer("backbone").get_weights()
+        self.weights = self.model.get_layer(self.layer).get_weights()
         raise _Stop
 
 
@@ -45,13 +49,27 @@ def test_alm_train_flags_start_resnet50_from_its_notop_file(data_dir, tmp_path):
                      "--image_width=32", "--batch_size=8", "--noprogress"])
         config = train_cli._config()  # pylint: disable=protected-access
     assert config.model.backbone_weights == str(path) and config.model.backbone == "resnet50"
-    check = _CheckStart()
+    check = _CheckStart("backbone")
     with pytest.raises(_Stop):
         train(config, callbacks=[check])
     # The backbone model holds the preprocessing layer (no weights) and the application's.
     assert len(check.weights) == len(expected)
     for got, want in zip(check.weights, expected):
         np.testing.assert_array_equal(got, want)
+
+
+def test_alm_train_starts_bn_inception_from_the_imagenet_pth(data_dir, tmp_path):
+    """--backbone_weights=bn_inception-52deb4733.pth, read directly (no .keras detour)."""
+    path = tmp_path / "bn_inception-52deb4733.pth"
+    written = cadene_bn_inception_file(path)
+    config = h.train_config(data_dir, tmp_path / "m", backbone_weights=str(path))
+    check = _CheckStart("inception_5b_pool_proj_bn")
+    with pytest.raises(_Stop):
+        train(config, callbacks=[check])
+    gamma, beta, mean, var = check.weights
+    np.testing.assert_array_equal(mean, written["inception_5b_pool_proj_bn.running_mean"])
+    np.testing.assert_array_equal(var, written["inception_5b_pool_proj_bn.running_var"])
+    np.testing.assert_array_equal(gamma, written["inception_5b_pool_proj_bn.weight"])
 
 
 def test_an_official_alm_checkpoint_can_start_the_backbone(tmp_path):

@@ -1,9 +1,12 @@
 """One end-to-end pass with the real BN-Inception ALM model (tiny input),
 started from the ImageNet file the paper's code starts from.
 
-The only test here that trains the real network: tracing its training step
-dominates (about 50 s on 2 CPU cores); every other trainer behaviour is
-covered on the tiny model.
+A `slow` test (tracing the real network's training step takes about 50 s
+on 2 CPU cores): the fast suite covers the same behaviour in parts: the
+real model trains and evaluates from its model dir in the tiny demo
+(tests/demo/test_demo_end_to_end.py), training starts from the ImageNet
+file in tests/training/test_backbone_weights.py, and every trainer and
+evaluator behaviour on the tiny model.
 """
 
 import json
@@ -11,6 +14,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 import train_helpers as h
 from weights_files import cadene_bn_inception_file
@@ -24,6 +28,7 @@ class _StartingWeights(keras.callbacks.Callback):
         self.bn = self.model.get_layer("inception_5b_pool_proj_bn").moving_mean.numpy().copy()
 
 
+@pytest.mark.slow
 def test_real_model_starts_from_imagenet_file_trains_and_evaluates(tmp_path):
     """alm-train --backbone_weights=bn_inception-52deb4733.pth: the file's
     weights are in the model when training starts (no .keras detour)."""
