@@ -19,6 +19,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "decode_image",
+    "describe_preprocessing",
     "normalize_images",
     "preprocess_images",
     "resize_images",
@@ -61,6 +62,37 @@ def resize_images(images: tf.Tensor, height: int, width: int) -> tf.Tensor:
 def preprocess_images(images_0_255: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """Resize then normalize: what the model sees. (H, W, 3) or (N, H, W, 3)."""
     return normalize_images(resize_images(images_0_255, height, width))
+
+
+def describe_preprocessing(height: int, width: int) -> dict:
+    """What `preprocess_images(decode_image(bytes))` does, in words, for files that ship a model.
+
+    The portable exports (`alm_tf.serving.portable`) write this into
+    model.json: their graphs start after the resize, so a deployment must
+    repeat the decode and resize steps exactly as described here. Keep it
+    in step with `decode_image`, `resize_images` and `normalize_images`.
+    """
+    return {
+        "decode": "JPEG/PNG/BMP/GIF (first frame) to RGB uint8; grayscale is repeated to 3 "
+                  "channels, alpha dropped",
+        "channel_order": "RGB",
+        "layout": "NHWC",
+        "resize": {
+            "size": [int(height), int(width)],
+            "method": "bilinear",
+            "half_pixel_centers": True,
+            "antialias": False,
+            "keep_aspect_ratio": False,
+            "rule": f"tf.image.resize(image, ({int(height)}, {int(width)}), method='bilinear', "
+                    f"antialias=False) on float32 RGB 0..255, aspect ratio not kept",
+        },
+        "value_range": [0.0, 255.0],
+        "normalization": {
+            "formula": "(x / 255 - mean) / std per channel",
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+        },
+    }
 
 
 def _image_size(image_size: Sequence[int]) -> tuple[int, int]:
