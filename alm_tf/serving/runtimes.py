@@ -6,7 +6,8 @@
     out["probabilities"]          # (N, M) float32; out["boxes"] (N, L, M, 4) for ALM models
 
 The runtimes: onnxruntime (CPUExecutionProvider), `ai_edge_litert.interpreter`
-(XNNPACK on by default) and the OpenVINO runtime ("CPU" device). Each file
+(XNNPACK on by default, the builtin kernels where XNNPACK
+refuses a graph) and the OpenVINO runtime ("CPU" device). Each file
 has a dynamic batch axis, so any N runs in one call (LiteRT resizes its
 input tensor when N changes). An int8 LiteRT file takes uint8: `predict`
 rounds and clips the float images to 0..255 first. The attribute names,
@@ -133,13 +134,26 @@ def _onnx_runner(path: str, num_threads: Optional[int]):
 def _litert_runner(path: str, num_threads: Optional[int]):
     from ai_edge_litert import interpreter
 
-    model = interpreter.Interpreter(model_path=path, num_threads=num_threads)
-    runner = model.get_signature_runner()
-    input_name = next(iter(runner.get_input_details()))
-    dtype = runner.get_input_details()[input_name]["dtype"]
+    def make(resolver):
+        model = interpreter.Interpreter(model_path=path, num_threads=num_threads,
+                                        experimental_op_resolver_type=resolver)
+        return model.get_signature_runner()
+
+    state = {"runner": make(interpreter.OpResolverType.AUTO)}
+    details = state["runner"].get_input_details()
+    input_name = next(iter(details))
+    dtype = details[input_name]["dtype"]
 
     def run(images):
-        return runner(**{input_name: images})
+        try:
+            return state["runner"](**{input_name: images})
+        except RuntimeError as e:
+            # XNNPACK (the default CPU delegate) refuses some quantized
+            # graphs when it prepares them; the builtin kernels run them all.
+            if "XNNPACK" not in str(e):
+                raise
+            state["runner"] = make(interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            return state["runner"](**{input_name: images})
 
     return run, (np.uint8 if dtype == np.uint8 else np.float32)
 
