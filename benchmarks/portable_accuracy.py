@@ -86,7 +86,7 @@ def main():
             model = runtimes.open_portable(path)
             results[key] = batched(lambda x: model.predict(x)["probabilities"], images)
     print(f"split {args.split}: {len(images)} images, {labels.shape[1]} attributes")
-    print(f"| model | mA | mA - keras (points) | max abs prob diff vs keras |")
+    print("| model | mA | mA - keras (points) | max abs prob diff vs keras |")
     print("| --- | --- | --- | --- |")
     base = metrics.compute_metrics(labels, keras_probs, thresholds)["mA"]
     for key, probs in results.items():

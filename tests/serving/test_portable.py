@@ -132,13 +132,14 @@ def test_custom_operators_detects_flex_ops():
 
     @tf.function(input_signature=[tf.TensorSpec([2, 2], tf.float32)])
     def fn(x):
-        return tf.linalg.matrix_transpose(tf.raw_ops.Igamma(a=x + 1.0, x=x + 2.0))
+        return tf.linalg.det(x)  # no builtin: becomes FlexMatrixDeterminant
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
                                            tf.lite.OpsSet.SELECT_TF_OPS]
     flatbuffer = converter.convert()
-    assert any(name.startswith("Flex") for name in litert.custom_operators(flatbuffer))
+    assert litert.custom_operators(flatbuffer) == {"FlexMatrixDeterminant"}
+    assert "FlexMatrixDeterminant" in litert.operators(flatbuffer)
 
 
 def test_onnx_graph_names_and_ops(exported):
@@ -266,3 +267,41 @@ def test_bn_inception_alm_all_formats(tmp_path):
         for name in want:
             np.testing.assert_allclose(got[name], want[name], atol=tolerance, rtol=0,
                                        err_msg=f"{key} {name}")
+
+
+def _write_records(root, splits, num_images=5, size=(40, 20)):
+    """A converter-like folder: one PNG-encoded shard per split and manifest.json."""
+    import tensorflow as tf
+
+    from alm_tf.data import example
+
+    rng = np.random.RandomState(0)
+    pictures = rng.randint(0, 256, (num_images, *size, 3)).astype(np.uint8)
+    manifest = {"dataset": "csv", "attributes": list(ph.ATTRIBUTES), "splits": {}}
+    for split in splits:
+        shard = f"{split}-00000-of-00001.tfrecord"
+        with tf.io.TFRecordWriter(os.path.join(root, shard)) as writer:
+            for i, picture in enumerate(pictures):
+                writer.write(example.build_example(
+                    encoded=tf.io.encode_png(picture).numpy(), image_format="png",
+                    filename=f"{i}.png", height=size[0], width=size[1], attributes=[0, 1, 0]))
+        manifest["splits"][split] = {"num_examples": num_images, "shards": [shard]}
+    with open(os.path.join(root, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    return pictures
+
+
+def test_calibration_images_are_the_pipelines_pixels(tmp_path):
+    from alm_tf.data import preprocessing
+    from alm_tf.serving import litert
+
+    pictures = _write_records(str(tmp_path), ["val", "trainval"])
+    got = litert.load_calibration_images(str(tmp_path), ph.IMAGE_SIZE, 3)
+    want = preprocessing.resize_images(pictures[:3], *ph.IMAGE_SIZE).numpy()
+    assert got.shape == (3, 64, 32, 3) and got.dtype == np.float32
+    np.testing.assert_allclose(got, np.clip(want, 0, 255), atol=1e-4)
+    assert len(litert.load_calibration_images(str(tmp_path), ph.IMAGE_SIZE, 50)) == 5
+    with pytest.raises(litert.ConversionError, match="positive int"):
+        litert.load_calibration_images(str(tmp_path), ph.IMAGE_SIZE, 0)
+    with pytest.raises(litert.ConversionError, match="manifest"):
+        litert.load_calibration_images(str(tmp_path / "nothing"), ph.IMAGE_SIZE, 3)
