@@ -6,11 +6,13 @@ The converter starts from the frozen SavedModel that `portable` writes
 never turned on (Keras' `Model.export(format="litert")` turns it on
 silently), and `operators` lets a test prove that no custom op slipped in.
 
-int8 is full-integer post-training quantization calibrated on real images
+int8 is post-training integer quantization calibrated on real images
 (`load_calibration_images`): int8 weights and activations, uint8 input
 (raw RGB pixel values: the input scale is forced to 1 and its zero point
 to 0, see `calibration_samples`), float32 outputs (probabilities keep
-their resolution).
+their resolution). The ALM layers can be kept in float32 (`float_scopes`,
+what `portable` does): the backbone and pyramid, nearly all the compute,
+stay int8.
 """
 
 from __future__ import annotations
@@ -112,14 +114,17 @@ def calibration_samples(images: np.ndarray, progress: bool = False) -> Iterator[
 
 def convert(saved_model_dir: str, precision: str = F.FLOAT32,
             calibration_images: Optional[np.ndarray] = None, *,
-            progress: bool = False) -> bytes:
+            float_scopes: Sequence[str] = (), progress: bool = False) -> bytes:
     """A .tflite flatbuffer of the SavedModel's serving_default signature.
 
     Args:
         saved_model_dir: a frozen-by-conversion SavedModel (portable's).
         precision: "float32", "float16" (float16 weights, float32 compute
-            and input) or "int8" (full-integer, uint8 input).
+            and input) or "int8" (integer ops, uint8 input, float32 outputs).
         calibration_images: float32 (N, H, W, 3) RGB 0..255; int8 only.
+        float_scopes: int8 only: ops whose output tensor names contain one
+            of these strings stay in float32 (portable passes the ALM
+            layers: see `quantize_int8`).
         progress: show a progress bar during calibration.
 
     Raises:
@@ -131,19 +136,17 @@ def convert(saved_model_dir: str, precision: str = F.FLOAT32,
     if precision == F.FLOAT16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
+        flatbuffer = converter.convert()
     elif precision == F.INT8:
         if calibration_images is None or len(calibration_images) == 0:
             raise ConversionError("int8 needs calibration images (--calibration_data)")
-        images = np.asarray(calibration_images, np.float32)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: calibration_samples(images, progress)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.float32
-    elif precision != F.FLOAT32:
+        flatbuffer = quantize_int8(converter, np.asarray(calibration_images, np.float32),
+                                   float_scopes, progress)
+    elif precision == F.FLOAT32:
+        flatbuffer = converter.convert()
+    else:
         raise ConversionError(f"unknown LiteRT precision {precision!r}; choose from "
                               f"{', '.join(F.LITERT_FILES)}")
-    flatbuffer = converter.convert()
     custom = custom_operators(flatbuffer)
     if custom:
         raise ConversionError(f"the {precision} LiteRT model needs custom ops {sorted(custom)} "
@@ -154,6 +157,42 @@ def convert(saved_model_dir: str, precision: str = F.FLOAT32,
             raise ConversionError(f"int8 input quantization is scale={scale}, zero_point="
                                   f"{zero_point}; expected 1 and 0 (raw pixels)")
     return flatbuffer
+
+
+def quantize_int8(converter, images: np.ndarray, float_scopes: Sequence[str] = (),
+                  progress: bool = False) -> bytes:
+    """Post-training integer quantization, uint8 input, float32 outputs.
+
+    Calibrates on `images`; every op is quantized to int8 except those whose
+    output tensor names contain one of `float_scopes`: they run in float32
+    between a dequantize and a quantize. Without scopes this is the
+    converter's full-integer mode. With scopes it calibrates only
+    (`_experimental_calibrate_only`) and quantizes with the node denylist
+    of `tf.lite.python.convert.mlir_quantize`, the path TF's own
+    `QuantizationDebugger` takes (no public converter option does this).
+    The ALM head needs it: its box sampling weights (floor / one-hot of
+    coordinates) do not survive 8-bit activations (BUILD_NOTES.md: -7.4 mA
+    points on the demo when quantized, about 0 without).
+    """
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: calibration_samples(images, progress)
+    if not float_scopes:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.float32
+        return converter.convert()
+    from tensorflow.lite.python import convert as lite_convert
+    from tensorflow.lite.python import util as lite_util
+
+    converter._experimental_calibrate_only = True  # noqa: SLF001  see the docstring
+    calibrated = converter.convert()
+    denied = [name for name in tensor_names(calibrated)
+              if any(scope in name for scope in float_scopes)]
+    # The two steps TFLiteConverter itself takes for integer quantization.
+    quantized = lite_convert.mlir_quantize(
+        calibrated, input_data_type=tf.uint8, output_data_type=tf.float32,
+        denylisted_nodes=denied)
+    return lite_util.modify_model_io_type(quantized, tf.uint8, tf.float32)
 
 
 # ------------------------------------------------------------------ inspection
@@ -180,6 +219,13 @@ def operators(flatbuffer: bytes) -> set[str]:
         else:
             result.add(names.get(builtin, str(builtin)))
     return result
+
+
+def tensor_names(flatbuffer: bytes) -> list[str]:
+    """Names of every tensor of the main subgraph of a .tflite."""
+    model = _schema().ModelT.InitFromPackedBuf(flatbuffer, 0)
+    return [t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+            for t in model.subgraphs[0].tensors]
 
 
 def custom_operators(flatbuffer: bytes) -> set[str]:

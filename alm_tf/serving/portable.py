@@ -140,6 +140,19 @@ def metadata(attributes: Sequence[str], thresholds: Sequence[float], image_size:
     }
 
 
+def int8_float_scopes(model: keras.Model) -> tuple[str, ...]:
+    """Name scopes that the int8 LiteRT file keeps in float32: the ALM layers.
+
+    Their box sampling (floor / one-hot of box coordinates, products of
+    small weights) does not survive 8-bit activations; they are a small
+    part of the compute (BUILD_NOTES.md, "Portable exports").
+    """
+    from alm_tf.layers.attribute_localization import AttributeLocalization
+
+    return tuple(f"/{layer.name}" for layer in model.layers
+                 if isinstance(layer, AttributeLocalization))
+
+
 def _file_entries(formats, precisions) -> dict[str, dict]:
     entries = {}
     if F.ONNX in formats:
@@ -151,6 +164,10 @@ def _file_entries(formats, precisions) -> dict[str, dict]:
                 "path": F.LITERT_FILES[precision],
                 "input_dtype": "uint8" if precision == F.INT8 else "float32",
                 "precision": precision, "runtime": "LiteRT (ai_edge_litert), builtin ops only"}
+            if precision == F.INT8:
+                entries[f"{F.LITERT}_{precision}"]["note"] = (
+                    "int8 weights and activations except the ALM layers (float32); "
+                    "uint8 input with scale 1, zero point 0; float32 outputs")
     if F.OPENVINO in formats:
         entries[F.OPENVINO] = {"path": F.OPENVINO_FILE, "input_dtype": "float32",
                                "runtime": "OpenVINO runtime, OpenVINO Model Server"}
@@ -224,6 +241,7 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
     model = saved_model_export.as_float32(model)
     num_levels = int(model.output[F.BOXES].shape[1]) if F.BOXES in model.output else 0
     entries = _file_entries(portable, precisions)
+    float_scopes = int8_float_scopes(model)
 
     os.makedirs(output_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-portable-", dir=output_dir)
@@ -238,7 +256,7 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
                 for precision in (F.FLOAT32,) + precisions:
                     try:
                         flatbuffer = litert.convert(frozen, precision, calibration_images,
-                                                    progress=progress)
+                                                    float_scopes=float_scopes, progress=progress)
                     except litert.ConversionError as e:
                         raise PortableExportError(str(e)) from None
                     with open(os.path.join(tmp, F.LITERT_FILES[precision]), "wb") as f:

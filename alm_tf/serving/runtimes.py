@@ -111,7 +111,7 @@ class PortableModel:
 
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
         """int32 (N, M): probability > threshold (the rule of the SavedModel's `labels`)."""
-        return (np.asarray(probabilities) > self.thresholds).astype(np.int32)
+        return (np.asarray(probabilities, np.float32) > self.thresholds).astype(np.int32)
 
 
 def _onnx_runner(path: str, num_threads: Optional[int]):
