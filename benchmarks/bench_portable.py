@@ -6,9 +6,7 @@
 The full ALM model (BN-Inception, 256x128, random weights: speed does not
 depend on them) is exported to a SavedModel (`predict_images`, what TF
 Serving runs), ONNX, LiteRT float32 and int8 and OpenVINO. Every runtime
-gets the same pre-resized RGB 0..255 images (OpenVINO twice: f32, as
-`alm_tf.serving.runtimes` runs it, and the CPU plugin's default precision,
-bfloat16 on CPUs with AMX/AVX512_BF16); repetitions are interleaved
+gets the same pre-resized RGB 0..255 images; repetitions are interleaved
 (one call of each runtime per round) so that load on the machine hits all
 of them alike. Prints batch-1 latency p50/p95, batch-1 and batch-32
 throughput and the file sizes, as a Markdown table.
@@ -50,24 +48,7 @@ def build_runners(files, saved_model_dir, threads):
                        ("litert_int8", "LiteRT int8"), ("openvino", "OpenVINO")):
         model = runtimes.open_portable(files[key], num_threads=threads)
         runners[label] = (model.predict, _size(files[key]))
-    runners["OpenVINO bf16 (plugin default)"] = (_openvino_default(files["openvino"], threads),
-                                                 _size(files["openvino"]))
     return runners
-
-
-def _openvino_default(xml, threads):
-    """OpenVINO with the CPU plugin's own precision (bfloat16 where the CPU has it).
-
-    Not what `runtimes` runs (it asks for f32 to match Keras to 1e-4): shown
-    for the speed a deployment that accepts bfloat16 gets.
-    """
-    import openvino as ov
-
-    config = {"PERFORMANCE_HINT": "LATENCY"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    request = ov.Core().compile_model(xml, "CPU", config).create_infer_request()
-    return lambda x: request.infer({0: x})
 
 
 def measure(runners, images, reps):
