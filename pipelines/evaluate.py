@@ -3,8 +3,11 @@
   alm-evaluate --data_dir=records/pa100k --split=test --model=runs/pa100k \
       --output_dir=reports/pa100k [--which=best] [--tune_thresholds]
 
---model: a model dir (config.json + final.keras / best.keras), a .keras
-file, or a SavedModel dir from alm-export (its `predict_images` signature).
+--model: any model alm_tf.artifacts.load opens: a model dir (config.json +
+final.keras / best.keras), a .keras file, a SavedModel dir from alm-export
+(its `predict_images` signature), or a portable export (model.onnx,
+model*.tflite, openvino/model.xml; the same report, so the cost of a
+format or of int8 quantization shows directly).
 Writes R/metrics.json (mA, accuracy, precision, recall, f1 of the fused
 output, plus `branches`) and R/per_attribute.csv, and prints a table.
 --tune_thresholds picks per-attribute thresholds on --threshold_split
@@ -28,7 +31,8 @@ _OVERRIDE = {"allow_override": True}
 
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Converted data (manifest.json + shards).", **_OVERRIDE)
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.", **_OVERRIDE)
-_MODEL = flags.DEFINE_string("model", None, "Model dir, .keras file or SavedModel dir.", **_OVERRIDE)
+_MODEL = flags.DEFINE_string("model", None, "Model dir, .keras file, SavedModel dir, or a portable "
+                             "export (.onnx, .tflite, OpenVINO .xml).", **_OVERRIDE)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where metrics.json and per_attribute.csv go.", **_OVERRIDE)
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", **_OVERRIDE)
 _WHICH = flags.DEFINE_enum("which", artifacts.WEIGHTS[0], artifacts.WEIGHTS, "Weights of a model dir.",

@@ -1,8 +1,17 @@
-"""alm-export: SavedModel for TF Serving at E/<version>/.
+"""alm-export: SavedModel for TF Serving and portable files at E/<version>/.
 
   alm-export --model_dir=runs/pa100k --export_dir=exported/alm [--version=N]
       [--which=final|best] [--overwrite]
   alm-export --model=imported/alm_pa100k.keras --export_dir=exported/alm
+  alm-export --model_dir=M --export_dir=E --format=saved_model,onnx,litert,openvino
+      --litert_precision=float16,int8 --calibration_data=RECORDS [--calibration_images=200]
+
+--format (default saved_model): any of saved_model, onnx, litert, openvino;
+the portable files (model.onnx, model.tflite, model_float16.tflite,
+model_int8.tflite, openvino/model.xml, model.json) go beside the SavedModel
+(alm_tf/serving/portable.py, savedmodel/PORTABLE.md). int8 is calibrated
+on the first --calibration_images images of the training split of
+--calibration_data (the TFRecords folder of alm-convert).
 
 --model_dir: a trainer model dir; the model is rebuilt from config.json,
 the weights of final.keras (or best.keras with --which=best) loaded, and
@@ -22,7 +31,7 @@ import os
 from absl import flags
 
 from alm_tf import artifacts
-from alm_tf.serving import export
+from alm_tf.serving import export, formats, litert, portable
 from pipelines import _cli
 
 # Other binaries define some of the same names; allow_override lets several
@@ -37,6 +46,17 @@ _VERSION = flags.DEFINE_integer("version", None, "Version number (default: highe
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version.", **_OVERRIDE)
 _WHICH = flags.DEFINE_enum("which", artifacts.WEIGHTS[0], artifacts.WEIGHTS, "Weights of a model dir.",
                            **_OVERRIDE)
+# Portable exports. --format's default stays None (= saved_model) because
+# alm-convert's --format shares the name with default None (tests/test_cli_flags.py).
+_FORMAT = flags.DEFINE_list("format", None, "Export formats: saved_model (default), onnx, "
+                            "litert, openvino (several: --format=saved_model,onnx).", **_OVERRIDE)
+_LITERT_PRECISION = flags.DEFINE_list("litert_precision", [], "Extra LiteRT files besides float32: "
+                                      "float16, int8 (needs --calibration_data).", **_OVERRIDE)
+_CALIBRATION_DATA = flags.DEFINE_string("calibration_data", None, "TFRecords folder (alm-convert) "
+                                        "whose training split calibrates int8.", **_OVERRIDE)
+_CALIBRATION_IMAGES = flags.DEFINE_integer("calibration_images", 200, "Images used to calibrate "
+                                           "int8.", **_OVERRIDE)
+_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -51,6 +71,7 @@ def _check_flags() -> str:
         raise ValueError("--export_dir is required")
     if _VERSION.value is not None and _VERSION.value < 1:
         raise ValueError(f"--version must be >= 1. Received: {_VERSION.value}")
+    _check_portable_flags()
     if _MODEL_DIR.value:
         if not artifacts.is_model_dir(_MODEL_DIR.value):
             raise ValueError(f"--model_dir has no {artifacts.CONFIG_NAME}: {_MODEL_DIR.value!r}")
@@ -60,6 +81,27 @@ def _check_flags() -> str:
     if not os.path.isfile(_MODEL.value):
         raise ValueError(f"--model not found: {_MODEL.value!r}")
     return _MODEL.value
+
+
+def _formats() -> tuple[str, ...]:
+
+    return formats.check_formats(_FORMAT.value or [formats.DEFAULT_FORMAT])
+
+
+def _check_portable_flags() -> None:
+
+    wanted = _formats()
+    precisions = formats.check_litert_precisions(_LITERT_PRECISION.value or [])
+    if precisions and formats.LITERT not in wanted:
+        raise ValueError(f"--litert_precision={','.join(precisions)} needs --format to include litert")
+    if formats.INT8 in precisions and not _CALIBRATION_DATA.value:
+        raise ValueError("--litert_precision=int8 needs --calibration_data")
+    if _CALIBRATION_DATA.value and formats.INT8 not in precisions:
+        raise ValueError("--calibration_data applies to --litert_precision=int8 only")
+    if _CALIBRATION_IMAGES.value < 1:
+        raise ValueError(f"--calibration_images must be >= 1. Received: {_CALIBRATION_IMAGES.value}")
+    if _CALIBRATION_DATA.value and not os.path.isdir(_CALIBRATION_DATA.value):
+        raise ValueError(f"--calibration_data is not a folder: {_CALIBRATION_DATA.value!r}")
 
 
 def main(argv: list[str]) -> None:
@@ -74,7 +116,15 @@ def main(argv: list[str]) -> None:
             raise ValueError(f"version {version} already exists in {_EXPORT_DIR.value!r} "
                              f"(use --overwrite)")
         source = export.load_source(path, _WHICH.value)
-        out = export.export_saved_model(source, _EXPORT_DIR.value, version, _OVERWRITE.value)
+        calibration = None
+        if formats.INT8 in (_LITERT_PRECISION.value or []):
+            calibration = litert.load_calibration_images(
+                _CALIBRATION_DATA.value, source.image_size, _CALIBRATION_IMAGES.value,
+                progress=_PROGRESS.value)
+        out = portable.export_version(
+            source, _EXPORT_DIR.value, _formats(), version=version, overwrite=_OVERWRITE.value,
+            litert_precisions=_LITERT_PRECISION.value or [], calibration_images=calibration,
+            progress=_PROGRESS.value)
     except (ValueError, OSError) as e:
         _fail(_cli.first_line(e))
         return

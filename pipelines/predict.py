@@ -6,8 +6,10 @@
       --images=photo.png --output_dir=V
 
 --model: a SavedModel dir from alm-export (E/N or E, highest version), a
-.keras file (attribute names from a sibling config.json or
---attributes_file), or a model dir (config.json + final.keras). --server:
+.keras file (it carries its attribute names; older files: a sibling
+config.json or --attributes_file), a model dir (config.json +
+final.keras), or a portable export (model.onnx, model*.tflite,
+openvino/model.xml with the model.json beside it). --server:
 a TF Serving address instead. --images: a glob, a folder or one file; any
 JPEG/PNG of any size. Writes V/predictions.csv (a row per image: the
 probability `<attr>_prob` and the label `<attr>` of every attribute) and
@@ -26,7 +28,8 @@ from alm_tf import prediction
 from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
-_MODEL = flags.DEFINE_string("model", None, "SavedModel dir, .keras file or model dir.", **_OVERRIDE)
+_MODEL = flags.DEFINE_string("model", None, "SavedModel dir, .keras file, model dir, or a portable "
+                             "export (.onnx, .tflite, OpenVINO .xml).", **_OVERRIDE)
 _SERVER = flags.DEFINE_string("server", None, "TF Serving host:port (instead of --model).", **_OVERRIDE)
 _MODEL_NAME = flags.DEFINE_string("model_name", "alm", "Model name on the TF Serving server.", **_OVERRIDE)
 _IMAGES = flags.DEFINE_string("images", None, "A glob, a folder or an image file.", **_OVERRIDE)

@@ -11,3 +11,6 @@ if ROOT not in sys.path:
 TESTS = os.path.dirname(os.path.abspath(__file__))
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
+TRAINING = os.path.join(TESTS, "training")  # train_helpers: tiny data and models for every folder
+if TRAINING not in sys.path:
+    sys.path.insert(0, TRAINING)

@@ -21,7 +21,9 @@ config.json (and thresholds.json) of the model dir they sit in.
 
 `load(source)` turns every model source a binary accepts into one
 `LoadedModel`: a model dir, a `.keras` file, a SavedModel from alm-export
-(`E/N`, or `E` for its highest version). Its `predict` takes RGB 0..255
+(`E/N`, or `E` for its highest version), a portable export (`.onnx`,
+`.tflite`, OpenVINO `.xml`, run on onnxruntime, LiteRT or the OpenVINO
+runtime, with the model.json beside it). Its `predict` takes RGB 0..255
 images at the model's input size and answers `probabilities`, `labels`
 (after the thresholds) and, for ALM models, `boxes`; a Keras model also
 answers its logits (`logits` and each branch). Names are never invented:
@@ -38,7 +40,7 @@ from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, CHECKP
                                     read_keras_description, read_thresholds, save_keras,
                                     thresholds_path, weights_path, write_json, write_thresholds)
 from alm_tf.artifacts.loader import (LoadedModel, from_keras_model, load, load_keras_file,
-                                     load_model_dir, load_saved_model, resolve_saved_model_dir)
+                                     load_model_dir, load_portable, load_saved_model, resolve_saved_model_dir)
 
 __all__ = [
     "ATTRIBUTES_ASSET", "ATTRIBUTES_SIDECAR", "CHECKPOINTS_DIR", "CONFIG_FORMAT", "CONFIG_NAME",
@@ -46,7 +48,7 @@ __all__ = [
     "THRESHOLDS_NAME", "WEIGHTS", "LoadedModel", "ModelSourceError", "as_float32",
     "check_names_and_thresholds", "checkpoints_dir", "config_path", "copy_model_file",
     "from_keras_model", "is_model_dir", "keras_description", "leaf_layers", "load",
-    "load_keras_file", "load_keras_model", "load_model_dir", "load_saved_model", "logs_dir",
+    "load_keras_file", "load_keras_model", "load_model_dir", "load_portable", "load_saved_model", "logs_dir",
     "model_config_of", "read_attributes_file", "read_config", "read_keras_description",
     "read_thresholds", "resolve_saved_model_dir", "save_keras", "thresholds_path", "weights_path",
     "write_json", "write_thresholds",

@@ -23,6 +23,7 @@ from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, CONFIG
                                     thresholds_path, weights_path)
 from alm_tf.config import ModelConfig
 from alm_tf.data import preprocessing
+from alm_tf.serving import formats, runtimes
 
 
 @dataclasses.dataclass
@@ -30,7 +31,8 @@ class LoadedModel:
     """A model from any source, and what ships with it.
 
     Attributes:
-        kind: `keras` (a model dir or .keras file) or `saved_model`.
+        kind: `keras` (a model dir or .keras file), `saved_model`, or the
+            portable format (`onnx`, `litert`, `openvino`).
         origin: the file or folder loaded.
         attributes, thresholds: one per attribute.
         image_size: (height, width) the model takes.
@@ -209,12 +211,35 @@ def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> L
                        handle=loaded)
 
 
+def load_portable(path: str, attributes: Optional[Sequence[str]] = None) -> LoadedModel:
+    """A portable export (.onnx, .tflite, OpenVINO .xml) and the model.json beside it."""
+    try:
+        portable = runtimes.open_portable(path)
+    except (runtimes.PortableModelError, ImportError) as e:
+        raise ModelSourceError(f"cannot open {path!r}: {str(e).splitlines()[0]}") from None
+    names_found = list(attributes) if attributes else list(portable.attributes)
+    attributes_, thresholds = check_names_and_thresholds(
+        names_found, [float(t) for t in portable.thresholds], len(portable.thresholds), path)
+    boxes = portable.metadata.get("outputs", {}).get(names.BOXES_OUTPUT)
+    num_levels = int(boxes["shape"][1]) if boxes else 0
+
+    def predict(images) -> dict:
+        out = portable.predict(np.asarray(images, np.float32))
+        out["labels"] = portable.labels(out["probabilities"])
+        return out
+
+    return LoadedModel(portable.format, path, attributes_, thresholds, tuple(portable.image_size),
+                       predict, num_levels=num_levels, handle=portable)
+
+
 def load(source: str, *, which: str = "final", attributes: Optional[Sequence[str]] = None,
          attributes_file: Optional[str] = None) -> LoadedModel:
     """Loads any model source a binary accepts (see the module docstring).
 
     Args:
-        source: a model dir, a `.keras` file, or a SavedModel (`E/N` or `E`).
+        source: a model dir, a `.keras` file, a SavedModel (`E/N` or `E`),
+            or a portable export (`.onnx`, `.tflite`, OpenVINO `.xml`, with
+            the model.json alm-export writes beside it).
         which: `final` or `best` weights of a model dir.
         attributes, attributes_file: attribute names that override the
             model's own (for older files that carry none).
@@ -235,8 +260,10 @@ def load(source: str, *, which: str = "final", attributes: Optional[Sequence[str
         return load_saved_model(saved, attributes)
     if os.path.isfile(source) and source.endswith(".keras"):
         return load_keras_file(source, attributes)
+    if os.path.isfile(source) and formats.is_portable_path(source):
+        return load_portable(source, attributes)
     if os.path.isdir(source):
         raise ModelSourceError(f"{source!r} is a folder with neither {CONFIG_NAME} (a model dir) nor "
                                f"{SAVED_MODEL_FILE} (a SavedModel)")
-    raise ModelSourceError(f"model must be a model dir, a .keras file or a SavedModel. "
-                           f"Received: {source!r}")
+    raise ModelSourceError(f"model must be a model dir, a .keras file, a SavedModel or a portable "
+                           f"export (.onnx, .tflite, OpenVINO .xml). Received: {source!r}")

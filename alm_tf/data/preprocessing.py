@@ -80,14 +80,36 @@ def preprocess_images(images_0_255: tf.Tensor, height: int, width: int) -> tf.Te
 
 
 def description(height: int, width: int) -> dict:
-    """What a model's input preprocessing is, for the files that ship with a model."""
+    """What `preprocess_images(decode_image(bytes))` does, in words, for the files that ship a model.
+
+    config.json, every `.keras` description, the SavedModel's docs and the
+    portable exports' model.json carry it; the portable graphs start after
+    the resize, so a deployment must repeat the decode and resize steps
+    exactly as described here. Keep it in step with `decode_image`,
+    `resize_images` and `normalize_images`.
+    """
     return {
-        "decode": "JPEG, PNG, BMP or the first GIF frame to RGB uint8 (grayscale and RGBA converted)",
+        "decode": "JPEG/PNG/BMP/GIF (first frame) to RGB uint8; grayscale is repeated to 3 "
+                  "channels, alpha dropped",
         "channel_order": "RGB",
         "layout": "NHWC",
-        "resize": {"height": int(height), "width": int(width), "rule": RESIZE_RULE},
-        "normalization": {"scale": "x / 255", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-                          "formula": "(x / 255 - mean) / std"},
+        "resize": {
+            "size": [int(height), int(width)],
+            "method": "bilinear",
+            "half_pixel_centers": True,
+            "antialias": True,
+            "keep_aspect_ratio": False,
+            "rule": RESIZE_RULE,
+            "tensorflow": f"tf.image.resize(image, ({int(height)}, {int(width)}), method='bilinear', "
+                          f"antialias=True) on float32 RGB 0..255",
+            "pillow": f"Image.resize(({int(width)}, {int(height)}), Image.BILINEAR) (within 1/255)",
+        },
+        "value_range": [0.0, 255.0],
+        "normalization": {
+            "formula": "(x / 255 - mean) / std per channel",
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+        },
     }
 
 

@@ -233,18 +233,21 @@ class AttributeLocalization(keras.layers.Layer):
         uniform_y = ops.full((1, self.height), 1.0 / self.height, dtype=dtype)
         uniform_x = ops.full((1, self.width), 1.0 / self.width, dtype=dtype)
         mean = self._pool(parts, uniform_y, uniform_x)[:, 0, :]  # N, C
-        # Attribute axis first: batched matmuls over M.
+        # Attribute axis first: batched matmuls over M. The mean is tiled
+        # over M rather than broadcast inside a matmul: the same products,
+        # but OpenVINO's CPU plugin (2026.4) fails on a batched matmul that
+        # broadcasts its batch axis.
+        tiled = ops.tile(mean[None], (self.num_attributes, 1, 1))  # M, N, C
         if self.channel_attention:
-            hidden = ops.relu(ops.matmul(mean[None], self.att_kernel1)
+            hidden = ops.relu(ops.matmul(tiled, self.att_kernel1)
                               + self.att_bias1[:, None, :])  # M, N, R
             scale = 1.0 + ops.sigmoid(
                 ops.matmul(hidden, self.att_kernel2)
                 + self.att_bias2[:, None, :])  # M, N, C
-            attended_mean = mean[None] * scale
+            attended_mean = tiled * scale
         else:
             scale = None
-            attended_mean = ops.broadcast_to(
-                mean[None], (self.num_attributes,) + tuple(ops.shape(mean)))
+            attended_mean = tiled
         raw = ops.matmul(attended_mean, self.box_kernel) + self.box_bias[:, None]
         theta = ops.transpose(alm_ops.constrain_theta(raw), (1, 0, 2))  # N,M,4
         wy, wx = alm_ops.pooled_sampling_weights(theta, self.height,
@@ -252,7 +255,11 @@ class AttributeLocalization(keras.layers.Layer):
         features = self._pool(parts, wy, wx)  # N, M, C
         if scale is not None:
             features = features * ops.transpose(scale, (1, 0, 2))
-        logits = ops.sum(features * self.cls_kernel, axis=-1) + self.cls_bias
+        # sum_c features[n, m, c] * cls_kernel[m, c] as a batched matmul
+        # over M (OpenVINO 2026.4's CPU plugin miscomputes the multiply +
+        # reduce_sum form when no attention scale sits in between).
+        logits = ops.transpose(ops.matmul(ops.transpose(features, (1, 0, 2)),
+                                          ops.expand_dims(self.cls_kernel, -1))[:, :, 0]) + self.cls_bias
         return [logits, alm_ops.theta_to_boxes(theta)]
 
     def compute_output_shape(self, input_shape):

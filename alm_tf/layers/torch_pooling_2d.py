@@ -23,6 +23,26 @@ def pooled_size(size: int, pool_size: int, stride: int, padding: int,
     return out
 
 
+def _edge_pad(x, before: int, after: int, axis: int):
+    """Repeats the first / last row (or column) of `axis` at most once on each side."""
+    if before > 1 or after > 1:
+        raise ValueError(f"_edge_pad pads at most 1. Received: before={before}, after={after}")
+    size = x.shape[axis]
+    parts = []
+    if before:
+        parts.append(_slice(x, 0, 1, axis))
+    parts.append(x)
+    if after:
+        parts.append(_slice(x, size - 1, size, axis))
+    return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=axis)
+
+
+def _slice(x, start: int, stop: int, axis: int):
+    index = [slice(None)] * len(x.shape)
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
+
+
 @keras.saving.register_keras_serializable(package="alm_tf")
 class TorchPooling2D(keras.layers.Layer):
     """Max or average pooling with PyTorch's `ceil_mode` and padding rules.
@@ -115,7 +135,12 @@ class TorchPooling2D(keras.layers.Layer):
             # Every window that reaches a padded cell also holds the edge
             # cell it repeats, so edge padding gives PyTorch's -inf result.
             # (Padding bfloat16 with -inf gave sporadic garbage on CPU.)
-            inputs = ops.pad(inputs, pads, mode="symmetric")
+            # Slices and a concatenation rather than a symmetric MirrorPad:
+            # the same values, but ONNX has no symmetric pad (tf2onnx
+            # emulates it with Compress/ScatterElements) and LiteRT's XNNPACK
+            # does not take MIRROR_PAD.
+            inputs = _edge_pad(inputs, p, p + extra_h, axis=1)
+            inputs = _edge_pad(inputs, p, p + extra_w, axis=2)
         elif max(p + extra_h, p + extra_w) > 1:
             lowest = float(np.finfo(
                 "float16" if inputs.dtype == "float16" else "float32").min)

@@ -11,17 +11,17 @@ ATTRIBUTES = ("top_red", "bottom_green", "left_blue")
 
 
 def write_dataset(data_dir, splits=(("train", 48), ("val", 16), ("test", 16)),
-                  num_shards=2, size=(64, 32), seed=0):
-    """Writes CONTRACT TFRecords + manifest.json; attribute m shows as a colour patch."""
+                  num_shards=2, size=(64, 32), seed=0, attributes=ATTRIBUTES):
+    """Writes CONTRACT TFRecords + manifest.json; attribute m (of 3) shows as a colour patch."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
     os.makedirs(data_dir, exist_ok=True)
-    manifest = {"dataset": "tiny", "attributes": list(ATTRIBUTES),
-                "num_attributes": len(ATTRIBUTES), "splits": {}, "num_skipped": 0}
+    manifest = {"dataset": "tiny", "attributes": list(attributes),
+                "num_attributes": len(attributes), "splits": {}, "num_skipped": 0}
     h, w = size
     for split, count in splits:
-        labels = rng.integers(0, 2, size=(count, len(ATTRIBUTES)))
+        labels = rng.integers(0, 2, size=(count, len(attributes)))
         shards = [f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
         writers = [tf.io.TFRecordWriter(os.path.join(data_dir, s)) for s in shards]
         for i, label in enumerate(labels):
