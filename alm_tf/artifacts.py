@@ -15,7 +15,8 @@ Layout of a trainer's model dir M (CONTRACT.md):
 
 A `.keras` file written by this project (the trainer, `alm-import-torch`)
 carries its own description inside the zip, as `alm_tf.json` beside Keras'
-files: attribute names, the model config, thresholds, preprocessing.
+files: attribute names, the model config, thresholds, preprocessing, the
+attribute groups (`alm_tf.groups`).
 Older files are read with their sidecars: `<stem>.attributes.txt`, or the
 config.json (and thresholds.json) of the model dir they sit in.
 
@@ -25,7 +26,11 @@ config.json (and thresholds.json) of the model dir they sit in.
 images at the model's input size and answers `probabilities`, `labels`
 (after the thresholds) and, for ALM models, `boxes`; a Keras model also
 answers its logits (`logits` and each branch). Names are never invented:
-a model without attribute names is refused.
+a model without attribute names is refused. `predict_boxes` answers person
+boxes in frames (`alm_tf.people`), `answers` turns outputs into readable
+answers with the model's attribute groups (`groups`: recorded in
+config.json, the .keras description or the SavedModel's
+assets/groups.json; else the known groups of its attribute list).
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ import numpy as np
 import tensorflow as tf
 
 import alm_tf
-from alm_tf import names
+from alm_tf import groups as groups_lib
+from alm_tf import names, people
 from alm_tf.config import ModelConfig
 from alm_tf.data import preprocessing
 
@@ -62,6 +68,10 @@ ATTRIBUTES_SIDECAR = ".attributes.txt"
 #: SavedModel layout (alm-export): names one a line, the metadata signature.
 SAVED_MODEL_FILE = "saved_model.pb"
 ATTRIBUTES_ASSET = "attributes.txt"
+GROUPS_ASSET = "groups.json"
+#: The config.json / .keras description key holding the groups description.
+GROUPS_KEY = "groups"
+BOXES_SIGNATURE = "predict_boxes"
 METADATA_SIGNATURE = "metadata"
 DEFAULT_THRESHOLD = 0.5
 
@@ -209,11 +219,19 @@ def read_attributes_file(path: str) -> list[str]:
 
 def keras_description(attributes: Sequence[str], model_config: Optional[ModelConfig] = None,
                       thresholds: Optional[Sequence[float]] = None,
-                      image_size: Optional[Sequence[int]] = None) -> dict:
-    """What a `.keras` file of this project carries about itself (KERAS_METADATA)."""
+                      image_size: Optional[Sequence[int]] = None,
+                      groups: Optional[dict] = None) -> dict:
+    """What a `.keras` file of this project carries about itself (KERAS_METADATA).
+
+    `groups`: a groups description (`AttributeGroups.description()`);
+    default: the known groups of `attributes` (`alm_tf.groups.infer`).
+    """
     if image_size is None and model_config is not None:
         image_size = model_config.image_size
+    if groups is None:
+        groups = groups_lib.infer(attributes).description()
     return {
+        GROUPS_KEY: groups,
         "format_version": 1,
         "project_version": alm_tf.__version__,
         "attributes": list(attributes),
@@ -331,6 +349,9 @@ class LoadedModel:
         model_config: its ModelConfig when known.
         model_dir: the model dir it came from, if any.
         num_levels: ALM levels with boxes (0 for a baseline).
+        groups: its `alm_tf.groups.AttributeGroups` (default: the known
+            groups of its attribute list, else none).
+        boxes_signature: a SavedModel's `predict_boxes` (None otherwise).
     """
 
     kind: str
@@ -345,10 +366,60 @@ class LoadedModel:
     model_dir: Optional[str] = None
     num_levels: int = 0
     handle: Any = None  # keeps a SavedModel's resources alive
+    groups: Optional[groups_lib.AttributeGroups] = None
+    boxes_signature: Optional[Callable] = None
 
     def __post_init__(self) -> None:
         if self.predict_encoded is None:
             self.predict_encoded = self._decode_and_predict
+        if self.groups is None:
+            self.groups = groups_lib.infer(self.attributes)
+        elif tuple(self.groups.attributes) != tuple(self.attributes):
+            raise ModelSourceError(f"{self.origin}: its groups describe other attributes than its own")
+
+    def predict_boxes(self, frames: Sequence, boxes, box_indices) -> dict:
+        """Answers per person box: `predict` on each box's crop (`alm_tf.people`).
+
+        Args:
+            frames: F encoded frames (bytes), or F decoded RGB arrays
+                (H, W, 3) of any sizes.
+            boxes: (K, 4) normalized [y1, x1, y2, x2].
+            box_indices: (K,) the frame of each box (negative: frame k for box k).
+
+        Returns:
+            `predict`'s dict, one row per box. A SavedModel given encoded
+            frames runs its `predict_boxes` signature.
+        """
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        box_indices = np.asarray(box_indices, np.int32).reshape(-1)
+        if not len(boxes):
+            m = len(self.attributes)
+            empty = {"probabilities": np.zeros([0, m], np.float32), "labels": np.zeros([0, m], np.int32)}
+            if self.has_boxes:
+                empty["boxes"] = np.zeros([0, self.num_levels, m, 4], np.float32)
+            return empty
+        encoded = all(isinstance(f, (bytes, bytearray)) for f in frames)
+        if encoded and self.boxes_signature is not None:
+            out = self.boxes_signature(image_bytes=tf.constant([bytes(f) for f in frames], tf.string),
+                                       boxes=tf.constant(boxes), box_indices=tf.constant(box_indices))
+            return {k: v.numpy() for k, v in out.items()}
+        height, width = self.image_size
+        if encoded:
+            crops = people.crops_from_frames(tf.constant([bytes(f) for f in frames], tf.string), boxes,
+                                             box_indices, height, width)
+        else:
+            crops = people.crops_from_arrays(frames, boxes, box_indices, height, width)
+        return self.predict(crops)
+
+    def answers(self, outputs: dict, thresholds: groups_lib.ThresholdSpec = None) -> list[dict]:
+        """Readable answers (`alm_tf.groups`) of `predict`-style outputs, one per row.
+
+        `thresholds`: per-request thresholds (a float, one per attribute, a
+        name -> value map); default the model's (its `labels`).
+        """
+        labels = groups_lib.relabel(outputs["probabilities"], outputs["labels"], thresholds,
+                                    self.attributes)
+        return self.groups.answers(outputs["probabilities"], labels)
 
     @property
     def has_boxes(self) -> bool:
@@ -413,10 +484,11 @@ def load_keras_file(path: str, attributes: Optional[Sequence[str]] = None) -> Lo
     description = read_keras_description(path) if os.path.isfile(path) else None
     model = load_keras_model(path)
     folder = os.path.dirname(os.path.abspath(path))
-    thresholds, model_config, model_dir = None, None, None
+    thresholds, model_config, model_dir, stored_groups, dataset = None, None, None, None, None
     if description:
         names_found = description.get("attributes")
         thresholds = description.get("thresholds")
+        stored_groups = description.get(GROUPS_KEY)
         if description.get("model"):
             model_config = model_config_of(description, path)
     else:
@@ -425,6 +497,7 @@ def load_keras_file(path: str, attributes: Optional[Sequence[str]] = None) -> Lo
             config = read_config(folder)
             names_found, model_dir = config["attributes"], folder
             model_config = model_config_of(config, config_path(folder))
+            stored_groups, dataset = config.get(GROUPS_KEY), _dataset_of(config)
     if is_model_dir(folder) and os.path.isfile(thresholds_path(folder)):
         thresholds = read_thresholds(folder, attributes or names_found or [])
     names_found = list(attributes) if attributes else names_found
@@ -432,8 +505,10 @@ def load_keras_file(path: str, attributes: Optional[Sequence[str]] = None) -> Lo
         raise ModelSourceError(f"no attribute names for {path!r}: it carries none, and there is no "
                                f"{os.path.basename(path)[:-len('.keras')]}{ATTRIBUTES_SIDECAR} or "
                                f"{CONFIG_NAME} beside it (pass an attributes file)")
-    return _keras_loaded(model, names_found, thresholds, path, model_config=model_config,
-                         model_dir=model_dir)
+    loaded = _keras_loaded(model, names_found, thresholds, path, model_config=model_config,
+                           model_dir=model_dir)
+    loaded.groups = _groups_of(stored_groups, loaded.attributes, path, dataset)
+    return loaded
 
 
 def load_model_dir(model_dir: str, which: str = "final",
@@ -446,8 +521,11 @@ def load_model_dir(model_dir: str, which: str = "final",
         raise ModelSourceError(f"{weights} does not exist (train first?)")
     names_found = list(attributes) if attributes else config["attributes"]
     thresholds = read_thresholds(model_dir, names_found)
-    return _keras_loaded(load_keras_model(weights), names_found, thresholds, weights,
-                         model_config=model_config, model_dir=model_dir)
+    loaded = _keras_loaded(load_keras_model(weights), names_found, thresholds, weights,
+                           model_config=model_config, model_dir=model_dir)
+    loaded.groups = _groups_of(config.get(GROUPS_KEY), loaded.attributes, config_path(model_dir),
+                               _dataset_of(config))
+    return loaded
 
 
 def resolve_saved_model_dir(path: str) -> Optional[str]:
@@ -480,6 +558,14 @@ def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> L
     height, width = int(meta["image_height"]), int(meta["image_width"])
     attributes_, thresholds = check_names_and_thresholds(
         names_found, meta["thresholds"].tolist(), len(meta["thresholds"]), path)
+    groups_file = os.path.join(path, "assets", GROUPS_ASSET)
+    if os.path.isfile(groups_file):
+        stored = _read_json(groups_file)
+    else:  # the metadata signature carries the same JSON
+        stored = json.loads(meta["groups"].decode("utf-8")) if "groups" in meta else None
+    if attributes and isinstance(stored, dict) and stored.get("attributes") != list(attributes_):
+        stored = None  # names given by the caller: the stored groups do not apply
+    groups = _groups_of(stored, attributes_, path)
     images_fn, bytes_fn = signatures["predict_images"], signatures["serving_default"]
     keys = ("probabilities", "labels", "boxes")
 
@@ -493,11 +579,12 @@ def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> L
 
     return LoadedModel("saved_model", path, attributes_, thresholds, (height, width), predict,
                        predict_encoded=predict_encoded, num_levels=int(meta["num_levels"]),
-                       handle=loaded)
+                       handle=loaded, groups=groups,
+                       boxes_signature=signatures[BOXES_SIGNATURE] if BOXES_SIGNATURE in signatures else None)
 
 
 def load(source: str, *, which: str = "final", attributes: Optional[Sequence[str]] = None,
-         attributes_file: Optional[str] = None) -> LoadedModel:
+         attributes_file: Optional[str] = None, groups_file: Optional[str] = None) -> LoadedModel:
     """Loads any model source a binary accepts (see the module docstring).
 
     Args:
@@ -505,12 +592,22 @@ def load(source: str, *, which: str = "final", attributes: Optional[Sequence[str
         which: `final` or `best` weights of a model dir.
         attributes, attributes_file: attribute names that override the
             model's own (for older files that carry none).
+        groups_file: attribute groups (`alm_tf.groups`) that override the
+            model's own.
 
     Raises:
         ModelSourceError: one line naming what is wrong.
     """
-    if attributes_file:
-        attributes = read_attributes_file(attributes_file)
+    loaded = _load(source, which, read_attributes_file(attributes_file) if attributes_file else attributes)
+    if groups_file:
+        try:
+            loaded.groups = groups_lib.read_groups_file(groups_file, loaded.attributes)
+        except groups_lib.GroupsError as e:
+            raise ModelSourceError(str(e)) from None
+    return loaded
+
+
+def _load(source: str, which: str, attributes: Optional[Sequence[str]]) -> LoadedModel:
     if not source:
         raise ModelSourceError("no model given")
     if not os.path.exists(source):
@@ -527,6 +624,22 @@ def load(source: str, *, which: str = "final", attributes: Optional[Sequence[str
                                f"{SAVED_MODEL_FILE} (a SavedModel)")
     raise ModelSourceError(f"model must be a model dir, a .keras file or a SavedModel. "
                            f"Received: {source!r}")
+
+
+def _dataset_of(config: dict) -> Optional[str]:
+    data = config.get("data")
+    return data.get("dataset") if isinstance(data, dict) else None
+
+
+def _groups_of(stored: Optional[dict], attributes: Sequence[str], origin: str,
+               dataset: Optional[str] = None) -> groups_lib.AttributeGroups:
+    """Stored groups (a description), else the known groups of the attributes."""
+    if stored is None:
+        return groups_lib.infer(attributes, dataset)
+    try:
+        return groups_lib.from_description(stored, attributes, f"{origin}: groups")
+    except groups_lib.GroupsError as e:
+        raise ModelSourceError(str(e)) from None
 
 
 def copy_model_file(source: str, target: str) -> None:
