@@ -378,38 +378,14 @@ class LoadedModel:
             raise ModelSourceError(f"{self.origin}: its groups describe other attributes than its own")
 
     def predict_boxes(self, frames: Sequence, boxes, box_indices) -> dict:
-        """Answers per person box: `predict` on each box's crop (`alm_tf.people`).
+        """Answers per person box: `predict` on each box's crop (`alm_tf.people.predict_boxes`).
 
-        Args:
-            frames: F encoded frames (bytes), or F decoded RGB arrays
-                (H, W, 3) of any sizes.
-            boxes: (K, 4) normalized [y1, x1, y2, x2].
-            box_indices: (K,) the frame of each box (negative: frame k for box k).
-
-        Returns:
-            `predict`'s dict, one row per box. A SavedModel given encoded
-            frames runs its `predict_boxes` signature.
+        frames: F encoded frames (bytes) or decoded RGB arrays (H, W, 3);
+        boxes: (K, 4) normalized [y1, x1, y2, x2]; box_indices: (K,) the
+        frame of each box (negative: frame k for box k). A SavedModel given
+        encoded frames runs its `predict_boxes` signature.
         """
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        box_indices = np.asarray(box_indices, np.int32).reshape(-1)
-        if not len(boxes):
-            m = len(self.attributes)
-            empty = {"probabilities": np.zeros([0, m], np.float32), "labels": np.zeros([0, m], np.int32)}
-            if self.has_boxes:
-                empty["boxes"] = np.zeros([0, self.num_levels, m, 4], np.float32)
-            return empty
-        encoded = all(isinstance(f, (bytes, bytearray)) for f in frames)
-        if encoded and self.boxes_signature is not None:
-            out = self.boxes_signature(image_bytes=tf.constant([bytes(f) for f in frames], tf.string),
-                                       boxes=tf.constant(boxes), box_indices=tf.constant(box_indices))
-            return {k: v.numpy() for k, v in out.items()}
-        height, width = self.image_size
-        if encoded:
-            crops = people.crops_from_frames(tf.constant([bytes(f) for f in frames], tf.string), boxes,
-                                             box_indices, height, width)
-        else:
-            crops = people.crops_from_arrays(frames, boxes, box_indices, height, width)
-        return self.predict(crops)
+        return people.predict_boxes(self, frames, boxes, box_indices)
 
     def answers(self, outputs: dict, thresholds: groups_lib.ThresholdSpec = None) -> list[dict]:
         """Readable answers (`alm_tf.groups`) of `predict`-style outputs, one per row.

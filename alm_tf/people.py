@@ -24,8 +24,6 @@ that works with TF Serving's batching (savedmodel/README.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
-
 import numpy as np
 import tensorflow as tf
 
@@ -33,9 +31,11 @@ from alm_tf.data import preprocessing
 
 __all__ = [
     "crop_array",
+    "crops_from_arrays",
     "crops_from_frames",
     "from_pixels",
     "pixel_boxes",
+    "predict_boxes",
     "resolve_box_indices",
     "to_size",
 ]
@@ -174,7 +174,38 @@ def _to_size_eager(image: tf.Tensor, box: np.ndarray, height: int, width: int) -
     return preprocessing.resize_images(crop_array(array, box), height, width)
 
 
-def frame_size(frame) -> Optional[tuple[int, int]]:
-    """(height, width) of a decoded frame array."""
-    shape = np.shape(frame)
-    return (int(shape[0]), int(shape[1])) if len(shape) == 3 else None
+def predict_boxes(model, frames: Sequence, boxes, box_indices) -> dict:
+    """A loaded model's answers per person box (`LoadedModel.predict_boxes`).
+
+    Args:
+        model: an `alm_tf.artifacts.LoadedModel`.
+        frames: F encoded frames (bytes), or F decoded RGB arrays (H, W, 3)
+            of any sizes.
+        boxes: (K, 4) normalized [y1, x1, y2, x2].
+        box_indices: (K,) the frame of each box (negative: frame k for box k).
+
+    Returns:
+        `model.predict`'s dict, one row per box: a SavedModel given encoded
+        frames runs its `predict_boxes` signature; otherwise the crops of
+        this module's rule go through `model.predict`.
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    box_indices = np.asarray(box_indices, np.int32).reshape(-1)
+    if not len(boxes):  # no people: empty answers (the model refuses an empty batch)
+        m = len(model.attributes)
+        empty = {"probabilities": np.zeros([0, m], np.float32), "labels": np.zeros([0, m], np.int32)}
+        if model.has_boxes:
+            empty["boxes"] = np.zeros([0, model.num_levels, m, 4], np.float32)
+        return empty
+    encoded = all(isinstance(f, (bytes, bytearray)) for f in frames)
+    if encoded and model.boxes_signature is not None:
+        out = model.boxes_signature(image_bytes=tf.constant([bytes(f) for f in frames], tf.string),
+                                    boxes=tf.constant(boxes), box_indices=tf.constant(box_indices))
+        return {k: v.numpy() for k, v in out.items()}
+    height, width = model.image_size
+    if encoded:
+        crops = crops_from_frames(tf.constant([bytes(f) for f in frames], tf.string), boxes, box_indices,
+                                  height, width)
+    else:
+        crops = crops_from_arrays(frames, boxes, box_indices, height, width)
+    return model.predict(crops)

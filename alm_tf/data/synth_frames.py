@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from PIL import Image
@@ -47,7 +47,8 @@ class FramesConfig:
         num_frames: frames (>= 1).
         num_people: tracks (>= 1).
         height, width: frame size in pixels.
-        min_person_height, max_person_height: the people's crop heights.
+        min_person_height, max_person_height: the people's crop heights
+            (default: 35% and 60% of the frame height, at least 32 px).
         speed: the largest speed in pixels per frame.
         seed: random seed.
         jpeg_quality: 50..100.
@@ -58,8 +59,8 @@ class FramesConfig:
     num_people: int = 3
     height: int = 240
     width: int = 320
-    min_person_height: int = 80
-    max_person_height: int = 140
+    min_person_height: Optional[int] = None
+    max_person_height: Optional[int] = None
     speed: float = 6.0
     seed: int = 0
     jpeg_quality: int = 92
@@ -70,6 +71,13 @@ class FramesConfig:
         for name in ("num_frames", "num_people"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if not 48 <= self.height <= 4096 or not 48 <= self.width <= 4096:
+            raise ValueError(f"height and width must lie in 48..4096. Received: height={self.height}, "
+                             f"width={self.width}")
+        if self.min_person_height is None:
+            object.__setattr__(self, "min_person_height", max(32, int(0.35 * self.height)))
+        if self.max_person_height is None:
+            object.__setattr__(self, "max_person_height", max(self.min_person_height, int(0.6 * self.height)))
         if not 32 <= self.min_person_height <= self.max_person_height < self.height:
             raise ValueError("need 32 <= min_person_height <= max_person_height < height. Received: "
                              f"{self.min_person_height}, {self.max_person_height}, height={self.height}")

@@ -247,16 +247,13 @@ def predict_boxes_rest(frames: Sequence[bytes], boxes, box_indices, attributes: 
         max_boxes_per_request: boxes per request (the server's
             max_batch_size under batching).
     """
-    outputs = [rest_outputs_of(_post(rest_boxes_request(inputs), url, model_name, version, timeout))
+    outputs = [{k: np.asarray(v) for k, v in _post(rest_boxes_request(inputs), url, model_name, version,
+                                                   timeout).items()}
                for inputs in _box_chunks(frames, boxes, box_indices, layout, max_boxes_per_request)]
     outputs = _concat(outputs)
     if raw:
         return outputs
     return to_predictions(outputs, attributes, thresholds=thresholds, groups=groups) if outputs else []
-
-
-def rest_outputs_of(outputs: dict) -> dict:
-    return {k: np.asarray(v) for k, v in outputs.items()}
 
 
 def _post(body: dict, url: str, model_name: str, version: Optional[int], timeout: float) -> dict:

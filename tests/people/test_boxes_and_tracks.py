@@ -156,3 +156,28 @@ def test_synthetic_sequence_layout_and_determinism(tmp_path):
     assert os.path.basename(result["frames"][0]) == "000001.jpg"
     with pytest.raises(ValueError, match="num_people"):
         synth_frames.FramesConfig(str(tmp_path), num_people=0)
+
+
+def test_alm_synth_frames_cli(tmp_path, capsys):
+    import importlib
+
+    from absl import flags
+    from absl.testing import flagsaver
+
+    module = importlib.import_module("pipelines.synth_frames")
+    for args, code in (([f"--output_dir={tmp_path / 's'}", "--num_frames=3", "--num_people=2",
+                         "--frame_height=100", "--frame_width=120"], None),
+                       ([f"--output_dir={tmp_path / 'bad'}", "--frame_height=30"], 1)):
+        with flagsaver.flagsaver():
+            flags.FLAGS.unparse_flags()
+            flags.FLAGS(["alm-synth-frames", *args])
+            try:
+                module.main(["alm-synth-frames"])
+                got = None
+            except SystemExit as e:
+                got = e.code
+        assert got == code
+    captured = capsys.readouterr()
+    assert "wrote 3 frames" in captured.out and len(os.listdir(tmp_path / "s" / "img1")) == 3
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("alm-synth-frames: error:") and "height=30" in lines[0]
