@@ -16,7 +16,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e '.[dev,torch,export]'
+	$(PY) -m pip install -q -e '.[dev,torch,export,video]'
 	touch $@ $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed-dev

@@ -8,11 +8,15 @@ invented), or `server="host:port"` (gRPC) / `server="http://host:port"`
 (REST): TF Serving through `alm_tf.serving.client`.
 
 Every predictor maps a list of encoded images (bytes) to `probabilities`
-(N, M), `labels` (N, M) and, for ALM models, `boxes` (N, L, M, 4).
+(N, M), `labels` (N, M) and, for ALM models, `boxes` (N, L, M, 4); its
+`boxes_fn` answers person boxes in frames (`alm_tf.people_prediction`),
+its `groups` make readable answers (`alm_tf.groups`).
 `predict_files` runs one over image files and writes `predictions.csv` (a
-row per image: path, then `<attr>_prob` and `<attr>` label per attribute)
-and a localization PNG per image; unreadable images are reported and
-skipped.
+row per image: path, then `<attr>_prob` and `<attr>` label per attribute,
+then one readable-answer column per attribute group), `predictions.jsonl`
+(a JSON object per image with `answers`) and a localization PNG per image;
+unreadable images are reported and skipped. Per-request `thresholds` (one
+float, one per attribute, a name -> value map) relabel the probabilities.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import csv
 import dataclasses
 import glob
 import io
+import json
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -30,7 +35,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from alm_tf import artifacts, names, visualization
+from alm_tf import artifacts, names, people_prediction, visualization
+from alm_tf import groups as groups_lib
 from alm_tf.serving import client
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -53,6 +59,15 @@ class ImagePredictor:
     attributes: list[str]
     source: str
     kind: str  # "saved_model", "keras" or "server"
+    #: (frames, (K, 4) normalized boxes, (K,) frame indices) -> outputs per box.
+    boxes_fn: Optional[Callable] = None
+    groups: Optional[groups_lib.AttributeGroups] = None
+    #: The model's thresholds when known (track aggregation needs them).
+    model_thresholds: Optional[tuple[float, ...]] = None
+
+    def __post_init__(self) -> None:
+        if self.groups is None:
+            self.groups = groups_lib.infer(self.attributes)
 
     def __call__(self, encoded: list[bytes]) -> dict:
         return self.fn(encoded)
@@ -97,21 +112,32 @@ def _loaded_predictor(loaded: artifacts.LoadedModel) -> ImagePredictor:
     def fn(encoded: list[bytes]) -> dict:
         return {k: v for k, v in loaded.predict_encoded(encoded).items() if k in keys}
 
-    predictor = ImagePredictor(fn, list(loaded.attributes), loaded.origin, loaded.kind)
+    def boxes_fn(frames, boxes, box_indices) -> dict:
+        return {k: v for k, v in loaded.predict_boxes(frames, boxes, box_indices).items() if k in keys}
+
+    predictor = ImagePredictor(fn, list(loaded.attributes), loaded.origin, loaded.kind, boxes_fn,
+                               loaded.groups, tuple(loaded.thresholds))
     predictor.loaded = loaded
     return predictor
 
 
-def _server_predictor(server: str, attributes: Optional[list[str]], model_name: str) -> ImagePredictor:
+def _server_predictor(server: str, attributes: Optional[list[str]], model_name: str,
+                      groups: Optional[groups_lib.AttributeGroups] = None) -> ImagePredictor:
     """TF Serving: `host:port` (gRPC) or `http://host:port` (REST, needs the names)."""
     rest = server.startswith(("http://", "https://"))
+    thresholds = None
     if attributes is None:
         if rest:
             raise ValueError("a REST --server needs the attribute names (--attributes_file)")
         try:
-            attributes = list(client.fetch_metadata_grpc(target=server, model_name=model_name)["attributes"])
+            meta = client.fetch_metadata_grpc(target=server, model_name=model_name)
         except client.ServingError as e:
             raise ValueError(f"TF Serving at {server}: {e}") from None
+        attributes = list(meta["attributes"])
+        thresholds = tuple(float(t) for t in meta["thresholds"]) if "thresholds" in meta else None
+        if groups is None and "groups" in meta:
+            groups = groups_lib.from_description(json.loads(meta["groups"]), attributes,
+                                                 f"TF Serving at {server}: groups")
 
     def fn(encoded: list[bytes]) -> dict:
         try:
@@ -129,13 +155,33 @@ def _server_predictor(server: str, attributes: Optional[list[str]], model_name: 
             out["boxes"] = np.stack([np.asarray(p.boxes, np.float32) for p in preds])
         return out
 
-    return ImagePredictor(fn, list(attributes), server, "server")
+    def boxes_fn(frames, boxes, box_indices) -> dict:
+        encoded = [f if isinstance(f, bytes) else tf_png(f) for f in frames]
+        try:
+            if rest:
+                return client.predict_boxes_rest(encoded, boxes, box_indices, attributes, url=server,
+                                                 model_name=model_name, raw=True)
+            return client.predict_boxes_grpc(encoded, boxes, box_indices, attributes, target=server,
+                                             model_name=model_name, raw=True)
+        except client.ServingError as e:
+            raise ValueError(f"TF Serving at {server}: {e}") from None
+
+    return ImagePredictor(fn, list(attributes), server, "server", boxes_fn, groups, thresholds)
+
+
+def tf_png(array) -> bytes:
+    """A decoded frame as PNG bytes (lossless: the server decodes the same pixels)."""
+    import tensorflow as tf
+
+    return tf.io.encode_png(np.asarray(array, np.uint8)).numpy()
 
 
 def load_image_predictor(model: Optional[str] = None, *, attributes_file: Optional[str] = None,
                          server: Optional[str] = None, model_name: str = "alm",
-                         which: str = "final") -> ImagePredictor:
+                         which: str = "final", groups_file: Optional[str] = None) -> ImagePredictor:
     """A predictor for any model source (`alm_tf.artifacts.load`) or a TF Serving address.
+
+    `groups_file`: attribute groups (`alm_tf.groups`) overriding the model's.
 
     Raises:
         artifacts.ModelSourceError (a ValueError): the model cannot be
@@ -143,8 +189,12 @@ def load_image_predictor(model: Optional[str] = None, *, attributes_file: Option
     """
     attributes = artifacts.read_attributes_file(attributes_file) if attributes_file else None
     if server:
-        return _server_predictor(server, attributes, model_name)
-    return _loaded_predictor(artifacts.load(model, which=which, attributes=attributes))
+        predictor = _server_predictor(server, attributes, model_name)
+        if groups_file:
+            predictor.groups = groups_lib.read_groups_file(groups_file, predictor.attributes)
+        return predictor
+    return _loaded_predictor(artifacts.load(model, which=which, attributes=attributes,
+                                            groups_file=groups_file))
 
 
 def _read_checked(path: str) -> tuple[Optional[bytes], Optional[object], str]:
@@ -187,7 +237,8 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
                   batch_size: int = 16, pictures: bool = True, max_picture_rows: int = 4,
                   picture_attributes: Optional[Sequence[int]] = None,
                   max_pictures: Optional[int] = None, panel_height: int = 256,
-                  progress: bool = True, report: Callable[[str], None] = print) -> PredictionResult:
+                  progress: bool = True, report: Callable[[str], None] = print,
+                  thresholds: groups_lib.ThresholdSpec = None) -> PredictionResult:
     """Predicts every readable image; writes predictions.csv and localization PNGs.
 
     Args:
@@ -202,10 +253,12 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
         panel_height: panel height of the pictures.
         progress: show a tqdm bar.
         report: where "skipped <path>: <reason>" lines go.
+        thresholds: per-request thresholds (`alm_tf.groups.relabel`).
 
     Raises:
         ValueError: no image could be read.
     """
+    groups_lib.request_thresholds(thresholds, predictor.attributes)  # bad thresholds fail first
     os.makedirs(output_dir, exist_ok=True)
     good, skipped = [], []
     for path in paths:
@@ -232,19 +285,26 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
         bar.close()
     outputs = {k: np.concatenate(v) for k, v in outputs.items()}
     names = predictor.attributes
-    probs, labels = outputs["probabilities"], outputs["labels"]
+    probs = outputs["probabilities"]
+    labels = outputs["labels"] = groups_lib.relabel(probs, outputs["labels"], thresholds, names)
+    groups = predictor.groups or groups_lib.infer(names)
+    answers = groups.answers(probs, labels)
     csv_path = os.path.join(output_dir, "predictions.csv")
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         header = ["image"]
         for name in names:
             header += [f"{name}_prob", name]
-        writer.writerow(header)
+        writer.writerow(header + list(groups.csv_columns))
         for i, (path, _, _) in enumerate(good):
             row = [path]
             for m in range(len(names)):
                 row += [f"{probs[i, m]:.6f}", int(labels[i, m])]
-            writer.writerow(row)
+            writer.writerow(row + groups.csv_values(answers[i]))
+    people_prediction.write_jsonl(
+        os.path.join(output_dir, people_prediction.PREDICTIONS_JSONL),
+        (people_prediction.jsonl_record(answers[i], probs[i], names, image=path)
+         for i, (path, _, _) in enumerate(good)))
     written = []
     if pictures and "boxes" in outputs:
         used: set = set()

@@ -8,7 +8,9 @@ the region each pyramid level's ALM localized for it. Here:
 - `localization_grid` stacks such rows for several attributes, with a
   header naming the levels and a row label with each attribute's name,
   probability and predicted label;
-- `save_localization_picture` writes the grid as a PNG.
+- `save_localization_picture` writes the grid as a PNG;
+- `people_picture` draws every person box of a camera frame with its
+  readable answers (`answer_lines`), one colour per track.
 
 Boxes are the model's `boxes` output for one image, shape (L, M, 4),
 [y1, x1, y2, x2] in normalized image coordinates, unclipped (a box may
@@ -18,6 +20,7 @@ reach outside the image; it is drawn clipped, dashed where it was cut).
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Sequence
 from typing import Optional
 
@@ -29,8 +32,11 @@ __all__ = [
     "box_centre",
     "draw_box",
     "level_panels",
+    "answer_lines",
     "localization_grid",
+    "people_picture",
     "save_localization_picture",
+    "save_png",
 ]
 
 #: Default panel titles, levels ordered as the model's `boxes` (finest first).
@@ -215,4 +221,87 @@ def save_localization_picture(path: str, image, boxes: np.ndarray, attributes: S
     if parent:
         os.makedirs(parent, exist_ok=True)
     grid.save(path, format="PNG")
+    return path
+
+
+# ------------------------------------------------------------ people in frames
+
+
+def answer_lines(answer: dict, title: str = "", width: int = 28) -> list[str]:
+    """A readable answer as short lines: each group's value (a list joined by
+    ","), each ungrouped attribute's name when present; wrapped at `width`."""
+    words = [title] if title else []
+    for key, value in answer.items():
+        if isinstance(value, bool):
+            if value:
+                words.append(key)
+        elif isinstance(value, (list, tuple)):
+            if value:
+                words.append(",".join(str(v) for v in value))
+        elif value is not None and value != "":
+            words.append(str(value))
+    lines: list[str] = []
+    for word in words:
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
+def _track_colour(key) -> tuple[int, int, int]:
+    number = int(key) if isinstance(key, (int, np.integer)) else zlib.crc32(str(key).encode("utf-8"))
+    return _COLOURS[number % len(_COLOURS)]
+
+
+def people_picture(image, boxes: Sequence[Sequence[float]], lines: Sequence[Sequence[str]],
+                   colour_keys: Optional[Sequence] = None, title: str = "",
+                   max_width: int = 1280, font_size: int = 12) -> Image.Image:
+    """A camera frame with each person's box and answer lines.
+
+    Args:
+        image: the frame (PIL image or (H, W, 3) array 0..255).
+        boxes: pixel boxes [x1, y1, x2, y2] (x2, y2 exclusive), in the frame.
+        lines: the text lines of each box (`answer_lines`).
+        colour_keys: one key per box (a track id) choosing its colour.
+        title: a line at the top left (the frame's name).
+        max_width: frames wider than this are scaled down first.
+    """
+    frame = _to_image(image)
+    scale = min(1.0, max_width / frame.size[0])
+    if scale < 1.0:
+        frame = frame.resize((max(1, int(frame.size[0] * scale)), max(1, int(frame.size[1] * scale))),
+                             Image.BILINEAR)
+    draw = ImageDraw.Draw(frame)
+    font = _font(font_size)
+    w, h = frame.size
+    keys = list(colour_keys) if colour_keys is not None else list(range(len(boxes)))
+    for box, text, key in zip(boxes, lines, keys):
+        x1, y1, x2, y2 = (float(v) * scale for v in box)
+        colour = _track_colour(key)
+        draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=colour, width=2)
+        th = font_size + 3
+        tag_h = th * len(text)
+        tw = max([_text_width(draw, t, font) for t in text] or [0])
+        ty = y1 - tag_h if y1 - tag_h >= 0 else min(max(y2, 0), max(0, h - tag_h))
+        tx = min(max(x1, 0), max(0, w - tw - 4))
+        if text:
+            draw.rectangle([tx, ty, tx + tw + 4, ty + tag_h], fill=colour)
+            for k, t in enumerate(text):
+                draw.text((tx + 2, ty + 1 + k * th), t, fill=(255, 255, 255), font=font)
+    if title:
+        tw = _text_width(draw, title, font)
+        draw.rectangle([0, 0, tw + 6, font_size + 5], fill=_BG)
+        draw.text((3, 1), title, fill=_TEXT, font=font)
+    return frame
+
+
+def save_png(path: str, image: Image.Image) -> str:
+    """Writes a PNG atomically (temp name + rename); returns the path."""
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp"
+    image.save(tmp, format="PNG")
+    os.replace(tmp, path)
     return path

@@ -14,7 +14,24 @@ a TF Serving address instead. --images: a glob, a folder or one file; any
 JPEG/PNG of any size. Writes V/predictions.csv (a row per image: the
 probability `<attr>_prob` and the label `<attr>` of every attribute) and
 V/pictures/<image>.png (input + one panel per ALM level with each shown
-attribute's box). An unreadable image is reported and skipped.
+attribute's box), and V/predictions.jsonl (a JSON object per image with
+readable `answers`: the model's attribute groups, alm_tf.groups). An
+unreadable image is reported and skipped.
+
+People in camera frames (alm_tf.people_prediction):
+
+  alm-predict --model=export/1 --images=seq/img1 --boxes=seq/det/det.txt --output_dir=V
+  alm-predict --model=export/1 --images=seq/img1 --tracks=seq/gt/gt.txt --output_dir=V
+  alm-predict --model=export/1 --video=street.mp4 --tracks=tracks.txt --output_dir=V
+
+--boxes: a MOTChallenge det/gt file (frame, id, left, top, width, height,
+...) or a CSV with a header `image, x1, y1, x2, y2[, id, score]`; writes
+V/boxes.csv (a row per box), V/predictions.jsonl (a JSON object per box)
+and V/pictures/<frame>.png. --tracks: the same with track ids; also
+V/tracks.csv and predictions.jsonl with one row / object per track,
+aggregated over its frames (--aggregate, --smoothing, --min_track_length,
+--per_frame). --video: the frames of a video file (PyAV, the `video`
+extra). --thresholds: one value, one per attribute, or NAME=VALUE pairs.
 """
 
 from __future__ import annotations
@@ -24,7 +41,8 @@ import sys
 
 from absl import flags
 
-from alm_tf import prediction
+from alm_tf import groups as groups_lib
+from alm_tf import people_prediction, prediction, tracks
 from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
@@ -41,6 +59,30 @@ _PICTURES = flags.DEFINE_bool("pictures", True, "Write a localization PNG per im
 _ROWS = flags.DEFINE_integer("picture_attributes", 4, "Attributes per picture (predicted present "
                              "first).", lower_bound=1, **_OVERRIDE)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+_MAX_PICTURES = flags.DEFINE_integer("max_pictures", people_prediction.DEFAULT_MAX_PICTURES,
+                                     "Pictures of at most this many images or frames.", lower_bound=0,
+                                     **_OVERRIDE)
+_THRESHOLDS = flags.DEFINE_list("thresholds", [], "Per-request thresholds: one value, one per attribute, "
+                                "or NAME=VALUE pairs (others keep the model's).", **_OVERRIDE)
+_GROUPS = flags.DEFINE_string("groups_file", None, "Attribute groups (JSON, alm_tf.groups) instead of "
+                              "the model's.", **_OVERRIDE)
+_BOXES = flags.DEFINE_string("boxes", None, "Person boxes in the frames: MOT det/gt file or CSV "
+                             "(image, x1, y1, x2, y2).", **_OVERRIDE)
+_TRACKS = flags.DEFINE_string("tracks", None, "Tracks in the frames (MOT file with ids): one answer "
+                              "per track.", **_OVERRIDE)
+_VIDEO = flags.DEFINE_string("video", None, "Frames from a video file (PyAV) instead of --images.",
+                             **_OVERRIDE)
+_MIN_SCORE = flags.DEFINE_float("min_score", None, "Drop boxes with a lower score (MOT conf).",
+                                **_OVERRIDE)
+_AGGREGATE = flags.DEFINE_enum("aggregate", tracks.DEFAULT_AGGREGATION, tracks.AGGREGATIONS,
+                               "How a track's per-frame probabilities become one.", **_OVERRIDE)
+_SMOOTHING = flags.DEFINE_float("smoothing", tracks.DEFAULT_SMOOTHING, "Factor of --aggregate=ema "
+                                "(weight of each new frame).", **_OVERRIDE)
+_MIN_TRACK = flags.DEFINE_integer("min_track_length", tracks.DEFAULT_MIN_TRACK_LENGTH,
+                                  "Tracks with fewer frames get no row.", lower_bound=1, **_OVERRIDE)
+_PER_FRAME = flags.DEFINE_list("per_frame", None, "Groups or attributes that stay per frame in a "
+                               "track (default: orientation).", **_OVERRIDE)
+_TRACK_FLAGS = ("aggregate", "smoothing", "min_track_length", "per_frame")
 
 
 def _fail(message: str) -> None:
@@ -51,6 +93,9 @@ def main(argv: list[str]) -> None:
     """Predicts; exits 1 with one line on stderr on bad flags or input."""
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    if _BOXES.value or _TRACKS.value or _VIDEO.value:
+        _people(_people_config())
+        return
     if not _MODEL.value and not _SERVER.value:
         _fail("--model or --server is required")
     if _MODEL.value and _SERVER.value:
@@ -58,6 +103,9 @@ def main(argv: list[str]) -> None:
     for name, flag in (("images", _IMAGES), ("output_dir", _OUTPUT_DIR)):
         if not flag.value:
             _fail(f"--{name} is required")
+    for name in _TRACK_FLAGS + ("min_score",):
+        if flags.FLAGS[name].present:
+            _fail(f"--{name} applies to --tracks (or --boxes) only")
     if _MODEL.value and not os.path.exists(_MODEL.value):
         _fail(f"--model not found: {_MODEL.value!r}")
     if _ATTRIBUTES.value and not os.path.isfile(_ATTRIBUTES.value):
@@ -70,12 +118,14 @@ def main(argv: list[str]) -> None:
         _fail(f"--images: {e}")
         return
     try:
+        thresholds = groups_lib.parse_threshold_values(_THRESHOLDS.value)
         predictor = prediction.load_image_predictor(
             _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
-            model_name=_MODEL_NAME.value)
+            model_name=_MODEL_NAME.value, groups_file=_GROUPS.value)
         result = prediction.predict_files(
             predictor, paths, _OUTPUT_DIR.value, batch_size=_BATCH.value,
             pictures=_PICTURES.value, max_picture_rows=_ROWS.value, progress=_PROGRESS.value,
+            max_pictures=_MAX_PICTURES.value, thresholds=thresholds,
             report=lambda line: print(f"alm-predict: {line}", file=sys.stderr))
     except (ValueError, OSError) as e:
         _fail(_cli.first_line(e))
@@ -83,6 +133,70 @@ def main(argv: list[str]) -> None:
     print(f"predicted {len(result.images)} images ({len(result.skipped)} skipped): {result.csv_path}"
           + (f", {len(result.pictures)} pictures in {os.path.join(_OUTPUT_DIR.value, 'pictures')}"
              if result.pictures else ""))
+
+
+def _people_config() -> people_prediction.PeopleConfig:
+    """Flags of the frames + boxes modes -> a validated PeopleConfig (exits on bad flags)."""
+    if not _MODEL.value and not _SERVER.value:
+        _fail("--model or --server is required")
+    if _MODEL.value and _SERVER.value:
+        _fail("give only one of --model and --server")
+    if bool(_BOXES.value) == bool(_TRACKS.value):
+        _fail("give one of --boxes (an answer per box) and --tracks (an answer per track)")
+    if bool(_IMAGES.value) == bool(_VIDEO.value):
+        _fail("give the frames with one of --images and --video")
+    if not _OUTPUT_DIR.value:
+        _fail("--output_dir is required")
+    if os.path.exists(_OUTPUT_DIR.value) and not os.path.isdir(_OUTPUT_DIR.value):
+        _fail(f"--output_dir exists and is not a folder: {_OUTPUT_DIR.value!r}")
+    if _MODEL.value and not os.path.exists(_MODEL.value):
+        _fail(f"--model not found: {_MODEL.value!r}")
+    for name, flag in (("attributes_file", _ATTRIBUTES), ("groups_file", _GROUPS), ("boxes", _BOXES),
+                       ("tracks", _TRACKS), ("video", _VIDEO)):
+        if flag.value and not os.path.isfile(flag.value):
+            _fail(f"--{name} not found: {flag.value!r}")
+    if _BOXES.value:
+        for name in _TRACK_FLAGS:
+            if flags.FLAGS[name].present:
+                _fail(f"--{name} applies to --tracks only")
+    images, root = None, None
+    if _IMAGES.value:
+        try:
+            images = tuple(prediction.find_images(_IMAGES.value))
+        except FileNotFoundError as e:
+            _fail(f"--images: {e}")
+        root = _IMAGES.value if os.path.isdir(_IMAGES.value) else None
+    try:
+        track = tracks.TrackConfig(_AGGREGATE.value, _SMOOTHING.value, _MIN_TRACK.value,
+                                   None if _PER_FRAME.value is None else tuple(_PER_FRAME.value))
+        return people_prediction.PeopleConfig(
+            mode="tracks" if _TRACKS.value else "boxes", boxes_file=_TRACKS.value or _BOXES.value,
+            output_dir=_OUTPUT_DIR.value, images=images, images_root=root, video=_VIDEO.value,
+            thresholds=groups_lib.parse_threshold_values(_THRESHOLDS.value), track=track,
+            min_score=_MIN_SCORE.value, boxes_per_call=_BATCH.value, pictures=_PICTURES.value,
+            max_pictures=_MAX_PICTURES.value, progress=_PROGRESS.value)
+    except ValueError as e:
+        _fail(_cli.first_line(e))
+
+
+def _people(config: people_prediction.PeopleConfig) -> None:
+    def report(line: str) -> None:
+        print(f"alm-predict: {line}", file=sys.stderr)
+
+    try:
+        plan = people_prediction.plan_people(config, report)  # bad boxes fail before the model loads
+        predictor = prediction.load_image_predictor(
+            _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
+            model_name=_MODEL_NAME.value, groups_file=_GROUPS.value)
+        result = people_prediction.predict_people(predictor, config, plan=plan, report=report)
+    except (ValueError, OSError) as e:
+        _fail(_cli.first_line(e))
+        return
+    what = (f"{len(result.tracks)} tracks" if config.mode == "tracks" else f"{result.num_boxes} boxes")
+    print(f"predicted {result.num_boxes} boxes in {result.num_frames} frames -> {what}: "
+          + ", ".join(result.files[k] for k in sorted(result.files))
+          + (f", {len(result.pictures)} pictures in "
+             f"{os.path.join(config.output_dir, people_prediction.PICTURES_DIR)}" if result.pictures else ""))
 
 
 def run() -> None:

@@ -11,7 +11,7 @@ import importlib, json
 from absl import flags
 seen = {}
 conflicts = []
-for name in ["synth", "convert", "merge", "train", "evaluate", "export",
+for name in ["synth", "synth_frames", "convert", "merge", "train", "evaluate", "export",
              "import_torch", "predict", "demo"]:
     importlib.import_module("pipelines." + name)
     for flag_name in flags.FLAGS:
@@ -31,7 +31,7 @@ def test_no_binary_changes_another_binarys_flag_default():
 
 
 def test_every_console_script_module_has_run_and_main():
-    for name in ["synth", "convert", "merge", "train", "evaluate", "export",
+    for name in ["synth", "synth_frames", "convert", "merge", "train", "evaluate", "export",
                  "import_torch", "predict", "demo"]:
         module = importlib.import_module("pipelines." + name)
         assert callable(module.run) and callable(module.main), name

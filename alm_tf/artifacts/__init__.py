@@ -15,7 +15,8 @@ Layout of a trainer's model dir M (CONTRACT.md):
 
 A `.keras` file written by this project (the trainer, `alm-import-torch`)
 carries its own description inside the zip, as `alm_tf.json` beside Keras'
-files: attribute names, the model config, thresholds, preprocessing.
+files: attribute names, the model config, thresholds, preprocessing, the
+attribute groups (`alm_tf.groups`).
 Older files are read with their sidecars: `<stem>.attributes.txt`, or the
 config.json (and thresholds.json) of the model dir they sit in.
 
@@ -27,29 +28,34 @@ runtime, with the model.json beside it). Its `predict` takes RGB 0..255
 images at the model's input size and answers `probabilities`, `labels`
 (after the thresholds) and, for ALM models, `boxes`; a Keras model also
 answers its logits (`logits` and each branch). Names are never invented:
-a model without attribute names is refused.
+a model without attribute names is refused. `predict_boxes` answers person
+boxes in frames (`alm_tf.people`), `answers` turns outputs into readable
+answers with the model's attribute groups (`groups`: recorded in
+config.json, the .keras description or the SavedModel's assets/groups.json;
+else the known groups of its attribute list).
 """
 
-from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, CHECKPOINTS_DIR, CONFIG_FORMAT,
+from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, BOXES_SIGNATURE, CHECKPOINTS_DIR,
+                                    CONFIG_FORMAT, GROUPS_ASSET, GROUPS_KEY,
                                     CONFIG_NAME, DEFAULT_THRESHOLD, KERAS_METADATA, LOGS_DIR,
                                     METADATA_SIGNATURE, SAVED_MODEL_FILE, THRESHOLDS_NAME, WEIGHTS,
                                     ModelSourceError, as_float32, check_names_and_thresholds,
                                     checkpoints_dir, config_path, copy_model_file, is_model_dir,
                                     keras_description, leaf_layers, load_keras_model, logs_dir,
-                                    model_config_of, read_attributes_file, read_config,
+                                    model_config_of, read_attributes_file, read_config, read_json,
                                     read_keras_description, read_thresholds, save_keras,
                                     thresholds_path, weights_path, write_json, write_thresholds)
 from alm_tf.artifacts.loader import (LoadedModel, from_keras_model, load, load_keras_file,
                                      load_model_dir, load_portable, load_saved_model, resolve_saved_model_dir)
 
 __all__ = [
-    "ATTRIBUTES_ASSET", "ATTRIBUTES_SIDECAR", "CHECKPOINTS_DIR", "CONFIG_FORMAT", "CONFIG_NAME",
+    "ATTRIBUTES_ASSET", "ATTRIBUTES_SIDECAR", "BOXES_SIGNATURE", "GROUPS_ASSET", "GROUPS_KEY", "CHECKPOINTS_DIR", "CONFIG_FORMAT", "CONFIG_NAME",
     "DEFAULT_THRESHOLD", "KERAS_METADATA", "LOGS_DIR", "METADATA_SIGNATURE", "SAVED_MODEL_FILE",
     "THRESHOLDS_NAME", "WEIGHTS", "LoadedModel", "ModelSourceError", "as_float32",
     "check_names_and_thresholds", "checkpoints_dir", "config_path", "copy_model_file",
     "from_keras_model", "is_model_dir", "keras_description", "leaf_layers", "load",
     "load_keras_file", "load_keras_model", "load_model_dir", "load_portable", "load_saved_model", "logs_dir",
-    "model_config_of", "read_attributes_file", "read_config", "read_keras_description",
+    "model_config_of", "read_attributes_file", "read_config", "read_json", "read_keras_description",
     "read_thresholds", "resolve_saved_model_dir", "save_keras", "thresholds_path", "weights_path",
     "write_json", "write_thresholds",
 ]

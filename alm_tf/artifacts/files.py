@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 import alm_tf
+from alm_tf import groups as groups_lib
 from alm_tf.config import ModelConfig
 from alm_tf.data import preprocessing
 
@@ -35,6 +36,10 @@ ATTRIBUTES_SIDECAR = ".attributes.txt"
 #: SavedModel layout (alm-export): names one a line, the metadata signature.
 SAVED_MODEL_FILE = "saved_model.pb"
 ATTRIBUTES_ASSET = "attributes.txt"
+GROUPS_ASSET = "groups.json"
+#: The config.json / .keras description key holding the groups description.
+GROUPS_KEY = "groups"
+BOXES_SIGNATURE = "predict_boxes"
 METADATA_SIGNATURE = "metadata"
 DEFAULT_THRESHOLD = 0.5
 
@@ -81,7 +86,7 @@ def write_json(path: str, payload: Any) -> None:
     os.replace(tmp, path)
 
 
-def _read_json(path: str) -> Any:
+def read_json(path: str) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -94,7 +99,7 @@ def read_config(model_dir: str) -> dict:
     path = config_path(model_dir)
     if not os.path.isfile(path):
         raise ModelSourceError(f"no {CONFIG_NAME} in model dir {model_dir!r}")
-    config = _read_json(path)
+    config = read_json(path)
     if not isinstance(config, dict) or "model" not in config or "attributes" not in config:
         raise ModelSourceError(f"{path} is not a model dir's config (no 'model' or 'attributes')")
     return config
@@ -139,7 +144,7 @@ def read_thresholds(model_dir: str, attributes: Sequence[str]) -> Optional[list[
     path = thresholds_path(model_dir)
     if not os.path.isfile(path):
         return None
-    payload = _read_json(path)
+    payload = read_json(path)
     tuned_for = payload.get("attributes") if isinstance(payload, dict) else None
     if tuned_for is not None and list(tuned_for) != list(attributes):
         raise ModelSourceError(f"{path} was tuned for other attributes than the model's")
@@ -165,7 +170,7 @@ def read_attributes_file(path: str) -> list[str]:
     if not os.path.isfile(path):
         raise ModelSourceError(f"attributes file not found: {path!r}")
     if path.endswith(".json"):
-        payload = _read_json(path)
+        payload = read_json(path)
         values = payload.get("attributes") if isinstance(payload, dict) else payload
         if not isinstance(values, list):
             raise ModelSourceError(f"{path} holds no list of attribute names")
@@ -182,11 +187,19 @@ def read_attributes_file(path: str) -> list[str]:
 
 def keras_description(attributes: Sequence[str], model_config: Optional[ModelConfig] = None,
                       thresholds: Optional[Sequence[float]] = None,
-                      image_size: Optional[Sequence[int]] = None) -> dict:
-    """What a `.keras` file of this project carries about itself (KERAS_METADATA)."""
+                      image_size: Optional[Sequence[int]] = None,
+                      groups: Optional[dict] = None) -> dict:
+    """What a `.keras` file of this project carries about itself (KERAS_METADATA).
+
+    `groups`: a groups description (`AttributeGroups.description()`);
+    default: the known groups of `attributes` (`alm_tf.groups.infer`).
+    """
     if image_size is None and model_config is not None:
         image_size = model_config.image_size
+    if groups is None:
+        groups = groups_lib.infer(attributes).description()
     return {
+        GROUPS_KEY: groups,
         "format_version": 1,
         "project_version": alm_tf.__version__,
         "attributes": list(attributes),

@@ -6,6 +6,7 @@ See `alm_tf.artifacts` for the sources and what a LoadedModel answers.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
@@ -14,8 +15,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alm_tf import names
-from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, CONFIG_NAME, METADATA_SIGNATURE,
+from alm_tf import groups as groups_lib
+from alm_tf import names, people
+from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, BOXES_SIGNATURE, CONFIG_NAME,
+                                    GROUPS_ASSET, GROUPS_KEY, METADATA_SIGNATURE, read_json,
                                     SAVED_MODEL_FILE, ModelSourceError, as_float32,
                                     check_names_and_thresholds, config_path, is_model_dir,
                                     load_keras_model, model_config_of, read_attributes_file,
@@ -46,6 +49,9 @@ class LoadedModel:
         model_config: its ModelConfig when known.
         model_dir: the model dir it came from, if any.
         num_levels: ALM levels with boxes (0 for a baseline).
+        groups: its `alm_tf.groups.AttributeGroups` (default: the known
+            groups of its attribute list, else none).
+        boxes_signature: a SavedModel's `predict_boxes` (None otherwise).
     """
 
     kind: str
@@ -60,10 +66,36 @@ class LoadedModel:
     model_dir: Optional[str] = None
     num_levels: int = 0
     handle: Any = None  # keeps a SavedModel's resources alive
+    groups: Optional[groups_lib.AttributeGroups] = None
+    boxes_signature: Optional[Callable] = None
 
     def __post_init__(self) -> None:
         if self.predict_encoded is None:
             self.predict_encoded = self._decode_and_predict
+        if self.groups is None:
+            self.groups = groups_lib.infer(self.attributes)
+        elif tuple(self.groups.attributes) != tuple(self.attributes):
+            raise ModelSourceError(f"{self.origin}: its groups describe other attributes than its own")
+
+    def predict_boxes(self, frames: Sequence, boxes, box_indices) -> dict:
+        """Answers per person box: `predict` on each box's crop (`alm_tf.people.predict_boxes`).
+
+        frames: F encoded frames (bytes) or decoded RGB arrays (H, W, 3);
+        boxes: (K, 4) normalized [y1, x1, y2, x2]; box_indices: (K,) the
+        frame of each box (negative: frame k for box k). A SavedModel given
+        encoded frames runs its `predict_boxes` signature.
+        """
+        return people.predict_boxes(self, frames, boxes, box_indices)
+
+    def answers(self, outputs: dict, thresholds: groups_lib.ThresholdSpec = None) -> list[dict]:
+        """Readable answers (`alm_tf.groups`) of `predict`-style outputs, one per row.
+
+        `thresholds`: per-request thresholds (a float, one per attribute, a
+        name -> value map); default the model's (its `labels`).
+        """
+        labels = groups_lib.relabel(outputs["probabilities"], outputs["labels"], thresholds,
+                                    self.attributes)
+        return self.groups.answers(outputs["probabilities"], labels)
 
     @property
     def has_boxes(self) -> bool:
@@ -128,10 +160,11 @@ def load_keras_file(path: str, attributes: Optional[Sequence[str]] = None) -> Lo
     description = read_keras_description(path) if os.path.isfile(path) else None
     model = load_keras_model(path)
     folder = os.path.dirname(os.path.abspath(path))
-    thresholds, model_config, model_dir = None, None, None
+    thresholds, model_config, model_dir, stored_groups, dataset = None, None, None, None, None
     if description:
         names_found = description.get("attributes")
         thresholds = description.get("thresholds")
+        stored_groups = description.get(GROUPS_KEY)
         if description.get("model"):
             model_config = model_config_of(description, path)
     else:
@@ -140,6 +173,7 @@ def load_keras_file(path: str, attributes: Optional[Sequence[str]] = None) -> Lo
             config = read_config(folder)
             names_found, model_dir = config["attributes"], folder
             model_config = model_config_of(config, config_path(folder))
+            stored_groups, dataset = config.get(GROUPS_KEY), _dataset_of(config)
     if is_model_dir(folder) and os.path.isfile(thresholds_path(folder)):
         thresholds = read_thresholds(folder, attributes or names_found or [])
     names_found = list(attributes) if attributes else names_found
@@ -147,8 +181,10 @@ def load_keras_file(path: str, attributes: Optional[Sequence[str]] = None) -> Lo
         raise ModelSourceError(f"no attribute names for {path!r}: it carries none, and there is no "
                                f"{os.path.basename(path)[:-len('.keras')]}{ATTRIBUTES_SIDECAR} or "
                                f"{CONFIG_NAME} beside it (pass an attributes file)")
-    return _keras_loaded(model, names_found, thresholds, path, model_config=model_config,
-                         model_dir=model_dir)
+    loaded = _keras_loaded(model, names_found, thresholds, path, model_config=model_config,
+                           model_dir=model_dir)
+    loaded.groups = _groups_of(stored_groups, loaded.attributes, path, dataset)
+    return loaded
 
 
 def load_model_dir(model_dir: str, which: str = "final",
@@ -161,8 +197,11 @@ def load_model_dir(model_dir: str, which: str = "final",
         raise ModelSourceError(f"{weights} does not exist (train first?)")
     names_found = list(attributes) if attributes else config["attributes"]
     thresholds = read_thresholds(model_dir, names_found)
-    return _keras_loaded(load_keras_model(weights), names_found, thresholds, weights,
-                         model_config=model_config, model_dir=model_dir)
+    loaded = _keras_loaded(load_keras_model(weights), names_found, thresholds, weights,
+                           model_config=model_config, model_dir=model_dir)
+    loaded.groups = _groups_of(config.get(GROUPS_KEY), loaded.attributes, config_path(model_dir),
+                               _dataset_of(config))
+    return loaded
 
 
 def resolve_saved_model_dir(path: str) -> Optional[str]:
@@ -195,6 +234,14 @@ def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> L
     height, width = int(meta["image_height"]), int(meta["image_width"])
     attributes_, thresholds = check_names_and_thresholds(
         names_found, meta["thresholds"].tolist(), len(meta["thresholds"]), path)
+    groups_file = os.path.join(path, "assets", GROUPS_ASSET)
+    if os.path.isfile(groups_file):
+        stored = read_json(groups_file)
+    else:  # the metadata signature carries the same JSON
+        stored = json.loads(meta["groups"].decode("utf-8")) if "groups" in meta else None
+    if attributes and isinstance(stored, dict) and stored.get("attributes") != list(attributes_):
+        stored = None  # names given by the caller: the stored groups do not apply
+    groups = _groups_of(stored, attributes_, path)
     images_fn, bytes_fn = signatures["predict_images"], signatures["serving_default"]
     keys = ("probabilities", "labels", "boxes")
 
@@ -208,7 +255,8 @@ def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> L
 
     return LoadedModel("saved_model", path, attributes_, thresholds, (height, width), predict,
                        predict_encoded=predict_encoded, num_levels=int(meta["num_levels"]),
-                       handle=loaded)
+                       handle=loaded, groups=groups,
+                       boxes_signature=signatures.get(BOXES_SIGNATURE))
 
 
 def load_portable(path: str, attributes: Optional[Sequence[str]] = None) -> LoadedModel:
@@ -228,12 +276,16 @@ def load_portable(path: str, attributes: Optional[Sequence[str]] = None) -> Load
         out["labels"] = portable.labels(out["probabilities"])
         return out
 
+    stored = portable.metadata.get(GROUPS_KEY) or None
+    if attributes and isinstance(stored, dict) and stored.get("attributes") != list(attributes_):
+        stored = None  # names given by the caller: the stored groups do not apply
     return LoadedModel(portable.format, path, attributes_, thresholds, tuple(portable.image_size),
-                       predict, num_levels=num_levels, handle=portable)
+                       predict, num_levels=num_levels, handle=portable,
+                       groups=_groups_of(stored, attributes_, path))
 
 
 def load(source: str, *, which: str = "final", attributes: Optional[Sequence[str]] = None,
-         attributes_file: Optional[str] = None) -> LoadedModel:
+         attributes_file: Optional[str] = None, groups_file: Optional[str] = None) -> LoadedModel:
     """Loads any model source a binary accepts (see the module docstring).
 
     Args:
@@ -243,12 +295,22 @@ def load(source: str, *, which: str = "final", attributes: Optional[Sequence[str
         which: `final` or `best` weights of a model dir.
         attributes, attributes_file: attribute names that override the
             model's own (for older files that carry none).
+        groups_file: attribute groups (`alm_tf.groups`) that override the
+            model's own.
 
     Raises:
         ModelSourceError: one line naming what is wrong.
     """
-    if attributes_file:
-        attributes = read_attributes_file(attributes_file)
+    loaded = _load(source, which, read_attributes_file(attributes_file) if attributes_file else attributes)
+    if groups_file:
+        try:
+            loaded.groups = groups_lib.read_groups_file(groups_file, loaded.attributes)
+        except groups_lib.GroupsError as e:
+            raise ModelSourceError(str(e)) from None
+    return loaded
+
+
+def _load(source: str, which: str, attributes: Optional[Sequence[str]]) -> LoadedModel:
     if not source:
         raise ModelSourceError("no model given")
     if not os.path.exists(source):
@@ -267,3 +329,19 @@ def load(source: str, *, which: str = "final", attributes: Optional[Sequence[str
                                f"{SAVED_MODEL_FILE} (a SavedModel)")
     raise ModelSourceError(f"model must be a model dir, a .keras file, a SavedModel or a portable "
                            f"export (.onnx, .tflite, OpenVINO .xml). Received: {source!r}")
+
+
+def _dataset_of(config: dict) -> Optional[str]:
+    data = config.get("data")
+    return data.get("dataset") if isinstance(data, dict) else None
+
+
+def _groups_of(stored: Optional[dict], attributes: Sequence[str], origin: str,
+               dataset: Optional[str] = None) -> groups_lib.AttributeGroups:
+    """Stored groups (a description), else the known groups of the attributes."""
+    if stored is None:
+        return groups_lib.infer(attributes, dataset)
+    try:
+        return groups_lib.from_description(stored, attributes, f"{origin}: groups")
+    except groups_lib.GroupsError as e:
+        raise ModelSourceError(str(e)) from None

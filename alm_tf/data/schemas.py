@@ -4,13 +4,29 @@ The evaluated attributes of each data set in the order used by the paper's
 code and its released checkpoints (column m of the label lists and of the
 logit vectors), with the training-set positive ratios the code uses for
 loss weighting. Source: `shared/reference/attributes_and_priors.md`.
+
+Each known attribute list also has attribute groups (`Group`): mutually
+exclusive attributes answered together by their argmax (age,
+orientation, ...), one attribute with a name for yes and for no (gender),
+and lists of attributes that may be present together (carrying). Groups
+turn a probability vector into a readable answer (`alm_tf.groups`); an
+attribute in no group is answered on its own, by its threshold.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from alm_tf.data import synth as _synth
+
 __all__ = [
+    "ATTRIBUTE_GROUPS",
+    "GROUP_KINDS",
+    "Group",
+    "PA100K_GROUPS",
+    "PETA_GROUPS",
+    "RAPV2_GROUPS",
+    "RAP_GROUPS",
     "Schema",
     "SCHEMAS",
     "PA100K_ATTRIBUTES",
@@ -21,6 +37,58 @@ __all__ = [
     "RAPV2_ATTRIBUTES",
     "get_schema",
 ]
+
+
+#: How a group answers: `exclusive` the value of its most probable
+#: attribute (argmax, thresholds unused); `binary` one attribute, values
+#: (if above its threshold, else); `multi` the values of every attribute
+#: above its threshold (a list, maybe empty).
+GROUP_KINDS = ("exclusive", "binary", "multi")
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Attributes answered together, with readable values.
+
+    Args:
+        name: the answer's key (`age`).
+        kind: one of GROUP_KINDS.
+        attributes: the attribute names of the group.
+        values: readable values: one per attribute (`exclusive`, `multi`),
+            or (present, absent) for the single attribute of `binary`.
+    """
+
+    name: str
+    kind: str
+    attributes: tuple[str, ...]
+    values: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attributes", tuple(self.attributes))
+        object.__setattr__(self, "values", tuple(self.values))
+        where = f"group {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.strip() or "\n" in self.name:
+            raise ValueError(f"a group name must be a non-empty single line. Received: name={self.name!r}")
+        if self.kind not in GROUP_KINDS:
+            raise ValueError(f"{where}: kind must be one of {', '.join(GROUP_KINDS)}. "
+                             f"Received: kind={self.kind!r}")
+        for label, items in (("attributes", self.attributes), ("values", self.values)):
+            if any(not isinstance(v, str) or not v.strip() for v in items):
+                raise ValueError(f"{where}: {label} must be non-empty strings. Received: {list(items)}")
+            if len(set(items)) != len(items):
+                raise ValueError(f"{where}: {label} repeat a name. Received: {list(items)}")
+        if self.kind == "binary":
+            if len(self.attributes) != 1 or len(self.values) != 2:
+                raise ValueError(f"{where}: a binary group has 1 attribute and 2 values (present, "
+                                 f"absent). Received: {len(self.attributes)} attributes, "
+                                 f"{len(self.values)} values")
+            return
+        least = 2 if self.kind == "exclusive" else 1
+        if len(self.attributes) < least:
+            raise ValueError(f"{where}: a {self.kind} group needs at least {least} attributes. "
+                             f"Received: {list(self.attributes)}")
+        if len(self.values) != len(self.attributes):
+            raise ValueError(f"{where}: {len(self.values)} values for {len(self.attributes)} attributes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,3 +242,111 @@ def get_schema(name: str) -> Schema:
         raise ValueError(
             f"Unknown schema. Expected one of {sorted(SCHEMAS)}. Received: schema={name!r}"
         ) from None
+
+
+def _g(name: str, kind: str, *pairs: tuple[str, str]) -> Group:
+    return Group(name, kind, tuple(a for a, _ in pairs), tuple(v for _, v in pairs))
+
+
+def _binary(name: str, attribute: str, present: str, absent: str) -> Group:
+    return Group(name, "binary", (attribute,), (present, absent))
+
+
+# PA-100K: ages and orientations are one-of-three (their positive ratios
+# sum to 1), sleeves one-of-two, lower garments one-of-three. LongCoat and
+# boots stay on their own.
+PA100K_GROUPS: tuple[Group, ...] = (
+    _binary("gender", "Female", "female", "male"),
+    _g("age", "exclusive", ("AgeOver60", "over 60"), ("Age18-60", "18-60"), ("AgeLess18", "under 18")),
+    _g("orientation", "exclusive", ("Front", "front"), ("Side", "side"), ("Back", "back")),
+    _g("accessories", "multi", ("Hat", "hat"), ("Glasses", "glasses")),
+    _g("carrying", "multi", ("HandBag", "handbag"), ("ShoulderBag", "shoulder bag"),
+       ("Backpack", "backpack"), ("HoldObjectsInFront", "object in front")),
+    _g("sleeves", "exclusive", ("ShortSleeve", "short"), ("LongSleeve", "long")),
+    _g("upper_pattern", "multi", ("UpperStride", "stride"), ("UpperLogo", "logo"),
+       ("UpperPlaid", "plaid"), ("UpperSplice", "splice")),
+    _g("lower_pattern", "multi", ("LowerStripe", "stripe"), ("LowerPattern", "pattern")),
+    _g("lower", "exclusive", ("Trousers", "trousers"), ("Shorts", "shorts"), ("Skirt&Dress", "skirt or dress")),
+)
+
+RAP_GROUPS: tuple[Group, ...] = (
+    _binary("gender", "Female", "female", "male"),
+    _g("age", "exclusive", ("AgeLess16", "under 16"), ("Age17-30", "17-30"), ("Age31-45", "31-45")),
+    _g("body", "exclusive", ("BodyFat", "fat"), ("BodyNormal", "normal"), ("BodyThin", "thin")),
+    _g("role", "exclusive", ("Customer", "customer"), ("Clerk", "clerk")),
+    _g("hair", "multi", ("BaldHead", "bald"), ("LongHair", "long"), ("BlackHair", "black")),
+    _g("accessories", "multi", ("Hat", "hat"), ("Glasses", "glasses"), ("Muffler", "muffler")),
+    _g("upper", "multi", ("Shirt", "shirt"), ("Sweater", "sweater"), ("Vest", "vest"),
+       ("TShirt", "t-shirt"), ("Cotton", "cotton"), ("Jacket", "jacket"), ("Suit-Up", "suit"),
+       ("Tight", "tight"), ("ShortSleeve", "short sleeves")),
+    _g("lower", "multi", ("LongTrousers", "long trousers"), ("Skirt", "skirt"),
+       ("ShortSkirt", "short skirt"), ("Dress", "dress"), ("Jeans", "jeans"),
+       ("TightTrousers", "tight trousers")),
+    _g("shoes", "multi", ("LeatherShoes", "leather"), ("SportShoes", "sport"), ("Boots", "boots"),
+       ("ClothShoes", "cloth"), ("CasualShoes", "casual")),
+    _g("carrying", "multi", ("Backpack", "backpack"), ("SSBag", "shoulder bag"),
+       ("HandBag", "handbag"), ("Box", "box"), ("PlasticBag", "plastic bag"),
+       ("PaperBag", "paper bag"), ("HandTrunk", "hand trunk"), ("OtherAttchment", "other")),
+    _g("actions", "multi", ("Calling", "calling"), ("Talking", "talking"), ("Gathering", "gathering"),
+       ("Holding", "holding"), ("Pusing", "pushing"), ("Pulling", "pulling"),
+       ("CarryingbyArm", "carrying by arm"), ("CarryingbyHand", "carrying by hand")),
+)
+
+RAPV2_GROUPS: tuple[Group, ...] = (
+    _binary("gender", "Femal", "female", "male"),
+    _g("age", "exclusive", ("AgeLess16", "under 16"), ("Age17-30", "17-30"), ("Age31-45", "31-45"),
+       ("Age46-60", "46-60")),
+    _g("body", "exclusive", ("BodyFat", "fat"), ("BodyNormal", "normal"), ("BodyThin", "thin")),
+    _g("role", "exclusive", ("Customer", "customer"), ("Employee", "employee")),
+    _g("hair", "multi", ("hs-BaldHead", "bald"), ("hs-LongHair", "long"), ("hs-BlackHair", "black")),
+    _g("accessories", "multi", ("hs-Hat", "hat"), ("hs-Glasses", "glasses")),
+    _g("upper", "multi", ("ub-Shirt", "shirt"), ("ub-Sweater", "sweater"), ("ub-Vest", "vest"),
+       ("ub-TShirt", "t-shirt"), ("ub-Cotton", "cotton"), ("ub-Jacket", "jacket"),
+       ("ub-SuitUp", "suit"), ("ub-Tight", "tight"), ("ub-ShortSleeve", "short sleeves"),
+       ("ub-Others", "other")),
+    _g("lower", "multi", ("lb-LongTrousers", "long trousers"), ("lb-Skirt", "skirt"),
+       ("lb-ShortSkirt", "short skirt"), ("lb-Dress", "dress"), ("lb-Jeans", "jeans"),
+       ("lb-TightTrousers", "tight trousers")),
+    _g("shoes", "multi", ("shoes-Leather", "leather"), ("shoes-Sports", "sport"), ("shoes-Boots", "boots"),
+       ("shoes-Cloth", "cloth"), ("shoes-Casual", "casual"), ("shoes-Other", "other")),
+    _g("carrying", "multi", ("attachment-Backpack", "backpack"), ("attachment-ShoulderBag", "shoulder bag"),
+       ("attachment-HandBag", "handbag"), ("attachment-Box", "box"),
+       ("attachment-PlasticBag", "plastic bag"), ("attachment-PaperBag", "paper bag"),
+       ("attachment-HandTrunk", "hand trunk"), ("attachment-Other", "other")),
+    _g("actions", "multi", ("action-Calling", "calling"), ("action-Talking", "talking"),
+       ("action-Gathering", "gathering"), ("action-Holding", "holding"), ("action-Pushing", "pushing"),
+       ("action-Pulling", "pulling"), ("action-CarryingByArm", "carrying by arm"),
+       ("action-CarryingByHand", "carrying by hand"), ("action-Other", "other")),
+)
+
+# PETA: "No accessory" and "No carrying" stay on their own (they are
+# predictions of their own, not the empty list of the groups).
+PETA_GROUPS: tuple[Group, ...] = (
+    _binary("gender", "Male", "male", "female"),
+    _g("age", "exclusive", ("Age16-30", "16-30"), ("Age31-45", "31-45"), ("Age46-60", "46-60"),
+       ("AgeAbove61", "over 60")),
+    _binary("hair", "Long hair", "long", "short"),
+    _g("accessories", "multi", ("Hat", "hat"), ("Muffler", "muffler"), ("Sunglasses", "sunglasses")),
+    _g("carrying", "multi", ("Backpack", "backpack"), ("Messenger Bag", "messenger bag"),
+       ("PlasticBags", "plastic bags"), ("CarryingOther", "other")),
+    _g("upper_style", "exclusive", ("Casual upper", "casual"), ("Formal upper", "formal")),
+    _g("lower_style", "exclusive", ("Casual lower", "casual"), ("Formal lower", "formal")),
+    _g("upper", "multi", ("Jacket", "jacket"), ("Logo", "logo"), ("Plaid", "plaid"),
+       ("Short Sleeve", "short sleeves"), ("Stripes", "stripes"), ("Tshirt", "t-shirt"),
+       ("UpperOther", "other"), ("V-Neck", "v-neck")),
+    _g("lower", "multi", ("Jeans", "jeans"), ("Shorts", "shorts"), ("Skirt", "skirt"),
+       ("Trousers", "trousers")),
+    _g("footwear", "multi", ("Leather Shoes", "leather shoes"), ("Sandals", "sandals"),
+       ("Shoes", "shoes"), ("Sneaker", "sneakers")),
+)
+
+#: The groups of every known attribute list: name -> (attributes, groups).
+#: `alm_tf.groups.infer` picks the entry whose list is the model's (or the
+#: manifest's `dataset`); `synth` is alm-synth's list.
+ATTRIBUTE_GROUPS: dict[str, tuple[tuple[str, ...], tuple[Group, ...]]] = {
+    "pa100k": (PA100K_ATTRIBUTES, PA100K_GROUPS),
+    "rap": (RAP_ATTRIBUTES, RAP_GROUPS),
+    "rapv2": (RAPV2_ATTRIBUTES, RAPV2_GROUPS),
+    "peta": (PETA_ATTRIBUTES, PETA_GROUPS),
+    "synth": (_synth.ATTRIBUTES, tuple(Group(**g) for g in _synth.GROUPS)),
+}

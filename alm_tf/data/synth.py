@@ -50,6 +50,17 @@ ATTRIBUTE_REGIONS: dict[str, str | None] = {
     "dark_clothing": None,
 }
 ATTRIBUTES: tuple[str, ...] = tuple(ATTRIBUTE_REGIONS)
+#: Readable answers for these attributes (`alm_tf.groups`), in the format of
+#: a groups file; `boots` stays on its own.
+GROUPS: tuple[dict, ...] = (
+    {"name": "gender", "kind": "binary", "attributes": ("female",), "values": ("female", "male")},
+    {"name": "hair", "kind": "binary", "attributes": ("long_hair",), "values": ("long", "short")},
+    {"name": "accessories", "kind": "multi", "attributes": ("hat", "glasses"), "values": ("hat", "glasses")},
+    {"name": "carrying", "kind": "multi", "attributes": ("backpack",), "values": ("backpack",)},
+    {"name": "sleeves", "kind": "binary", "attributes": ("short_sleeves",), "values": ("short", "long")},
+    {"name": "lower", "kind": "multi", "attributes": ("skirt", "shorts"), "values": ("skirt", "shorts")},
+    {"name": "clothing", "kind": "binary", "attributes": ("dark_clothing",), "values": ("dark", "light")},
+)
 REGION_ATTRIBUTES: tuple[str, ...] = tuple(a for a, r in ATTRIBUTE_REGIONS.items() if r)
 SPLITS = ("train", "val", "test")
 #: How a crop frames its labelled person: (person height range, top margin
@@ -66,6 +77,7 @@ __all__ = [
     "ATTRIBUTE_REGIONS",
     "REGION_ATTRIBUTES",
     "CROPS",
+    "GROUPS",
     "SynthConfig",
     "check_crop",
     "generate",

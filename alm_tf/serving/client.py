@@ -7,6 +7,13 @@
   preds = client.predict_grpc(images, target="localhost:8500")
   preds[0].probabilities["Female"], preds[0].boxes  # (L, M, 4) or None
 
+  groups = client.read_groups("exported/alm/1")           # readable answers
+  preds = client.predict_rest(images, names, url=..., groups=groups, thresholds=0.4)
+  preds[0].answers   # {"gender": "female", "age": "18-60", ...}
+
+  # people in frames: encoded frames + normalized [y1, x1, y2, x2] boxes
+  preds = client.predict_boxes_grpc(frames, boxes, box_indices, names, groups=groups)
+
 REST sends `{"signature_name": ..., "instances": [{"b64": ...}, ...]}`:
 TF Serving decodes a `{"b64": "..."}` object into the bytes of any
 DT_STRING input (the `_bytes` suffix of `image_bytes` only decides that
@@ -15,6 +22,18 @@ API cannot call the input-less `metadata` signature (TF Serving refuses a
 signature without inputs), and with `--enable_batching` the batcher refuses
 input-less runs over gRPC too; so callers of a batching server pass the
 attribute names (`read_attributes` on the exported version).
+
+Per-request thresholds (`thresholds=`: one float, one per attribute, or a
+name -> value map) relabel the returned probabilities on the client
+(`alm_tf.groups.relabel`); `groups=` adds readable `answers`.
+
+`predict_boxes_*` send frames + person boxes to the `predict_boxes`
+signature. Layout `rows` (default) sends one frame entry per box
+(repeated bytes, box index -1), the only layout a server with
+--enable_batching accepts (every input's first dimension is the number of
+boxes, so requests merge, split and pad by rows); layout `frames` sends
+each frame once with the boxes' frame indices, for servers without
+batching (savedmodel/README.md).
 REST uses the standard library (urllib); gRPC uses `grpc` and the
 `tensorflow_serving.apis` stubs of tensorflow-serving-api.
 """
@@ -35,9 +54,16 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from alm_tf import artifacts
+from alm_tf import groups as groups_lib
 
 DEFAULT_MODEL_NAME = "alm"
 OUTPUT_KEYS = ("probabilities", "labels", "boxes")
+BOXES_SIGNATURE = artifacts.BOXES_SIGNATURE
+#: Request layouts of predict_boxes (module docstring).
+BOX_LAYOUTS = ("rows", "frames")
+#: Boxes per predict_boxes request: the max_batch_size of
+#: savedmodel/batching_parameters.txt (the batcher refuses bigger tasks).
+MAX_BOXES_PER_REQUEST = 32
 
 
 class ServingError(RuntimeError):
@@ -49,14 +75,17 @@ class Prediction:
     """One image's result.
 
     probabilities: attribute name -> probability.
-    labels: attribute name -> 0/1 after the model's thresholds.
+    labels: attribute name -> 0/1 after the model's thresholds (or the
+        request's `thresholds`).
     boxes: float32 (L, M, 4) [y1, x1, y2, x2] in normalized image
         coordinates, level by level; None for a baseline model.
+    answers: readable answers (`alm_tf.groups`) when groups were given.
     """
 
     probabilities: dict[str, float]
     labels: dict[str, int]
     boxes: Optional[np.ndarray] = None
+    answers: Optional[dict] = None
 
 
 def read_attributes(saved_model_dir: str) -> list[str]:
@@ -65,13 +94,38 @@ def read_attributes(saved_model_dir: str) -> list[str]:
         os.path.join(saved_model_dir, "assets", artifacts.ATTRIBUTES_ASSET))
 
 
-def to_predictions(outputs: dict, attributes: Sequence[str]) -> list[Prediction]:
-    """Per-image Predictions from batched `probabilities`, `labels`, `boxes`."""
+def read_groups(saved_model_dir: str) -> groups_lib.AttributeGroups:
+    """Attribute groups from a SavedModel's assets/groups.json (exports made
+    before it existed: the known groups of their attribute names)."""
+    attributes = read_attributes(saved_model_dir)
+    path = os.path.join(saved_model_dir, "assets", artifacts.GROUPS_ASSET)
+    if not os.path.isfile(path):
+        return groups_lib.infer(attributes)
+    with open(path, encoding="utf-8") as f:
+        return groups_lib.from_description(json.load(f), attributes, path)
+
+
+def _as_groups(groups, attributes: Sequence[str]) -> Optional[groups_lib.AttributeGroups]:
+    if groups is None or isinstance(groups, groups_lib.AttributeGroups):
+        return groups
+    return groups_lib.from_description(groups, attributes, "groups")
+
+
+def to_predictions(outputs: dict, attributes: Sequence[str], *,
+                   thresholds: groups_lib.ThresholdSpec = None,
+                   groups=None) -> list[Prediction]:
+    """Per-image Predictions from batched `probabilities`, `labels`, `boxes`.
+
+    `thresholds`: per-request thresholds that relabel the probabilities;
+    `groups`: AttributeGroups (or a description) for `answers`.
+    """
     probabilities = np.asarray(outputs["probabilities"], np.float32)
     if probabilities.ndim != 2 or probabilities.shape[1] != len(attributes):
         raise ServingError(f"expected probabilities of shape (N, {len(attributes)}), "
                            f"got {probabilities.shape}")
-    labels = np.asarray(outputs["labels"], np.int64)
+    labels = groups_lib.relabel(probabilities, np.asarray(outputs["labels"], np.int64), thresholds,
+                                attributes)
+    groups = _as_groups(groups, attributes)
     boxes = outputs.get("boxes")
     boxes = None if boxes is None else np.asarray(boxes, np.float32)
     result = []
@@ -79,8 +133,52 @@ def to_predictions(outputs: dict, attributes: Sequence[str]) -> list[Prediction]
         result.append(Prediction(
             {a: float(p) for a, p in zip(attributes, probabilities[n])},
             {a: int(v) for a, v in zip(attributes, labels[n])},
-            None if boxes is None else boxes[n]))
+            None if boxes is None else boxes[n],
+            None if groups is None else groups.answer(probabilities[n], labels[n])))
     return result
+
+
+def box_inputs(frames: Sequence[bytes], boxes, box_indices, layout: str = "rows") -> dict:
+    """The three predict_boxes inputs as numpy arrays, in a request layout.
+
+    `rows`: image_bytes[k] is box k's frame, box_indices all -1 (batching
+    servers); `frames`: each frame once, box_indices as given.
+    """
+    if layout not in BOX_LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(BOX_LAYOUTS)}. Received: layout={layout!r}")
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    box_indices = np.asarray(box_indices, np.int64).reshape(-1)
+    if len(box_indices) != len(boxes):
+        raise ValueError(f"{len(boxes)} boxes but {len(box_indices)} box indices")
+    bad = [int(i) for i in box_indices if not 0 <= i < len(frames)]
+    if bad:
+        raise ValueError(f"box index {bad[0]} names no frame (there are {len(frames)} frames)")
+    if layout == "rows":
+        return {"image_bytes": np.array([bytes(frames[i]) for i in box_indices], dtype=object),
+                "boxes": boxes, "box_indices": np.full([len(boxes)], -1, np.int32)}
+    return {"image_bytes": np.array([bytes(f) for f in frames], dtype=object), "boxes": boxes,
+            "box_indices": box_indices.astype(np.int32)}
+
+
+def _box_chunks(frames, boxes, box_indices, layout: str, max_boxes: int):
+    """Requests of at most `max_boxes` boxes each (each with only its frames)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    box_indices = np.asarray(box_indices, np.int64).reshape(-1)
+    if max_boxes < 1:
+        raise ValueError(f"max_boxes_per_request must be >= 1. Received: {max_boxes}")
+    for start in range(0, len(boxes), max_boxes):
+        part = box_indices[start:start + max_boxes]
+        used = sorted(set(int(i) for i in part))
+        remap = {old: new for new, old in enumerate(used)}
+        if any(not 0 <= i < len(frames) for i in used):
+            raise ValueError(f"box index {[i for i in used if not 0 <= i < len(frames)][0]} names no "
+                             f"frame (there are {len(frames)} frames)")
+        yield box_inputs([frames[i] for i in used], boxes[start:start + max_boxes],
+                         [remap[int(i)] for i in part], layout)
+
+
+def _concat(outputs: list[dict]) -> dict:
+    return {k: np.concatenate([np.asarray(o[k]) for o in outputs]) for k in outputs[0]} if outputs else {}
 
 
 # ----------------------------------------------------------------------- REST
@@ -96,6 +194,14 @@ def rest_request(images: Sequence[bytes], signature_name: str = "serving_default
     """The JSON body of a row-format predict request on encoded images."""
     return {"signature_name": signature_name,
             "instances": [{"b64": base64.b64encode(bytes(b)).decode("ascii")} for b in images]}
+
+
+def rest_boxes_request(inputs: dict) -> dict:
+    """The JSON body of a columnar (`inputs`) predict_boxes request."""
+    return {"signature_name": BOXES_SIGNATURE, "inputs": {
+        "image_bytes": [{"b64": base64.b64encode(bytes(b)).decode("ascii")} for b in inputs["image_bytes"]],
+        "boxes": np.asarray(inputs["boxes"], np.float32).tolist(),
+        "box_indices": [int(i) for i in inputs["box_indices"]]}}
 
 
 def rest_outputs(body: dict) -> dict:
@@ -114,7 +220,8 @@ def rest_outputs(body: dict) -> dict:
 def predict_rest(images: Sequence[bytes], attributes: Sequence[str], *,
                  url: str = "http://localhost:8501", model_name: str = DEFAULT_MODEL_NAME,
                  version: Optional[int] = None, signature_name: str = "serving_default",
-                 timeout: float = 30.0) -> list[Prediction]:
+                 timeout: float = 30.0, thresholds: groups_lib.ThresholdSpec = None,
+                 groups=None) -> list[Prediction]:
     """Predicts encoded images (JPEG/PNG bytes) through the REST API.
 
     Raises:
@@ -122,7 +229,38 @@ def predict_rest(images: Sequence[bytes], attributes: Sequence[str], *,
     """
     if not images:
         return []
-    data = json.dumps(rest_request(images, signature_name)).encode("utf-8")
+    outputs = _post(rest_request(images, signature_name), url, model_name, version, timeout)
+    return to_predictions(outputs, attributes, thresholds=thresholds, groups=groups)
+
+
+def predict_boxes_rest(frames: Sequence[bytes], boxes, box_indices, attributes: Sequence[str], *,
+                       url: str = "http://localhost:8501", model_name: str = DEFAULT_MODEL_NAME,
+                       version: Optional[int] = None, layout: str = "rows",
+                       max_boxes_per_request: int = MAX_BOXES_PER_REQUEST, timeout: float = 30.0,
+                       thresholds: groups_lib.ThresholdSpec = None, groups=None,
+                       raw: bool = False):
+    """Person boxes in encoded frames through REST (columnar `inputs`), one
+    Prediction per box (`raw`: the concatenated output arrays instead).
+
+    Args:
+        frames: encoded frames (JPEG/PNG bytes).
+        boxes: (K, 4) normalized [y1, x1, y2, x2]; box_indices: (K,) frame
+            of each box.
+        layout: `rows` or `frames` (module docstring).
+        max_boxes_per_request: boxes per request (the server's
+            max_batch_size under batching).
+    """
+    outputs = [{k: np.asarray(v) for k, v in _post(rest_boxes_request(inputs), url, model_name, version,
+                                                   timeout).items()}
+               for inputs in _box_chunks(frames, boxes, box_indices, layout, max_boxes_per_request)]
+    outputs = _concat(outputs)
+    if raw:
+        return outputs
+    return to_predictions(outputs, attributes, thresholds=thresholds, groups=groups) if outputs else []
+
+
+def _post(body: dict, url: str, model_name: str, version: Optional[int], timeout: float) -> dict:
+    data = json.dumps(body).encode("utf-8")
     request = urllib.request.Request(rest_url(url, model_name, version), data=data,
                                      headers={"Content-Type": "application/json"})
     try:
@@ -135,7 +273,7 @@ def predict_rest(images: Sequence[bytes], attributes: Sequence[str], *,
         except ValueError:
             pass
         raise ServingError(f"HTTP {e.code}: {text}") from None
-    return to_predictions(rest_outputs(body), attributes)
+    return rest_outputs(body)
 
 
 # ----------------------------------------------------------------------- gRPC
@@ -152,6 +290,24 @@ def grpc_request(images: Sequence[bytes], model_name: str = DEFAULT_MODEL_NAME,
     if signature_name != "metadata":
         request.inputs["image_bytes"].CopyFrom(
             tf.make_tensor_proto([bytes(b) for b in images], dtype=tf.string, shape=[len(images)]))
+    return request
+
+
+def grpc_boxes_request(inputs: dict, model_name: str = DEFAULT_MODEL_NAME,
+                       version: Optional[int] = None):
+    """A predict_boxes PredictRequest from `box_inputs`."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = BOXES_SIGNATURE
+    if version:
+        request.model_spec.version.value = int(version)
+    request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(
+        [bytes(b) for b in inputs["image_bytes"]], dtype=tf.string, shape=[len(inputs["image_bytes"])]))
+    request.inputs["boxes"].CopyFrom(tf.make_tensor_proto(np.asarray(inputs["boxes"], np.float32)))
+    request.inputs["box_indices"].CopyFrom(tf.make_tensor_proto(np.asarray(inputs["box_indices"], np.int32)))
     return request
 
 
@@ -190,7 +346,8 @@ def fetch_metadata_grpc(*, target: str = "localhost:8500", model_name: str = DEF
 def predict_grpc(images: Sequence[bytes], attributes: Optional[Sequence[str]] = None, *,
                  target: str = "localhost:8500", model_name: str = DEFAULT_MODEL_NAME,
                  version: Optional[int] = None, timeout: float = 30.0,
-                 channel=None) -> list[Prediction]:
+                 channel=None, thresholds: groups_lib.ThresholdSpec = None,
+                 groups=None) -> list[Prediction]:
     """Predicts encoded images through gRPC `PredictionService.Predict`.
 
     `attributes` default: the names from the model's `metadata` signature
@@ -206,4 +363,24 @@ def predict_grpc(images: Sequence[bytes], attributes: Optional[Sequence[str]] = 
         attributes = fetch_metadata_grpc(model_name=model_name, version=version,
                                          timeout=timeout, channel=channel)["attributes"]
     outputs = _call(stub, grpc_request(images, model_name, version), timeout)
-    return to_predictions(outputs, attributes)
+    return to_predictions(outputs, attributes, thresholds=thresholds, groups=groups)
+
+
+def predict_boxes_grpc(frames: Sequence[bytes], boxes, box_indices,
+                       attributes: Optional[Sequence[str]] = None, *,
+                       target: str = "localhost:8500", model_name: str = DEFAULT_MODEL_NAME,
+                       version: Optional[int] = None, layout: str = "rows",
+                       max_boxes_per_request: int = MAX_BOXES_PER_REQUEST, timeout: float = 30.0,
+                       channel=None, thresholds: groups_lib.ThresholdSpec = None, groups=None,
+                       raw: bool = False):
+    """Person boxes in encoded frames through gRPC; arguments as `predict_boxes_rest`."""
+    stub, channel = _stub(target, channel)
+    if attributes is None and not raw:
+        attributes = fetch_metadata_grpc(model_name=model_name, version=version,
+                                         timeout=timeout, channel=channel)["attributes"]
+    outputs = _concat([_call(stub, grpc_boxes_request(inputs, model_name, version), timeout)
+                       for inputs in _box_chunks(frames, boxes, box_indices, layout,
+                                                 max_boxes_per_request)])
+    if raw:
+        return outputs
+    return to_predictions(outputs, attributes, thresholds=thresholds, groups=groups) if outputs else []

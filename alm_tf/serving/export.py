@@ -9,9 +9,16 @@ labels, boxes):
   predict_images    images float32 [N, H, W, 3]: RGB 0..255, any H and W
   predict_examples  examples tf.string [N]: serialized tf.Example with
                     `image/encoded`
+  predict_boxes     image_bytes tf.string [F] (frames), boxes float32
+                    [K, 4] (normalized [y1, x1, y2, x2]), box_indices
+                    int32 [K] (each box's frame; negative: the frame at
+                    the box's own position): outputs per box, each box
+                    cropped as `alm_tf.people` defines (full resolution,
+                    then the same resize and normalization)
   metadata          no input: attributes, thresholds, image_height,
                     image_width, num_levels, model_name, model_version,
-                    project_version
+                    project_version, groups (the JSON description of
+                    `alm_tf.groups`)
 
 Outputs of the three image endpoints (CONTRACT.md): `probabilities`
 float32 (N, M), `labels` int32 (N, M) (probability > threshold, the rule
@@ -32,6 +39,7 @@ alm-evaluate --tune_thresholds; else 0.5).
 Layout written by `export_saved_model` (to a temp dir, then renamed):
   E/<version>/saved_model.pb, variables/
   E/<version>/assets/attributes.txt                    one name a line
+  E/<version>/assets/groups.json                       attribute groups (alm_tf.groups)
   E/<version>/assets.extra/tf_serving_warmup_requests  PredictionLog records
 """
 
@@ -49,12 +57,14 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 import alm_tf
-from alm_tf import artifacts
+from alm_tf import artifacts, people
 from alm_tf.data import example as example_keys
 from alm_tf.data import preprocessing
 from alm_tf.serving.client import DEFAULT_MODEL_NAME
 
 IMAGE_SIGNATURES = ("serving_default", "predict_images", "predict_examples")
+#: Frames + person boxes -> one answer per box (alm_tf.people).
+BOXES_SIGNATURE = "predict_boxes"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 #: Batch sizes warmed up through serving_default (= allowed_batch_sizes
 #: in savedmodel/batching_parameters.txt); the other signatures use 1.
@@ -132,12 +142,27 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
         images = _check_image_sizes(images)
         return serve(preprocessing.resize_images(images, height, width))
 
+    num_levels = int(model.output["boxes"].shape[1]) if has_boxes else 0
+    num_attributes = len(source.attributes)
+
+    def no_people():  # K = 0 (a frame without people): empty answers, no model call
+        empty = {"probabilities": tf.zeros([0, num_attributes], tf.float32),
+                 "labels": tf.zeros([0, num_attributes], tf.int32)}
+        if has_boxes:
+            empty["boxes"] = tf.zeros([0, num_levels, num_attributes, 4], tf.float32)
+        return empty
+
+    def predict_boxes(image_bytes, boxes, box_indices):
+        crops = people.crops_from_frames(
+            image_bytes, boxes, box_indices, height, width,
+            decode=lambda e: _check_image_sizes(preprocessing.decode_image(e)))
+        return tf.cond(tf.shape(crops)[0] > 0, lambda: serve(crops), no_people)
+
     def predict_examples(examples):
         features = tf.io.parse_example(
             examples, {example_keys.ENCODED: tf.io.FixedLenFeature([], tf.string)})
         return from_bytes(features[example_keys.ENCODED])
 
-    num_levels = int(model.output["boxes"].shape[1]) if has_boxes else 0
     metadata_values = {
         "attributes": tf.constant(list(source.attributes), tf.string),
         "thresholds": thresholds,
@@ -145,6 +170,7 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
         "image_width": tf.constant(width, tf.int32),
         "num_levels": tf.constant(num_levels, tf.int32),
         "model_name": tf.constant(model.name, tf.string),
+        "groups": tf.constant(source.groups.to_json(), tf.string),
         "model_version": tf.constant(int(model_version), tf.int64),
         "project_version": tf.constant(alm_tf.__version__, tf.string),
     }
@@ -158,6 +184,9 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
                            [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]),
         "predict_examples": (predict_examples,
                              [tf.TensorSpec([None], tf.string, name="examples")]),
+        BOXES_SIGNATURE: (predict_boxes, [tf.TensorSpec([None], tf.string, name="image_bytes"),
+                                          tf.TensorSpec([None, 4], tf.float32, name="boxes"),
+                                          tf.TensorSpec([None], tf.int32, name="box_indices")]),
         artifacts.METADATA_SIGNATURE: (metadata, []),
     }
 
@@ -191,7 +220,8 @@ def warmup_image(height: int, width: int) -> np.ndarray:
 
 
 def warmup_requests(image_size: tuple[int, int], model_name: str = DEFAULT_MODEL_NAME):
-    """PredictionLog protos: serving_default at every WARMUP_BATCH_SIZES, the others at 1."""
+    """PredictionLog protos: serving_default and predict_boxes (row layout) at
+    every WARMUP_BATCH_SIZES, the others at 1."""
 
     picture = warmup_image(*image_size)
     jpeg = tf.io.encode_jpeg(picture, quality=90).numpy()
@@ -199,10 +229,11 @@ def warmup_requests(image_size: tuple[int, int], model_name: str = DEFAULT_MODEL
         example_keys.ENCODED: tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg]))
     })).SerializeToString()
 
-    def log(signature, name, value):
+    def log(signature, name, value=None):
         request = predict_pb2.PredictRequest(
             model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+        for key, tensor in (name.items() if isinstance(name, dict) else [(name, value)]):
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(tensor))
         return prediction_log_pb2.PredictionLog(
             predict_log=prediction_log_pb2.PredictLog(request=request))
 
@@ -210,6 +241,13 @@ def warmup_requests(image_size: tuple[int, int], model_name: str = DEFAULT_MODEL
             for n in WARMUP_BATCH_SIZES]
     logs.append(log("predict_images", "images", picture[None].astype(np.float32)))
     logs.append(log("predict_examples", "examples", np.array([serialized], dtype=object)))
+    # predict_boxes in the row layout (one frame per box, index -1), the one
+    # a batching server accepts: every input's first dimension is K.
+    for n in WARMUP_BATCH_SIZES:
+        logs.append(log(BOXES_SIGNATURE, {
+            "image_bytes": np.array([jpeg] * n, dtype=object),
+            "boxes": np.tile(np.asarray([[0.1, 0.2, 0.9, 0.8]], np.float32), (n, 1)),
+            "box_indices": np.full([n], -1, np.int32)}))
     return logs
 
 
@@ -266,6 +304,8 @@ def export_saved_model(source: ExportSource, export_dir: str, version: Optional[
         os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
         with open(os.path.join(tmp, "assets", artifacts.ATTRIBUTES_ASSET), "w") as f:
             f.write("".join(f"{name}\n" for name in source.attributes))
+        with open(os.path.join(tmp, "assets", artifacts.GROUPS_ASSET), "w") as f:
+            f.write(source.groups.to_json() + "\n")
         write_warmup(tmp, source.image_size)
         if os.path.exists(final):
             old = os.path.join(export_dir, f".old-{version}-{uuid.uuid4().hex[:8]}")

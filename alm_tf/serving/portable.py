@@ -43,6 +43,7 @@ import tensorflow as tf
 
 import alm_tf
 from alm_tf import artifacts, names
+from alm_tf import groups as groups_lib
 from alm_tf.data import preprocessing
 from alm_tf.layers.attribute_localization import AttributeLocalization
 from alm_tf.serving import export as saved_model_export
@@ -102,7 +103,7 @@ def _write_openvino(saved_model_dir: str, xml_path: str) -> None:
 
 def metadata(attributes: Sequence[str], thresholds: Sequence[float], image_size: Sequence[int],
              *, num_levels: int, files: Mapping[str, dict], model_name: str = "alm",
-             model_version: int = 0, groups: Optional[Mapping[str, Sequence[str]]] = None) -> dict:
+             model_version: int = 0, groups: Optional[dict] = None) -> dict:
     """The model.json payload (see savedmodel/PORTABLE.md for each key)."""
     height, width = int(image_size[0]), int(image_size[1])
     m = len(attributes)
@@ -124,7 +125,8 @@ def metadata(attributes: Sequence[str], thresholds: Sequence[float], image_size:
         "attributes": [str(a) for a in attributes],
         "thresholds": [float(t) for t in thresholds],
         "label_rule": "probability > threshold",
-        "groups": {str(k): [str(a) for a in v] for k, v in (groups or {}).items()},
+        # The attribute groups' description (`alm_tf.groups`), as the SavedModel's assets/groups.json.
+        "groups": groups if groups is not None else groups_lib.infer(attributes).description(),
         "image_size": [height, width],
         "channel_order": described["channel_order"],
         "input": {
@@ -199,7 +201,7 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
                     image_size: Sequence[int], output_dir: str, formats: Iterable[str], *,
                     litert_precisions: Iterable[str] = (),
                     calibration_images: Optional[np.ndarray] = None,
-                    model_version: int = 0, groups: Optional[Mapping[str, Sequence[str]]] = None,
+                    model_version: int = 0, groups: Optional[dict] = None,
                     progress: bool = False) -> dict[str, str]:
     """Writes the portable files of `formats` and model.json into `output_dir`.
 
@@ -331,7 +333,7 @@ def export_version(source, export_dir: str, formats: Iterable[str], *,
         written = export_portable(
             source.model, source.attributes, source.thresholds, source.image_size, staging,
             portable, litert_precisions=litert_precisions, calibration_images=calibration_images,
-            model_version=version, progress=progress)
+            model_version=version, groups=source.groups.description(), progress=progress)
         if F.SAVED_MODEL in wanted:
             final = saved_model_export.export_saved_model(source, export_dir, version, overwrite)
             names = {os.path.relpath(p, staging).split(os.sep)[0] for p in written.values()}

@@ -78,8 +78,9 @@ def learning_rate_for_epoch(config: TrainConfig, epoch: int) -> float:
 
 
 def save_keras(model: keras.Model, path: str, plan: setup.TrainingPlan) -> None:
-    """A .keras file of the run that carries its attribute names and model config."""
-    artifacts.save_keras(model, path, artifacts.keras_description(plan.attributes, plan.model_config))
+    """A .keras file of the run that carries its attribute names, model config and groups."""
+    artifacts.save_keras(model, path, artifacts.keras_description(plan.attributes, plan.model_config,
+                                                                  groups=plan.groups))
 
 
 def train(config: TrainConfig, model_builder: Optional[Callable] = None, data_module=None,

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from alm_tf import artifacts, model as model_lib
+from alm_tf import groups as groups_lib
 from alm_tf.config import ModelConfig
 from alm_tf.data import preprocessing
 from alm_tf.data.pipeline import split_info
@@ -40,6 +41,9 @@ class TrainingPlan:
     steps_per_epoch: int
     total_steps: int
     model_config: ModelConfig  # num_attributes set
+    #: The attribute groups description (alm_tf.groups.for_data): declared
+    #: for the data, else the known groups of its attribute list.
+    groups: Optional[dict] = None
 
 
 def resolve_train_split(manifest: dict, config: TrainConfig) -> str:
@@ -89,9 +93,13 @@ def make_plan(config: TrainConfig, manifest: dict, replicas: int = 1) -> Trainin
         model_config = config.model.with_num_attributes(len(attributes))
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    try:
+        groups = groups_lib.for_data(manifest, config.data_dir).description()
+    except groups_lib.GroupsError as e:
+        raise ConfigError(f"attribute groups of the data in {config.data_dir}: {e}") from None
     return TrainingPlan(manifest, attributes, train_split, val_split,
                         np.asarray(info["positive_ratio"], np.float32), steps_per_epoch,
-                        config.epochs * steps_per_epoch, model_config)
+                        config.epochs * steps_per_epoch, model_config, groups)
 
 
 def data_identity(manifest: dict, train_split: str) -> dict:
@@ -119,6 +127,7 @@ def run_config(config: TrainConfig, plan: TrainingPlan) -> dict:
         },
         "train": config.training_fields(),
         "threshold": artifacts.DEFAULT_THRESHOLD,
+        artifacts.GROUPS_KEY: plan.groups,
     }
 
 

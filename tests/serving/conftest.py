@@ -15,7 +15,14 @@ def exported(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def loaded(exported):
-    import tensorflow as tf
+def saved(exported):
+    """The export through the one loader: alm_tf.artifacts.LoadedModel."""
+    from alm_tf import artifacts
 
-    return tf.saved_model.load(exported.saved_model)
+    return artifacts.load(exported.saved_model)
+
+
+@pytest.fixture(scope="session")
+def loaded(saved):
+    """The tf.saved_model.load object of the export (loaded once, with `saved`)."""
+    return saved.handle

@@ -15,6 +15,12 @@ import numpy as np
 
 ATTRIBUTES = ["hat", "long_hair", "backpack", "female"]
 THRESHOLDS = [0.5, 0.3, 0.7, 0.45]
+#: Declared attribute groups of the exported model (alm_tf.groups): an
+#: exclusive group, a binary group, and `backpack` on its own.
+GROUPS = {"groups": [
+    {"name": "head", "kind": "exclusive", "attributes": ["hat", "long_hair"], "values": ["hat", "long hair"]},
+    {"name": "gender", "kind": "binary", "attributes": ["female"], "values": ["female", "male"]},
+]}
 INPUT_SHAPE = (64, 32, 3)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,10 +33,10 @@ class Exported:
     model: object  # the Keras model whose weights were exported
 
 
-def write_model_dir(model_dir, model, attributes, thresholds=None):
+def write_model_dir(model_dir, model, attributes, thresholds=None, groups=None):
     """A model dir as the trainer of an EARLIER version wrote it (config.json
     format 1, a final.keras that carries no description): older model dirs
-    keep loading."""
+    keep loading. `groups`: a groups description recorded in config.json."""
     from alm_tf import artifacts
     from alm_tf.config import ModelConfig
 
@@ -47,6 +53,7 @@ def write_model_dir(model_dir, model, attributes, thresholds=None):
         "preprocessing": {"resize": "bilinear", "scale": "0..1",
                           "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
         "threshold": 0.5,
+        **({"groups": groups} if groups is not None else {}),
     })
     model.save(artifacts.weights_path(model_dir))
     if thresholds is not None:  # as alm-evaluate --tune_thresholds writes it
@@ -64,7 +71,7 @@ def make_exported(root) -> Exported:
     model = alm_tf.build_model(len(ATTRIBUTES), input_shape=INPUT_SHAPE)
     _perturb_boxes(model)
     model_dir = os.path.join(root, "model")
-    write_model_dir(model_dir, model, ATTRIBUTES, THRESHOLDS)
+    write_model_dir(model_dir, model, ATTRIBUTES, THRESHOLDS, GROUPS)
     export_dir = os.path.join(root, "exported")
     source = export.load_source(model_dir)
     path = export.export_saved_model(source, export_dir)
@@ -212,12 +219,21 @@ class RestServer:
                     _, specs = signature.structured_input_signature
                     if not specs:
                         raise ValueError(f"Failed to get input map for signature: {name}")
-                    (input_name, spec), = specs.items()
                     rows = "instances" in body
-                    values = _json_value(body["instances"] if rows else body["inputs"], spec.dtype)
-                    dtype = object if spec.dtype.name == "string" else spec.dtype.as_numpy_dtype
-                    outputs = _run_signature(server.loaded, name,
-                                             {input_name: np.array(values, dtype=dtype)})
+                    payload = body["instances"] if rows else body["inputs"]
+                    if len(specs) == 1 and not isinstance(payload, dict) and not (
+                            rows and payload and isinstance(payload[0], dict) and set(payload[0]) <= set(specs)):
+                        payload = {next(iter(specs)): payload}
+                    elif rows:  # row format with named inputs: [{name: value}, ...]
+                        payload = {k: [row[k] for row in payload] for k in specs}
+                    missing = sorted(set(specs) - set(payload))
+                    if missing:
+                        raise ValueError(f"Missing input: {missing[0]}")
+                    inputs = {}
+                    for input_name, spec in specs.items():
+                        dtype = object if spec.dtype.name == "string" else spec.dtype.as_numpy_dtype
+                        inputs[input_name] = np.array(_json_value(payload[input_name], spec.dtype), dtype=dtype)
+                    outputs = _run_signature(server.loaded, name, inputs)
                 except Exception as e:  # TF Serving answers 400 with the message
                     return self._send(400, {"error": getattr(e, "message", None) or str(e)})
                 if rows:
@@ -253,7 +269,8 @@ class GrpcServer:
     """`PredictionService.Predict` answering from a loaded SavedModel.
 
     batching=True mimics TF Serving's --enable_batching, whose batcher
-    refuses a run without inputs (batching_util.h)."""
+    refuses a run without inputs (batching_util.h) and one whose inputs
+    differ in their 0th dimension (batching_session.cc ComputeInputSize)."""
 
     def __init__(self, loaded, model_name="alm", batching=False):
         from concurrent import futures
@@ -274,6 +291,9 @@ class GrpcServer:
                 if batching and not request.inputs:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                   "Batching Run() must have at least one input tensor")
+                if batching and len({v.tensor_shape.dim[0].size for v in request.inputs.values()}) > 1:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                  "Batching Run() input tensors must have equal 0th-dimension size")
                 inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
                 try:
                     outputs = _run_signature(loaded, request.model_spec.signature_name, inputs)

@@ -190,7 +190,8 @@ def test_warmup_records_replay(exported, loaded):
         assert out["probabilities"].shape == (n, M) and np.isfinite(out["probabilities"]).all()
         seen.setdefault(name, []).append(n)
     assert seen == {"serving_default": list(export.WARMUP_BATCH_SIZES),
-                    "predict_images": [1], "predict_examples": [1]}
+                    "predict_images": [1], "predict_examples": [1],
+                    "predict_boxes": list(export.WARMUP_BATCH_SIZES)}
 
 
 def test_refuses_existing_version(exported):

@@ -1,0 +1,169 @@
+"""Synthetic camera sequences: moving synthetic people pasted into frames,
+written in the MOTChallenge layout (what tests and the people demo use).
+
+Each person is drawn once by `alm_tf.data.synth.render_pedestrian` (a
+tight crop, no distractors: the labelled person and its own background)
+and pasted, frame after frame, at a position that moves at a constant
+velocity and bounces off the frame's borders; each person is visible over
+one contiguous stretch of the sequence, later people on top. Layout:
+
+  D/img1/000001.jpg ...    the frames (MOT's image folder)
+  D/gt/gt.txt              frame, id, left, top, width, height, 1, 1, 1.0
+  D/det/det.txt            frame, -1, left, top, width, height, 1.0, -1, -1, -1
+  D/seqinfo.ini            MOT's sequence description
+  D/people.json            {"attributes": [...], "tracks": {id: {"labels":
+                           {attribute: 0/1}, "first_frame", "last_frame"}}}
+
+Deterministic: the same config gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+import numpy as np
+from PIL import Image
+
+from alm_tf.data.synth import ATTRIBUTES, render_pedestrian
+
+IMAGE_DIR = "img1"
+GT_FILE = os.path.join("gt", "gt.txt")
+DET_FILE = os.path.join("det", "det.txt")
+SEQINFO_FILE = "seqinfo.ini"
+PEOPLE_FILE = "people.json"
+
+__all__ = ["FramesConfig", "generate_frames"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FramesConfig:
+    """A synthetic sequence.
+
+    Args:
+        output_dir: where the sequence goes (see the module docstring).
+        num_frames: frames (>= 1).
+        num_people: tracks (>= 1).
+        height, width: frame size in pixels.
+        min_person_height, max_person_height: the people's crop heights
+            (default: 35% and 60% of the frame height, at least 32 px).
+        speed: the largest speed in pixels per frame.
+        seed: random seed.
+        jpeg_quality: 50..100.
+    """
+
+    output_dir: str
+    num_frames: int = 12
+    num_people: int = 3
+    height: int = 240
+    width: int = 320
+    min_person_height: Optional[int] = None
+    max_person_height: Optional[int] = None
+    speed: float = 6.0
+    seed: int = 0
+    jpeg_quality: int = 92
+
+    def __post_init__(self) -> None:
+        if not self.output_dir:
+            raise ValueError("output_dir must be set")
+        for name in ("num_frames", "num_people"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if not 48 <= self.height <= 4096 or not 48 <= self.width <= 4096:
+            raise ValueError(f"height and width must lie in 48..4096. Received: height={self.height}, "
+                             f"width={self.width}")
+        if self.min_person_height is None:
+            object.__setattr__(self, "min_person_height", max(32, int(0.35 * self.height)))
+        if self.max_person_height is None:
+            object.__setattr__(self, "max_person_height", max(self.min_person_height, int(0.6 * self.height)))
+        if not 32 <= self.min_person_height <= self.max_person_height < self.height:
+            raise ValueError("need 32 <= min_person_height <= max_person_height < height. Received: "
+                             f"{self.min_person_height}, {self.max_person_height}, height={self.height}")
+        if self.width < self.max_person_height:
+            raise ValueError(f"width must be >= max_person_height. Received: width={self.width}")
+        if not 0 <= self.speed <= 100:
+            raise ValueError(f"speed must lie in [0, 100]. Received: speed={self.speed}")
+        if not 50 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 50..100. Received: {self.jpeg_quality}")
+
+
+def _background(rng: np.random.Generator, height: int, width: int) -> Image.Image:
+    """A street-like backdrop: a vertical colour gradient, a ground band, noise."""
+    top = rng.uniform(90, 200, size=3)
+    bottom = rng.uniform(60, 160, size=3)
+    t = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    field = top * (1 - t) + bottom * t + np.zeros((1, width, 1), np.float32)
+    ground = int(height * rng.uniform(0.6, 0.75))
+    field[ground:] = field[ground:] * 0.7
+    field += rng.normal(0, 6, size=(height, width, 1))
+    return Image.fromarray(np.clip(field, 0, 255).astype(np.uint8))
+
+
+def _track(rng: np.random.Generator, cfg: FramesConfig, w: int, h: int) -> dict[str, Any]:
+    third = max(1, cfg.num_frames // 3)
+    first = int(rng.integers(1, third + 1)) if cfg.num_frames > 2 else 1
+    last = int(rng.integers(cfg.num_frames - third + 1, cfg.num_frames + 1)) if cfg.num_frames > 2 \
+        else cfg.num_frames
+    x = rng.uniform(0, cfg.width - w)
+    y = rng.uniform(0, cfg.height - h)
+    vx = rng.uniform(-cfg.speed, cfg.speed)
+    vy = rng.uniform(-cfg.speed, cfg.speed) * 0.25
+    boxes = {}
+    for frame in range(first, last + 1):
+        boxes[frame] = (int(round(x)), int(round(y)), w, h)
+        x, y = x + vx, y + vy
+        if not 0 <= x <= cfg.width - w:
+            vx, x = -vx, min(max(x, 0.0), float(cfg.width - w))
+        if not 0 <= y <= cfg.height - h:
+            vy, y = -vy, min(max(y, 0.0), float(cfg.height - h))
+    return {"first_frame": first, "last_frame": last, "boxes": boxes}
+
+
+def _write_text(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def generate_frames(cfg: FramesConfig) -> dict[str, Any]:
+    """Writes the sequence; returns {"frames", "gt", "det", "people", "images_dir", "num_boxes"}."""
+    out = cfg.output_dir
+    images_dir = os.path.join(out, IMAGE_DIR)
+    os.makedirs(images_dir, exist_ok=True)
+    rng = np.random.default_rng([cfg.seed, 7])
+    background = _background(rng, cfg.height, cfg.width)
+    people = []
+    for track_id in range(1, cfg.num_people + 1):
+        person_rng = np.random.default_rng([cfg.seed, track_id])
+        crop, labels, _ = render_pedestrian(person_rng, cfg.min_person_height, cfg.max_person_height,
+                                            distractors=False, crop="tight")
+        people.append((track_id, crop, labels, _track(person_rng, cfg, *crop.size)))
+    gt_rows, det_rows, frames = [], [], []
+    for frame in range(1, cfg.num_frames + 1):
+        image = background.copy()
+        for track_id, crop, _, track in people:
+            if frame in track["boxes"]:
+                left, top, w, h = track["boxes"][frame]
+                image.paste(crop, (left, top))
+                gt_rows.append(f"{frame},{track_id},{left},{top},{w},{h},1,1,1.0")
+                det_rows.append(f"{frame},-1,{left},{top},{w},{h},1.0,-1,-1,-1")
+        path = os.path.join(images_dir, f"{frame:06d}.jpg")
+        image.save(path + ".tmp", format="JPEG", quality=cfg.jpeg_quality, subsampling=0)
+        os.replace(path + ".tmp", path)
+        frames.append(path)
+    _write_text(os.path.join(out, GT_FILE), "".join(r + "\n" for r in gt_rows))
+    _write_text(os.path.join(out, DET_FILE), "".join(r + "\n" for r in det_rows))
+    _write_text(os.path.join(out, SEQINFO_FILE), (
+        "[Sequence]\nname=synthetic\nimDir=img1\nframeRate=10\n"
+        f"seqLength={cfg.num_frames}\nimWidth={cfg.width}\nimHeight={cfg.height}\nimExt=.jpg\n"))
+    payload = {"attributes": list(ATTRIBUTES), "tracks": {
+        str(track_id): {"labels": labels, "first_frame": track["first_frame"],
+                        "last_frame": track["last_frame"]}
+        for track_id, _, labels, track in people}}
+    _write_text(os.path.join(out, PEOPLE_FILE), json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    return {"frames": frames, "images_dir": images_dir, "gt": os.path.join(out, GT_FILE),
+            "det": os.path.join(out, DET_FILE), "people": os.path.join(out, PEOPLE_FILE),
+            "num_boxes": len(gt_rows)}

@@ -1,0 +1,471 @@
+"""alm-predict on camera frames: person boxes in, readable answers out.
+
+`predict_people` reads frames (image files, or a video through PyAV),
+person boxes (`alm_tf.detections`: a MOT det/gt file or a box CSV), runs
+a predictor on every box (the `predict_boxes` path: crop at full
+resolution, then the model's resize; `alm_tf.people`) and writes, into
+the output folder V:
+
+  V/boxes.csv          a row per box: frame, image, id, x1, y1, x2, y2,
+                       score, clipped, one column per attribute group
+                       (the readable answer), then `<attr>_prob`, `<attr>`
+  V/tracks.csv         (tracks) a row per track: id, first_frame,
+                       last_frame, num_frames, the groups' answers (runs
+                       `value@first-last` for per-frame ones), `<attr>_prob`
+                       and `<attr>` (aggregated; runs of labels and no
+                       probability for per-frame attributes)
+  V/predictions.jsonl  a JSON object per box (boxes) or per track (tracks)
+                       with `answers`
+  V/pictures/<frame>.png   frames with each person's box and answers
+
+Boxes reaching outside their frame are clipped (the `clipped` column, and a
+line on `report`); an empty box, a frame the file names that does not
+exist, a bad or unknown column stop the run with one line naming it. All
+files are written under temporary names and renamed at the end, after
+every box has been answered: a failed run leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from tqdm import tqdm
+
+from alm_tf import detections as det_lib
+from alm_tf import groups as groups_lib
+from alm_tf import people, tracks as tracks_lib, video as video_lib, visualization
+from alm_tf.data import preprocessing
+
+BOXES_CSV = "boxes.csv"
+TRACKS_CSV = "tracks.csv"
+PREDICTIONS_JSONL = "predictions.jsonl"
+PICTURES_DIR = "pictures"
+MODES = ("boxes", "tracks")
+BOX_COLUMNS = ("frame", "image", "id", "x1", "y1", "x2", "y2", "score", "clipped")
+TRACK_COLUMNS = ("id", "first_frame", "last_frame", "num_frames")
+DEFAULT_MAX_PICTURES = 100
+
+__all__ = ["PeopleConfig", "PeoplePlan", "PeopleResult", "attribute_columns", "jsonl_record", "plan_people",
+           "predict_people", "write_jsonl"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PeopleConfig:
+    """What alm-predict does with frames and boxes.
+
+    Args:
+        mode: `boxes` (an answer per box) or `tracks` (an answer per track).
+        boxes_file: the detections / tracks file (alm_tf.detections).
+        output_dir: V.
+        images: frame files (`--images`), with `images_root` the folder
+            they were found in (for relative names); or
+        video: a video file (frames numbered from 1).
+        thresholds: per-request thresholds (alm_tf.groups).
+        track: TrackConfig (mode `tracks`).
+        min_score: drop boxes with a lower score.
+        boxes_per_call: person crops per model call.
+        pictures, max_pictures: frame pictures (the first frames with boxes).
+        progress: a progress bar.
+    """
+
+    mode: str
+    boxes_file: str
+    output_dir: str
+    images: Optional[tuple[str, ...]] = None
+    images_root: Optional[str] = None
+    video: Optional[str] = None
+    thresholds: groups_lib.ThresholdSpec = None
+    track: tracks_lib.TrackConfig = tracks_lib.TrackConfig()
+    min_score: Optional[float] = None
+    boxes_per_call: int = 16
+    pictures: bool = True
+    max_pictures: Optional[int] = DEFAULT_MAX_PICTURES
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}. Received: mode={self.mode!r}")
+        if (self.images is None) == (self.video is None):
+            raise ValueError("give the frames as image files or as a video (exactly one)")
+        if self.boxes_per_call < 1:
+            raise ValueError(f"boxes_per_call must be >= 1. Received: {self.boxes_per_call}")
+        if self.max_pictures is not None and self.max_pictures < 0:
+            raise ValueError(f"max_pictures must be >= 0. Received: {self.max_pictures}")
+
+
+@dataclasses.dataclass
+class PeopleResult:
+    """What `predict_people` wrote and found."""
+
+    files: dict[str, str]
+    num_boxes: int
+    num_frames: int
+    clipped: int
+    dropped: int
+    tracks: list = dataclasses.field(default_factory=list)
+    short_tracks: list = dataclasses.field(default_factory=list)
+    pictures: list = dataclasses.field(default_factory=list)
+    probabilities: Optional[np.ndarray] = None
+    labels: Optional[np.ndarray] = None
+    answers: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class _Box:
+    detection: det_lib.Detection
+    frame: int
+    image: Optional[str]
+    box: tuple[int, int, int, int]  # clipped pixels x1, y1, x2, y2
+    normalized: tuple[float, float, float, float]
+    clipped: bool
+
+
+# ----------------------------------------------------------------- frames
+
+
+def _frame_size(data) -> tuple[int, int]:
+    if isinstance(data, (bytes, bytearray)):
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size[1], im.size[0]
+    return int(data.shape[0]), int(data.shape[1])
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data:
+        raise det_lib.DetectionsError(f"frame {path!r} is an empty file")
+    try:
+        _frame_size(data)
+    except (OSError, ValueError):
+        raise det_lib.DetectionsError(f"frame {path!r} is not an image") from None
+    return data
+
+
+def _frames(config: PeopleConfig, numbers: list[int], paths: dict[int, str]):
+    """(number, image path or None, bytes or RGB array) of the wanted frames, in order."""
+    if config.video is None:
+        for number in numbers:
+            yield number, paths[number], _read_file(paths[number])
+        return
+    wanted = set(numbers)
+    seen = 0
+    for number, array in video_lib.iter_frames(config.video, wanted, last=max(numbers)):
+        seen = number
+        yield number, None, array
+    if seen < max(numbers):
+        raise det_lib.DetectionsError(f"frame {max(numbers)} does not exist: the video {config.video!r} "
+                                      f"has {seen if seen else 'no'} frames with boxes up to there")
+
+
+def _place(config: PeopleConfig, found: list[det_lib.Detection]):
+    """Frame numbers, frame paths and the detections of each frame number."""
+    by_frame: dict[int, list[det_lib.Detection]] = {}
+    paths: dict[int, str] = {}
+    if config.images is not None:
+        index = det_lib.FrameIndex(config.images, config.images_root)
+        for d in found:
+            path = index.path_of(d)
+            number = index.number_of(path)
+            paths[number] = path
+            by_frame.setdefault(number, []).append(d)
+    else:
+        for d in found:
+            if d.frame is None:
+                raise det_lib.DetectionsError(f"{d.line}: a video's boxes need frame numbers (column "
+                                              f"'frame'), not image names")
+            by_frame.setdefault(d.frame, []).append(d)
+    return sorted(by_frame), paths, by_frame
+
+
+def _clip(d: det_lib.Detection, number: int, image: Optional[str], height: int, width: int) -> _Box:
+    x1, y1 = max(d.x1, 0.0), max(d.y1, 0.0)
+    x2, y2 = min(d.x2, float(width)), min(d.y2, float(height))
+    clipped = (x1, y1, x2, y2) != (d.x1, d.y1, d.x2, d.y2)
+    normalized = people.from_pixels(x1, y1, x2, y2, height, width)
+    top, left, bottom, right = (int(v) for v in people.pixel_boxes(np.asarray([normalized]), height, width)[0])
+    if bottom <= top or right <= left:
+        raise det_lib.DetectionsError(
+            f"{d.line}: the box (x1={d.x1:g}, y1={d.y1:g}, x2={d.x2:g}, y2={d.y2:g}) is empty inside its "
+            f"{width}x{height} frame {number}")
+    return _Box(d, number, image, (left, top, right, bottom), tuple(normalized), clipped)
+
+
+# ----------------------------------------------------------------- running
+
+
+def _predict(predictor, frames: list, boxes: list[_Box], numbers: list[int]) -> dict:
+    position = {n: k for k, n in enumerate(numbers)}
+    normalized = np.asarray([b.normalized for b in boxes], np.float32)
+    indices = np.asarray([position[b.frame] for b in boxes], np.int32)
+    boxes_fn = getattr(predictor, "boxes_fn", None)
+    if boxes_fn is not None:
+        return boxes_fn(frames, normalized, indices)
+    crops = []  # a predictor of crops only: crop here, by the same rule
+    for box, index in zip(normalized, indices):
+        frame = frames[index]
+        array = preprocessing.decode_image(frame).numpy() if isinstance(frame, bytes) else frame
+        crops.append(tf.io.encode_png(people.crop_array(np.asarray(array, np.uint8), box)).numpy())
+    return predictor(crops)
+
+
+def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report) -> tuple[list[_Box], dict]:
+    total = sum(len(v) for v in by_frame.values())
+    bar = tqdm(total=total, unit="box", desc="people", disable=not config.progress)
+    done: list[_Box] = []
+    outputs: dict[str, list] = {}
+    chunk_frames: list = []
+    chunk_numbers: list[int] = []
+    chunk_boxes: list[_Box] = []
+
+    def flush():
+        if chunk_boxes:
+            result = _predict(predictor, chunk_frames, chunk_boxes, chunk_numbers)
+            for key in ("probabilities", "labels"):
+                outputs.setdefault(key, []).append(np.asarray(result[key]))
+            done.extend(chunk_boxes)
+            bar.update(len(chunk_boxes))
+        chunk_frames.clear(), chunk_numbers.clear(), chunk_boxes.clear()
+
+    try:
+        for number, image, data in _frames(config, numbers, paths):
+            height, width = _frame_size(data)
+            for d in by_frame[number]:
+                if len(chunk_boxes) >= config.boxes_per_call:
+                    flush()
+                if not chunk_numbers or chunk_numbers[-1] != number:
+                    chunk_frames.append(data)
+                    chunk_numbers.append(number)
+                chunk_boxes.append(_clip(d, number, image, height, width))
+        flush()
+    finally:
+        bar.close()
+    clipped = [b for b in done if b.clipped]
+    if clipped:
+        first = clipped[0].detection
+        report(f"clipped {len(clipped)} of {len(done)} boxes to their frames (first: {first.line}, "
+               f"x1={first.x1:g}, y1={first.y1:g}, x2={first.x2:g}, y2={first.y2:g})")
+    return done, {k: np.concatenate(v) for k, v in outputs.items()}
+
+
+# ------------------------------------------------------------------ output
+
+
+def attribute_columns(attributes: Sequence[str]) -> list[str]:
+    """`<attr>_prob`, `<attr>` for every attribute (the predictions.csv order)."""
+    return [c for a in attributes for c in (f"{a}_prob", a)]
+
+
+def _attribute_cells(probabilities, labels) -> list:
+    return [c for p, y in zip(probabilities, labels) for c in (f"{p:.6f}", int(y))]
+
+
+def jsonl_record(answer: dict, probabilities, attributes: Sequence[str], per_frame: Optional[dict] = None,
+                 **fields) -> dict:
+    """A predictions.jsonl object: `fields`, `answers`, (a track's) `per_frame`,
+    `probabilities` (6 decimals; a track's per-frame attributes left out)."""
+    record = {**fields, "answers": answer}
+    if per_frame is not None:
+        record["per_frame"] = per_frame
+    record["probabilities"] = {a: round(float(p), 6) for a, p in zip(attributes, probabilities)
+                               if np.isfinite(p)}
+    return record
+
+
+def write_jsonl(path: str, records) -> str:
+    """JSON lines, one object a line, written atomically (temp name + rename)."""
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+class _Outputs:
+    """Files written under temporary names, renamed together by `commit`."""
+
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+        self.files: dict[str, str] = {}
+
+    def path(self, name: str) -> str:
+        final = os.path.join(self.output_dir, name)
+        self.files[name] = final
+        return final + ".tmp"
+
+    def csv(self, name: str, header: Sequence[str], rows) -> None:
+        with open(self.path(name), "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+
+    def jsonl(self, name: str, records) -> None:
+        with open(self.path(name), "w", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record, sort_keys=False) + "\n")
+
+    def commit(self) -> dict[str, str]:
+        for final in self.files.values():
+            os.replace(final + ".tmp", final)
+        return dict(self.files)
+
+    def discard(self) -> None:
+        for final in self.files.values():
+            if os.path.exists(final + ".tmp"):
+                os.remove(final + ".tmp")
+
+
+def _box_rows(boxes: list[_Box], groups, probabilities, labels, answers):
+    for b, p, y, answer in zip(boxes, probabilities, labels, answers):
+        d = b.detection
+        yield ([b.frame, b.image or "", d.track_id if d.track_id >= 0 else "", *b.box,
+                "" if d.score is None else f"{d.score:g}", int(b.clipped)]
+               + groups.csv_values(answer) + _attribute_cells(p, y))
+
+
+def _track_rows(answers: list[tracks_lib.TrackAnswer], groups):
+    for t in answers:
+        cells = []
+        for name in groups.csv_columns:
+            cells.append(tracks_lib.runs_text(t.per_frame[name]) if name in t.per_frame
+                         else groups.cell(t.answers[name]))
+        attrs = []
+        for m in range(len(groups.attributes)):
+            if m in t.per_frame_labels:
+                attrs += ["", tracks_lib.runs_text(t.per_frame_labels[m])]
+            else:
+                attrs += [f"{t.probabilities[m]:.6f}", int(t.labels[m])]
+        yield [t.track_id, t.frames[0], t.frames[-1], t.num_frames] + cells + attrs
+
+
+@dataclasses.dataclass
+class PeoplePlan:
+    """The boxes of a run placed in their frames (no model needed)."""
+
+    numbers: list[int]  # frame numbers with boxes, in order
+    paths: dict[int, str]  # frame number -> image file (image frames)
+    by_frame: dict[int, list[det_lib.Detection]]
+    dropped: int
+
+
+def plan_people(config: PeopleConfig, report: Callable[[str], None] = print) -> PeoplePlan:
+    """Reads the boxes file and finds every frame it names (one-line errors)."""
+    found, dropped = det_lib.read_detections(config.boxes_file, need_ids=config.mode == "tracks",
+                                             min_score=config.min_score)
+    if dropped:
+        report(f"dropped {dropped} boxes with a score below {config.min_score}")
+    if config.video is not None:
+        video_lib.require_av()
+    return PeoplePlan(*_place(config, found), dropped)
+
+
+def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan] = None,
+                   report: Callable[[str], None] = print) -> PeopleResult:
+    """Answers every box of `config.boxes_file` and writes the files (module docstring).
+
+    `predictor`: `alm_tf.prediction.ImagePredictor` (its `boxes_fn`,
+    `attributes`, `groups`, `model_thresholds`).
+
+    Raises:
+        ValueError (DetectionsError, GroupsError, VideoError): bad input,
+            one line naming it; nothing is written.
+    """
+    attributes = list(predictor.attributes)
+    groups = getattr(predictor, "groups", None) or groups_lib.infer(attributes)
+    groups_lib.request_thresholds(config.thresholds, attributes)  # bad thresholds fail first
+    tracking = config.mode == "tracks"
+    if tracking:
+        config.track.per_frame_keys(groups)  # unknown per-frame names fail first
+        if getattr(predictor, "model_thresholds", None) is None and (
+                config.thresholds is None or isinstance(config.thresholds, dict)):
+            raise ValueError("--tracks needs the model's thresholds, which this server does not tell "
+                             "(its metadata is unreachable); pass --thresholds with one value or one "
+                             "per attribute")
+    plan = plan or plan_people(config, report)
+    numbers, paths, dropped = plan.numbers, plan.paths, plan.dropped
+    boxes, outputs = _run(predictor, config, numbers, paths, plan.by_frame, report)
+    probabilities = outputs["probabilities"]
+    labels = groups_lib.relabel(probabilities, outputs["labels"], config.thresholds, attributes)
+    answers = groups.answers(probabilities, labels)
+    os.makedirs(config.output_dir, exist_ok=True)
+    out = _Outputs(config.output_dir)
+    result = PeopleResult({}, len(boxes), len(numbers), sum(b.clipped for b in boxes), dropped,
+                          probabilities=probabilities, labels=labels, answers=answers)
+    try:
+        out.csv(BOXES_CSV, [*BOX_COLUMNS, *groups.csv_columns, *attribute_columns(attributes)],
+                _box_rows(boxes, groups, probabilities, labels, answers))
+        if tracking:
+            result.tracks, result.short_tracks = tracks_lib.aggregate_tracks(
+                [b.detection.track_id for b in boxes], [b.frame for b in boxes], probabilities, labels,
+                groups, config.track, config.thresholds, getattr(predictor, "model_thresholds", None))
+            out.csv(TRACKS_CSV, [*TRACK_COLUMNS, *groups.csv_columns, *attribute_columns(attributes)],
+                    _track_rows(result.tracks, groups))
+            out.jsonl(PREDICTIONS_JSONL, (jsonl_record(
+                t.answers, t.probabilities, attributes, id=t.track_id, first_frame=t.frames[0],
+                last_frame=t.frames[-1], num_frames=t.num_frames, per_frame=t.per_frame)
+                for t in result.tracks))
+            if result.short_tracks:
+                report(f"{len(result.short_tracks)} tracks shorter than {config.track.min_track_length} "
+                       f"frames have no row (ids {', '.join(map(str, result.short_tracks[:10]))}"
+                       f"{', ...' if len(result.short_tracks) > 10 else ''})")
+        else:
+            out.jsonl(PREDICTIONS_JSONL, (jsonl_record(
+                answer, p, attributes, frame=b.frame, image=b.image,
+                id=b.detection.track_id if b.detection.track_id >= 0 else None, box=list(b.box),
+                score=b.detection.score, clipped=b.clipped)
+                for b, p, answer in zip(boxes, probabilities, answers)))
+        if config.pictures and config.max_pictures != 0:
+            result.pictures = _pictures(config, boxes, answers, result.tracks, numbers, paths)
+        result.files = out.commit()
+    except BaseException:
+        out.discard()
+        raise
+    return result
+
+
+def _pictures(config: PeopleConfig, boxes: list[_Box], answers, track_answers, numbers, paths) -> list[str]:
+    """The first `max_pictures` frames with their people (written atomically, one by one)."""
+    chosen = numbers if config.max_pictures is None else numbers[:config.max_pictures]
+    by_track = {t.track_id: t for t in track_answers}
+    per_frame: dict[int, list[tuple[_Box, dict]]] = {}
+    for b, answer in zip(boxes, answers):
+        per_frame.setdefault(b.frame, []).append((b, answer))
+    written, used = [], set()
+    folder = os.path.join(config.output_dir, PICTURES_DIR)
+    for number, image, data in _frames(config, list(chosen), paths):
+        frame = Image.open(io.BytesIO(data)).convert("RGB") if isinstance(data, bytes) else data
+        items = per_frame.get(number, [])
+        lines, keys = [], []
+        for b, answer in items:
+            track = by_track.get(b.detection.track_id)
+            if track is not None:  # the track's answer, with this frame's per-frame answers
+                shown = dict(track.answers)
+                shown.update({k: answer[k] for k in track.per_frame})
+            else:
+                shown = answer
+            tid = b.detection.track_id
+            lines.append(visualization.answer_lines(shown, f"#{tid}" if tid >= 0 else ""))
+            keys.append(tid if tid >= 0 else len(keys))
+        name = _unique(os.path.splitext(os.path.basename(image))[0] if image else f"{number:06d}", used)
+        picture = visualization.people_picture(frame, [b.box for b, _ in items], lines, keys,
+                                               title=os.path.basename(image) if image else f"frame {number}")
+        written.append(visualization.save_png(os.path.join(folder, f"{name}.png"), picture))
+    return written
+
+
+def _unique(stem: str, used: set) -> str:
+    name, k = stem, 1
+    while name in used:
+        k += 1
+        name = f"{stem}_{k}"
+    used.add(name)
+    return name
