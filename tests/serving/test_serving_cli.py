@@ -61,17 +61,23 @@ def test_missing_weights_one_line(exported, tmp_path, capsys):
 
 
 def test_mixed_precision_baseline_export(tmp_path, capsys):
-    """A model built in mixed_float16 serves float32 and, as a baseline, no boxes."""
+    """A model built in mixed_float16 serves float32 and, as a baseline, no boxes.
+
+    The tiny model of the trainer tests (conv + batch norm + the output dict of
+    a baseline): the float32 conversion is the same for every Keras layer."""
     import keras
     import tensorflow as tf
 
-    import alm_tf
+    import train_helpers as th
     from alm_tf import artifacts
+    from alm_tf.config import ModelConfig
 
     names = ["a", "b", "c"]
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
-        mixed = alm_tf.build_model(len(names), input_shape=(64, 32, 3), alm_levels=())
+        mixed = th.tiny_model(ModelConfig(num_attributes=3, image_height=64, image_width=32,
+                                          alm_levels=()))
+        assert mixed.get_layer("conv1").compute_dtype == "float16"
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     model_dir = str(tmp_path / "model")
@@ -93,7 +99,7 @@ def test_mixed_precision_baseline_export(tmp_path, capsys):
     np.testing.assert_allclose(result["probabilities"].numpy(), expected["probabilities"], atol=1e-5)
     np.testing.assert_array_equal(result["labels"].numpy(), expected["labels"])
     meta = loaded.signatures["metadata"]()
-    assert int(meta["num_levels"]) == 0 and meta["model_name"].numpy() == b"alm_baseline"
+    assert int(meta["num_levels"]) == 0 and meta["model_name"].numpy() == b"tiny"
 
 
 def test_corrupt_weights_one_line(exported, tmp_path, capsys):
