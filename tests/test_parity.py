@@ -40,7 +40,8 @@ def state_as_numpy(model):
 
 def build_pair(num_attributes, height, width, seed):
     """The reference with random weights and the Keras model importing it."""
-    torch_model = ref.randomize_(ref.ALMNet(num_attributes), seed=seed)
+    torch_model = ref.randomize_(ref.ALMNet(num_attributes), seed=seed,
+                                 calibration_shape=(2, 3, height, width))
     keras_model = alm_tf.build_model(num_attributes,
                                      input_shape=(height, width, 3))
     kind = torch_import.import_state_dict(keras_model,
