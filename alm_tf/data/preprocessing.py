@@ -46,10 +46,13 @@ def decode_image(encoded: tf.Tensor | bytes) -> tf.Tensor:
         tf.errors.InvalidArgumentError: the bytes are empty or not an image.
     """
     encoded = tf.convert_to_tensor(encoded, dtype=tf.string)
-    tf.debugging.assert_greater(
+    check = tf.debugging.assert_greater(
         tf.strings.length(encoded), 0, message="decode_image: empty image bytes"
     )
-    image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+    # The check runs first in every graph (without the dependency, which op
+    # fails first is up to the graph optimizer).
+    with tf.control_dependencies([check]):
+        image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
 
