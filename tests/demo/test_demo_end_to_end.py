@@ -10,11 +10,8 @@ import contextlib
 import csv
 import io
 import json
-import math
 import os
 import re
-import shutil
-import zipfile
 
 import numpy as np
 import pytest
@@ -22,7 +19,6 @@ from absl import flags
 from absl.testing import flagsaver
 from PIL import Image
 
-from alm_tf import artifacts
 
 CONTRACT_KEYS = ("alm", "baseline", "localization_hit_rate", "paths")
 
@@ -153,112 +149,6 @@ def test_predictions_csv_and_pictures(demo_run):
         with Image.open(path) as im:
             im.load()
             assert im.format == "PNG" and im.size[0] > 100 and im.size[1] > 100
-
-
-# ----------------------------------------------------------------- alm-predict
-
-
-@pytest.fixture(scope="module")
-def image_folder(demo_run):
-    folder = demo_run["root"] / "photos"
-    folder.mkdir()
-    synth = demo_run["summary"]["paths"]["synthetic_data"]
-    names = sorted(os.listdir(os.path.join(synth, "images")))[:2]
-    for name in names:
-        shutil.copy(os.path.join(synth, "images", name), folder / name)
-    Image.new("L", (37, 91), 100).save(folder / "gray_odd_size.png")
-    Image.new("RGBA", (300, 500), (10, 200, 30, 128)).save(folder / "big_rgba.png")
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8 definitely not a jpeg")
-    return folder
-
-
-def _check_predict_output(out_dir, expected_images):
-    with open(os.path.join(out_dir, "predictions.csv")) as f:
-        rows = list(csv.DictReader(f))
-    assert sorted(os.path.basename(r["image"]) for r in rows) == sorted(expected_images)
-    assert all(0 <= float(r["hat_prob"]) <= 1 and r["hat"] in ("0", "1") for r in rows)
-    pictures = sorted(os.listdir(os.path.join(out_dir, "pictures")))
-    assert len(pictures) == len(expected_images)
-    for name in pictures:
-        with Image.open(os.path.join(out_dir, "pictures", name)) as im:
-            assert im.format == "PNG"
-    return rows
-
-
-@pytest.mark.parametrize("which", ["keras", "saved_model", "model_dir"])
-def test_predict_cli_models(demo_run, image_folder, tmp_path, which):
-    p = demo_run["summary"]["paths"]
-    model = {"keras": os.path.join(p["alm_model"], "final.keras"),
-             "saved_model": p["export"],  # the export root: its highest version is used
-             "model_dir": p["alm_model"]}[which]
-    code, stdout, stderr = _run_main("pipelines.predict", [
-        f"--model={model}", f"--images={image_folder}", f"--output_dir={tmp_path}", "--noprogress"])
-    assert code == 0, stderr
-    assert "broken.jpg" in stderr and "skipped" in stderr
-    good = sorted(n for n in os.listdir(image_folder) if n != "broken.jpg")
-    rows = _check_predict_output(tmp_path, good)
-    assert "predicted 4 images (1 skipped)" in stdout
-    if which == "keras":
-        # Same pixels, same model: .keras and SavedModel agree on the probabilities.
-        code, _, stderr = _run_main("pipelines.predict", [
-            f"--model={p['saved_model']}", f"--images={image_folder}",
-            f"--output_dir={tmp_path / 'sm'}", "--noprogress", "--nopictures"])
-        assert code == 0, stderr
-        with open(tmp_path / "sm" / "predictions.csv") as f:
-            other = {r["image"]: r for r in csv.DictReader(f)}
-        for row in rows:
-            assert math.isclose(float(row["hat_prob"]), float(other[row["image"]]["hat_prob"]), abs_tol=2e-3)
-
-
-def test_predict_cli_glob_and_attributes_file(demo_run, image_folder, tmp_path):
-    p = demo_run["summary"]["paths"]
-    # The trainer's .keras carries its names: a copy alone predicts.
-    carried = tmp_path / "carried.keras"
-    shutil.copy(os.path.join(p["alm_model"], "final.keras"), carried)
-    code, _, stderr = _run_main("pipelines.predict", [
-        f"--model={carried}", f"--images={image_folder}/*.png", f"--output_dir={tmp_path / 'c'}",
-        "--noprogress"])
-    assert code == 0, stderr
-    # A file of an earlier version (no description inside) needs the names.
-    lone = tmp_path / "lone.keras"
-    with zipfile.ZipFile(carried) as src, zipfile.ZipFile(lone, "w") as dst:
-        for item in src.infolist():
-            if item.filename != artifacts.KERAS_METADATA:
-                dst.writestr(item, src.read(item.filename))
-    code, _, stderr = _run_main("pipelines.predict", [
-        f"--model={lone}", f"--images={image_folder}/*.png", f"--output_dir={tmp_path / 'o'}", "--noprogress"])
-    assert code == 1 and "attributes file" in stderr.strip().splitlines()[-1]
-    names = tmp_path / "names.txt"
-    with open(os.path.join(p["alm_model"], "config.json")) as f:
-        names.write_text("\n".join(json.load(f)["attributes"]) + "\n")
-    code, _, stderr = _run_main("pipelines.predict", [
-        f"--model={lone}", f"--attributes_file={names}", f"--images={image_folder}/*.png",
-        f"--output_dir={tmp_path / 'o'}", "--noprogress"])
-    assert code == 0, stderr
-    _check_predict_output(tmp_path / "o", ["big_rgba.png", "gray_odd_size.png"])
-
-
-@pytest.mark.parametrize("args,needle", [
-    (["--images={folder}/*.gif"], "no files match"),
-    (["--images={folder}/broken.jpg"], "could be read"),
-    (["--images={folder}", "--model=/nonexistent/model"], "--model not found"),
-    (["--images=/nonexistent/dir/"], "no such file"),
-])
-def test_predict_cli_errors(demo_run, image_folder, tmp_path, args, needle):
-    model = os.path.join(demo_run["summary"]["paths"]["alm_model"], "final.keras")
-    args = [a.format(folder=image_folder) for a in args]
-    if not any(a.startswith("--model=") for a in args):
-        args.append(f"--model={model}")
-    code, _, stderr = _run_main("pipelines.predict", args + [f"--output_dir={tmp_path}", "--noprogress"])
-    assert code == 1
-    last = stderr.strip().splitlines()[-1]
-    assert last.startswith("alm-predict: error:") and needle in last, stderr
-    assert "Traceback" not in stderr
-
-
-def test_predict_cli_needs_a_model(tmp_path):
-    code, _, stderr = _run_main("pipelines.predict", [f"--images={tmp_path}", f"--output_dir={tmp_path}"])
-    assert code == 1 and stderr.strip() == "alm-predict: error: --model or --server is required"
 
 
 @pytest.mark.parametrize("flag, name", [("--image_height=100", "image_height"),
