@@ -62,13 +62,16 @@ def write_model_dir(model_dir, model, attributes, thresholds=None, groups=None):
 
 
 def make_exported(root) -> Exported:
-    import keras
+    """The real ALM head (pyramid, three ALM levels, fusion, boxes) on a tiny
+    backbone of BN-Inception's own building blocks (portable_helpers): every
+    signature sees what the full model gives it, and the export takes seconds.
+    test_backbones_end_to_end.py and the tiny demo export full backbones."""
+    import portable_helpers
 
-    import alm_tf
     from alm_tf.serving import export
 
-    keras.utils.set_random_seed(1)
-    model = alm_tf.build_model(len(ATTRIBUTES), input_shape=INPUT_SHAPE)
+    model = portable_helpers.mini_alm_model(num_attributes=len(ATTRIBUTES),
+                                            image_size=INPUT_SHAPE[:2], seed=1)
     _perturb_boxes(model)
     model_dir = os.path.join(root, "model")
     write_model_dir(model_dir, model, ATTRIBUTES, THRESHOLDS, GROUPS)
