@@ -12,7 +12,9 @@ a TF Serving address instead. --images: a glob, a folder or one file; any
 JPEG/PNG of any size. Writes V/predictions.csv (a row per image: the
 probability `<attr>_prob` and the label `<attr>` of every attribute) and
 V/pictures/<image>.png (input + one panel per ALM level with each shown
-attribute's box). An unreadable image is reported and skipped.
+attribute's box). An unreadable image is reported and skipped. A
+non-empty V is refused unless --overwrite, which replaces it whole (no
+picture of an earlier run stays beside the new CSV; `alm_tf.outputs`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 
 from absl import flags
 
-from alm_tf import prediction
+from alm_tf import outputs, prediction
 from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
@@ -38,6 +40,8 @@ _PICTURES = flags.DEFINE_bool("pictures", True, "Write a localization PNG per im
 _ROWS = flags.DEFINE_integer("picture_attributes", 4, "Attributes per picture (predicted present "
                              "first).", lower_bound=1, **_OVERRIDE)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
+                               "file of the earlier output stays).", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -59,25 +63,28 @@ def main(argv: list[str]) -> None:
         _fail(f"--model not found: {_MODEL.value!r}")
     if _ATTRIBUTES.value and not os.path.isfile(_ATTRIBUTES.value):
         _fail(f"--attributes_file not found: {_ATTRIBUTES.value!r}")
-    if os.path.exists(_OUTPUT_DIR.value) and not os.path.isdir(_OUTPUT_DIR.value):
-        _fail(f"--output_dir exists and is not a folder: {_OUTPUT_DIR.value!r}")
     try:
         paths = prediction.find_images(_IMAGES.value)
     except FileNotFoundError as e:
         _fail(f"--images: {e}")
         return
+    inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value) if p] + paths
     try:
+        outputs.check_target(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value, inputs=inputs)
         predictor = prediction.load_image_predictor(
             _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
             model_name=_MODEL_NAME.value)
-        result = prediction.predict_files(
-            predictor, paths, _OUTPUT_DIR.value, batch_size=_BATCH.value,
-            pictures=_PICTURES.value, max_picture_rows=_ROWS.value, progress=_PROGRESS.value,
-            report=lambda line: print(f"alm-predict: {line}", file=sys.stderr))
+        with outputs.replaced_dir(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value,
+                                  inputs=inputs) as staging:
+            result = prediction.predict_files(
+                predictor, paths, staging, batch_size=_BATCH.value,
+                pictures=_PICTURES.value, max_picture_rows=_ROWS.value, progress=_PROGRESS.value,
+                report=lambda line: print(f"alm-predict: {line}", file=sys.stderr))
     except (ValueError, OSError) as e:
         _fail(_cli.first_line(e))
         return
-    print(f"predicted {len(result.images)} images ({len(result.skipped)} skipped): {result.csv_path}"
+    csv_path = os.path.join(_OUTPUT_DIR.value, os.path.basename(result.csv_path))
+    print(f"predicted {len(result.images)} images ({len(result.skipped)} skipped): {csv_path}"
           + (f", {len(result.pictures)} pictures in {os.path.join(_OUTPUT_DIR.value, 'pictures')}"
              if result.pictures else ""))
 

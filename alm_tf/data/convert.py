@@ -27,7 +27,8 @@ from typing import Any
 
 from alm_tf.data import validation
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, LabelCounts, check_uncertain
-from alm_tf.data.readers import FORMATS, Row, Source, open_source
+from alm_tf.data.readers import FORMATS, DataFormatError, Row, Source, open_source
+from alm_tf.data.readers._common import KNOWN_SPLITS
 from alm_tf.data.schemas import SCHEMAS
 
 MANIFEST = "manifest.json"
@@ -314,6 +315,12 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
         cfg.format, annotations, schema=cfg.schema, partition=cfg.partition,
         all_attributes=cfg.all_attributes, uncertain=cfg.uncertain,
     )
+    if not cfg.splits and cfg.format != "alm_list":  # alm_list's split names are typed in the command
+        unknown = [s for s in source.splits if s not in KNOWN_SPLITS]
+        if unknown:
+            raise DataFormatError(
+                f"{cfg.annotations}: split {unknown[0]!r} is not one of {', '.join(KNOWN_SPLITS)}; "
+                f"to keep it, name the splits: --splits={','.join(source.splits)}")
     split_map = _split_map(source, cfg.splits)
     out_splits = list(dict.fromkeys(split_map.values()))
     ignored: collections.Counter = collections.Counter()
@@ -322,6 +329,9 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
     for item in _cheap_checked(source, split_map, ignored):
         total += 1
         planned[item.split] += item.problem is None
+    if total == 0:
+        other = f" (rows of other splits: {sum(ignored.values())})" if ignored else ""
+        raise DataFormatError(f"{_annotations_name(cfg)}: no annotated rows to convert{other}")
     ctx = multiprocessing.get_context("fork") if cfg.workers > 1 else None
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ctx.Pool(cfg.workers)) if ctx else None
@@ -329,6 +339,12 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
             _strict_check(_cheap_checked(source, split_map, collections.Counter()), cfg, pool, total)
         manifest = _write(source, split_map, out_splits, planned, ignored, total, cfg, pool)
     return ConversionResult(manifest, os.path.join(cfg.output_dir, MANIFEST))
+
+
+def _annotations_name(cfg: ConvertConfig) -> str:
+    if isinstance(cfg.annotations, str):
+        return cfg.annotations
+    return ", ".join(path for _, path in cfg.annotations)
 
 
 def plan_shards(split: str, count: int, num_shards: int | None, examples_per_shard: int | None) -> list[str]:
@@ -438,6 +454,14 @@ def _write(
                 )
                 written[item.split] += 1
                 counts[item.split].add(item.labels)
+        if not sum(written.values()):
+            reasons = collections.Counter(r["reason"] for rows in skipped.values() for r in rows)
+            first = next(r for rows in skipped.values() for r in rows)
+            raise DataFormatError(
+                f"none of the {total} rows could be converted ("
+                + ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items()))
+                + f"); first: {first['source']} {first['image']!r}: {first['reason']}"
+                + (f" ({first['detail']})" if first["detail"] else ""))
     except BaseException:
         remove_tmp_shards(out, shards)
         raise

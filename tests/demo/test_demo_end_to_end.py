@@ -142,6 +142,8 @@ def test_predictions_csv_and_pictures(demo_run):
         for key, value in row.items():
             if key.endswith("_prob"):
                 assert 0.0 <= float(value) <= 1.0
+            elif key == "picture":  # the localization PNG of the row, if one was drawn
+                assert value == "" or os.path.isfile(os.path.join(os.path.dirname(p["predictions_csv"]), value))
             elif key != "image":
                 assert value in ("0", "1")
     assert len(p["pictures"]) == 2
@@ -236,7 +238,7 @@ def test_predict_cli_glob_and_attributes_file(demo_run, image_folder, tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["--images={folder}/*.gif"], "no files match"),
-    (["--images={folder}/broken.jpg"], "could be read"),
+    (["--images={folder}/broken.jpg"], "broken.jpg: not an image file"),
     (["--images={folder}", "--model=/nonexistent/model"], "--model not found"),
     (["--images=/nonexistent/dir/"], "no such file"),
 ])
