@@ -306,7 +306,9 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
         The written manifest.
 
     Raises:
-        readers.DataFormatError: the annotations do not have the layout.
+        readers.DataFormatError: the annotations do not have the layout, hold
+            no row of the selected splits, name a split outside
+            `KNOWN_SPLITS` without `cfg.splits` (csv), or no row converts.
         StrictError: `cfg.strict` and some row would be skipped.
         ValueError: a split selection names an unknown split.
     """
