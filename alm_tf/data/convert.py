@@ -284,14 +284,16 @@ def _strict_check(items: Iterable[_Item], cfg: ConvertConfig, pool: Any, total: 
             if problem is not None:
                 problems.append(_problem_record(item, problem))
     if problems:
-        counts = collections.Counter(p["reason"] for p in problems)
-        first = problems[0]
-        raise StrictError(
-            f"--strict: {len(problems)} bad row(s) ("
-            + ", ".join(f"{r}: {n}" for r, n in sorted(counts.items()))
+        raise StrictError(f"--strict: {len(problems)} bad row(s) {_problems_summary(problems)}")
+
+
+def _problems_summary(problems: list[dict[str, str]]) -> str:
+    """`(reason: n, ...); first: <source> <image>: <reason> (<detail>)`."""
+    counts = collections.Counter(p["reason"] for p in problems)
+    first = problems[0]
+    return ("(" + ", ".join(f"{r}: {n}" for r, n in sorted(counts.items()))
             + f"); first: {first['source']} {first['image']!r}: {first['reason']}"
-            + (f" ({first['detail']})" if first["detail"] else "")
-        )
+            + (f" ({first['detail']})" if first["detail"] else ""))
 
 
 def _remove_quietly(path: str) -> None:
@@ -333,7 +335,8 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
         planned[item.split] += item.problem is None
     if total == 0:
         other = f" (rows of other splits: {sum(ignored.values())})" if ignored else ""
-        raise DataFormatError(f"{_annotations_name(cfg)}: no annotated rows to convert{other}")
+        where = cfg.annotations if isinstance(cfg.annotations, str) else ", ".join(p for _, p in cfg.annotations)
+        raise DataFormatError(f"{where}: no annotated rows to convert{other}")
     ctx = multiprocessing.get_context("fork") if cfg.workers > 1 else None
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ctx.Pool(cfg.workers)) if ctx else None
@@ -341,12 +344,6 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
             _strict_check(_cheap_checked(source, split_map, collections.Counter()), cfg, pool, total)
         manifest = _write(source, split_map, out_splits, planned, ignored, total, cfg, pool)
     return ConversionResult(manifest, os.path.join(cfg.output_dir, MANIFEST))
-
-
-def _annotations_name(cfg: ConvertConfig) -> str:
-    if isinstance(cfg.annotations, str):
-        return cfg.annotations
-    return ", ".join(path for _, path in cfg.annotations)
 
 
 def plan_shards(split: str, count: int, num_shards: int | None, examples_per_shard: int | None) -> list[str]:
@@ -457,13 +454,8 @@ def _write(
                 written[item.split] += 1
                 counts[item.split].add(item.labels)
         if not sum(written.values()):
-            reasons = collections.Counter(r["reason"] for rows in skipped.values() for r in rows)
-            first = next(r for rows in skipped.values() for r in rows)
-            raise DataFormatError(
-                f"none of the {total} rows could be converted ("
-                + ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items()))
-                + f"); first: {first['source']} {first['image']!r}: {first['reason']}"
-                + (f" ({first['detail']})" if first["detail"] else ""))
+            rows = [r for split_rows in skipped.values() for r in split_rows]
+            raise DataFormatError(f"none of the {total} rows could be converted {_problems_summary(rows)}")
     except BaseException:
         remove_tmp_shards(out, shards)
         raise

@@ -76,8 +76,9 @@ def _check_manifest(manifest: dict[str, Any], path: str) -> None:
     if not isinstance(attributes, list) or not attributes or not all(
             isinstance(a, str) and a for a in attributes):
         raise ValueError(f"{path}: 'attributes' must be a non-empty list of names")
-    if len(set(attributes)) != len(attributes):
-        raise ValueError(f"{path}: 'attributes' names {sorted({a for a in attributes if attributes.count(a) > 1})[0]!r} twice")
+    twice = sorted({a for a in attributes if attributes.count(a) > 1})
+    if twice:
+        raise ValueError(f"{path}: 'attributes' names {twice[0]!r} twice")
     stated = manifest.get("num_attributes", len(attributes))
     if stated != len(attributes):
         raise ValueError(f"{path}: num_attributes is {stated!r} but 'attributes' lists {len(attributes)} names")
