@@ -11,6 +11,11 @@ Report (`write_report`): `metrics.json` with top-level `mA`, `accuracy`,
 `branches` (each supervised branch, `max_fused` and `mean_fused` of the
 branch logits, all at 0.5), and `per_attribute.csv`.
 
+`metrics.json` also says how many records were evaluated (`records`:
+`expected` by the manifest, `evaluated`); with `allow_corrupt_records`
+missing or corrupt records are skipped (and listed there) instead of
+failing the evaluation (`alm_tf.data.records`).
+
 Unknown labels (-1) are not counted (see `alm_tf.metrics`); the
 per-attribute table and CSV show how many labels of each attribute were
 known (`num_known`). A merged data set (`alm_tf.data.merge`, its manifest
@@ -29,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from alm_tf import artifacts, data as data_lib, metrics, names
+from alm_tf.data import records
 
 BRANCH_KEYS = names.BRANCH_OUTPUTS
 CSV_COLUMNS = ("name", "num_known", "positive_ratio", "TP", "FN", "TN", "FP",
@@ -37,15 +43,30 @@ PER_SOURCE_CSV = "per_source_attribute.csv"
 PER_SOURCE_COLUMNS = ("source",) + CSV_COLUMNS[:-1]
 
 
-def collect_outputs(predict_fn: Callable, dataset, *, return_sources: bool = False):
+def _batches(dataset, data_dir: Optional[str], split: Optional[str]):
+    """The dataset's batches; a record that fails to read is one line (`records.RecordReadError`)."""
+    iterator = iter(dataset)
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as e:
+            raise records.read_error(e, data_dir or "the data", split or "?") from None
+
+
+def collect_outputs(predict_fn: Callable, dataset, *, return_sources: bool = False,
+                    data_dir: Optional[str] = None, split: Optional[str] = None):
     """Runs `predict_fn` over (images, labels[, sources]) batches; concatenates.
 
     Returns (labels, outputs), or (labels, outputs, sources) with
     `return_sources` (the dataset must then yield the sources, as
     `make_dataset(..., with_sources=True)` does; sources as str).
+    `data_dir` and `split` name the data in the error of a record that
+    cannot be read.
     """
     labels, outputs, sources = [], {}, []
-    for batch in dataset:
+    for batch in _batches(dataset, data_dir, split):
         images, batch_labels = batch[0], batch[1]
         if return_sources:
             if len(batch) < 3:
@@ -223,8 +244,14 @@ def format_table(payload: dict, fused: dict, attributes: Sequence[str]) -> str:
 def run_evaluation(data_dir: str, split: str, model: str, output_dir: str, *,
                    batch_size: int = 64, which: str = "final",
                    tune: bool = False, threshold_split: str = "val",
-                   data_module=None) -> dict:
-    """The whole `alm-evaluate` job; returns the metrics.json payload."""
+                   allow_corrupt_records: bool = False, data_module=None) -> dict:
+    """The whole `alm-evaluate` job; returns the metrics.json payload.
+
+    Writes metrics.json, per_attribute.csv (per_source_attribute.csv for a
+    merged data set) and, with `tune`, thresholds.json into `output_dir`;
+    the tuned thresholds go into the model dir too, last, once everything
+    else succeeded.
+    """
     data_module = data_module or data_lib
     manifest = data_module.read_manifest(data_dir)
     attributes = list(manifest["attributes"])
@@ -234,14 +261,19 @@ def run_evaluation(data_dir: str, split: str, model: str, output_dir: str, *,
             f"The model's attributes differ from those of {data_dir} "
             f"({len(loaded.attributes)} vs {len(attributes)} names).")
     scores = score_function(loaded)
+    splits = [threshold_split, split] if tune else [split]
+    checked = {name: records.check_split(data_dir, name, manifest, allow_corrupt=allow_corrupt_records)
+               for name in splits if name in manifest["splits"]}
 
     by_source = bool(data_module.manifest_sources(manifest))  # a merged data set
 
     def outputs_of(split_name, with_sources=False):
         ds = data_module.make_dataset(data_dir, split_name, batch_size=batch_size,
                                       image_size=loaded.image_size, training=False, normalize=False,
-                                      with_sources=with_sources)
-        return collect_outputs(scores, ds, return_sources=with_sources)
+                                      with_sources=with_sources,
+                                      allow_corrupt_records=allow_corrupt_records)
+        return collect_outputs(scores, ds, return_sources=with_sources, data_dir=data_dir,
+                               split=split_name)
 
     thresholds = np.full(len(attributes), 0.5)
     source = "0.5"
@@ -249,20 +281,31 @@ def run_evaluation(data_dir: str, split: str, model: str, output_dir: str, *,
         val_labels, val_outputs = outputs_of(threshold_split)
         thresholds = tune_thresholds(val_labels, branch_probabilities(val_outputs)["fused"])
         source = f"tuned on {threshold_split}"
-        os.makedirs(output_dir, exist_ok=True)
-        targets = [os.path.join(output_dir, artifacts.THRESHOLDS_NAME)]
-        if loaded.model_dir:
-            targets.append(artifacts.thresholds_path(loaded.model_dir))
-        for target in targets:
-            artifacts.write_thresholds(target, attributes, thresholds, threshold_split)
     labels, outputs, *sources = outputs_of(split, with_sources=by_source)
     result = evaluate_outputs(labels, outputs, thresholds, sources=sources[0] if sources else None)
     payload = result["report"]
     payload.update({"split": split, "model": model, "thresholds": source})
+    payload["records"] = _records_report(checked[split], len(labels))
     if tune:
+        payload["threshold_records"] = _records_report(checked[threshold_split], len(val_labels))
         at_half = metrics.compute_metrics(labels, branch_probabilities(outputs)["fused"])
         payload["at_threshold_0.5"] = {k: at_half[k] for k in metrics.SUMMARY_KEYS}
     write_report(output_dir, payload, result["fused"], attributes, thresholds,
                  per_source=result.get("per_source"))
+    if tune:
+        artifacts.write_thresholds(os.path.join(output_dir, artifacts.THRESHOLDS_NAME), attributes,
+                                   thresholds, threshold_split)
+        if loaded.model_dir:
+            artifacts.write_thresholds(artifacts.thresholds_path(loaded.model_dir), attributes,
+                                       thresholds, threshold_split)
     print(format_table(payload, result["fused"], attributes))
     return payload
+
+
+def _records_report(checked: "records.SplitRecords", evaluated: int) -> dict:
+    """metrics.json's `records`: the manifest's count, what was evaluated, what was skipped."""
+    report = {"expected": checked.expected, "evaluated": int(evaluated)}
+    if evaluated != checked.expected or checked.problems:
+        report["skipped"] = checked.expected - int(evaluated)
+        report["problems"] = list(checked.problems)
+    return report

@@ -12,11 +12,13 @@ Every predictor maps a list of encoded images (bytes) to `probabilities`
 `boxes_fn` answers person boxes in frames (`alm_tf.people_prediction`),
 its `groups` make readable answers (`alm_tf.groups`).
 `predict_files` runs one over image files and writes `predictions.csv` (a
-row per image: path, then `<attr>_prob` and `<attr>` label per attribute,
+row per image: path, `picture` (its localization PNG under `pictures/`,
+empty when none), then `<attr>_prob` and `<attr>` label per attribute,
 then one readable-answer column per attribute group), `predictions.jsonl`
 (a JSON object per image with `answers`) and a localization PNG per image;
-unreadable images are reported and skipped. Per-request `thresholds` (one
-float, one per attribute, a name -> value map) relabel the probabilities.
+unreadable images are reported and skipped (none readable: a ValueError
+naming the first). Per-request `thresholds` (one float, one per attribute,
+a name -> value map) relabel the probabilities.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from alm_tf import groups as groups_lib
 from alm_tf.serving import client
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+#: The folder of the localization pictures inside the output folder.
+PICTURES_DIR = "pictures"
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -210,7 +214,9 @@ def _read_checked(path: str) -> tuple[Optional[bytes], Optional[object], str]:
             rgb = im.convert("RGB")
             rgb.load()
         return data, rgb, ""
-    except (OSError, UnidentifiedImageError, ValueError) as e:
+    except UnidentifiedImageError:  # its text names a BytesIO object, not the file
+        return None, None, "not an image file (JPEG, PNG, BMP or GIF)"
+    except (OSError, ValueError) as e:
         return None, None, str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
@@ -259,17 +265,20 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
         ValueError: no image could be read.
     """
     groups_lib.request_thresholds(thresholds, predictor.attributes)  # bad thresholds fail first
-    os.makedirs(output_dir, exist_ok=True)
     good, skipped = [], []
     for path in paths:
         data, image, reason = _read_checked(path)
         if data is None:
             skipped.append((path, reason))
-            report(f"skipped {path}: {reason}")
         else:
             good.append((path, data, image))
     if not good:
-        raise ValueError(f"none of the {len(paths)} images could be read")
+        first = f"{skipped[0][0]}: {skipped[0][1]}"
+        raise ValueError(f"cannot read {first}" if len(paths) == 1 else
+                         f"none of the {len(paths)} images could be read (first: {first})")
+    for path, reason in skipped:
+        report(f"skipped {path}: {reason}")
+    os.makedirs(output_dir, exist_ok=True)
     bar = None
     if progress:
         bar = tqdm(total=len(good), unit="img", desc="predict")
@@ -289,15 +298,22 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
     labels = outputs["labels"] = groups_lib.relabel(probs, outputs["labels"], thresholds, names)
     groups = predictor.groups or groups_lib.infer(names)
     answers = groups.answers(probs, labels)
+    # Picture names first: two images named a.png in different folders get
+    # a.png and a_2.png, and the CSV's `picture` column says which is whose.
+    picture_names: dict[int, str] = {}
+    if pictures and "boxes" in outputs:
+        used: set = set()
+        limit = len(good) if max_pictures is None else min(max_pictures, len(good))
+        picture_names = {i: _picture_name(good[i][0], used) for i in range(limit)}
     csv_path = os.path.join(output_dir, "predictions.csv")
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        header = ["image"]
+        header = ["image", "picture"]
         for name in names:
             header += [f"{name}_prob", name]
         writer.writerow(header + list(groups.csv_columns))
         for i, (path, _, _) in enumerate(good):
-            row = [path]
+            row = [path, f"{PICTURES_DIR}/{picture_names[i]}" if i in picture_names else ""]
             for m in range(len(names)):
                 row += [f"{probs[i, m]:.6f}", int(labels[i, m])]
             writer.writerow(row + groups.csv_values(answers[i]))
@@ -306,15 +322,12 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
         (people_prediction.jsonl_record(answers[i], probs[i], names, image=path)
          for i, (path, _, _) in enumerate(good)))
     written = []
-    if pictures and "boxes" in outputs:
-        used: set = set()
-        limit = len(good) if max_pictures is None else min(max_pictures, len(good))
-        for i in range(limit):
-            path, _, image = good[i]
-            rows = pick_attributes(probs[i], labels[i], max_picture_rows, picture_attributes)
-            target = os.path.join(output_dir, "pictures", _picture_name(path, used))
-            visualization.save_localization_picture(
-                target, image, outputs["boxes"][i], rows, names, probabilities=probs[i],
-                labels=labels[i], title=os.path.basename(path), panel_height=panel_height)
-            written.append(target)
+    for i, picture in picture_names.items():
+        path, _, image = good[i]
+        rows = pick_attributes(probs[i], labels[i], max_picture_rows, picture_attributes)
+        target = os.path.join(output_dir, PICTURES_DIR, picture)
+        visualization.save_localization_picture(
+            target, image, outputs["boxes"][i], rows, names, probabilities=probs[i],
+            labels=labels[i], title=os.path.basename(path), panel_height=panel_height)
+        written.append(target)
     return PredictionResult(csv_path, written, [p for p, _, _ in good], skipped, outputs)

@@ -36,6 +36,7 @@ from alm_tf.names import ALM_LAYERS, ALM_PREFIX, GLOBAL_CLASSIFIER, LATERAL_PREF
 
 __all__ = [
     "CheckpointError",
+    "require_torch",
     "load_state_dict",
     "checkpoint_kind",
     "import_state_dict",
@@ -57,6 +58,20 @@ class CheckpointError(ValueError):
 # ------------------------------------------------------------------ reading
 
 
+#: What a user without PyTorch reads (the `dev` extra alone does not bring it).
+NEEDS_TORCH = ("reading PyTorch checkpoints needs PyTorch, which the 'torch' extra installs: "
+               "pip install -e '.[torch]' (or 'alm-tf[torch]'); '[dev]' alone does not")
+
+
+def require_torch():
+    """The `torch` module, or ImportError naming the extra that installs it."""
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError(NEEDS_TORCH) from e
+    return torch
+
+
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Reads a PyTorch checkpoint safely; returns float32/int numpy arrays.
 
@@ -68,12 +83,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             checkpoint, or holds something other than a dict of tensors.
         ImportError: PyTorch is not installed.
     """
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ImportError(
-            "Reading PyTorch checkpoints needs PyTorch: "
-            "pip install 'alm-tf[torch]'") from e
+    torch = require_torch()
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")

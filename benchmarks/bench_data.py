@@ -42,6 +42,7 @@ def _time_convert(src: str, out: str, workers: int) -> float:
     cfg = ConvertConfig(
         format="csv", annotations=os.path.join(src, "annotations.csv"), images_dir=src,
         output_dir=out, workers=workers, examples_per_shard=256, show_progress=False,
+        splits=(("all", ("all",)),),  # a split outside train/val/test is kept only when named
     )
     start = time.perf_counter()
     result = convert(cfg)

@@ -8,15 +8,20 @@
       --images_dir=. --output_dir=records/peta
 
 Writes `<split>-00000-of-000NN.tfrecord` shards and `manifest.json`.
+A non-empty --output_dir is refused unless --overwrite, which replaces it
+whole; everything is written beside it first and swapped in at the end, so
+a failure leaves an earlier conversion as it was (`alm_tf.outputs`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from absl import flags
 
-from alm_tf.data.convert import ConvertConfig, convert, format_summary, parse_list_annotations, parse_splits
+from alm_tf import outputs
+from alm_tf.data.convert import MANIFEST, ConvertConfig, convert, format_summary, parse_list_annotations, parse_splits
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, UNCERTAIN_POLICIES
 from alm_tf.data.readers import FORMATS
 from alm_tf.data.schemas import SCHEMAS
@@ -69,6 +74,8 @@ _UNCERTAIN = flags.DEFINE_enum(
     **_OVERRIDE,
 )
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
+                               "file of the earlier output stays).", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -117,12 +124,16 @@ def main(argv: list[str]) -> None:
 
     try:
         cfg = _config()
-        result = convert(cfg)
-    except (ValueError, OSError) as e:  # DataFormatError, StrictError are ValueErrors.
+        inputs = [cfg.images_dir] + ([p for _, p in cfg.annotations] if cfg.format == "alm_list"
+                                     else [cfg.annotations])
+        with outputs.replaced_dir(cfg.output_dir, overwrite=_OVERWRITE.value, inputs=inputs) as staging:
+            result = convert(dataclasses.replace(cfg, output_dir=staging))
+    except (ValueError, OSError) as e:  # DataFormatError, StrictError, OutputError are ValueErrors.
         _fail(_cli.first_line(e))
         return
     print(format_summary(result.manifest))
-    print(f"wrote {result.num_written} examples, skipped {result.num_skipped} rows: {result.manifest_path}")
+    print(f"wrote {result.num_written} examples, skipped {result.num_skipped} rows: "
+          f"{os.path.join(cfg.output_dir, MANIFEST)}")
 
 
 def run() -> None:

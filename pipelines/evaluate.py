@@ -13,15 +13,22 @@ output, plus `branches`) and R/per_attribute.csv, and prints a table.
 --tune_thresholds picks per-attribute thresholds on --threshold_split
 (maximising each attribute's mA) and saves thresholds.json in R and, for a
 model dir, in the model dir (alm-export ships it).
+
+Every record of the split is counted against the manifest first: missing
+or corrupt records fail with one line naming the shard and the counts;
+--allow_corrupt_records evaluates the usable ones and says how many in
+metrics.json (`records`) and the log. A non-empty --output_dir is refused
+unless --overwrite, which replaces it whole (`alm_tf.outputs`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import flags
 
-from alm_tf import artifacts, evaluation
+from alm_tf import artifacts, evaluation, outputs
 from alm_tf.data.convert import MANIFEST
 from pipelines import _cli
 
@@ -39,6 +46,12 @@ _WHICH = flags.DEFINE_enum("which", artifacts.WEIGHTS[0], artifacts.WEIGHTS, "We
                            **_OVERRIDE)
 _TUNE = flags.DEFINE_bool("tune_thresholds", False, "Tune per-attribute thresholds.", **_OVERRIDE)
 _THRESHOLD_SPLIT = flags.DEFINE_string("threshold_split", "val", "Split used to tune thresholds.", **_OVERRIDE)
+_ALLOW_CORRUPT = flags.DEFINE_bool(
+    "allow_corrupt_records", False, "Go on when shards hold fewer usable records than the manifest "
+    "says (missing, truncated or corrupt shards, records that do not fit): evaluate the usable "
+    "ones, counted in metrics.json `records`.", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
+                               "file of the earlier output stays).", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -66,14 +79,23 @@ def main(argv: list[str]) -> None:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         _check_flags()
-        evaluation.run_evaluation(
-            _DATA_DIR.value, _SPLIT.value, _MODEL.value, _OUTPUT_DIR.value,
-            batch_size=_BATCH.value, which=_WHICH.value, tune=_TUNE.value,
-            threshold_split=_THRESHOLD_SPLIT.value)
+        with outputs.replaced_dir(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value,
+                                  inputs=[_MODEL.value, _DATA_DIR.value]) as staging:
+            payload = evaluation.run_evaluation(
+                _DATA_DIR.value, _SPLIT.value, _MODEL.value, staging,
+                batch_size=_BATCH.value, which=_WHICH.value, tune=_TUNE.value,
+                threshold_split=_THRESHOLD_SPLIT.value,
+                allow_corrupt_records=_ALLOW_CORRUPT.value)
+            written = sorted(os.listdir(staging))
     except (ValueError, OSError) as e:
         _fail(_cli.first_line(e))
         return
-    print(f"wrote {os.path.join(_OUTPUT_DIR.value, 'metrics.json')}")
+    records = payload.get("records", {})
+    if "skipped" in records:
+        first = (records.get("problems") or ["images that do not decode"])[0]
+        print(f"alm-evaluate: warning: evaluated {records['evaluated']} of the {records['expected']} "
+              f"records of split {_SPLIT.value!r} (--allow_corrupt_records; {first})", file=sys.stderr)
+    print("wrote " + ", ".join(os.path.join(_OUTPUT_DIR.value, name) for name in written))
 
 
 def run() -> None:

@@ -6,6 +6,8 @@ Usage:
   alm-import-torch --checkpoint=bn_inception-52deb4733.pth --dataset=pa100k \
       --output=init.keras     # ImageNet backbone only; the rest stays random
 
+Needs PyTorch: the `torch` extra (`pip install -e '.[torch]'`); with
+`[dev]` alone the command stops with one line naming the extra.
 `--dataset` (pa100k, rap, peta) gives the number of attributes and their
 names; `--dataset=custom --num_attributes=M` imports a checkpoint trained on
 other data. The model flags (`--image_height`, `--image_width`,
@@ -92,6 +94,10 @@ def _attributes(dataset: str) -> list[str]:
 
 def _run() -> str:
     output = _validated_flags()
+    try:
+        torch_import.require_torch()  # before the model is built: fail fast
+    except ImportError as e:
+        raise _UserError(str(e)) from None
     names = _attributes(_DATASET.value)
     try:
         model_config = _model_flags.model_config(num_attributes=len(names))

@@ -10,13 +10,19 @@ the mapping's section and is written to each record as `image/source`.
 PA-100K, RAP v1 / v2, PETA onto PA-100K's 26 attributes). Images are
 copied as encoded, not re-encoded; attributes a source does not label are
 unknown (-1): no loss, not counted by the metrics. See alm_tf/data/README.md.
+A non-empty --output_dir is refused unless --overwrite, which replaces it
+whole; the merge is written beside it and swapped in at the end
+(`alm_tf.outputs`).
 """
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
-from alm_tf.data.convert import format_summary, parse_splits
+from alm_tf import outputs
+from alm_tf.data.convert import MANIFEST, format_summary, parse_splits
 from alm_tf.data.merge import MergeConfig, merge, parse_inputs
 from pipelines import _cli
 
@@ -45,6 +51,8 @@ _EXAMPLES_PER_SHARD = flags.DEFINE_integer(
     lower_bound=1, **_OVERRIDE,
 )
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
+                               "file of the earlier output stays).", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -74,15 +82,18 @@ def main(argv: list[str]) -> None:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
 
     try:
-        result = merge(_config())
-    except (ValueError, OSError) as e:  # MergeError and MappingError are ValueErrors.
+        cfg = _config()
+        inputs = [d for _, d in cfg.inputs] + ([cfg.mapping] if os.path.exists(cfg.mapping) else [])
+        with outputs.replaced_dir(cfg.output_dir, overwrite=_OVERWRITE.value, inputs=inputs) as staging:
+            result = merge(cfg, write_to=staging)
+    except (ValueError, OSError) as e:  # MergeError, MappingError, OutputError are ValueErrors.
         _fail(_cli.first_line(e))
         return
     print(format_summary(result.manifest))
     for source in result.manifest["sources"]:
         print(f"{source['name']}: labels {len(source['known_attributes'])} of "
               f"{result.manifest['num_attributes']} attributes")
-    print(f"wrote {result.num_written} examples: {result.manifest_path}")
+    print(f"wrote {result.num_written} examples: {os.path.join(cfg.output_dir, MANIFEST)}")
 
 
 def run() -> None:

@@ -16,7 +16,9 @@ probability `<attr>_prob` and the label `<attr>` of every attribute) and
 V/pictures/<image>.png (input + one panel per ALM level with each shown
 attribute's box), and V/predictions.jsonl (a JSON object per image with
 readable `answers`: the model's attribute groups, alm_tf.groups). An
-unreadable image is reported and skipped.
+unreadable image is reported and skipped. A non-empty V is refused unless
+--overwrite, which replaces it whole (no picture of an earlier run stays
+beside the new CSV; `alm_tf.outputs`); the same for every mode.
 
 People in camera frames (alm_tf.people_prediction):
 
@@ -36,13 +38,14 @@ extra). --thresholds: one value, one per attribute, or NAME=VALUE pairs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
 from absl import flags
 
 from alm_tf import groups as groups_lib
-from alm_tf import people_prediction, prediction, tracks
+from alm_tf import outputs, people_prediction, prediction, tracks
 from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
@@ -83,6 +86,8 @@ _MIN_TRACK = flags.DEFINE_integer("min_track_length", tracks.DEFAULT_MIN_TRACK_L
 _PER_FRAME = flags.DEFINE_list("per_frame", None, "Groups or attributes that stay per frame in a "
                                "track (default: orientation).", **_OVERRIDE)
 _TRACK_FLAGS = ("aggregate", "smoothing", "min_track_length", "per_frame")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
+                               "file of the earlier output stays).", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -110,27 +115,30 @@ def main(argv: list[str]) -> None:
         _fail(f"--model not found: {_MODEL.value!r}")
     if _ATTRIBUTES.value and not os.path.isfile(_ATTRIBUTES.value):
         _fail(f"--attributes_file not found: {_ATTRIBUTES.value!r}")
-    if os.path.exists(_OUTPUT_DIR.value) and not os.path.isdir(_OUTPUT_DIR.value):
-        _fail(f"--output_dir exists and is not a folder: {_OUTPUT_DIR.value!r}")
     try:
         paths = prediction.find_images(_IMAGES.value)
     except FileNotFoundError as e:
         _fail(f"--images: {e}")
         return
+    inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value) if p] + paths
     try:
         thresholds = groups_lib.parse_threshold_values(_THRESHOLDS.value)
+        outputs.check_target(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value, inputs=inputs)
         predictor = prediction.load_image_predictor(
             _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
             model_name=_MODEL_NAME.value, groups_file=_GROUPS.value)
-        result = prediction.predict_files(
-            predictor, paths, _OUTPUT_DIR.value, batch_size=_BATCH.value,
-            pictures=_PICTURES.value, max_picture_rows=_ROWS.value, progress=_PROGRESS.value,
-            max_pictures=_MAX_PICTURES.value, thresholds=thresholds,
-            report=lambda line: print(f"alm-predict: {line}", file=sys.stderr))
+        with outputs.replaced_dir(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value,
+                                  inputs=inputs) as staging:
+            result = prediction.predict_files(
+                predictor, paths, staging, batch_size=_BATCH.value,
+                pictures=_PICTURES.value, max_picture_rows=_ROWS.value, progress=_PROGRESS.value,
+                max_pictures=_MAX_PICTURES.value, thresholds=thresholds,
+                report=lambda line: print(f"alm-predict: {line}", file=sys.stderr))
     except (ValueError, OSError) as e:
         _fail(_cli.first_line(e))
         return
-    print(f"predicted {len(result.images)} images ({len(result.skipped)} skipped): {result.csv_path}"
+    csv_path = os.path.join(_OUTPUT_DIR.value, os.path.basename(result.csv_path))
+    print(f"predicted {len(result.images)} images ({len(result.skipped)} skipped): {csv_path}"
           + (f", {len(result.pictures)} pictures in {os.path.join(_OUTPUT_DIR.value, 'pictures')}"
              if result.pictures else ""))
 
@@ -147,8 +155,6 @@ def _people_config() -> people_prediction.PeopleConfig:
         _fail("give the frames with one of --images and --video")
     if not _OUTPUT_DIR.value:
         _fail("--output_dir is required")
-    if os.path.exists(_OUTPUT_DIR.value) and not os.path.isdir(_OUTPUT_DIR.value):
-        _fail(f"--output_dir exists and is not a folder: {_OUTPUT_DIR.value!r}")
     if _MODEL.value and not os.path.exists(_MODEL.value):
         _fail(f"--model not found: {_MODEL.value!r}")
     for name, flag in (("attributes_file", _ATTRIBUTES), ("groups_file", _GROUPS), ("boxes", _BOXES),
@@ -183,18 +189,26 @@ def _people(config: people_prediction.PeopleConfig) -> None:
     def report(line: str) -> None:
         print(f"alm-predict: {line}", file=sys.stderr)
 
+    inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value, _GROUPS.value, _BOXES.value,
+                          _TRACKS.value, _VIDEO.value) if p] + list(config.images or ())
     try:
+        outputs.check_target(config.output_dir, overwrite=_OVERWRITE.value, inputs=inputs)
         plan = people_prediction.plan_people(config, report)  # bad boxes fail before the model loads
         predictor = prediction.load_image_predictor(
             _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
             model_name=_MODEL_NAME.value, groups_file=_GROUPS.value)
-        result = people_prediction.predict_people(predictor, config, plan=plan, report=report)
+        with outputs.replaced_dir(config.output_dir, overwrite=_OVERWRITE.value,
+                                  inputs=inputs) as staging:
+            result = people_prediction.predict_people(
+                predictor, dataclasses.replace(config, output_dir=staging), plan=plan, report=report)
     except (ValueError, OSError) as e:
         _fail(_cli.first_line(e))
         return
+    files = {k: os.path.join(config.output_dir, os.path.relpath(v, staging))
+             for k, v in result.files.items()}
     what = (f"{len(result.tracks)} tracks" if config.mode == "tracks" else f"{result.num_boxes} boxes")
     print(f"predicted {result.num_boxes} boxes in {result.num_frames} frames -> {what}: "
-          + ", ".join(result.files[k] for k in sorted(result.files))
+          + ", ".join(files[k] for k in sorted(files))
           + (f", {len(result.pictures)} pictures in "
              f"{os.path.join(config.output_dir, people_prediction.PICTURES_DIR)}" if result.pictures else ""))
 

@@ -4,15 +4,19 @@
   alm-convert --format=csv --annotations=D/annotations.csv --images_dir=D \
       --output_dir=D/records
 
-Writes `D/images/*.jpg`, `D/annotations.csv` and `D/regions.json`.
+Writes `D/images/*.jpg`, `D/annotations.csv` and `D/regions.json`. A
+non-empty D is refused unless --overwrite, which replaces it whole (no
+image of an earlier, larger set stays); see `alm_tf.outputs`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from absl import flags
 
+from alm_tf import outputs
 from alm_tf.data.synth import CROPS, SynthConfig, generate
 from pipelines import _cli
 
@@ -33,6 +37,10 @@ _DISTRACTORS = flags.DEFINE_bool(
     "distractors", True, "Draw other people cut by the crop border and attribute look-alikes "
     "off their regions (--nodistractors: the labelled person alone).", **_OVERRIDE
 )
+
+
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
+                               "file of the earlier output stays).", **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -56,9 +64,10 @@ def main(argv: list[str]) -> None:
             crop=_CROP.value,
         )
         start = time.monotonic()
-        info = generate(cfg)
+        with outputs.replaced_dir(cfg.output_dir, overwrite=_OVERWRITE.value) as staging:
+            info = generate(dataclasses.replace(cfg, output_dir=staging))
     except (ValueError, OSError) as e:
-        _fail(str(e))
+        _fail(_cli.first_line(e))
         return
     splits = ", ".join(f"{k}: {v}" for k, v in info["splits"].items())
     print(f"wrote {info['num_images']} images ({splits}) to {cfg.output_dir} in {time.monotonic() - start:.1f} s")

@@ -7,16 +7,32 @@
       --backbone_weights=resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5
 
 Re-running the same command on the same --model_dir resumes from the last
-checkpoint. Defaults are the paper's recipe (Adam 1e-4, L2 5e-4, batch 32,
-256x128, 30 epochs, lr x0.1 at epochs 10 and 20).
+checkpoint (a finished run: nothing to do, nothing rewritten). A resume
+with a setting that changes the result (learning rate, schedule, loss
+weighting, optimizer, model, data...) is refused naming it;
+--allow_changed_settings lets the learning rate, schedule, weight decay,
+loss weighting, seed, determinism and shuffle buffer change from the
+resumed step on (config.json `runs` records each change); --epochs may
+always grow. For a new recipe on the trained weights, train into a new
+--model_dir with --init_checkpoint=M/final.keras.
+
+A fresh run needs a new or empty --model_dir, and one that fails before
+its first checkpoint removes what it created. The train and validation
+records are counted against the manifest first: missing or corrupt
+records fail with one line naming the shard and the counts;
+--allow_corrupt_records trains on the usable ones (counted in the log and
+config.json `runs`). Defaults are the paper's recipe (Adam 1e-4, L2 5e-4,
+batch 32, 256x128, 30 epochs, lr x0.1 at epochs 10 and 20).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 from absl import flags
 
+from alm_tf import artifacts
 from alm_tf.config import BOX_KERNEL_INITS
 from alm_tf.losses import WEIGHTINGS
 from alm_tf.training import NonFiniteLossError, TrainConfig, train
@@ -75,6 +91,15 @@ _CKPT_EVERY = flags.DEFINE_integer("checkpoint_every_steps", _D["checkpoint_ever
 _KEEP = flags.DEFINE_integer("keep_checkpoints", _D["keep_checkpoints"], "Checkpoints kept.", **_OVERRIDE)
 _SHUFFLE = flags.DEFINE_integer("shuffle_buffer", _D["shuffle_buffer"], "Input shuffle buffer.", **_OVERRIDE)
 _PROGRESS = flags.DEFINE_bool("progress", _D["progress"], "Show a progress bar.", **_OVERRIDE)
+_ALLOW_CORRUPT = flags.DEFINE_bool(
+    "allow_corrupt_records", _D["allow_corrupt_records"], "Go on when shards hold fewer usable "
+    "records than the manifest says (missing, truncated or corrupt shards, records that do not "
+    "fit): train on the usable ones, counted in the log and config.json.", **_OVERRIDE)
+_ALLOW_CHANGED = flags.DEFINE_bool(
+    "allow_changed_settings", _D["allow_changed_settings"], "On a resume, let the learning rate, "
+    "decay epochs/factor, weight decay, loss weighting, seed, determinism and shuffle buffer "
+    "differ from the saved run; they apply from the resumed step on (config.json `runs`).",
+    **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -101,7 +126,8 @@ def _config() -> TrainConfig:
         strategy=_STRATEGY.value, mixed_precision=_PRECISION.value, jit_compile=_JIT.value,
         seed=_SEED.value, deterministic=_DETERMINISTIC.value,
         checkpoint_every_steps=_CKPT_EVERY.value, keep_checkpoints=_KEEP.value,
-        shuffle_buffer=_SHUFFLE.value, progress=_PROGRESS.value)
+        shuffle_buffer=_SHUFFLE.value, progress=_PROGRESS.value,
+        allow_corrupt_records=_ALLOW_CORRUPT.value, allow_changed_settings=_ALLOW_CHANGED.value)
 
 
 def main(argv: list[str]) -> None:
@@ -114,7 +140,15 @@ def main(argv: list[str]) -> None:
     except (ValueError, OSError, ImportError, NonFiniteLossError) as e:
         _fail(_cli.first_line(e))
         return
-    print(f"training finished at step {result.step}: {config.model_dir}/final.keras")
+    final = artifacts.weights_path(config.model_dir, "final")
+    if result.already_finished:
+        print(f"nothing to do: the run in {config.model_dir} finished at step {result.step}: {final}")
+        return
+    for split, report in result.skipped_records.items():
+        print(f"alm-train: warning: split {split!r}: used {report['usable']} of its "
+              f"{report['expected']} records; {report['problems'][0]} (--allow_corrupt_records)",
+              file=sys.stderr)
+    print(f"training finished at step {result.step}: {final}")
 
 
 def run() -> None:

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -352,3 +353,16 @@ def test_cli_bad_inputs_give_one_line_errors(parsed_flags, capsys,
     assert not marker.exists()
     assert sorted(os.listdir(tmp_path)) == sorted(
         [p.name for p in paths] + ["good.pth"])
+
+
+def test_cli_without_torch_names_the_extra(parsed_flags, capsys, tmp_path, monkeypatch):
+    """`[dev]` alone has no PyTorch: one line naming the `torch` extra, nothing written."""
+    checkpoint = tmp_path / "c.pth"
+    checkpoint.write_bytes(b"x")
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    code, _, err = _cli(capsys, checkpoint=str(checkpoint), dataset="pa100k",
+                        output=str(tmp_path / "o.keras"), image_height=SIZE[0],
+                        image_width=SIZE[1])
+    assert code == 1 and err.count("\n") == 1
+    assert "'torch' extra" in err and "'[dev]' alone does not" in err
+    assert not (tmp_path / "o.keras").exists()

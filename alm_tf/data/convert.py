@@ -30,7 +30,8 @@ from tqdm import tqdm
 
 from alm_tf.data import example, validation
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, LabelCounts, check_uncertain
-from alm_tf.data.readers import FORMATS, Row, Source, open_source
+from alm_tf.data.readers import FORMATS, DataFormatError, Row, Source, open_source
+from alm_tf.data.readers._common import KNOWN_SPLITS
 from alm_tf.data.schemas import SCHEMAS
 
 MANIFEST = "manifest.json"
@@ -284,14 +285,16 @@ def _strict_check(items: Iterable[_Item], cfg: ConvertConfig, pool: Any, total: 
             if problem is not None:
                 problems.append(_problem_record(item, problem))
     if problems:
-        counts = collections.Counter(p["reason"] for p in problems)
-        first = problems[0]
-        raise StrictError(
-            f"--strict: {len(problems)} bad row(s) ("
-            + ", ".join(f"{r}: {n}" for r, n in sorted(counts.items()))
+        raise StrictError(f"--strict: {len(problems)} bad row(s) {_problems_summary(problems)}")
+
+
+def _problems_summary(problems: list[dict[str, str]]) -> str:
+    """`(reason: n, ...); first: <source> <image>: <reason> (<detail>)`."""
+    counts = collections.Counter(p["reason"] for p in problems)
+    first = problems[0]
+    return ("(" + ", ".join(f"{r}: {n}" for r, n in sorted(counts.items()))
             + f"); first: {first['source']} {first['image']!r}: {first['reason']}"
-            + (f" ({first['detail']})" if first["detail"] else "")
-        )
+            + (f" ({first['detail']})" if first["detail"] else ""))
 
 
 def _remove_quietly(path: str) -> None:
@@ -306,7 +309,9 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
         The written manifest.
 
     Raises:
-        readers.DataFormatError: the annotations do not have the layout.
+        readers.DataFormatError: the annotations do not have the layout, hold
+            no row of the selected splits, name a split outside
+            `KNOWN_SPLITS` without `cfg.splits` (csv), or no row converts.
         StrictError: `cfg.strict` and some row would be skipped.
         ValueError: a split selection names an unknown split.
     """
@@ -315,6 +320,12 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
         cfg.format, annotations, schema=cfg.schema, partition=cfg.partition,
         all_attributes=cfg.all_attributes, uncertain=cfg.uncertain,
     )
+    if not cfg.splits and cfg.format != "alm_list":  # alm_list's split names are typed in the command
+        unknown = [s for s in source.splits if s not in KNOWN_SPLITS]
+        if unknown:
+            raise DataFormatError(
+                f"{cfg.annotations}: split {unknown[0]!r} is not one of {', '.join(KNOWN_SPLITS)}; "
+                f"to keep it, name the splits: --splits={','.join(source.splits)}")
     split_map = _split_map(source, cfg.splits)
     out_splits = list(dict.fromkeys(split_map.values()))
     ignored: collections.Counter = collections.Counter()
@@ -323,6 +334,10 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
     for item in _cheap_checked(source, split_map, ignored):
         total += 1
         planned[item.split] += item.problem is None
+    if total == 0:
+        other = f" (rows of other splits: {sum(ignored.values())})" if ignored else ""
+        where = cfg.annotations if isinstance(cfg.annotations, str) else ", ".join(p for _, p in cfg.annotations)
+        raise DataFormatError(f"{where}: no annotated rows to convert{other}")
     ctx = multiprocessing.get_context("fork") if cfg.workers > 1 else None
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ctx.Pool(cfg.workers)) if ctx else None
@@ -435,6 +450,9 @@ def _write(
                 )
                 written[item.split] += 1
                 counts[item.split].add(item.labels)
+        if not sum(written.values()):
+            rows = [r for split_rows in skipped.values() for r in split_rows]
+            raise DataFormatError(f"none of the {total} rows could be converted {_problems_summary(rows)}")
     except BaseException:
         remove_tmp_shards(out, shards)
         raise

@@ -286,8 +286,15 @@ def _relabelled(item: _Input, shard: str, k: int, raw: bytes, num_source: int) -
     return ex.SerializeToString(deterministic=True), labels
 
 
-def merge(cfg: MergeConfig) -> MergeResult:
+def merge(cfg: MergeConfig, write_to: str | None = None) -> MergeResult:
     """Runs a merge (see the module docstring).
+
+    Args:
+        cfg: the merge; its `output_dir` is what the checks (cycles) see.
+        write_to: the folder the shards and manifest are written to
+            (default `cfg.output_dir`); `alm-merge` passes a staging folder
+            that replaces `cfg.output_dir` when the merge is complete
+            (`alm_tf.outputs`).
 
     Raises:
         MergeError, MappingError (both ValueError): bad input; nothing written.
@@ -304,7 +311,7 @@ def merge(cfg: MergeConfig) -> MergeResult:
     }
     shards = {s: _convert.plan_shards(s, sum(planned[s].values()), cfg.num_shards, cfg.examples_per_shard)
               for s in out_splits}
-    out = cfg.output_dir
+    out = write_to or cfg.output_dir
     _convert.prepare_output(out)
     counts = {s: LabelCounts(len(mapping.attributes)) for s in out_splits}
     written = {s: dict.fromkeys(planned[s], 0) for s in out_splits}

@@ -4,8 +4,17 @@ shards (split by the tf.distribute input context) -> interleave -> parse ->
 decode -> resize to the model size (bilinear) -> random horizontal flip in
 training -> normalize (`alm_tf.data.preprocessing`, shared with serving) ->
 batch -> prefetch, AUTOTUNE throughout. With a seed the order and the flips
-are deterministic. A truncated record or an undecodable image is dropped
-with a logged warning, never a crash.
+are deterministic.
+
+Nothing is dropped silently: before the pipeline is built, every shard of
+the split is counted against the manifest (`alm_tf.data.records`, once per
+run and split), and a missing, truncated or corrupt shard or a record that
+does not fit the manifest fails with one line naming the shard and the
+counts. With `allow_corrupt_records=True` such records (and images that do
+not decode) are skipped with a logged warning instead; without it, a
+record that still fails while the pipeline runs (an image that does not
+decode) raises, and the consumers (`alm_tf.training`, `alm_tf.evaluation`)
+turn that into a `records.RecordReadError` line.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from alm_tf.data import example, preprocessing
+from alm_tf.data import example, preprocessing, records
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 2048
@@ -52,10 +61,43 @@ def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
             manifest = json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} is not a manifest (a JSON object)")
     for key in ("dataset", "attributes", "splits"):
         if key not in manifest:
             raise ValueError(f"{path} has no {key!r} entry")
+    _check_manifest(manifest, path)
     return manifest
+
+
+def _check_manifest(manifest: dict[str, Any], path: str) -> None:
+    """One line naming the first entry of the manifest that cannot be right."""
+    attributes = manifest["attributes"]
+    if not isinstance(attributes, list) or not attributes or not all(
+            isinstance(a, str) and a for a in attributes):
+        raise ValueError(f"{path}: 'attributes' must be a non-empty list of names")
+    twice = sorted({a for a in attributes if attributes.count(a) > 1})
+    if twice:
+        raise ValueError(f"{path}: 'attributes' names {twice[0]!r} twice")
+    stated = manifest.get("num_attributes", len(attributes))
+    if stated != len(attributes):
+        raise ValueError(f"{path}: num_attributes is {stated!r} but 'attributes' lists {len(attributes)} names")
+    if not isinstance(manifest["splits"], dict):
+        raise ValueError(f"{path}: 'splits' must map split names to their entries")
+    for name, entry in manifest["splits"].items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: split {name!r} is not an object")
+        count = entry.get("num_examples")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"{path}: split {name!r} has num_examples {count!r} (a count >= 0 expected)")
+        shards = entry.get("shards")
+        if not isinstance(shards, list) or not all(isinstance(s, str) and s for s in shards):
+            raise ValueError(f"{path}: split {name!r} has no list of shard file names")
+        ratio = entry.get("positive_ratio")
+        if ratio is not None and (not isinstance(ratio, list) or len(ratio) != len(attributes)):
+            size = len(ratio) if isinstance(ratio, list) else ratio
+            raise ValueError(f"{path}: split {name!r} has positive_ratio of length {size!r} "
+                             f"for {len(attributes)} attributes")
 
 
 def split_info(manifest: dict[str, Any], split: str) -> dict[str, Any] | None:
@@ -80,28 +122,6 @@ def _shard_files(data_dir: str, manifest: dict[str, Any], split: str) -> list[st
     if not files:
         raise ValueError(f"split {split!r} of {data_dir} has no examples")
     return files
-
-
-def _check_records_match(path: str, num_attributes: int) -> None:
-    """Fails early when the records do not hold M attributes.
-
-    Bad records are dropped while iterating; if none could ever be parsed
-    (a manifest that does not belong to its shards), a repeated data set
-    would spin forever on warnings, so look at the first records now.
-    """
-    spec = example.feature_spec(num_attributes)
-    error = None
-    for serialized in tf.data.TFRecordDataset(path).ignore_errors().take(3):
-        try:
-            tf.io.parse_single_example(serialized, spec)
-            return
-        except tf.errors.InvalidArgumentError as e:
-            error = e
-    if error is not None:
-        raise ValueError(
-            f"the records of {path} do not match its manifest ({num_attributes} attributes): "
-            f"{error.message.splitlines()[0]}"
-        )
 
 
 def _parse_and_decode(
@@ -129,6 +149,7 @@ def make_dataset(
     repeat: bool = False,
     normalize: bool = True,
     with_sources: bool = False,
+    allow_corrupt_records: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (images float32 (B, H, W, 3) normalized, labels float32 (B, M)).
 
@@ -155,9 +176,16 @@ def make_dataset(
         with_sources: add a third element, the `image/source` of each
             record (tf.string (B,); empty for records without one), which a
             merged data set (`alm_tf.data.merge`) writes.
+        allow_corrupt_records: skip missing, corrupt or ill-fitting records
+            and undecodable images (logged) instead of failing; see the
+            module docstring.
 
     Returns:
         The tf.data.Dataset.
+
+    Raises:
+        records.CorruptRecordsError: the split's shards do not hold what
+            the manifest says (unless `allow_corrupt_records`).
     """
     data_dir = os.fspath(data_dir)
     height, width = preprocessing._image_size(image_size)  # pylint: disable=protected-access
@@ -168,7 +196,9 @@ def make_dataset(
     manifest = read_manifest(data_dir)
     num_attributes = len(manifest["attributes"])
     files = _shard_files(data_dir, manifest, split)
-    _check_records_match(files[0], num_attributes)
+    records.check_split(data_dir, split, manifest, allow_corrupt=allow_corrupt_records)
+    if allow_corrupt_records:  # a missing file would make ignore_errors() retry forever
+        files = [f for f in files if os.path.isfile(f)]
     drop_remainder = training if drop_remainder is None else drop_remainder
     deterministic = seed is not None or not training
 
@@ -184,8 +214,12 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training and len(files) > 1:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    def read(f: tf.Tensor) -> tf.data.Dataset:
+        shard = tf.data.TFRecordDataset(f)
+        return shard.ignore_errors(log_warning=True) if allow_corrupt_records else shard
+
     ds = ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f).ignore_errors(log_warning=True),
+        read,
         cycle_length=min(len(files), 8),
         block_length=1,
         num_parallel_calls=AUTOTUNE,
@@ -202,8 +236,8 @@ def make_dataset(
         return _parse_and_decode(serialized, num_attributes, height, width, with_sources)
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    # A corrupt record or image fails in `load`: drop it, log a warning.
-    ds = ds.ignore_errors(log_warning=True)
+    if allow_corrupt_records:  # a record or image that fails in `load`: drop it, log a warning
+        ds = ds.ignore_errors(log_warning=True)
     if training:
         if seed is not None:
             flip_seeds = tf.data.Dataset.random(seed=seed).batch(2)

@@ -107,6 +107,8 @@ def check_image(images_dir: str, relpath: str, keep_bytes: bool = True) -> Check
     not returned (see `CheckedImage`).
     """
     path = os.path.join(images_dir, relpath)
+    if os.path.isdir(path):
+        return Problem(UNREADABLE_IMAGE, f"{relpath} is a folder, not an image")
     if not os.path.isfile(path):
         return Problem(MISSING_FILE, relpath)
     try:

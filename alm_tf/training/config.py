@@ -22,8 +22,19 @@ PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 #: kept or shown, or how long it goes on, not what a step computes. Every
 #: other field (and the model config) must equal the run being resumed.
 #: `data_dir` itself may move; the data is compared through its manifest.
+#: `allow_corrupt_records` only says whether bad records may be skipped;
+#: the records themselves are checked at every start.
 RESUMABLE_CHANGES = ("data_dir", "model_dir", "epochs", "strategy", "jit_compile",
-                     "checkpoint_every_steps", "keep_checkpoints", "progress")
+                     "checkpoint_every_steps", "keep_checkpoints", "progress",
+                     "allow_corrupt_records", "allow_changed_settings")
+#: Fields a resumed run may change only with `allow_changed_settings`
+#: (fine-tuning-style restarts: a lower learning rate, another schedule...):
+#: they change what the following steps compute but neither the model, the
+#: optimizer's variables, the step/epoch arithmetic nor the data, so the
+#: checkpoint still restores. config.json's `runs` records each change and
+#: the step it took effect at.
+CHANGEABLE_ON_RESUME = ("learning_rate", "decay_epochs", "decay_factor", "weight_decay",
+                        "loss_weighting", "seed", "deterministic", "shuffle_buffer")
 
 
 class ConfigError(ValueError):
@@ -85,6 +96,11 @@ class TrainConfig:
       keep_checkpoints: how many checkpoints CheckpointManager keeps.
       shuffle_buffer: input shuffle buffer (None = the data pipeline's default).
       progress: show a tqdm bar.
+      allow_corrupt_records: go on when the data's shards hold fewer usable
+        records than the manifest says (skipping them, logged) instead of
+        failing (`alm_tf.data.records`).
+      allow_changed_settings: let a resumed run change the settings in
+        `CHANGEABLE_ON_RESUME` (recorded in config.json's `runs`).
     """
 
     data_dir: str
@@ -115,6 +131,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     shuffle_buffer: Optional[int] = None
     progress: bool = True
+    allow_corrupt_records: bool = False
+    allow_changed_settings: bool = False
 
     def __post_init__(self):
         if not isinstance(self.model, ModelConfig):

@@ -4,11 +4,16 @@ Why not `model.fit`: Keras 3 `fit` fails under MultiWorkerMirroredStrategy
 on TF 2.20/2.21, and we need control over resumption.
 
 `train(config)` = strategy -> `setup.make_plan` (every setting checked
-against the data before anything is written) -> `setup.check_resume` ->
-config.json -> `setup.build_state` -> `step.make_train_step` -> the loop,
-which calls Keras callbacks (`on_train_begin`, `on_train_batch_end(step,
-logs)`, `on_epoch_end(epoch, logs)`, `on_train_end`) so that studies can
-watch or steer a run without copying the step.
+against the data before anything is written) -> a fresh run needs a new or
+empty model dir; a resumed one `setup.check_resume` -> a finished run
+re-run with nothing to do returns, writing nothing -> the records of the
+train and validation splits counted against the manifest
+(`alm_tf.data.records`) -> `setup.build_state` -> config.json (with the
+`runs` history) -> `step.make_train_step` -> the loop, which calls Keras
+callbacks (`on_train_begin`, `on_train_batch_end(step, logs)`,
+`on_epoch_end(epoch, logs)`, `on_train_end`) so that studies can watch or
+steer a run without copying the step. A fresh run that fails before its
+first checkpoint removes what it created: no half-made model dir.
 
 Reproducibility contract: with `seed` and `deterministic`, the data order
 of epoch e is a pure function of (seed, e) (shuffle seeded with
@@ -35,6 +40,7 @@ from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
 from alm_tf import artifacts, data as data_lib, evaluation, metrics
+from alm_tf.data import records
 from alm_tf.training import distribution, setup
 from alm_tf.training.config import TrainConfig
 from alm_tf.training.step import StepSettings, make_train_step
@@ -54,6 +60,11 @@ class TrainResult:
     # (seconds waiting for the input batch, seconds for the whole step) of
     # every step this run executed.
     timings: list = dataclasses.field(default_factory=list)
+    # The run had finished already: nothing ran and nothing was written.
+    already_finished: bool = False
+    # {split: records.SplitRecords.report()} of the splits read, when some
+    # records were skipped (allow_corrupt_records).
+    skipped_records: dict = dataclasses.field(default_factory=dict)
 
 
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
@@ -119,12 +130,61 @@ def _train(config, strategy, model_builder, data_module, callbacks):
     replicas = strategy.num_replicas_in_sync
     plan = setup.make_plan(config, data_module.read_manifest(config.data_dir), replicas)
     config_file = artifacts.config_path(config.model_dir)
-    if os.path.exists(config_file):
-        setup.check_resume(config, plan, artifacts.read_config(config.model_dir))
+    fresh = not os.path.exists(config_file)
+    saved = None
+    if fresh:
+        if chief:  # other workers may already see the chief's first files
+            setup.check_fresh_model_dir(config.model_dir)
+    else:
+        saved = artifacts.read_config(config.model_dir)
+        setup.check_resume(config, plan, saved)
+        step = setup.saved_step(config.model_dir)
+        if (step is not None and step >= plan.total_steps
+                and os.path.isfile(artifacts.weights_path(config.model_dir, "final"))):
+            state = setup.build_state(config, plan, strategy, model_builder)
+            logging.info("the run in %s finished at step %d: nothing to do", config.model_dir, step)
+            return TrainResult(model=state.model, step=int(state.step.numpy()), history=[],
+                               init_matched=None, replicas=replicas, already_finished=True)
+    checked = {split: records.check_split(config.data_dir, split, plan.manifest,
+                                          allow_corrupt=config.allow_corrupt_records)
+               for split in (plan.train_split, plan.val_split) if split}
+    skipped = {split: c.report() for split, c in checked.items() if not c.complete}
     state = setup.build_state(config, plan, strategy, model_builder)
-    os.makedirs(artifacts.checkpoints_dir(config.model_dir), exist_ok=True)
-    if chief:
-        artifacts.write_json(config_file, setup.run_config(config, plan))
+    created = not os.path.exists(config.model_dir)
+    try:
+        os.makedirs(artifacts.checkpoints_dir(config.model_dir), exist_ok=True)
+        if chief:
+            runs = (setup.next_runs(config, saved, int(state.step.numpy())) if saved
+                    else [{"from_step": 0}])
+            if skipped:
+                runs[-1]["skipped_records"] = skipped
+            artifacts.write_json(config_file, setup.run_config(config, plan, runs))
+        result = _loop(config, strategy, plan, state, data_module, callbacks)
+    except BaseException:
+        ckpt_dir = artifacts.checkpoints_dir(config.model_dir)
+        if fresh and chief and not tf.train.latest_checkpoint(ckpt_dir):
+            _discard_fresh_run(config.model_dir, created)
+        raise
+    result.skipped_records = skipped
+    return result
+
+
+def _discard_fresh_run(model_dir: str, created: bool) -> None:
+    """Removes what a fresh run that failed before its first checkpoint made."""
+    if created:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        return
+    for name in os.listdir(model_dir):  # the folder was empty (setup.check_fresh_model_dir)
+        path = os.path.join(model_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+
+
+def _loop(config, strategy, plan, state, data_module, callbacks):
+    chief = distribution.is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
     model, optimizer = state.model, state.optimizer
     train_metric = metrics.ALMMetrics(len(plan.attributes), name="train_metrics")
     train_step = make_train_step(model, optimizer, StepSettings.from_config(config, plan.priors),
@@ -137,7 +197,8 @@ def _train(config, strategy, model_builder, data_module, callbacks):
                 config.data_dir, plan.train_split,
                 batch_size=config.batch_size,  # global; make_dataset splits it by ctx
                 image_size=config.image_size, training=True, input_context=ctx,
-                seed=epoch_seed(config.seed, epoch), repeat=True, drop_remainder=True, **kwargs)
+                seed=epoch_seed(config.seed, epoch), repeat=True, drop_remainder=True,
+                allow_corrupt_records=config.allow_corrupt_records, **kwargs)
             return ds.skip(skip) if skip else ds
         return fn
 
@@ -145,8 +206,10 @@ def _train(config, strategy, model_builder, data_module, callbacks):
 
     def validate():
         ds = data_module.make_dataset(config.data_dir, plan.val_split, batch_size=config.batch_size,
-                                      image_size=config.image_size, training=False)
-        labels, outputs = evaluation.collect_outputs(predict, ds)
+                                      image_size=config.image_size, training=False,
+                                      allow_corrupt_records=config.allow_corrupt_records)
+        labels, outputs = evaluation.collect_outputs(predict, ds, data_dir=config.data_dir,
+                                                     split=plan.val_split)
         return evaluation.summarize(labels, outputs["logits"], from_logits=True)
 
     def save_checkpoint():
@@ -181,7 +244,10 @@ def _train(config, strategy, model_builder, data_module, callbacks):
                        desc=f"epoch {epoch + 1}/{config.epochs}", leave=True)
         for _ in range(offset, steps_per_epoch):
             t0 = time.perf_counter()
-            batch = next(iterator)
+            try:
+                batch = next(iterator)
+            except tf.errors.OpError as e:  # a record that fails to decode (the shards were checked)
+                raise records.read_error(e, config.data_dir, plan.train_split) from None
             t1 = time.perf_counter()
             loss, branches = train_step(batch)
             loss = float(loss)

@@ -25,7 +25,7 @@ from alm_tf.config import ModelConfig
 from alm_tf.data import preprocessing
 from alm_tf.data.pipeline import split_info
 from alm_tf.training import distribution
-from alm_tf.training.config import RESUMABLE_CHANGES, ConfigError, TrainConfig
+from alm_tf.training.config import CHANGEABLE_ON_RESUME, RESUMABLE_CHANGES, ConfigError, TrainConfig
 from alm_tf.training.step import make_optimizer
 
 
@@ -109,8 +109,15 @@ def data_identity(manifest: dict, train_split: str) -> dict:
             "train_examples": int(info["num_examples"])}
 
 
-def run_config(config: TrainConfig, plan: TrainingPlan) -> dict:
-    """The model dir's config.json (format in `alm_tf.artifacts`)."""
+def run_config(config: TrainConfig, plan: TrainingPlan, runs: Optional[list] = None) -> dict:
+    """The model dir's config.json (format in `alm_tf.artifacts`).
+
+    `train` holds the settings in force from the last run on; `runs` (one
+    entry per start of `train`: `from_step`, and `changed`, each setting
+    that differs from the run before, {"from": old, "to": new}) says which
+    steps ran with which values, so the file never claims a value for steps
+    that did not use it.
+    """
     return {
         "format_version": artifacts.CONFIG_FORMAT,
         "model": plan.model_config.to_dict(),
@@ -126,9 +133,22 @@ def run_config(config: TrainConfig, plan: TrainingPlan) -> dict:
             "identity": data_identity(plan.manifest, plan.train_split),
         },
         "train": config.training_fields(),
+        "runs": list(runs) if runs is not None else [{"from_step": 0}],
         "threshold": artifacts.DEFAULT_THRESHOLD,
         artifacts.GROUPS_KEY: plan.groups,
     }
+
+
+def next_runs(config: TrainConfig, saved: dict, from_step: int) -> list:
+    """The `runs` history of a resumed run: the saved one plus this start."""
+    runs = list(saved.get("runs") or [{"from_step": 0}])  # older files: one run so far
+    _, train, _ = _saved_settings(saved)
+    changed = {key: {"from": train.get(key), "to": new} for key, new in config.training_fields().items()
+               if key in train and train[key] != new and key not in ("progress",)}
+    entry = {"from_step": int(from_step)}
+    if changed:
+        entry["changed"] = changed
+    return runs + [entry]
 
 
 def _saved_settings(saved: dict) -> tuple[dict, dict, Optional[dict]]:
@@ -145,8 +165,15 @@ def _saved_settings(saved: dict) -> tuple[dict, dict, Optional[dict]]:
     return model, train, saved.get("data", {}).get("identity")
 
 
-def check_resume(config: TrainConfig, plan: TrainingPlan, saved: dict) -> None:
-    """Refuses to resume a run whose settings or data differ (one line naming the setting)."""
+def check_resume(config: TrainConfig, plan: TrainingPlan, saved: dict) -> dict:
+    """Refuses to resume a run whose settings or data differ (one line naming the setting).
+
+    The settings of `CHANGEABLE_ON_RESUME` may differ when
+    `config.allow_changed_settings`.
+
+    Returns:
+        {setting: (saved value, new value)} of those changed settings.
+    """
     model, train, identity = _saved_settings(saved)
     defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
     for key, new in plan.model_config.to_dict().items():
@@ -158,19 +185,49 @@ def check_resume(config: TrainConfig, plan: TrainingPlan, saved: dict) -> None:
                               f"({old!r}); resuming needs the same value. Received: {key}={new!r}")
     train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
                       if f.default is not dataclasses.MISSING}
+    changed = {}
     for key, new in config.training_fields().items():
         if key in RESUMABLE_CHANGES:
             continue
         old = train.get(key, train_defaults.get(key))
-        if old != new:
+        if old == new:
+            continue
+        if key in CHANGEABLE_ON_RESUME:
+            if config.allow_changed_settings:
+                changed[key] = (old, new)
+                continue
             raise ConfigError(f"{key} differs from the run in model_dir {config.model_dir} "
-                              f"({old!r}); resuming needs the same value. Received: {key}={new!r}")
+                              f"({old!r}); resuming needs the same value, or "
+                              f"--allow_changed_settings to change it from this step on. "
+                              f"Received: {key}={new!r}")
+        raise ConfigError(f"{key} differs from the run in model_dir {config.model_dir} "
+                          f"({old!r}); resuming needs the same value. Received: {key}={new!r}")
     if identity is not None:
         now = data_identity(plan.manifest, plan.train_split)
         for key, value in now.items():
             if identity.get(key) != value:
                 raise ConfigError(f"the data in {config.data_dir} is not the data of the run in "
                                   f"model_dir {config.model_dir}: its {key} differs")
+    return changed
+
+
+def saved_step(model_dir: str) -> Optional[int]:
+    """The step of the last checkpoint in `model_dir`, or None (read without building a model)."""
+    ckpt_dir = artifacts.checkpoints_dir(model_dir)
+    latest = tf.train.latest_checkpoint(ckpt_dir) if os.path.isdir(ckpt_dir) else None
+    if not latest:
+        return None
+    return int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def check_fresh_model_dir(model_dir: str) -> None:
+    """A fresh run (no config.json) needs a new or empty folder: nothing of another kind is mixed in."""
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise ConfigError(f"model_dir exists and is not a folder. Received: model_dir={model_dir!r}")
+    if os.path.isdir(model_dir) and os.listdir(model_dir):
+        raise ConfigError(f"model_dir is not empty and holds no run to resume (no "
+                          f"{artifacts.CONFIG_NAME}); give a new or empty folder. "
+                          f"Received: model_dir={model_dir!r}")
 
 
 @dataclasses.dataclass

@@ -107,7 +107,7 @@ def test_input_context_shards_files_and_batch(records):
     assert sum(b[0].shape[0] for b in make_dataset(out3, "test", batch_size=8, image_size=(6, 4), input_context=ctx)) == 4
 
 
-def test_corrupt_image_and_truncated_record_are_dropped(tmp_path):
+def test_corrupt_records_fail_by_default_and_are_dropped_when_allowed(tmp_path):
     out = str(tmp_path)
     good = dict(image_format="png", filename="g.png", height=6, width=4, attributes=[1, 0])
     path = os.path.join(out, "test-00000-of-00001.tfrecord")
@@ -125,19 +125,29 @@ def test_corrupt_image_and_truncated_record_are_dropped(tmp_path):
                 "splits": {"test": {"num_examples": 5, "shards": [os.path.basename(path)]}}}
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f)
-    _, y = _collect(make_dataset(out, "test", batch_size=2, image_size=(6, 4)))
+    # The check counts without decoding: record 1 (a bad JPEG) passes it, records 3 (not a
+    # proto), 4 (3 labels) and the truncated last one do not.
+    with pytest.raises(ValueError, match=r"test-00000-of-00001.tfrecord is corrupt after 5 records "
+                                         r"\(truncated record.*record 3 is not a tf.train.Example\); "
+                                         r"3 of the 5 records"):
+        make_dataset(out, "test", batch_size=2, image_size=(6, 4))
+    _, y = _collect(make_dataset(out, "test", batch_size=2, image_size=(6, 4), allow_corrupt_records=True))
     np.testing.assert_array_equal(y, [[1, 0], [0, 1]])
 
 
 def test_manifest_not_matching_records_fails_early(records, tmp_path):
     out, _ = records
     manifest = read_manifest(out)
-    manifest["attributes"] = ["only_one"]
+    manifest["attributes"], manifest["num_attributes"] = ["only_one"], 1
+    for entry in manifest["splits"].values():  # a manifest consistent in itself, not with its shards
+        entry["positive_ratio"] = entry["positive_ratio"][:1]
     for name in manifest["splits"]["train"]["shards"]:
         os.symlink(os.path.join(out, name), tmp_path / name)
     with open(tmp_path / "manifest.json", "w") as f:
         json.dump(manifest, f)
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match=r"train-00000-of-0000\d.tfrecord: \d+ of its \d+ records are bad "
+                                         r"\(first: record 0 has \d labels where manifest.json names 1 "
+                                         r"attributes\)"):
         make_dataset(str(tmp_path), "train", batch_size=2, repeat=True)
 
 

@@ -112,7 +112,7 @@ def test_rap_list_through_the_cli(tmp_path, capsys):
         convert_cli.main(["alm-convert"])
     assert "wrote 6 examples, skipped 0 rows" in capsys.readouterr().out
     with flagsaver.flagsaver(format="alm_list", schema="rap", annotations=f"test={ann}", images_dir=root,
-                             output_dir=out, workers=1, progress=False, uncertain="skip"):
+                             output_dir=out, workers=1, progress=False, uncertain="skip", overwrite=True):
         convert_cli.main(["alm-convert"])
     assert "wrote 4 examples, skipped 2 rows" in capsys.readouterr().out
 

@@ -135,12 +135,15 @@ def test_predictions_csv_and_pictures(demo_run):
         rows = list(csv.DictReader(f))
     assert len(rows) == len(test_rows)
     attributes = [k[: -len("_prob")] for k in rows[0] if k.endswith("_prob")]
-    groups = [k for k in rows[0] if k != "image" and k not in attributes and not k.endswith("_prob")]
+    groups = [k for k in rows[0]
+              if k not in ("image", "picture") and k not in attributes and not k.endswith("_prob")]
     assert groups[:2] == ["gender", "hair"]  # readable answers: alm-synth's attribute groups
     for row in rows:
         for key, value in row.items():
             if key.endswith("_prob"):
                 assert 0.0 <= float(value) <= 1.0
+            elif key == "picture":  # the localization PNG of the row, if one was drawn
+                assert value == "" or os.path.isfile(os.path.join(os.path.dirname(p["predictions_csv"]), value))
             elif key in attributes:
                 assert value in ("0", "1")
         assert row["gender"] in ("female", "male")

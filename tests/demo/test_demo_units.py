@@ -100,9 +100,13 @@ def test_predict_files_with_a_fake_predictor(tmp_path):
     for path in result.pictures:
         with Image.open(path) as im:
             assert im.format == "PNG"
-    with pytest.raises(ValueError, match="could be read"):
+    with pytest.raises(ValueError, match=r"cannot read .*c.jpg: not an image file"):
         prediction.predict_files(predictor, [str(tmp_path / "c.jpg")], str(tmp_path / "o2"),
                                  progress=False, report=lines.append)
+    with pytest.raises(ValueError, match=r"none of the 2 images could be read \(first: .*c.jpg: not an"):
+        prediction.predict_files(predictor, [str(tmp_path / "c.jpg")] * 2, str(tmp_path / "o3"),
+                                 progress=False, report=lines.append)
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
 
 
 def test_pick_attributes_present_first():

@@ -149,7 +149,7 @@ def test_predict_cli_glob_and_attributes_file(models, image_folder, tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["--images={folder}/*.gif"], "no files match"),
-    (["--images={folder}/broken.jpg"], "could be read"),
+    (["--images={folder}/broken.jpg"], "broken.jpg: not an image file"),
     (["--images={folder}", "--model=/nonexistent/model"], "--model not found"),
     (["--images=/nonexistent/dir/"], "no such file"),
 ])

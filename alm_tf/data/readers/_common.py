@@ -12,8 +12,15 @@ import scipy.io
 
 from alm_tf.data.labels import UNCERTAIN_POLICIES, apply_uncertain
 
+#: The split names the trainer and the evaluator know; a split named in the
+#: data (the CSV `split` column) outside these is refused unless `--splits`
+#: names it (`alm_tf.data.convert`).
+KNOWN_SPLITS = ("train", "trainval", "val", "test")
+
 __all__ = [
+    "KNOWN_SPLITS",
     "DataFormatError",
+    "require_file",
     "Row",
     "Source",
     "UNCERTAIN_POLICIES",
@@ -75,11 +82,18 @@ class Source:
             raise DataFormatError(f"{self.dataset}: duplicate attribute names {dup}.")
 
 
+def require_file(path: str, what: str = "annotation file") -> None:
+    """DataFormatError naming the path when it is a folder or does not exist."""
+    if os.path.isdir(path):
+        raise DataFormatError(f"{what} {path!r} is a folder, not a file")
+    if not os.path.isfile(path):
+        raise DataFormatError(f"{what} not found: {path!r}")
+
+
 def load_mat(path: str | os.PathLike) -> dict[str, Any]:
     """Loads a MATLAB file with scipy, raising DataFormatError on failure."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataFormatError(f"annotation file not found: {path}")
+    require_file(path, "MATLAB annotation file")
     try:
         return scipy.io.loadmat(path)
     except Exception as e:  # scipy raises several types for bad files.

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, RAP_UNCERTAIN, uncertain_replacement
-from alm_tf.data.readers._common import DataFormatError, Row, Source
+from alm_tf.data.readers._common import DataFormatError, Row, Source, require_file
 from alm_tf.data.schemas import get_schema
 
 # The schema whose lists can hold RAP's value 2 (the uncertain policy applies
@@ -38,8 +38,7 @@ def read_alm_list(
     replace = {str(RAP_UNCERTAIN): str(replacement)} if schema == _RAP_SCHEMA else {}
     paths = {split: os.fspath(p) for split, p in lists.items()}
     for split, p in paths.items():
-        if not os.path.isfile(p):
-            raise DataFormatError(f"label list for split {split!r} not found: {p}")
+        require_file(p, f"label list for split {split!r}")
 
     def iter_rows() -> Iterator[Row]:
         for split, p in paths.items():

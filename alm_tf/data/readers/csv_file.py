@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 
 from alm_tf.data.labels import UNKNOWN
-from alm_tf.data.readers._common import DataFormatError, Row, Source
+from alm_tf.data.readers._common import KNOWN_SPLITS, DataFormatError, Row, Source, require_file
 
 IMAGE_COLUMN = "image"
 SPLIT_COLUMN = "split"
@@ -34,13 +34,13 @@ def read_csv(annotations: str | os.PathLike) -> Source:
 
     Returns:
         A Source whose splits are those of the `split` column (train,
-        trainval, val, test first, then others in order of appearance;
-        `train` when there is no such column). An empty label cell is
-        read as UNKNOWN (-1).
+        trainval, val, test first, then others in order of appearance,
+        which `alm-convert` refuses unless `--splits` names them; `train`
+        when there is no such column). An empty label cell is read as
+        UNKNOWN (-1); an empty split cell raises DataFormatError.
     """
     path = os.fspath(annotations)
-    if not os.path.isfile(path):
-        raise DataFormatError(f"annotation file not found: {path}")
+    require_file(path, "CSV annotation file")
     header = _header(path)
     if IMAGE_COLUMN not in header:
         raise DataFormatError(f"{path}: the header has no {IMAGE_COLUMN!r} column: {header}")
@@ -83,7 +83,13 @@ def _splits(path: str, split_col: int | None) -> tuple[str, ...]:
         reader = csv.reader(f)
         next(reader)
         for values in reader:
-            if split_col < len(values) and values[split_col].strip():
-                seen.setdefault(values[split_col].strip(), None)
-    canonical = [s for s in ("train", "trainval", "val", "test") if s in seen]
+            if not values or all(not v.strip() for v in values):
+                continue
+            if split_col >= len(values):  # a short row: the converter reports its label count
+                continue
+            split = values[split_col].strip()
+            if not split:
+                raise DataFormatError(f"{path}:{reader.line_num}: the split column is empty")
+            seen.setdefault(split, None)
+    canonical = [s for s in KNOWN_SPLITS if s in seen]
     return tuple(canonical + [s for s in seen if s not in canonical])
