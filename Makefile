@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# pytest-xdist: one worker per core, a test file's tests on one worker (its
+# module fixtures, e.g. the tiny demo run, are built once).
+TEST_JOBS ?= auto
+XDIST := -n $(TEST_JOBS) --dist loadfile
 
 .PHONY: demo test test-slow bench clean
 
@@ -23,10 +27,10 @@ demo: $(VENV)/.installed-dev
 	$(VENV)/bin/alm-demo $(DEMO_ARGS)
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.installed-test
-	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m slow $(XDIST) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench_model.py
