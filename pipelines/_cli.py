@@ -35,11 +35,14 @@ def first_line(error: BaseException) -> str:
 
 
 def parse_flags(prog: str, argv: list[str]) -> list[str]:
-    """absl's parser, with a bad flag reported as one line (no usage dump)."""
+    """absl's parser, with a bad flag or a stray argument reported as one line (no usage dump)."""
     try:
-        return flags.FLAGS(argv)
+        rest = flags.FLAGS(argv)
     except flags.Error as e:
         fail(prog, str(e))
+    if len(rest) > 1:  # every binary takes flags only
+        fail(prog, f"unexpected arguments: {' '.join(rest[1:])}")
+    return rest
 
 
 def _flag_modules(module: types.ModuleType) -> list[types.ModuleType]:

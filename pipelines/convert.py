@@ -119,9 +119,6 @@ def _config():
 
 def main(argv: list[str]) -> None:
     """Converts; exits 1 with one line on stderr on bad flags or input."""
-    if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
-
     try:
         cfg = _config()
         inputs = [cfg.images_dir] + ([p for _, p in cfg.annotations] if cfg.format == "alm_list"

@@ -59,8 +59,6 @@ def _fail(message: str) -> None:
 
 def main(argv: list[str]) -> None:
     """Runs the demo; exits 1 with one line on stderr on bad flags."""
-    if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     start = time.monotonic()
     # TensorFlow's INFO lines (SavedModel signature renames, ...) would bury
     # the demo's own progress; warnings and errors still show.

@@ -75,8 +75,6 @@ def _check_flags() -> None:
 
 def main(argv: list[str]) -> None:
     """Evaluates; exits 1 with one line on stderr on bad flags or input."""
-    if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         _check_flags()
         with outputs.replaced_dir(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value,

@@ -106,8 +106,6 @@ def _check_portable_flags() -> None:
 
 def main(argv: list[str]) -> None:
     """Exports; exits 1 with one line on stderr on bad flags or input."""
-    if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         path = _check_flags()
         version = _VERSION.value

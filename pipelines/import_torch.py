@@ -121,10 +121,6 @@ def _run() -> str:
 
 
 def main(argv) -> int:
-    if len(argv) > 1:
-        print(f"{PROG}: error: unexpected arguments: {' '.join(argv[1:])}",
-              file=sys.stderr)
-        return 1
     try:
         message = _run()
     except _UserError as e:

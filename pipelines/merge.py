@@ -78,9 +78,6 @@ def _config():
 
 def main(argv: list[str]) -> None:
     """Merges; exits 1 with one line on stderr on bad flags or input."""
-    if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
-
     try:
         cfg = _config()
         inputs = [d for _, d in cfg.inputs] + ([cfg.mapping] if os.path.exists(cfg.mapping) else [])

@@ -96,8 +96,6 @@ def _fail(message: str) -> None:
 
 def main(argv: list[str]) -> None:
     """Predicts; exits 1 with one line on stderr on bad flags or input."""
-    if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     if _BOXES.value or _TRACKS.value or _VIDEO.value:
         _people(_people_config())
         return

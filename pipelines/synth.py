@@ -49,8 +49,6 @@ def _fail(message: str) -> None:
 
 def main(argv: list[str]) -> None:
     """Generates the data set; exits 1 with one line on stderr on bad flags."""
-    if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     if not _OUTPUT_DIR.value:
         _fail("--output_dir is required")
     try:

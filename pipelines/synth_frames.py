@@ -29,8 +29,6 @@ _SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).", 
 
 def main(argv: list[str]) -> None:
     """Writes the sequence; exits 1 with one line on stderr on bad flags."""
-    if len(argv) > 1:
-        _cli.fail("alm-synth-frames", f"unexpected arguments: {' '.join(argv[1:])}")
     if not _OUTPUT_DIR.value:
         _cli.fail("alm-synth-frames", "--output_dir is required")
     try:

@@ -132,8 +132,6 @@ def _config() -> TrainConfig:
 
 def main(argv: list[str]) -> None:
     """Trains; exits 1 with one line on stderr on bad flags or input."""
-    if len(argv) > 1:
-        _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         config = _config()
         result = train(config)

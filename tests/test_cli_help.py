@@ -57,3 +57,17 @@ def test_helpfull_exits_0_with_own_flags_first(monkeypatch, capsys):
     own, _, rest = captured.out.partition("All flags")
     assert {"data_dir", "overwrite", "allow_corrupt_records"} <= _listed(own)
     assert "--verbosity" in rest  # everything else comes after
+
+
+def test_a_stray_argument_is_one_line_and_exit_1(capsys):
+    import importlib
+
+    import pytest
+
+    from pipelines import _cli
+
+    importlib.import_module("pipelines.evaluate")
+    with pytest.raises(SystemExit) as info:
+        _cli.parse_flags("alm-evaluate", ["alm-evaluate", "--split=test", "stray.keras"])
+    assert info.value.code == 1
+    assert capsys.readouterr().err.strip() == "alm-evaluate: error: unexpected arguments: stray.keras"

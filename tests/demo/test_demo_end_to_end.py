@@ -6,39 +6,23 @@ and its ALM model (.keras, model dir, SavedModel) is what alm-predict
 reads. The full-size expectations are in test_demo_slow.py.
 """
 
-import contextlib
 import csv
-import io
 import json
 import os
 import re
 
 import numpy as np
 import pytest
-from absl import flags
 from absl.testing import flagsaver
 from PIL import Image
+from cli_helpers import run_main
 
 
 CONTRACT_KEYS = ("alm", "baseline", "localization_hit_rate", "paths")
 
 
 def _run_main(module_name, args):
-    """A binary's main() in-process under flagsaver: (exit code, stdout, stderr)."""
-    import importlib
-
-    module = importlib.import_module(module_name)
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with flagsaver.flagsaver(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS([module_name, *args])
-        try:
-            module.main([module_name])
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
-
+    return run_main(module_name, args)
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):

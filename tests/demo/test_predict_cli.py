@@ -8,9 +8,7 @@ load in seconds; the tiny demo (test_demo_end_to_end.py) predicts through
 its real BN-Inception export.
 """
 
-import contextlib
 import csv
-import io
 import json
 import math
 import os
@@ -20,8 +18,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from absl import flags
-from absl.testing import flagsaver
 from PIL import Image
 
 from alm_tf import artifacts
@@ -29,24 +25,11 @@ from alm_tf.config import ModelConfig
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "serving"))
 import portable_helpers as ph  # noqa: E402
+from cli_helpers import run_main
 
 
 def _run_main(module_name, args):
-    """Runs a binary's main() in-process; (exit code, stdout, stderr)."""
-    import importlib
-
-    module = importlib.import_module(module_name)
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with flagsaver.flagsaver(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS([module_name, *args])
-        try:
-            module.main([module_name])
-        except SystemExit as e:
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
-
+    return run_main(module_name, args)
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):

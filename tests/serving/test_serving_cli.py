@@ -1,32 +1,17 @@
 """alm-export: main() under flagsaver (errors, and a real export of a
 mixed-precision baseline model)."""
 
-import importlib
 import os
 
 import numpy as np
 import pytest
 
 import serving_helpers as sh
+from cli_helpers import run_main
 
 
 def _main(args, capsys):
-    """Runs pipelines.export.main in-process; (exit code or None, stdout, stderr)."""
-    from absl import flags
-    from absl.testing import flagsaver
-
-    module = importlib.import_module("pipelines.export")
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["alm-export", *args])
-        try:
-            module.main(["alm-export"])
-            code = None
-        except SystemExit as e:
-            code = e.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
+    return run_main("pipelines.export", args, "alm-export")
 
 @pytest.mark.parametrize("args,needle", [
     (["--export_dir=E"], "--model_dir and --model"),
@@ -83,7 +68,7 @@ def test_mixed_precision_baseline_export(tmp_path, capsys):
     model_dir = str(tmp_path / "model")
     sh.write_model_dir(model_dir, mixed, names)
     code, out, err = _main([f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'E'}"], capsys)
-    assert code is None, err
+    assert code == 0, err
     assert "exported" in out and os.listdir(tmp_path / "E") == ["1"]
     loaded = tf.saved_model.load(str(tmp_path / "E" / "1"))
     assert set(loaded.signatures["serving_default"].structured_outputs) == {"probabilities", "labels"}

@@ -5,7 +5,6 @@ changed settings, no half-made model dir, messages without internals."""
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import os
 import shutil
@@ -13,30 +12,17 @@ import shutil
 import keras
 import numpy as np
 import pytest
-from absl import flags
-from absl.testing import flagsaver
 
 import train_helpers as h
 from alm_tf import artifacts, prediction
 from alm_tf.config import ModelConfig
 from alm_tf.data import records
 from alm_tf.training import ConfigError, train
+from cli_helpers import run_main
 
 
 def _main(module_name, args, capsys):
-    """A binary's main() in-process: (exit code, stdout, stderr)."""
-    module = importlib.import_module(module_name)
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS([module_name, *args])
-        try:
-            module.main([module_name])
-            code = 0
-        except SystemExit as e:
-            code = e.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
+    return run_main(module_name, args)
 
 def _one_line(code, err, *needles):
     lines = err.strip().splitlines()
