@@ -2,7 +2,7 @@
 .keras without a description, a SavedModel export root; bad input.
 
 The model is the real ALM head (pyramid, three ALM levels, fusion, boxes)
-on a tiny backbone (tests/serving/portable_helpers.py), written as the
+on a tiny backbone (tests/mini_model.py), written as the
 trainer writes a model dir and exported as alm-export does, so these tests
 load in seconds; the tiny demo (test_demo_end_to_end.py) predicts through
 its real BN-Inception export.
@@ -13,7 +13,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import zipfile
 
 import numpy as np
@@ -23,8 +22,7 @@ from PIL import Image
 from alm_tf import artifacts
 from alm_tf.config import ModelConfig
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "serving"))
-import portable_helpers as ph  # noqa: E402
+import mini_model as ph
 from cli_helpers import run_main
 
 

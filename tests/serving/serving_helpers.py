@@ -63,14 +63,14 @@ def write_model_dir(model_dir, model, attributes, thresholds=None, groups=None):
 
 def make_exported(root) -> Exported:
     """The real ALM head (pyramid, three ALM levels, fusion, boxes) on a tiny
-    backbone of BN-Inception's own building blocks (portable_helpers): every
+    backbone of BN-Inception's own building blocks (tests/mini_model.py): every
     signature sees what the full model gives it, and the export takes seconds.
     test_backbones_end_to_end.py and the tiny demo export full backbones."""
-    import portable_helpers
+    import mini_model
 
     from alm_tf.serving import export
 
-    model = portable_helpers.mini_alm_model(num_attributes=len(ATTRIBUTES),
+    model = mini_model.mini_alm_model(num_attributes=len(ATTRIBUTES),
                                             image_size=INPUT_SHAPE[:2], seed=1)
     _perturb_boxes(model)
     model_dir = os.path.join(root, "model")

@@ -1,6 +1,6 @@
 """Portable exports (ONNX, LiteRT float32/float16/int8, OpenVINO) against the Keras model.
 
-One export of a small ALM model (portable_helpers.mini_alm_model: the real
+One export of a small ALM model (mini_model.mini_alm_model: the real
 ALM head on a tiny backbone) serves most tests; the full BN-Inception model
 is the slow test at the end.
 """
@@ -13,7 +13,7 @@ import os
 import numpy as np
 import pytest
 
-import portable_helpers as ph
+import mini_model as ph
 
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")

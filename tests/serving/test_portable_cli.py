@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-import portable_helpers as ph
+import mini_model as ph
 from cli_helpers import run_main
 
 pytest.importorskip("tf2onnx")

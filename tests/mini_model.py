@@ -1,4 +1,5 @@
-"""A small ALM model for the portable-export tests, and the Keras reference.
+"""A small ALM model for fast tests (exports, serving, predictions, the
+model's head variants), and the Keras reference.
 
 `mini_alm_model` is `alm_tf.build_model_from_config`'s real head (pyramid
 laterals, three AttributeLocalization levels with channel attention and
@@ -41,8 +42,11 @@ def _tiny_backbone(name, inputs, weights=None):
 
 
 def mini_alm_model(num_attributes=len(ATTRIBUTES), image_size=IMAGE_SIZE, alm_levels=(1, 2, 3),
-                   channel_attention=True, seed=0):
-    """The real ALM head on a tiny backbone (see the module docstring); float32."""
+                   channel_attention=True, seed=0, randomize=True, **options):
+    """The real ALM head on a tiny backbone (see the module docstring); float32.
+
+    `options`: other ModelConfig fields (top_down, fusion, upsampling).
+    """
     import keras
 
     import alm_tf
@@ -51,10 +55,11 @@ def mini_alm_model(num_attributes=len(ATTRIBUTES), image_size=IMAGE_SIZE, alm_le
     keras.utils.set_random_seed(seed)
     config = alm_tf.ModelConfig(num_attributes=num_attributes, image_height=image_size[0],
                                 image_width=image_size[1], alm_levels=tuple(alm_levels),
-                                channel_attention=channel_attention)
+                                channel_attention=channel_attention, **options)
     with mock.patch.object(model_lib, "backbone_features", _tiny_backbone):
         model = model_lib.build_model_from_config(config)
-    _randomize_statistics(model, seed)
+    if randomize:
+        _randomize_statistics(model, seed)
     return model
 
 
