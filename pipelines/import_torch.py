@@ -101,8 +101,11 @@ def _run() -> str:
     names = _attributes(_DATASET.value)
     try:
         model_config = _model_flags.model_config(num_attributes=len(names))
+        # The file first: a bad one fails before the network is built.
+        state = torch_import.load_state_dict(_CHECKPOINT.value)
+        kind = torch_import.checkpoint_kind(state)
         model = build_model_from_config(model_config)
-        kind = torch_import.import_checkpoint(_CHECKPOINT.value, model)
+        torch_import.import_state_dict(model, state, kind)
     except torch_import.CheckpointError as e:
         raise _UserError(str(e)) from None
     except (ValueError, ImportError) as e:  # e.g. a refused input size
