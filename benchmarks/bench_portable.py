@@ -74,6 +74,7 @@ def main():
     args = parser.parse_args()
 
     import alm_tf
+    from alm_tf import artifacts
     from alm_tf.serving import export, portable
 
     height, width = 256, 128
@@ -83,7 +84,7 @@ def main():
     calibration = rng.uniform(0, 255, (args.calibration_images, height, width, 3)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.time()
-        source = export.ExportSource(model, names, (0.5,) * len(names), (height, width), "bench")
+        source = artifacts.from_keras_model(model, names, origin="bench")
         saved_model = export.export_saved_model(source, os.path.join(tmp, "sm"), 1)
         files = portable.export_portable(model, names, source.thresholds, (height, width), tmp,
                                          ["onnx", "litert", "openvino"], litert_precisions=["int8"],
