@@ -86,6 +86,11 @@ class DemoConfig:
             at 192x96 the hit rate fell from 0.33 to 0.26 as such a run
             went on, and reached 0.46-0.48 frozen); frozen, the stage is
             also about twice as fast per step.
+        alm_cache_features: with `alm_freeze_backbone`, the ALM stage
+            trains the heads on the backbone's taps of every training image
+            and its mirror, computed once (TrainConfig.cache_features):
+            the same loss and gradients per batch, a step costs the heads
+            alone.
         alm_box_kernel_init: the ALM stage's `TrainConfig.box_kernel_init`.
             `zeros`: every image starts with the same box.
         alm_box_lr_multiplier, alm_box_bias_lr_multiplier: the ALM stage's
@@ -115,6 +120,7 @@ class DemoConfig:
     baseline_steps: int = 110
     alm_steps: int = 320
     alm_freeze_backbone: bool = True
+    alm_cache_features: bool = True
     alm_box_kernel_init: str = "zeros"
     alm_box_lr_multiplier: float = 0.1
     alm_box_bias_lr_multiplier: float = 100.0
@@ -222,7 +228,9 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
         f"{model.image_width}, backbone {model.backbone}"
         + (f" from {model.backbone_weights}" if model.backbone_weights else "") + f", batch {config.batch_size}, "
         f"baseline {config.baseline_steps} steps, ALM {config.alm_steps} steps "
-        f"(from the baseline{', backbone frozen' if config.alm_freeze_backbone else ''}, boxes: "
+        f"(from the baseline{', backbone frozen' if config.alm_freeze_backbone else ''}"
+        f"{', heads on cached taps' if config.alm_freeze_backbone and config.alm_cache_features else ''}"
+        ", boxes: "
         f"kernel init {config.alm_box_kernel_init}, lr x{config.alm_box_lr_multiplier:g} kernel / "
         f"x{config.alm_box_bias_lr_multiplier:g} bias), lr {config.learning_rate:g}, output {d}")
     stamp = {"num_images": config.num_images, "seed": config.seed, "crop": config.crop}
@@ -267,7 +275,8 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
     box = dict(box_kernel_init=config.alm_box_kernel_init,
                box_lr_multiplier=config.alm_box_lr_multiplier,
                box_bias_lr_multiplier=config.alm_box_bias_lr_multiplier,
-               freeze_backbone=config.alm_freeze_backbone)
+               freeze_backbone=config.alm_freeze_backbone,
+               cache_features=config.alm_freeze_backbone and config.alm_cache_features)
     baseline_final = artifacts.weights_path(paths["baseline_model"], "final")
     # The ALM stage starts from the baseline (which started from the backbone weights).
     stages = (("baseline", model.replace(alm_levels=()), config.baseline_steps, None, {}, 3),

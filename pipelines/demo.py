@@ -42,6 +42,10 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.", **_OVERRI
 _FREEZE = flags.DEFINE_bool("alm_freeze_backbone", True, "Train the ALM stage's heads on the "
                             "baseline's frozen backbone (--noalm_freeze_backbone: train all).",
                             **_OVERRIDE)
+_CACHE = flags.DEFINE_bool("alm_cache_features", True, "With a frozen backbone, train the ALM "
+                           "stage's heads on the backbone's taps computed once per training image "
+                           "and its mirror (the same loss per batch, far faster steps).",
+                           **_OVERRIDE)
 _BOX_INIT = flags.DEFINE_enum("alm_box_kernel_init", None, BOX_KERNEL_INITS,
                               "ALM stage: box kernels' start (default zeros: one box for every "
                               "image at first; torch: the official init).", **_OVERRIDE)
@@ -64,7 +68,8 @@ def main(argv: list[str]) -> None:
     # the demo's own progress; warnings and errors still show.
     logging.set_verbosity(logging.WARNING)
     overrides = {"seed": _SEED.value, "keep_data": _KEEP_DATA.value, "progress": _PROGRESS.value,
-                 "alm_freeze_backbone": _FREEZE.value, "crop": _CROP.value}
+                 "alm_freeze_backbone": _FREEZE.value, "alm_cache_features": _CACHE.value,
+                 "crop": _CROP.value}
     for key, flag in (("num_images", _NUM_IMAGES), ("baseline_steps", _BASELINE_STEPS),
                       ("alm_steps", _ALM_STEPS), ("alm_box_kernel_init", _BOX_INIT),
                       ("alm_box_lr_multiplier", _BOX_LR),

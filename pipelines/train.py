@@ -74,6 +74,10 @@ _FREEZE = flags.DEFINE_bool(
     "freeze_backbone", _D["freeze_backbone"], "Train only the heads (laterals, ALMs, global classifier); the "
     "backbone keeps its --init_checkpoint weights and runs BatchNorm on moving statistics.",
     **_OVERRIDE)
+_CACHE = flags.DEFINE_bool(
+    "cache_features", _D["cache_features"], "With --freeze_backbone: compute the backbone's taps of "
+    "every training image and its mirror once and train the heads on them (same loss per batch, a "
+    "step costs the heads alone; the cache must fit in half the memory).", **_OVERRIDE)
 _BOX_LR = flags.DEFINE_float(
     "box_lr_multiplier", _D["box_lr_multiplier"], "Learning rate of the ALM box regressors' kernels relative to "
     "--learning_rate (0 freezes them).", **_OVERRIDE)
@@ -121,7 +125,7 @@ def _config() -> TrainConfig:
         learning_rate=_LR.value, decay_epochs=decay_epochs, decay_factor=_DECAY_FACTOR.value,
         optimizer=_OPTIMIZER.value, weight_decay=_WD.value, loss_weighting=_WEIGHTING.value,
         train_split=_TRAIN_SPLIT.value, val_split=_VAL_SPLIT.value, init_checkpoint=_INIT.value,
-        freeze_backbone=_FREEZE.value, box_lr_multiplier=_BOX_LR.value,
+        freeze_backbone=_FREEZE.value, cache_features=_CACHE.value, box_lr_multiplier=_BOX_LR.value,
         box_bias_lr_multiplier=_BOX_BIAS_LR.value, box_kernel_init=_BOX_INIT.value,
         strategy=_STRATEGY.value, mixed_precision=_PRECISION.value, jit_compile=_JIT.value,
         seed=_SEED.value, deterministic=_DETERMINISTIC.value,

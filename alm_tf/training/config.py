@@ -17,6 +17,8 @@ from alm_tf.losses import WEIGHTINGS
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
+#: Strategies `cache_features` runs under: one process holds the whole cache.
+CACHE_STRATEGIES = ("default", "mirrored")
 
 #: Fields a resumed run may change: they change where and how the run is
 #: kept or shown, or how long it goes on, not what a step computes. Every
@@ -34,7 +36,8 @@ RESUMABLE_CHANGES = ("data_dir", "model_dir", "epochs", "strategy", "jit_compile
 #: checkpoint still restores. config.json's `runs` records each change and
 #: the step it took effect at.
 CHANGEABLE_ON_RESUME = ("learning_rate", "decay_epochs", "decay_factor", "weight_decay",
-                        "loss_weighting", "seed", "deterministic", "shuffle_buffer")
+                        "loss_weighting", "seed", "deterministic", "shuffle_buffer",
+                        "cache_features")
 
 
 class ConfigError(ValueError):
@@ -83,6 +86,13 @@ class TrainConfig:
         classifier); the backbone keeps its (e.g. `init_checkpoint`)
         weights and its BatchNormalization runs on moving statistics.
         Model Garden's `freeze_backbone`; the demo's ALM stage uses it.
+      cache_features: with `freeze_backbone`, compute the backbone's taps
+        for every training image and its mirror once, and train the heads
+        on them (`alm_tf.training.feature_cache`): a step's loss and
+        gradients are those of the uncached step on the same images and
+        flips; the example order differs. Needs the cache to fit in half
+        the machine's memory, a backbone without dropout, and the
+        `default` or `mirrored` strategy.
       init_checkpoint: `.keras` file whose layers with matching names and
         shapes initialise the model (after `model.backbone_weights`).
       strategy: `default`, `mirrored`, `multi_worker` (cluster from
@@ -121,6 +131,7 @@ class TrainConfig:
     box_bias_lr_multiplier: float = 1.0
     box_kernel_init: str = "torch"
     freeze_backbone: bool = False
+    cache_features: bool = False
     init_checkpoint: Optional[str] = None
     strategy: str = "default"
     mixed_precision: str = "none"
@@ -181,6 +192,13 @@ class TrainConfig:
             raise ConfigError(f"seed must be >= 0. Received: seed={self.seed}")
         if self.train_split is not None and not self.train_split:
             raise ConfigError("train_split must not be empty. Received: train_split=''")
+        if self.cache_features and not self.freeze_backbone:
+            raise ConfigError("cache_features needs freeze_backbone: a backbone that trains computes "
+                              "other taps at every step. Received: cache_features=True, "
+                              "freeze_backbone=False")
+        if self.cache_features and self.strategy not in CACHE_STRATEGIES:
+            raise ConfigError(f"cache_features works with the strategies {list(CACHE_STRATEGIES)} "
+                              f"(one process). Received: strategy={self.strategy!r}")
         if self.init_checkpoint and not self.init_checkpoint.endswith(".keras"):
             raise ConfigError("init_checkpoint must be a .keras file. "
                               f"Received: init_checkpoint={self.init_checkpoint!r}")

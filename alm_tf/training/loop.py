@@ -41,7 +41,8 @@ from tqdm import tqdm
 
 from alm_tf import artifacts, data as data_lib, evaluation, metrics
 from alm_tf.data import records
-from alm_tf.training import distribution, setup
+from alm_tf.data.pipeline import split_info
+from alm_tf.training import distribution, feature_cache, setup
 from alm_tf.training.config import TrainConfig
 from alm_tf.training.step import StepSettings, make_train_step
 
@@ -182,16 +183,45 @@ def _discard_fresh_run(model_dir: str, created: bool) -> None:
             os.remove(path)
 
 
+@dataclasses.dataclass
+class _Cache:
+    heads: keras.Model
+    data: feature_cache.FeatureCache
+
+
+def _feature_cache(config, plan, model, data_module) -> _Cache:
+    """The heads model and the taps of the training split (TrainConfig.cache_features)."""
+    feature_cache.check_cacheable(model)
+    backbone, heads = feature_cache.split_model(model)
+    num_examples = int(split_info(plan.manifest, plan.train_split)["num_examples"])
+    need = feature_cache.check_memory(backbone, num_examples)
+    logging.info("cache_features: the backbone's taps of %d images x %d views (%.2f GiB)",
+                 num_examples, feature_cache.VIEWS, need / 2**30)
+    ds = data_module.make_dataset(config.data_dir, plan.train_split, batch_size=config.batch_size,
+                                  image_size=config.image_size, training=False,
+                                  allow_corrupt_records=config.allow_corrupt_records)
+    try:
+        data = feature_cache.build_cache(backbone, ds, num_examples, progress=config.progress)
+    except tf.errors.OpError as e:
+        raise records.read_error(e, config.data_dir, plan.train_split) from None
+    return _Cache(heads=heads, data=data)
+
+
 def _loop(config, strategy, plan, state, data_module, callbacks):
     chief = distribution.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     model, optimizer = state.model, state.optimizer
     train_metric = metrics.ALMMetrics(len(plan.attributes), name="train_metrics")
-    train_step = make_train_step(model, optimizer, StepSettings.from_config(config, plan.priors),
-                                 strategy, train_metric)
+    cache = _feature_cache(config, plan, model, data_module) if config.cache_features else None
+    train_step = make_train_step(cache.heads if cache else model, optimizer,
+                                 StepSettings.from_config(config, plan.priors), strategy, train_metric)
 
     def dataset_fn(epoch, skip):
         def fn(ctx: tf.distribute.InputContext):
+            if cache:
+                ds = feature_cache.cached_dataset(cache.data, config.batch_size,
+                                                  epoch_seed(config.seed, epoch), ctx)
+                return ds.skip(skip) if skip else ds
             kwargs = {"shuffle_buffer": config.shuffle_buffer} if config.shuffle_buffer else {}
             ds = data_module.make_dataset(
                 config.data_dir, plan.train_split,
