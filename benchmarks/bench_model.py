@@ -267,6 +267,11 @@ def main():
           "train full img/s | train base img/s | train ratio | ALM layers "
           "alone ms |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['batch']} | {r['infer_full_ips']:.1f} | "
+              f"{r['infer_baseline_ips']:.1f} | {r['infer_ratio']:.3f} | "
+              f"{r['train_full_ips']:.1f} | {r['train_baseline_ips']:.1f} | "
+              f"{r['train_ratio']:.3f} | {r.get('alm_only_ms', float('nan')):.2f} |")
     if args.reference:
         print(f"\n| batch | infer ratio | infer ratio, {args.reference}'s ALM | "
               f"train ratio | train ratio, {args.reference}'s ALM |")
@@ -275,12 +280,6 @@ def main():
             print(f"| {r['batch']} | {r['infer_ratio']:.3f} | "
                   f"{r['infer_reference_ratio']:.3f} | {r['train_ratio']:.3f} | "
                   f"{r['train_reference_ratio']:.3f} |")
-        print()
-    for r in rows:
-        print(f"| {r['batch']} | {r['infer_full_ips']:.1f} | "
-              f"{r['infer_baseline_ips']:.1f} | {r['infer_ratio']:.3f} | "
-              f"{r['train_full_ips']:.1f} | {r['train_baseline_ips']:.1f} | "
-              f"{r['train_ratio']:.3f} | {r.get('alm_only_ms', float('nan')):.2f} |")
     if not args.skip_memory:
         batch = max(args.batch_sizes)
         # RSS peaks vary run to run (allocator arenas, oneDNN caches): the
