@@ -15,6 +15,8 @@ fixed interpolation matrices of the feature-pyramid upsampling
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 from keras import ops
@@ -43,6 +45,23 @@ def _source_coordinates(scale, shift, out_size: int, in_size: int):
     return ops.clip(pixels, 0.0, float(in_size - 1))
 
 
+def _interpolation_rows(pixels, in_size: int):
+    """Bilinear interpolation rows (..., S, in_size) of pixel coordinates (..., S).
+
+    Row i holds weight 1 - frac at floor(pixels[i]) and frac at the next
+    pixel: the weights and the gradient (through frac, with the floor held
+    fixed) of `grid_sample`.
+    """
+    lower = ops.stop_gradient(ops.floor(pixels))
+    frac = pixels - lower
+    lower_idx = ops.cast(lower, "int32")
+    # one_hot of an index equal to in_size is all zeros: that neighbour only
+    # ever appears with weight 0 (at the clamped last pixel).
+    w_lower = ops.one_hot(lower_idx, in_size, dtype=pixels.dtype)
+    w_upper = ops.one_hot(lower_idx + 1, in_size, dtype=pixels.dtype)
+    return (1.0 - frac)[..., None] * w_lower + frac[..., None] * w_upper
+
+
 def axis_sampling_matrix(scale, shift, out_size: int, in_size: int):
     """Bilinear interpolation matrix of one axis of the box transform.
 
@@ -56,23 +75,41 @@ def axis_sampling_matrix(scale, shift, out_size: int, in_size: int):
         Tensor (..., out_size, in_size): row i holds the two interpolation
         weights of output sample i (they sum to one).
     """
-    pixels = _source_coordinates(scale, shift, out_size, in_size)
-    lower = ops.stop_gradient(ops.floor(pixels))
-    frac = pixels - lower
-    lower_idx = ops.cast(lower, "int32")
-    # one_hot of an index equal to in_size is all zeros: that neighbour only
-    # ever appears with weight 0 (at the clamped last pixel).
-    w_lower = ops.one_hot(lower_idx, in_size, dtype=pixels.dtype)
-    w_upper = ops.one_hot(lower_idx + 1, in_size, dtype=pixels.dtype)
-    return (1.0 - frac)[..., None] * w_lower + frac[..., None] * w_upper
+    return _interpolation_rows(
+        _source_coordinates(scale, shift, out_size, in_size), in_size)
+
+
+@functools.lru_cache(maxsize=None)
+def _pixel_transform(height: int, width: int):
+    """`_source_coordinates` of both axes as one affine map of theta.
+
+    Returns `(matrix (4, height + width), offset, upper)`: the first
+    `height` columns are the rows' source pixels (from sy, ty), the last
+    `width` the columns' (from sx, tx), before clamping to [0, upper]:
+    ((s * base + t + 1) * size - 1) / 2 = s * base * size / 2 + t * size / 2
+    + (size - 1) / 2.
+    """
+    matrix = np.zeros((4, height + width), np.float64)
+    offset, upper = [], []
+    for (scale_row, shift_row), size, cols in (((1, 3), height, slice(0, height)),
+                                               ((0, 2), width, slice(height, None))):
+        base = (2.0 * np.arange(size, dtype=np.float64) + 1.0) / size - 1.0
+        matrix[scale_row, cols] = base * size / 2.0
+        matrix[shift_row, cols] = size / 2.0
+        offset += [(size - 1) / 2.0] * size
+        upper += [float(size - 1)] * size
+    return matrix, np.array(offset), np.array(upper)
 
 
 def pooled_sampling_weights(theta, height: int, width: int):
     """Separable weights of "resample the box, then average over it".
 
+    Both axes' source pixels come from one small matmul of theta (the
+    sampler's op count, not its arithmetic, is what costs at small batch).
+
     Args:
         theta: tensor (..., 4) of constrained box parameters
-            (sx, sy, tx, ty) as the official code orders them.
+            (sx, sy, tx, ty) as the official code orders them; rank >= 2.
         height: feature map height (equal to the resampled height).
         width: feature map width.
 
@@ -80,9 +117,11 @@ def pooled_sampling_weights(theta, height: int, width: int):
         `(wy, wx)`: tensors (..., height) and (..., width); each sums to one,
         and `sum_hw wy[h] wx[w] X[h, w]` equals the mean of the resampled map.
     """
-    sx, sy, tx, ty = (theta[..., i] for i in range(4))
-    wy = ops.mean(axis_sampling_matrix(sy, ty, height, height), axis=-2)
-    wx = ops.mean(axis_sampling_matrix(sx, tx, width, width), axis=-2)
+    matrix, offset, upper = _pixel_transform(height, width)
+    pixels = ops.clip(_matmul_last_axis(theta, matrix) + ops.cast(offset, theta.dtype),
+                      0.0, ops.cast(upper, theta.dtype))
+    wy = ops.mean(_interpolation_rows(pixels[..., :height], height), axis=-2)
+    wx = ops.mean(_interpolation_rows(pixels[..., height:], width), axis=-2)
     return wy, wx
 
 
@@ -93,18 +132,33 @@ def constrain_theta(raw):
     )
 
 
+# (sx, sy, tx, ty) -> [y1, x1, y2, x2] = theta @ _THETA_TO_BOXES + 0.5.
+_THETA_TO_BOXES = np.array([[0.0, -0.5, 0.0, 0.5],
+                            [-0.5, 0.0, 0.5, 0.0],
+                            [0.0, 0.5, 0.0, 0.5],
+                            [0.5, 0.0, 0.5, 0.0]])
+
+
+def _matmul_last_axis(x, matrix):
+    """x (..., k) @ matrix (k, j) as one 2-D matmul (a batched matmul that
+    broadcasts a constant costs far more per call on oneDNN's CPU kernels)."""
+    matrix = ops.cast(matrix, x.dtype)
+    if len(x.shape) == 2:
+        return ops.matmul(x, matrix)
+    flat = ops.matmul(ops.reshape(x, (-1, x.shape[-1])), matrix)
+    return ops.reshape(flat, (-1, *x.shape[1:-1], matrix.shape[-1]))
+
+
 def theta_to_boxes(theta):
-    """Transform (sx, sy, tx, ty) to normalized [y1, x1, y2, x2] boxes."""
-    sx, sy, tx, ty = (theta[..., i] for i in range(4))
-    return ops.stack(
-        [
-            (ty - sy + 1.0) / 2.0,
-            (tx - sx + 1.0) / 2.0,
-            (ty + sy + 1.0) / 2.0,
-            (tx + sx + 1.0) / 2.0,
-        ],
-        axis=-1,
-    )
+    """Transform (sx, sy, tx, ty) to normalized [y1, x1, y2, x2] boxes.
+
+    ((ty - sy + 1) / 2, (tx - sx + 1) / 2, (ty + sy + 1) / 2,
+    (tx + sx + 1) / 2), as one matmul.
+    """
+    theta = ops.convert_to_tensor(theta)
+    if len(theta.shape) == 1:
+        return _matmul_last_axis(ops.expand_dims(theta, 0), _THETA_TO_BOXES)[0] + 0.5
+    return _matmul_last_axis(theta, _THETA_TO_BOXES) + 0.5
 
 
 def boxes_to_theta(boxes):

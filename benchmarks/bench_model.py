@@ -9,9 +9,14 @@ measured side by side mean much):
   alone (fed the backbone's taps);
 - peak resident memory of a training loop, each model in its own process.
 
+`--reference REV` adds the full model built with git revision REV's ALM
+layer (`benchmarks/bench_heads.py`), timed in the same interleaved rounds:
+a before/after of a change to the heads from one run.
+
 Usage:
     .venv/bin/python benchmarks/bench_model.py [--batch_sizes 1,8,32]
         [--repeats 5] [--num_attributes 51] [--backbone bn_inception]
+        [--reference main]
 """
 
 from __future__ import annotations
@@ -80,10 +85,24 @@ def _alm_macs(layer) -> int:
 
 def _build(kind, args):
     import alm_tf
+    from alm_tf import model as model_module
 
     levels = () if kind == "baseline" else (1, 2, 3)
-    return alm_tf.build_model(args.num_attributes, backbone=args.backbone,
-                              input_shape=(256, 128, 3), alm_levels=levels)
+    if kind != "reference":
+        return alm_tf.build_model(args.num_attributes, backbone=args.backbone,
+                                  input_shape=(256, 128, 3), alm_levels=levels)
+    import tempfile
+
+    from bench_heads import _reference_layer
+
+    ours = model_module.AttributeLocalization
+    model_module.AttributeLocalization = _reference_layer(
+        args.reference, tempfile.mkdtemp(prefix="bench_model_"))
+    try:
+        return alm_tf.build_model(args.num_attributes, backbone=args.backbone,
+                                  input_shape=(256, 128, 3), alm_levels=levels)
+    finally:
+        model_module.AttributeLocalization = ours
 
 
 def _steps(model, batch, args):
@@ -142,21 +161,24 @@ def _alm_only(model, batch):
     del names
 
     @tf.function
-    def infer():
-        return head(feeds, training=False)[0]
+    def infer():  # every level's logits (one output alone would prune the others)
+        return tf.add_n([tf.reduce_sum(out) for out in head(feeds, training=False)])
 
     return infer
 
 
 def run_timing(args):
     tf, _ = _tf()
-    models = {kind: _build(kind, args) for kind in ("full", "baseline")}
+    kinds = ("full", "baseline") + (("reference",) if args.reference else ())
+    models = {kind: _build(kind, args) for kind in kinds}
+    if args.reference:
+        models["reference"].set_weights(models["full"].get_weights())
     rows = []
     for batch in args.batch_sizes:
         fns = {k: _steps(m, batch, args) for k, m in models.items()}
         result = {"batch": batch}
         for mode, idx in (("infer", 0), ("train", 1)):
-            times = {"full": [], "baseline": []}
+            times = {kind: [] for kind in models}
             for kind in times:  # warm-up / tracing
                 _time(fns[kind][idx], 2)
             for _ in range(args.repeats):  # interleaved
@@ -167,6 +189,10 @@ def run_timing(args):
                 result[f"{mode}_{kind}_ips"] = batch / med
             result[f"{mode}_ratio"] = (statistics.median(times["full"])
                                        / statistics.median(times["baseline"]))
+            if args.reference:
+                result[f"{mode}_reference_ratio"] = (
+                    statistics.median(times["reference"])
+                    / statistics.median(times["baseline"]))
         if args.backbone == "bn_inception":
             alm = _alm_only(models["full"], batch)
             _time(alm, 2)
@@ -216,6 +242,8 @@ def main():
     parser.add_argument("--memory_child", default=None)
     parser.add_argument("--skip_memory", action="store_true")
     parser.add_argument("--memory_runs", type=int, default=3)
+    parser.add_argument("--reference", default="",
+                        help="also time the full model with this git revision's ALM layer")
     args = parser.parse_args()
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     sys.path.insert(0, os.path.dirname(os.path.dirname(
@@ -229,6 +257,8 @@ def main():
     print("\n| model | trainable params | MACs/image (G) |")
     print("| --- | ---: | ---: |")
     for kind, model in models.items():
+        if kind == "reference":
+            continue
         macs = count_macs(model)
         print(f"| {kind} | {count_params(model):,} | {macs['total'] / 1e9:.3f}"
               f" (backbone {macs['backbone'] / 1e9:.3f}, laterals "
@@ -242,6 +272,14 @@ def main():
               f"{r['infer_baseline_ips']:.1f} | {r['infer_ratio']:.3f} | "
               f"{r['train_full_ips']:.1f} | {r['train_baseline_ips']:.1f} | "
               f"{r['train_ratio']:.3f} | {r.get('alm_only_ms', float('nan')):.2f} |")
+    if args.reference:
+        print(f"\n| batch | infer ratio | infer ratio, {args.reference}'s ALM | "
+              f"train ratio | train ratio, {args.reference}'s ALM |")
+        print("| ---: | ---: | ---: | ---: | ---: |")
+        for r in rows:
+            print(f"| {r['batch']} | {r['infer_ratio']:.3f} | "
+                  f"{r['infer_reference_ratio']:.3f} | {r['train_ratio']:.3f} | "
+                  f"{r['train_reference_ratio']:.3f} |")
     if not args.skip_memory:
         batch = max(args.batch_sizes)
         # RSS peaks vary run to run (allocator arenas, oneDNN caches): the

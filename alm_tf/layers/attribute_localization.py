@@ -143,8 +143,9 @@ class AttributeLocalization(keras.layers.Layer):
             )
         self.part_channels = channels
         self.channels = channels[0] if self.combine == "add" else sum(channels)
-        # Folded upsampling: the chain of steps from each part to the level.
-        self._fold_y, self._fold_x = [], []
+        # Folded upsampling: the chain of steps from each part to the level
+        # (None for the last part: the identity).
+        self._fold_y, self._fold_x, self._mean_weights = [], [], []
         sizes = [(s[1], s[2]) for s in shapes]
         for k in range(len(shapes)):
             my = np.eye(sizes[k][0])
@@ -154,8 +155,13 @@ class AttributeLocalization(keras.layers.Layer):
                     sizes[step - 1][0], sizes[step][0], self.upsampling) @ my
                 mx = alm_ops.upsampling_matrix(
                     sizes[step - 1][1], sizes[step][1], self.upsampling) @ mx
-            self._fold_y.append(my.astype(np.float32))
-            self._fold_x.append(mx.astype(np.float32))
+            last = k == len(shapes) - 1
+            self._fold_y.append(None if last else my.astype(np.float32))
+            self._fold_x.append(None if last else mx.astype(np.float32))
+            # The plain mean of the level map, as weights on this part:
+            # mean_hw (My X Mx^T) = sum_ab mean_h(My)[a] mean_w(Mx)[b] X[a, b].
+            self._mean_weights.append(np.outer(my.mean(0), mx.mean(0)).reshape(
+                1, 1, -1).astype(np.float32))
 
         m, c = self.num_attributes, self.channels
         if self.lateral_units:
@@ -192,74 +198,62 @@ class AttributeLocalization(keras.layers.Layer):
             name=CLS_BIAS, shape=(m,), initializer=_torch_uniform(c))
 
     # ------------------------------------------------------------------- call
-    def _pool(self, parts, wy, wx):
-        """Weighted pool of the implicit level map.
+    def _lateral(self, pooled):
+        return ops.matmul(pooled, self.lateral_kernel) + self.lateral_bias
 
-        Args:
-            parts: the input maps.
-            wy: (N, K, H) or (K, H) row weights at the level's size.
-            wx: (N, K, W) or (K, W) column weights.
-
-        Returns:
-            (N, K, C) if the weights have a batch axis, else (N, K, C) with
-            the same weights for every image.
-        """
-        pooled = []
-        batched = len(wy.shape) == 3
-        for k, part in enumerate(parts):
-            _, h, w, c = part.shape
-            wy_k = ops.matmul(wy, ops.cast(self._fold_y[k], wy.dtype))
-            wx_k = ops.matmul(wx, ops.cast(self._fold_x[k], wx.dtype))
-            weights = wy_k[..., :, None] * wx_k[..., None, :]
-            flat = ops.reshape(part, (-1, h * w, c))
-            if batched:
-                weights = ops.reshape(weights, (-1, weights.shape[1], h * w))
-                out = ops.matmul(weights, flat)  # N, K, c
-            else:
-                # A broadcast batched matmul: no transpose of the map.
-                weights = ops.reshape(weights, (1, weights.shape[0], h * w))
-                out = ops.matmul(weights, flat)
-            if self.lateral_units and k == len(parts) - 1:
-                out = ops.matmul(out, self.lateral_kernel) + self.lateral_bias
-            pooled.append(out)
+    def _combine(self, pooled):
         if self.combine == "add":
             return sum(pooled[1:], pooled[0])
         return pooled[0] if len(pooled) == 1 else ops.concatenate(pooled, -1)
 
     def call(self, inputs):
-        parts = list(inputs)
         dtype = self.compute_dtype
-        parts = [ops.cast(p, dtype) for p in parts]
-        uniform_y = ops.full((1, self.height), 1.0 / self.height, dtype=dtype)
-        uniform_x = ops.full((1, self.width), 1.0 / self.width, dtype=dtype)
-        mean = self._pool(parts, uniform_y, uniform_x)[:, 0, :]  # N, C
+        last = len(inputs) - 1
+        flats = [ops.reshape(ops.cast(p, dtype), (-1, p.shape[1] * p.shape[2], p.shape[3]))
+                 for p in inputs]  # N, h*w, c
+        # The level map's plain mean: one broadcast matmul per part with
+        # constant weights (the folded upsampling's), no transpose of a map.
+        means = [ops.matmul(ops.cast(w, dtype), flat)
+                 for w, flat in zip(self._mean_weights, flats)]  # N, 1, c
+        if self.lateral_units:
+            means[last] = self._lateral(means[last])
+        mean = ops.reshape(self._combine(means), (1, -1, self.channels))
         # Attribute axis first: batched matmuls over M. The mean is tiled
         # over M rather than broadcast inside a matmul: the same products,
         # but OpenVINO's CPU plugin (2026.4) fails on a batched matmul that
         # broadcasts its batch axis.
-        tiled = ops.tile(mean[None], (self.num_attributes, 1, 1))  # M, N, C
+        tiled = ops.tile(mean, (self.num_attributes, 1, 1))  # M, N, C
         if self.channel_attention:
             hidden = ops.relu(ops.matmul(tiled, self.att_kernel1)
-                              + self.att_bias1[:, None, :])  # M, N, R
+                              + ops.expand_dims(self.att_bias1, 1))  # M, N, R
             scale = 1.0 + ops.sigmoid(
                 ops.matmul(hidden, self.att_kernel2)
-                + self.att_bias2[:, None, :])  # M, N, C
+                + ops.expand_dims(self.att_bias2, 1))  # M, N, C
             attended_mean = tiled * scale
         else:
             scale = None
             attended_mean = tiled
-        raw = ops.matmul(attended_mean, self.box_kernel) + self.box_bias[:, None]
+        raw = ops.matmul(attended_mean, self.box_kernel) + ops.expand_dims(self.box_bias, 1)
         theta = ops.transpose(alm_ops.constrain_theta(raw), (1, 0, 2))  # N,M,4
-        wy, wx = alm_ops.pooled_sampling_weights(theta, self.height,
-                                                 self.width)
-        features = self._pool(parts, wy, wx)  # N, M, C
-        if scale is not None:
-            features = features * ops.transpose(scale, (1, 0, 2))
-        # sum_c features[n, m, c] * cls_kernel[m, c] as a batched matmul
+        wy, wx = alm_ops.pooled_sampling_weights(theta, self.height, self.width)
+        pooled = []
+        for k, flat in enumerate(flats):
+            wy_k = wy if k == last else ops.matmul(wy, ops.cast(self._fold_y[k], dtype))
+            wx_k = wx if k == last else ops.matmul(wx, ops.cast(self._fold_x[k], dtype))
+            weights = ops.reshape(ops.expand_dims(wy_k, -1) * ops.expand_dims(wx_k, -2),
+                                  (-1, self.num_attributes, flat.shape[1]))
+            pooled.append(ops.matmul(weights, flat))  # N, M, c
+        if self.lateral_units:
+            pooled[last] = self._lateral(pooled[last])
+        # One transpose to the attribute-major layout of `scale`, then
+        # sum_c features[m, n, c] * cls_kernel[m, c] as a batched matmul
         # over M (OpenVINO 2026.4's CPU plugin miscomputes the multiply +
         # reduce_sum form when no attention scale sits in between).
-        logits = ops.transpose(ops.matmul(ops.transpose(features, (1, 0, 2)),
-                                          ops.expand_dims(self.cls_kernel, -1))[:, :, 0]) + self.cls_bias
+        features = ops.transpose(self._combine(pooled), (1, 0, 2))  # M, N, C
+        if scale is not None:
+            features = features * scale
+        logits = ops.matmul(features, ops.expand_dims(self.cls_kernel, -1))  # M, N, 1
+        logits = ops.transpose(ops.reshape(logits, (self.num_attributes, -1))) + self.cls_bias
         return [logits, alm_ops.theta_to_boxes(theta)]
 
     def compute_output_shape(self, input_shape):
