@@ -33,8 +33,14 @@ def test_parameter_counts_match_official():
         (32, 16, 320), (16, 8, 608), (8, 4, 1024)]
 
 
-def test_outputs_and_boxes():
-    model = alm_tf.build_model(5, input_shape=SMALL)
+@pytest.fixture(scope="module")
+def bn_model():
+    """The whole BN-Inception ALM model (M = 5, 64x32), built once for the tests that only read it."""
+    return alm_tf.build_model(5, input_shape=SMALL)
+
+
+def test_outputs_and_boxes(bn_model):
+    model = bn_model
     out = model(_images())
     assert set(out) == {"level1", "level2", "level3", "global", "logits",
                         "boxes"}
@@ -68,8 +74,8 @@ def test_table1_variants_build_and_run(levels, top_down):
     np.testing.assert_allclose(out["logits"], np.mean(branches, 0), atol=1e-5)
 
 
-def test_every_trainable_variable_gets_finite_gradient():
-    model = alm_tf.build_model(4, input_shape=SMALL)
+def test_every_trainable_variable_gets_finite_gradient(bn_model):
+    model = bn_model
     x = _images()
     with tf.GradientTape() as tape:
         out = model(x, training=True)
@@ -82,7 +88,11 @@ def test_every_trainable_variable_gets_finite_gradient():
 
 
 def test_keras_file_round_trip(tmp_path):
-    model = alm_tf.build_model(3, input_shape=SMALL)
+    """Every custom layer of the head and the backbone's pools (the mini model) survives
+    save/load with equal outputs. The whole BN-Inception ALM model's .keras round trip is
+    tests/test_torch_import.py::test_cli_imports_official_checkpoint (written by
+    alm-import-torch, loaded, equal to PyTorch); the tiny demo reloads its models too."""
+    model = mini_model.mini_alm_model(3, image_size=SMALL[:2])
     x = _images()
     path = str(tmp_path / "m.keras")
     model.save(path)

@@ -107,10 +107,11 @@ def test_every_format_in_one_version_evaluates_and_predicts_like_the_saved_model
             return list(csv.DictReader(f)), result.outputs
 
     sm_rows, sm_out = predicted(version, "p_sm")
+    sm_groups = artifacts.load(str(version)).groups.description()  # one SavedModel load, not three
     for kind, path in files.items():
         loaded = artifacts.load(str(path))
         assert loaded.kind == kind and loaded.attributes == ph.ATTRIBUTES and loaded.has_boxes
-        assert loaded.groups.description() == artifacts.load(str(version)).groups.description()
+        assert loaded.groups.description() == sm_groups
         report = evaluation.run_evaluation(data, "test", str(path), str(tmp_path / f"r_{kind}"))
         for key in ("mA", "accuracy", "precision", "recall", "f1"):
             assert report[key] == pytest.approx(reference[key], abs=1e-6), (kind, key)
