@@ -154,7 +154,7 @@ def main() -> None:
             if name != "official":
                 report[f"{mode}_{name}_speedup"] = round(official / med, 2)
         print(json.dumps(report), flush=True)
-    print(f"\n| mode | variant | img/s | official img/s | speedup |\n| --- | --- | ---: | ---: | ---: |")
+    print("\n| mode | variant | img/s | official img/s | speedup |\n| --- | --- | ---: | ---: | ---: |")
     for mode in modes:
         for variant in variants:
             print(f"| {mode} | {variant} | {report[f'{mode}_{variant}_img_s']} | "

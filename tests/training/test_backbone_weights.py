@@ -31,13 +31,6 @@ class _CheckStart(keras.callbacks.Callback):
         raise _Stop
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("data"))
-    h.write_dataset(path)
-    return path
-
-
 def test_alm_train_flags_start_resnet50_from_its_notop_file(data_dir, tmp_path):
     from pipelines import train as train_cli
 

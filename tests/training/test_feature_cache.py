@@ -97,13 +97,6 @@ def test_cached_batches_are_a_pure_function_of_the_seed():
                 for x, v in zip(lab[:, 0], (t[:, 0, 0, 0] - 4 * lab[:, 0]) // 2)}) > 6
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("data"))
-    h.write_dataset(path)
-    return path
-
-
 def test_training_on_cached_taps(data_dir, tmp_path):
     """A run with the cache trains the heads and leaves the backbone as it was."""
     kw = dict(epochs=2, freeze_backbone=True, cache_features=True, val_split="none")

@@ -9,19 +9,11 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 import train_helpers as h
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "run_train.py")
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("data"))
-    h.write_dataset(path)
-    return path
 
 
 def _write_config(path, data_dir, model_dir, **kw):

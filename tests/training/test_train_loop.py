@@ -12,13 +12,6 @@ import train_helpers as h
 from alm_tf.training import ConfigError, NonFiniteLossError, TrainConfig, loop, train
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("data"))
-    h.write_dataset(path)
-    return path
-
-
 def _tags(log_dir):
     tags = set()
     for name in os.listdir(log_dir):
