@@ -37,20 +37,12 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from alm_tf import model as model_lib
+from alm_tf import artifacts, model as model_lib
 
 #: The share of the machine's memory a cache may take.
 MAX_MEMORY_FRACTION = 0.5
 #: Number of views cached per image: the image and its horizontal mirror.
 VIEWS = 2
-
-
-def _leaf_layers(layer):
-    if isinstance(layer, keras.Model):
-        for inner in layer.layers:
-            yield from _leaf_layers(inner)
-    else:
-        yield layer
 
 
 def _draws_random(layer) -> bool:
@@ -74,8 +66,8 @@ def split_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     Raises:
         ValueError: the model has no backbone tap (nothing to cache).
     """
-    head_layers = [layer for layer in model.layers if layer not in model_lib.backbone_layers(model)]
-    backbone = set(id(layer) for layer in model_lib.backbone_layers(model))
+    backbone = {id(layer) for layer in model_lib.backbone_layers(model)}
+    head_layers = [layer for layer in model.layers if id(layer) not in backbone]
     taps, seen = [], set()
     for layer in head_layers:
         # Keras keeps each call of a layer as an inbound node; the model
@@ -106,7 +98,9 @@ def check_cacheable(model: keras.Model) -> None:
     if trainable:
         raise ValueError("cache_features needs a frozen backbone (freeze_backbone); trainable: "
                          f"{trainable[0]} and {len(trainable) - 1} more")
-    random = [leaf.name for layer in layers for leaf in _leaf_layers(layer) if _draws_random(leaf)]
+    leaves = [leaf for layer in layers
+              for leaf in (artifacts.leaf_layers(layer) if isinstance(layer, keras.Model) else [layer])]
+    random = [leaf.name for leaf in leaves if _draws_random(leaf)]
     if random:
         raise ValueError("cache_features needs a backbone that computes the same taps at every "
                          f"step; layer {random[0]!r} draws random numbers in training "
