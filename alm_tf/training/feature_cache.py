@@ -109,7 +109,7 @@ def check_cacheable(model: keras.Model) -> None:
 
 def cache_bytes(backbone: keras.Model, num_examples: int) -> int:
     """Bytes the cache of `num_examples` images takes (both views)."""
-    per_view = sum(math.prod(t.shape[1:]) * np.dtype(t.dtype).itemsize for t in backbone.outputs)
+    per_view = sum(math.prod(t.shape[1:]) * tf.as_dtype(t.dtype).size for t in backbone.outputs)
     return int(num_examples) * VIEWS * int(per_view)
 
 
@@ -165,16 +165,18 @@ def build_cache(backbone: keras.Model, dataset: tf.data.Dataset, num_examples: i
         mirrored = backbone(tf.reverse(images, axis=[2]), training=False)
         return [tf.stack([a, b], axis=1) for a, b in zip(plain, mirrored)]
 
-    parts, labels = None, []
+    parts, labels = [], []  # parts: one list of batches per tap
     bar = tqdm(total=num_examples, unit="img", desc="caching backbone taps", disable=not progress)
     for batch in dataset:
         images, batch_labels = batch[0], batch[1]
-        out = [t.numpy() for t in views(images)]
-        parts = [[o] for o in out] if parts is None else [p + [o] for p, o in zip(parts, out)]
+        for k, tap in enumerate(views(images)):
+            if k == len(parts):
+                parts.append([])
+            parts[k].append(tap.numpy())
         labels.append(batch_labels.numpy())
         bar.update(int(images.shape[0]))
     bar.close()
-    if parts is None:
+    if not labels:
         raise ValueError("the training split yielded no images to cache")
     return FeatureCache(taps=tuple(tf.constant(np.concatenate(p)) for p in parts),
                         labels=tf.constant(np.concatenate(labels).astype(np.float32)))
