@@ -3,9 +3,10 @@
 Ioffe & Szegedy, "Batch Normalization", ICML 2015. Layer names equal the
 official (and ImageNet) checkpoint's names, so `alm-import-torch` maps
 weights by name. PyTorch semantics reproduced: every conv has a bias and is
-followed by BatchNorm (epsilon 1e-5) and ReLU; every pool uses ceil mode;
-the stride-1 average pools count their padded zeros; stride-2 convs pad
-explicitly (TF's `same` padding would pad only on the bottom/right).
+followed by BatchNorm (epsilon 1e-5; `FusedBatchNormalization`, one op) and
+ReLU; every pool uses ceil mode; the stride-1 average pools count their
+padded zeros; stride-2 convs pad explicitly (TF's `same` padding would pad
+only on the bottom/right).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import keras
 
 from alm_tf.backbones.registry import REGISTRY
+from alm_tf.layers.fused_batch_norm import FusedBatchNormalization
 from alm_tf.layers.torch_pooling_2d import TorchPooling2D, pooled_size
 
 BN_EPSILON = 1e-5
@@ -45,9 +47,8 @@ def _conv_bn_relu(x, filters, kernel, name, strides=1, padding=0):
         pad_mode = "same" if padding else "valid"
     x = keras.layers.Conv2D(filters, kernel, strides=strides, padding=pad_mode,
                             use_bias=True, name=name)(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON,
-                                        momentum=BN_MOMENTUM,
-                                        name=f"{name}_bn")(x)
+    x = FusedBatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+                                name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
