@@ -157,28 +157,39 @@ def build_cache(backbone: keras.Model, dataset: tf.data.Dataset, num_examples: i
     """Runs `backbone` on every (image, labels) batch of `dataset` and its mirror.
 
     `dataset` yields the training images as the training pipeline makes
-    them before the flip (normalized, at the model size), unshuffled.
+    them before the flip (normalized, at the model size), unshuffled, at
+    most `num_examples` of them. One trace serves every batch size (the
+    last batch is smaller); a batch and its mirror go through the backbone
+    as one batch; the taps are written into arrays allocated once.
     """
-    @tf.function
-    def views(images):
-        plain = backbone(images, training=False)
-        mirrored = backbone(tf.reverse(images, axis=[2]), training=False)
-        return [tf.stack([a, b], axis=1) for a, b in zip(plain, mirrored)]
+    image_spec = tf.TensorSpec([None, *backbone.inputs[0].shape[1:]], backbone.inputs[0].dtype)
 
-    parts, labels = [], []  # parts: one list of batches per tap
+    @tf.function(input_signature=[image_spec])
+    def views(images):
+        count = tf.shape(images)[0]
+        both = backbone(tf.concat([images, tf.reverse(images, axis=[2])], axis=0), training=False)
+        return [(tap[:count], tap[count:]) for tap in both]
+
+    taps = [np.empty((num_examples, VIEWS, *t.shape[1:]), tf.as_dtype(t.dtype).as_numpy_dtype)
+            for t in backbone.outputs]
+    labels, done = [], 0
     bar = tqdm(total=num_examples, unit="img", desc="caching backbone taps", disable=not progress)
     for batch in dataset:
         images, batch_labels = batch[0], batch[1]
-        for k, tap in enumerate(views(images)):
-            if k == len(parts):
-                parts.append([])
-            parts[k].append(tap.numpy())
+        count = int(images.shape[0])
+        if done + count > num_examples:
+            raise ValueError(f"the training split yielded more than the {num_examples} images "
+                             "its manifest counts")
+        for out, (plain, mirrored) in zip(taps, views(images)):
+            out[done:done + count, 0] = plain.numpy()
+            out[done:done + count, 1] = mirrored.numpy()
         labels.append(batch_labels.numpy())
-        bar.update(int(images.shape[0]))
+        done += count
+        bar.update(count)
     bar.close()
     if not labels:
         raise ValueError("the training split yielded no images to cache")
-    return FeatureCache(taps=tuple(tf.constant(np.concatenate(p)) for p in parts),
+    return FeatureCache(taps=tuple(tf.constant(t[:done]) for t in taps),
                         labels=tf.constant(np.concatenate(labels).astype(np.float32)))
 
 
