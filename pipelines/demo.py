@@ -35,6 +35,8 @@ _CROP = flags.DEFINE_enum("crop", SynthConfig.crop, CROPS, "How the synthetic cr
                           "a detector box with context and poor centring.", **_OVERRIDE)
 _BASELINE_STEPS = flags.DEFINE_integer("baseline_steps", None, "Baseline training steps.", **_OVERRIDE)
 _ALM_STEPS = flags.DEFINE_integer("alm_steps", None, "ALM training steps.", **_OVERRIDE)
+_BASELINE_LR = flags.DEFINE_float("baseline_learning_rate", None, "The baseline stage's Adam learning "
+                                  "rate (default: the demo's; it trains from scratch).", **_OVERRIDE)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data and the initialisation.", **_OVERRIDE)
 _KEEP_DATA = flags.DEFINE_bool("keep_data", False, "Reuse D/synth and D/records of an earlier run "
                                "with the same data settings.", **_OVERRIDE)
@@ -71,7 +73,8 @@ def main(argv: list[str]) -> None:
                  "alm_freeze_backbone": _FREEZE.value, "alm_cache_features": _CACHE.value,
                  "crop": _CROP.value}
     for key, flag in (("num_images", _NUM_IMAGES), ("baseline_steps", _BASELINE_STEPS),
-                      ("alm_steps", _ALM_STEPS), ("alm_box_kernel_init", _BOX_INIT),
+                      ("alm_steps", _ALM_STEPS), ("baseline_learning_rate", _BASELINE_LR),
+                      ("alm_box_kernel_init", _BOX_INIT),
                       ("alm_box_lr_multiplier", _BOX_LR),
                       ("alm_box_bias_lr_multiplier", _BOX_BIAS_LR)):
         if flag.value is not None:

@@ -51,7 +51,7 @@ def test_stage_steps(total, fraction, expected):
 
 @pytest.mark.parametrize("field,value", [
     ("num_images", 5), ("model", ModelConfig(alm_levels=())), ("baseline_steps", 0), ("decay_fraction", 1.0),
-    ("learning_rate", 0.0), ("output_dir", ""), ("crop", "wide"),
+    ("learning_rate", 0.0), ("baseline_learning_rate", -1.0), ("output_dir", ""), ("crop", "wide"),
 ])
 def test_demo_config_validation(field, value):
     with pytest.raises(ValueError, match="alm_levels" if field == "model" else field):
