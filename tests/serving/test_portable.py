@@ -67,13 +67,12 @@ def exported(keras_file, tmp_path_factory):
     calibration = root / "records"
     calibration.mkdir()
     _write_records(str(calibration), ["train"], pictures=ph.images(8, seed=1).astype(np.uint8))
-    returned = []
+    returned, convert = [], portable.export_portable
 
     def export_portable(*args, **kwargs):  # the real conversion; its answer kept
-        returned.append(portable.export_portable.__wrapped__(*args, **kwargs))
+        returned.append(convert(*args, **kwargs))
         return returned[-1]
 
-    export_portable.__wrapped__ = portable.export_portable
     out = root / "exported"
     with mock.patch.object(portable, "export_portable", export_portable):
         code, stdout, err = run_main("pipelines.export", [
