@@ -55,9 +55,21 @@ def images():
     return torch.randn(2, 3, *SIZE, generator=torch.Generator().manual_seed(2))
 
 
+@pytest.fixture(scope="module")
+def _built_keras_model():
+    """One BN-Inception ALM model per module and its initial weights."""
+    model = alm_tf.build_model(M, input_shape=(*SIZE, 3))
+    return model, model.get_weights()
+
+
 @pytest.fixture()
-def keras_model():
-    return alm_tf.build_model(M, input_shape=(*SIZE, 3))
+def keras_model(_built_keras_model):
+    """The module's model, back at its initial weights (every variable,
+    moving statistics included) for each test: a fresh model without the
+    build."""
+    model, start = _built_keras_model
+    model.set_weights(start)
+    return model
 
 
 # ------------------------------------------------------------ reading files

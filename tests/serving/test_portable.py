@@ -1,8 +1,11 @@
 """Portable exports (ONNX, LiteRT float32/float16/int8, OpenVINO) against the Keras model.
 
-One export of a small ALM model (mini_model.mini_alm_model: the real
-ALM head on a tiny backbone) serves most tests; the full BN-Inception model
-is the slow test at the end.
+One `alm-export` run of a small ALM model (mini_model.mini_alm_model: the
+real ALM head on a tiny backbone) to every format and precision at once
+serves most tests: the files against the Keras model, and the version
+folder through alm-evaluate's and alm-predict's loader (the conversions
+take most of the time, so they are made once for both). The full
+BN-Inception model is the slow test at the end.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 import pytest
 
 import mini_model as ph
+from cli_helpers import run_main
 
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
@@ -29,6 +33,7 @@ INT8_MAX_TOLERANCE = 0.15
 INT8_MEAN_TOLERANCE = 0.06
 
 FLOAT32_KEYS = ("onnx", "litert_float32", "openvino")
+VERSION = 7
 
 
 @pytest.fixture(scope="module")
@@ -37,27 +42,116 @@ def mini():
 
 
 @pytest.fixture(scope="module")
-def exported(mini, tmp_path_factory):
+def keras_file(mini, tmp_path_factory):
+    """`mini` as a .keras file carrying its names and (uneven) thresholds."""
+    from alm_tf import artifacts
+
+    path = str(tmp_path_factory.mktemp("keras") / "mini.keras")
+    artifacts.save_keras(mini, path, artifacts.keras_description(
+        ph.ATTRIBUTES, thresholds=ph.THRESHOLDS, image_size=ph.IMAGE_SIZE))
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(keras_file, tmp_path_factory):
+    """`alm-export --format=saved_model,onnx,litert,openvino --litert_precision=float16,int8
+    --version=7` of `keras_file`, int8 calibrated on the 8 images ph.images(8, seed=1)
+    written as TFRecords: (version folder, {file key: path}, what
+    portable.export_portable returned inside alm-export, alm-export's stdout)."""
+    from unittest import mock
+
+    from alm_tf.serving import formats as F
     from alm_tf.serving import portable
 
-    out = str(tmp_path_factory.mktemp("portable"))
-    files = portable.export_portable(
-        mini, ph.ATTRIBUTES, ph.THRESHOLDS, ph.IMAGE_SIZE, out, ["onnx", "litert", "openvino"],
-        litert_precisions=["float16", "int8"], calibration_images=ph.images(8, seed=1),
-        model_version=7)
-    return out, files
+    root = tmp_path_factory.mktemp("portable")
+    calibration = root / "records"
+    calibration.mkdir()
+    _write_records(str(calibration), ["train"], pictures=ph.images(8, seed=1).astype(np.uint8))
+    returned, convert = [], portable.export_portable
+
+    def export_portable(*args, **kwargs):  # the real conversion; its answer kept
+        returned.append(convert(*args, **kwargs))
+        return returned[-1]
+
+    out = root / "exported"
+    with mock.patch.object(portable, "export_portable", export_portable):
+        code, stdout, err = run_main("pipelines.export", [
+            f"--model={keras_file}", f"--export_dir={out}", f"--version={VERSION}",
+            "--format=saved_model,onnx,litert,openvino", "--litert_precision=float16,int8",
+            f"--calibration_data={calibration}", "--calibration_images=8", "--noprogress"],
+            "alm-export")
+    assert code == 0, err
+    assert len(returned) == 1
+    version = out / str(VERSION)
+    with open(version / F.METADATA_FILE) as f:
+        files = {k: str(version / e["path"]) for k, e in json.load(f)["files"].items()}
+    files["metadata"] = str(version / F.METADATA_FILE)
+    return str(version), files, returned[0], stdout
 
 
 def test_files_and_layout(exported):
     from alm_tf.serving import formats as F
 
-    out, files = exported
-    assert set(files) == {"onnx", "litert_float32", "litert_float16", "litert_int8", "openvino",
-                          "metadata"}
+    out, files, returned, _ = exported
+    assert set(returned) == {"onnx", "litert_float32", "litert_float16", "litert_int8", "openvino",
+                             "metadata"}
+    assert set(files) == set(returned)
     for rel in (F.ONNX_FILE, *F.LITERT_FILES.values(), F.OPENVINO_FILE, "openvino/model.bin",
-                F.METADATA_FILE):
+                F.METADATA_FILE, "saved_model.pb"):
         assert os.path.isfile(os.path.join(out, rel)), rel
     assert not [n for n in os.listdir(out) if n.startswith(".")]  # no temp folder left
+    assert sorted(os.listdir(os.path.dirname(out))) == [str(VERSION)]  # no staging folder left
+
+
+def test_every_format_in_one_version_evaluates_and_predicts_like_the_saved_model(
+        exported, tmp_path):
+    """alm-export --format=saved_model,onnx,litert,openvino (the fixture), then alm-evaluate
+    and alm-predict through the one loader on each file: the same metrics report
+    and predictions as the SavedModel's."""
+    import csv
+
+    from PIL import Image
+
+    import train_helpers as h
+    from alm_tf import artifacts, evaluation, prediction
+    from alm_tf.serving import runtimes
+
+    version, all_files, _, stdout = exported
+    files = {"onnx": all_files["onnx"], "litert": all_files["litert_float32"],
+             "openvino": all_files["openvino"]}
+    assert str(version) in stdout
+    model = runtimes.open_portable(files["onnx"])
+    assert model.attributes == ph.ATTRIBUTES and model.metadata["model_version"] == VERSION
+
+    data = str(tmp_path / "data")
+    h.write_dataset(data, splits=(("test", 12),), num_shards=1, attributes=ph.ATTRIBUTES)
+    reference = evaluation.run_evaluation(data, "test", version, str(tmp_path / "r_sm"))
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for i, image in enumerate(ph.images(3, image_size=(80, 40)).astype(np.uint8)):
+        Image.fromarray(image).save(pictures / f"p{i}.png")
+    paths = prediction.find_images(str(pictures))
+
+    def predicted(model_path, name):
+        predictor = prediction.load_image_predictor(str(model_path))
+        result = prediction.predict_files(predictor, paths, str(tmp_path / name), pictures=False,
+                                          progress=False)
+        with open(result.csv_path, newline="") as f:
+            return list(csv.DictReader(f)), result.outputs
+
+    sm_rows, sm_out = predicted(version, "p_sm")
+    sm_groups = artifacts.load(version).groups.description()  # one SavedModel load, not three
+    for kind, path in files.items():
+        loaded = artifacts.load(path)
+        assert loaded.kind == kind and loaded.attributes == ph.ATTRIBUTES and loaded.has_boxes
+        assert loaded.groups.description() == sm_groups
+        report = evaluation.run_evaluation(data, "test", path, str(tmp_path / f"r_{kind}"))
+        for key in ("mA", "accuracy", "precision", "recall", "f1"):
+            assert report[key] == pytest.approx(reference[key], abs=1e-6), (kind, key)
+        rows, outputs = predicted(path, f"p_{kind}")
+        np.testing.assert_allclose(outputs["probabilities"], sm_out["probabilities"], atol=1e-4)
+        np.testing.assert_allclose(outputs["boxes"], sm_out["boxes"], atol=1e-4)
+        assert [r["image"] for r in rows] == [r["image"] for r in sm_rows]
 
 
 @pytest.mark.parametrize("key", FLOAT32_KEYS)
@@ -160,7 +254,7 @@ def test_model_json(exported):
     from alm_tf.data import preprocessing
     from alm_tf.serving import formats as F
 
-    out, files = exported
+    out, files = exported[:2]
     with open(files["metadata"]) as f:
         meta = json.load(f)
     assert meta["attributes"] == list(ph.ATTRIBUTES)
@@ -269,14 +363,18 @@ def test_bn_inception_alm_all_formats(tmp_path):
                                        err_msg=f"{key} {name}")
 
 
-def _write_records(root, splits, num_images=5, size=(40, 20)):
-    """A converter-like folder: one PNG-encoded shard per split and manifest.json."""
+def _write_records(root, splits, num_images=5, size=(40, 20), pictures=None):
+    """A converter-like folder: one PNG-encoded shard per split and manifest.json.
+
+    `pictures`: uint8 (N, H, W, 3) to write instead of `num_images` random ones of `size`."""
     import tensorflow as tf
 
     from alm_tf.data import example
 
-    rng = np.random.RandomState(0)
-    pictures = rng.randint(0, 256, (num_images, *size, 3)).astype(np.uint8)
+    if pictures is None:
+        rng = np.random.RandomState(0)
+        pictures = rng.randint(0, 256, (num_images, *size, 3)).astype(np.uint8)
+    num_images, size = len(pictures), pictures.shape[1:3]
     manifest = {"dataset": "csv", "attributes": list(ph.ATTRIBUTES), "splits": {}}
     for split in splits:
         shard = f"{split}-00000-of-00001.tfrecord"

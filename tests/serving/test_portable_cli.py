@@ -1,4 +1,8 @@
-"""alm-export --format / --litert_precision / --calibration_*: errors and one real run."""
+"""alm-export --format / --litert_precision / --calibration_*: errors.
+
+The real run (every format in one version, then alm-evaluate and
+alm-predict on each file) is test_portable.py's: its conversions are the
+ones that file checks against the Keras model."""
 
 from __future__ import annotations
 
@@ -59,63 +63,3 @@ def test_calibration_dir_without_training_split(keras_file, tmp_path, capsys):
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "no train or trainval split" in lines[0], err
     assert "test" in lines[0] and not out.exists()
-
-
-def test_every_format_in_one_version_evaluates_and_predicts_like_the_saved_model(
-        keras_file, tmp_path, capsys):
-    """alm-export --format=saved_model,onnx,litert,openvino, then alm-evaluate and
-    alm-predict through the one loader on each file: the same metrics report
-    and predictions as the SavedModel's."""
-    import csv
-
-    import numpy as np
-
-    import train_helpers as h
-    from alm_tf import artifacts, evaluation, prediction
-    from alm_tf.serving import formats as F
-    from alm_tf.serving import runtimes
-
-    out = tmp_path / "exported"
-    code, stdout, err = _main([f"--model={keras_file}", f"--export_dir={out}",
-                               "--format=saved_model,onnx,litert,openvino", "--noprogress"], capsys)
-    assert code == 0, err
-    version = out / "1"
-    files = {"onnx": version / F.ONNX_FILE, "litert": version / F.LITERT_FILES["float32"],
-             "openvino": version / F.OPENVINO_FILE}
-    assert (version / "saved_model.pb").is_file() and all(p.is_file() for p in files.values())
-    assert (version / F.METADATA_FILE).is_file() and str(version) in stdout
-    assert sorted(os.listdir(out)) == ["1"]  # no staging folder left
-    model = runtimes.open_portable(str(files["onnx"]))
-    assert model.attributes == ph.ATTRIBUTES and model.metadata["model_version"] == 1
-
-    data = str(tmp_path / "data")
-    h.write_dataset(data, splits=(("test", 12),), num_shards=1, attributes=ph.ATTRIBUTES)
-    reference = evaluation.run_evaluation(data, "test", str(version), str(tmp_path / "r_sm"))
-    pictures = tmp_path / "pictures"
-    pictures.mkdir()
-    for i, image in enumerate(ph.images(3, image_size=(80, 40)).astype(np.uint8)):
-        from PIL import Image
-
-        Image.fromarray(image).save(pictures / f"p{i}.png")
-    paths = prediction.find_images(str(pictures))
-
-    def predicted(model_path, name):
-        predictor = prediction.load_image_predictor(str(model_path))
-        result = prediction.predict_files(predictor, paths, str(tmp_path / name), pictures=False,
-                                          progress=False)
-        with open(result.csv_path, newline="") as f:
-            return list(csv.DictReader(f)), result.outputs
-
-    sm_rows, sm_out = predicted(version, "p_sm")
-    sm_groups = artifacts.load(str(version)).groups.description()  # one SavedModel load, not three
-    for kind, path in files.items():
-        loaded = artifacts.load(str(path))
-        assert loaded.kind == kind and loaded.attributes == ph.ATTRIBUTES and loaded.has_boxes
-        assert loaded.groups.description() == sm_groups
-        report = evaluation.run_evaluation(data, "test", str(path), str(tmp_path / f"r_{kind}"))
-        for key in ("mA", "accuracy", "precision", "recall", "f1"):
-            assert report[key] == pytest.approx(reference[key], abs=1e-6), (kind, key)
-        rows, outputs = predicted(path, f"p_{kind}")
-        np.testing.assert_allclose(outputs["probabilities"], sm_out["probabilities"], atol=1e-4)
-        np.testing.assert_allclose(outputs["boxes"], sm_out["boxes"], atol=1e-4)
-        assert [r["image"] for r in rows] == [r["image"] for r in sm_rows]

@@ -41,12 +41,46 @@ def test_layout(exported):
     assert os.path.isfile(os.path.join(exported.saved_model, export.WARMUP_FILE))
 
 
-def test_saved_model_cli_lists_signatures(exported):
-    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    proc = subprocess.run([cli, "show", "--dir", exported.saved_model, "--all"],
-                          capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert proc.returncode == 0, proc.stderr[-2000:]
+FRESH = r"""
+import json, sys
+import numpy as np, tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+images = np.load(sys.argv[2])
+out = loaded.signatures["predict_images"](images=tf.constant(images))
+meta = loaded.signatures["metadata"]()
+np.savez(sys.argv[3], **{k: v.numpy() for k, v in out.items()})
+with open(sys.argv[4], "w") as f:
+    json.dump({"alm_tf_imported": any(m.startswith("alm_tf") for m in sys.modules),
+               "attributes": [a.decode() for a in meta["attributes"].numpy()]}, f)
+# Then what the `saved_model_cli` binary runs (its console script calls this main):
+# its output is this process's stdout.
+from tensorflow.python.tools.saved_model_cli import main
+sys.argv = ["saved_model_cli", "show", "--dir", sys.argv[1], "--all"]
+sys.exit(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh_process(exported, tmp_path_factory):
+    """One fresh Python process without alm_tf (one TensorFlow start for two
+    tests): it loads the export and runs predict_images and metadata, then
+    runs `saved_model_cli show --all` on it. Returns (its
+    CompletedProcess, the images it was given, its outputs, its JSON)."""
+    tmp_path = tmp_path_factory.mktemp("fresh")
+    batch = np.stack(sh.images(2, sizes=((64, 32),))).astype(np.float32)
+    np.save(tmp_path / "images.npy", batch)
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, exported.saved_model, str(tmp_path / "images.npy"),
+         str(tmp_path / "out.npz"), str(tmp_path / "info.json")], capture_output=True, text=True,
+        timeout=180, cwd=str(tmp_path), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=""))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(tmp_path / "info.json") as f:
+        info = json.load(f)
+    return proc, batch, dict(np.load(tmp_path / "out.npz")), info
+
+
+def test_saved_model_cli_lists_signatures(fresh_process):
+    proc = fresh_process[0]
     blocks = dict(re.findall(r"signature_def\['(\w+)'\]:\n(.*?)(?=\nsignature_def\[|\nConcrete Functions|\Z)",
                              proc.stdout, re.S))
     assert set(sh.ATTRIBUTES) and {"serving_default", "predict_images", "predict_examples",
@@ -72,30 +106,9 @@ def test_saved_model_cli_lists_signatures(exported):
     assert tensor(meta, "outputs", "image_height") == ("DT_INT32", "()")
 
 
-FRESH = r"""
-import json, sys
-import numpy as np, tensorflow as tf
-loaded = tf.saved_model.load(sys.argv[1])
-images = np.load(sys.argv[2])
-out = loaded.signatures["predict_images"](images=tf.constant(images))
-meta = loaded.signatures["metadata"]()
-np.savez(sys.argv[3], **{k: v.numpy() for k, v in out.items()})
-print(json.dumps({"alm_tf_imported": any(m.startswith("alm_tf") for m in sys.modules),
-                  "attributes": [a.decode() for a in meta["attributes"].numpy()]}))
-"""
-
-
-def test_fresh_process_without_alm_tf(exported, tmp_path):
-    batch = np.stack(sh.images(2, sizes=((64, 32),))).astype(np.float32)
-    np.save(tmp_path / "images.npy", batch)
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH, exported.saved_model, str(tmp_path / "images.npy"),
-         str(tmp_path / "out.npz")], capture_output=True, text=True, timeout=180,
-        cwd=str(tmp_path), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=""))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    info = json.loads(proc.stdout.strip().splitlines()[-1])
+def test_fresh_process_without_alm_tf(exported, fresh_process):
+    _, batch, out, info = fresh_process
     assert info == {"alm_tf_imported": False, "attributes": sh.ATTRIBUTES}
-    out = dict(np.load(tmp_path / "out.npz"))
     _check(out, sh.reference(exported.model, list(batch.astype(np.uint8))))
 
 
