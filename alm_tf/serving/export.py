@@ -126,6 +126,11 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
             result["boxes"] = tf.cast(outputs["boxes"], tf.float32)
         return result
 
+    # The endpoints call this one concrete function: calling the tf.function
+    # itself traced the model twice (its first call's variable-creation
+    # trace, then the call's own), one full model trace more per export.
+    serve = serve.get_concrete_function()
+
     def decode_to_size(encoded):
         image = _check_image_sizes(preprocessing.decode_image(encoded))
         return preprocessing.resize_images(image, height, width)
