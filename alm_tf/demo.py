@@ -65,7 +65,7 @@ __all__ = ["DemoConfig", "format_summary", "run_demo"]
 
 @dataclasses.dataclass(frozen=True)
 class DemoConfig:
-    """Sizes and options of the demo (defaults: the full demo, about 7 min on 2 CPU cores).
+    """Sizes and options of the demo (defaults: the full demo, about 4 min on 2 CPU cores).
 
     Args:
         output_dir: D, where everything goes.

@@ -6,7 +6,7 @@ Synthetic data -> TFRecords -> baseline training -> ALM training from the
 baseline -> evaluation of both -> SavedModel export -> predictions on the
 held-out images through the SavedModel -> localization pictures ->
 D/summary.json. The last line printed is `demo finished in N s`.
-Sizes default to a run of about 7 minutes on 2 CPU cores; see
+Sizes default to a run of about 4 minutes on 2 CPU cores; see
 alm_tf/demo.py for the stages and the localization hit rate definition.
 """
 
