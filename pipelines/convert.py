@@ -30,7 +30,9 @@ from pipelines import _cli
 # allow_override: other binaries define some of the same names (output_dir,
 # progress, ...) and tests import several binaries into one process.
 _OVERRIDE = {"allow_override": True}
-_FORMAT = flags.DEFINE_enum("format", None, FORMATS, "Annotation layout.", **_OVERRIDE)
+# A string, not an enum: alm-export's --format (a list) shares the name, and
+# a process importing both keeps one parser (tests/test_cli_flags.py).
+_FORMAT = flags.DEFINE_string("format", None, f"Annotation layout: {', '.join(FORMATS)}.", **_OVERRIDE)
 _ANNOTATIONS = flags.DEFINE_string(
     "annotations", None,
     "Annotation file (PETA: PETA.mat or the 'PETA dataset' folder). For alm_list: "
@@ -89,6 +91,8 @@ def _config():
                        ("images_dir", _IMAGES_DIR), ("output_dir", _OUTPUT_DIR)):
         if not flag.value:
             raise ValueError(f"--{name} is required")
+    if _FORMAT.value not in FORMATS:
+        raise ValueError(f"--format={_FORMAT.value} is not one of {', '.join(FORMATS)}")
     if _FORMAT.value == "alm_list":
         if _SCHEMA.value is None:
             raise ValueError("--schema (pa100k, rap or peta) is required with --format=alm_list")

@@ -46,10 +46,11 @@ _VERSION = flags.DEFINE_integer("version", None, "Version number (default: highe
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version.", **_OVERRIDE)
 _WHICH = flags.DEFINE_enum("which", artifacts.WEIGHTS[0], artifacts.WEIGHTS, "Weights of a model dir.",
                            **_OVERRIDE)
-# Portable exports. --format's default stays None (= saved_model) because
-# alm-convert's --format shares the name with default None (tests/test_cli_flags.py).
-_FORMAT = flags.DEFINE_list("format", None, "Export formats: saved_model (default), onnx, "
-                            "litert, openvino (several: --format=saved_model,onnx).", **_OVERRIDE)
+# Portable exports. --format is a string (split here) with default None
+# (= saved_model) because alm-convert's --format shares the name: a process
+# importing both keeps one definition (tests/test_cli_flags.py).
+_FORMAT = flags.DEFINE_string("format", None, "Export formats: saved_model (default), onnx, "
+                              "litert, openvino (several: --format=saved_model,onnx).", **_OVERRIDE)
 _LITERT_PRECISION = flags.DEFINE_list("litert_precision", [], "Extra LiteRT files besides float32: "
                                       "float16, int8 (needs --calibration_data).", **_OVERRIDE)
 _CALIBRATION_DATA = flags.DEFINE_string("calibration_data", None, "TFRecords folder (alm-convert) "
@@ -85,7 +86,7 @@ def _check_flags() -> str:
 
 def _formats() -> tuple[str, ...]:
 
-    return formats.check_formats(_FORMAT.value or [formats.DEFAULT_FORMAT])
+    return formats.check_formats(_FORMAT.value.split(",") if _FORMAT.value else [formats.DEFAULT_FORMAT])
 
 
 def _check_portable_flags() -> None:

@@ -1,6 +1,8 @@
 """The binaries share flag names (allow_override): none may change another's
 default, or importing two of them in one process (tests, notebooks) would
-silently change a binary's behaviour."""
+silently change a binary's behaviour. Nor its parser: alm-convert's
+`--format` was an enum and alm-export's a list, and whichever module a
+process imported last decided how both parsed."""
 
 import importlib
 import subprocess
@@ -15,7 +17,9 @@ for name in ["synth", "synth_frames", "convert", "merge", "train", "evaluate", "
              "import_torch", "predict", "demo"]:
     importlib.import_module("pipelines." + name)
     for flag_name in flags.FLAGS:
-        default = repr(flags.FLAGS[flag_name].default)
+        flag = flags.FLAGS[flag_name]  # The default and how the value parses.
+        default = (repr(flag.default), type(flag).__name__, type(flag.parser).__name__,
+                   repr(getattr(flag.parser, "enum_values", None)))
         if flag_name in seen and seen[flag_name] != default:
             conflicts.append((flag_name, seen[flag_name], default, name))
         seen.setdefault(flag_name, default)
