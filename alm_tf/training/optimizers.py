@@ -13,6 +13,13 @@ distribution strategies are unchanged.
 A multiplier applies to the optimizer's update of the variables whose last
 path component (the weight's name, e.g. `box_bias`) it names; 0 freezes
 them. AdamW's decoupled decay is not scaled.
+
+The update is Keras's Adam, op for op, with one difference in the graph it
+builds: Keras computes the step's scalars (the cast learning rate, the bias
+corrections `beta ** step` and `alpha`) again for every variable, about ten
+ops each; here they are computed once per step for each (dtype, device,
+multiplier). The trainer uses these classes with or without multipliers.
+The values are bit for bit Keras's (tests/training/test_optimizers.py).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 from typing import Mapping, Optional
 
 import keras
+import tensorflow as tf
 
 from alm_tf.config import check_lr_multiplier
 # Weight names of the ALM box regressors (theta = kernel . features + bias).
@@ -38,17 +46,45 @@ def _with_multipliers(base):
             self.lr_multipliers = {str(name): check_lr_multiplier(f"lr_multipliers[{name!r}]", value)
                                    for name, value in dict(lr_multipliers or {}).items()}
             self._index_multipliers = ()
+            self._step_scalars = None  # {(dtype, device, multiplier): alpha} during one update
 
         def build(self, variables):
             self._index_multipliers = tuple(
                 self.lr_multipliers.get(weight_name(v), 1.0) for v in variables)
             super().build(variables)
 
+        def _backend_update_step(self, grads, trainable_variables, learning_rate):
+            self._step_scalars = {}
+            try:
+                super()._backend_update_step(grads, trainable_variables, learning_rate)
+            finally:
+                self._step_scalars = None
+
+        def _alpha(self, learning_rate, dtype):
+            # keras.optimizers.Adam.update_step's scalars, in its order.
+            lr = tf.cast(learning_rate, dtype)
+            local_step = tf.cast(self.iterations + 1, dtype)
+            beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), local_step)
+            beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), local_step)
+            return lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+
         def update_step(self, gradient, variable, learning_rate):
-            multiplier = self._index_multipliers[self._get_variable_index(variable)]
+            index = self._get_variable_index(variable)
+            multiplier = self._index_multipliers[index]
             if multiplier != 1.0:
                 learning_rate = learning_rate * multiplier
-            return super().update_step(gradient, variable, learning_rate)
+            if self._step_scalars is None or self.amsgrad:
+                return super().update_step(gradient, variable, learning_rate)
+            # keras.optimizers.Adam.update_step, the scalars computed once.
+            key = (variable.dtype, variable.device, multiplier)
+            alpha = self._step_scalars.get(key)
+            if alpha is None:
+                alpha = self._step_scalars[key] = self._alpha(learning_rate, variable.dtype)
+            gradient = tf.cast(gradient, variable.dtype)
+            m, v = self._momentums[index], self._velocities[index]
+            self.assign_add(m, tf.multiply(tf.subtract(gradient, m), 1 - self.beta_1))
+            self.assign_add(v, tf.multiply(tf.subtract(tf.square(gradient), v), 1 - self.beta_2))
+            self.assign_sub(variable, tf.divide(tf.multiply(m, alpha), tf.add(tf.sqrt(v), self.epsilon)))
 
         def get_config(self):
             config = super().get_config()

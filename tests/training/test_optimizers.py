@@ -1,6 +1,7 @@
 """Per-variable learning-rate multipliers (alm_tf.training.optimizers)."""
 
 import keras
+import tensorflow as tf
 import numpy as np
 import pytest
 
@@ -51,3 +52,64 @@ def test_config_round_trip_keeps_the_multipliers():
     opt = optimizers.AdamWithLRMultipliers(learning_rate=0.01, lr_multipliers={"box_bias": 3.0})
     again = optimizers.AdamWithLRMultipliers.from_config(opt.get_config())
     assert again.lr_multipliers == {"box_bias": 3.0}
+
+
+def _model_variables(seed):
+    rng = np.random.default_rng(seed)
+    return [keras.Variable(rng.normal(size=shape).astype(np.float32), name=name)
+            for shape, name in (((3, 3, 4, 8), "kernel"), ((8,), "box_bias"), ((8,), "gamma"))]
+
+
+ADAM = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+
+
+def _apply_four_steps(optimizer, variables, compiled):
+    optimizer.build(variables)
+    rng = np.random.default_rng(7)
+    grads = [[rng.normal(size=v.shape).astype(np.float32) for v in variables] for _ in range(4)]
+
+    def apply(gs):
+        optimizer.apply_gradients(zip(gs, variables))
+    apply_fn = tf.function(apply) if compiled else apply
+    for gs in grads:
+        apply_fn([tf.constant(g) for g in gs])
+    return [v.numpy() for v in variables]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("ours,keras_cls,kwargs", [
+    (optimizers.AdamWithLRMultipliers, keras.optimizers.Adam, {}),
+    (optimizers.AdamWWithLRMultipliers, keras.optimizers.AdamW, {"weight_decay": 5e-4})])
+def test_update_is_bit_for_bit_keras_adam(ours, keras_cls, kwargs, compiled):
+    """The scalars computed once per step change the graph, not one bit of the values."""
+    got = _apply_four_steps(ours(learning_rate=3e-3, **ADAM, **kwargs), _model_variables(0), compiled)
+    want = _apply_four_steps(keras_cls(learning_rate=3e-3, **ADAM, **kwargs), _model_variables(0),
+                             compiled)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert not np.array_equal(got[0], _model_variables(0)[0].numpy())
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_with_a_multiplier_the_other_weights_are_bit_for_bit_keras_adam(compiled):
+    got = _apply_four_steps(optimizers.AdamWithLRMultipliers(
+        learning_rate=3e-3, lr_multipliers={"box_bias": 10.0}, **ADAM), _model_variables(0), compiled)
+    plain = _apply_four_steps(keras.optimizers.Adam(learning_rate=3e-3, **ADAM),
+                              _model_variables(0), compiled)
+    fast = _apply_four_steps(keras.optimizers.Adam(learning_rate=3e-2, **ADAM),
+                             _model_variables(0), compiled)
+    np.testing.assert_array_equal(got[0], plain[0])
+    np.testing.assert_array_equal(got[2], plain[2])
+    np.testing.assert_allclose(got[1], fast[1], rtol=1e-6)  # 3e-3 * 10 vs 3e-2: one rounding
+
+
+def test_the_step_scalars_are_traced_once_per_step():
+    variables = _model_variables(1)
+    counts = {}
+    for name, optimizer in (("keras", keras.optimizers.Adam(1e-3)),
+                            ("ours", optimizers.AdamWithLRMultipliers(learning_rate=1e-3))):
+        optimizer.build(variables)
+        fn = tf.function(lambda gs, o=optimizer: o.apply_gradients(zip(gs, variables)))
+        graph = fn.get_concrete_function([tf.TensorSpec(v.shape) for v in variables]).graph
+        counts[name] = sum(op.type == "Pow" for op in graph.get_operations())
+    assert counts == {"keras": 2 * len(variables), "ours": 2}
