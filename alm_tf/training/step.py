@@ -24,14 +24,11 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
                    optimizers.BOX_BIAS: config.box_bias_lr_multiplier}
     multipliers = {k: v for k, v in multipliers.items() if v != 1.0}
     if config.optimizer == "adamw":
-        cls = optimizers.AdamWWithLRMultipliers if multipliers else keras.optimizers.AdamW
-        kwargs = {"weight_decay": config.weight_decay}
+        cls, kwargs = optimizers.AdamWWithLRMultipliers, {"weight_decay": config.weight_decay}
     else:  # L2 decay goes into the gradient in the step (PyTorch Adam).
-        cls = optimizers.AdamWithLRMultipliers if multipliers else keras.optimizers.Adam
-        kwargs = {}
-    if multipliers:
-        kwargs["lr_multipliers"] = multipliers
-    opt = cls(learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8, **kwargs)
+        cls, kwargs = optimizers.AdamWithLRMultipliers, {}
+    opt = cls(learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+              lr_multipliers=multipliers, **kwargs)
     if config.mixed_precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
@@ -67,6 +64,25 @@ class StepSettings:
                    jit_compile=config.jit_compile)
 
 
+def l2_gradients(grads, variables, decay: float, scale_loss: Optional[Callable] = None):
+    """`grads` plus `decay * w`: PyTorch Adam's `weight_decay`, as its step adds it.
+
+    It is the gradient of `0.5 * decay * sum ||w||^2` added to the loss (to
+    float rounding), written out: 2 ops per variable instead of the about 12
+    that autodiff builds for the term (about 3,700 ops fewer in BN-Inception's
+    train step, so a shorter trace and graph optimisation). `scale_loss`, when
+    the loss is scaled, scales the term as it scales the loss's gradients.
+    """
+    factor = tf.constant(decay, tf.float32)
+    if scale_loss is not None:
+        factor = scale_loss(factor)
+    out = []
+    for grad, variable in zip(grads, variables):
+        term = tf.multiply(factor, tf.cast(variable, tf.float32))
+        out.append(term if grad is None else tf.add(grad, term))
+    return out
+
+
 def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
                     settings: StepSettings, strategy: Optional[tf.distribute.Strategy] = None,
                     metric: Optional[metrics.ALMMetrics] = None) -> Callable:
@@ -88,13 +104,11 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
             outputs = model(images, training=True)
             loss, branches = losses.alm_loss(labels, outputs, priors, settings.loss_weighting,
                                              global_batch_size=settings.global_batch_size)
-            objective = loss
-            if settings.l2 > 0:  # d/dw = l2 * w / replicas; the all-reduce sums replicas.
-                objective += (0.5 * settings.l2 / replicas) * tf.add_n(
-                    [tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in train_vars])
-            if settings.loss_scaling:
-                objective = optimizer.scale_loss(objective)
+            objective = optimizer.scale_loss(loss) if settings.loss_scaling else loss
         grads = tape.gradient(objective, train_vars)
+        if settings.l2 > 0:  # d/dw = l2 * w / replicas; the all-reduce sums replicas.
+            grads = l2_gradients(grads, train_vars, settings.l2 / replicas,
+                                 optimizer.scale_loss if settings.loss_scaling else None)
         return grads, loss, branches, outputs[names.FUSED_OUTPUT]
 
     if settings.jit_compile:
