@@ -89,10 +89,11 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
     """A tf.function `step(batch) -> (loss, per-branch losses)`, summed over replicas.
 
     `batch` is `(images, labels)` (a distributed value under a strategy).
-    The loss is `alm_tf.losses.alm_loss` divided by the global batch, plus
-    `0.5 * l2 * ||w||^2` over the trainable weights (its gradient is PyTorch
-    Adam's `weight_decay * w`; divided by the replicas, whose gradients the
-    all-reduce sums). `metric`, when given, accumulates the batch counts.
+    The loss is `alm_tf.losses.alm_loss` divided by the global batch; the
+    gradients get PyTorch Adam's `weight_decay * w` (`l2_gradients`, the
+    gradient of `0.5 * l2 * ||w||^2`), divided by the replicas, whose
+    gradients the all-reduce sums. `metric`, when given, accumulates the
+    batch counts.
     """
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
