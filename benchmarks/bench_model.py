@@ -111,7 +111,9 @@ def _steps(model, batch, args):
     x = tf.random.normal((batch, 256, 128, 3))
     y = tf.cast(tf.random.uniform((batch, args.num_attributes)) > 0.5,
                 tf.float32)
-    optimizer = keras.optimizers.Adam(1e-4)
+    from alm_tf.training.optimizers import AdamWithLRMultipliers
+
+    optimizer = AdamWithLRMultipliers(learning_rate=1e-4)  # alm-train's Adam
     optimizer.build(model.trainable_variables)
     branches = [k for k in model.output if k.startswith("level")] + ["global"]
 

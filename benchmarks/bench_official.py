@@ -42,11 +42,11 @@ MODES = ("train", "infer")
 
 
 def _ours(args, x, y, priors, variant, mode):
-    import keras
     import tensorflow as tf
 
     import alm_tf
     from alm_tf import names
+    from alm_tf.training.optimizers import AdamWithLRMultipliers
     from alm_tf.training.step import StepSettings, make_train_step
 
     model = alm_tf.build_model(args.num_attributes, input_shape=(256, 128, 3))
@@ -55,7 +55,8 @@ def _ours(args, x, y, priors, variant, mode):
         infer = tf.function(lambda: model(images, training=False)[names.FUSED_OUTPUT],
                             jit_compile=variant == "xla")
         return lambda: infer().numpy()
-    optimizer = keras.optimizers.Adam(1e-4, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+    # alm-train's optimizer (step.make_optimizer without multipliers).
+    optimizer = AdamWithLRMultipliers(learning_rate=1e-4, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
     optimizer.build(model.trainable_variables)
     settings = StepSettings(priors=priors, loss_weighting="official",
                             global_batch_size=args.batch_size, jit_compile=variant == "xla")
