@@ -5,9 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 # pytest-xdist: one worker per core, a test file's tests on one worker (its
-# module fixtures, e.g. the tiny demo run, are built once).
+# module fixtures, e.g. the tiny demo run, are built once), the longest
+# files first (tests/conftest.py, LONGEST_FILES_FIRST).
 TEST_JOBS ?= auto
-XDIST := -n $(TEST_JOBS) --dist loadfile
+XDIST := -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test test-slow bench clean
 

@@ -29,3 +29,28 @@ if TESTS not in sys.path:
 TRAINING = os.path.join(TESTS, "training")  # train_helpers: tiny data and models for every folder
 if TRAINING not in sys.path:
     sys.path.insert(0, TRAINING)
+
+# The files that take longest, longest first (seconds summed over a file's
+# tests in `make test --durations=0`, 2026-12-03): with `--dist loadfile`
+# a file runs on one worker, and `--no-loadscope-reorder` (Makefile) keeps
+# this order, so no long file starts last while the other worker idles.
+# The other files follow in collection order. A stale list costs nothing
+# but balance.
+LONGEST_FILES_FIRST = (
+    "tests/demo/test_demo_end_to_end.py",         # 61 s, the tiny demo
+    "tests/test_keras_backbones.py",              # 49
+    "tests/training/test_train_distributed.py",   # 43
+    "tests/serving/test_portable.py",             # 38
+    "tests/training/test_train_loop.py",          # 31
+    "tests/test_model.py",                        # 29
+    "tests/training/test_reliability_train_eval.py",
+    "tests/test_torch_import.py",                 # 25
+    "tests/test_backbones_end_to_end.py",         # 24
+    "tests/training/test_backbone_weights.py",    # 16
+    "tests/serving/test_serving_export.py",       # 15
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
