@@ -113,3 +113,21 @@ def test_the_step_scalars_are_traced_once_per_step():
         graph = fn.get_concrete_function([tf.TensorSpec(v.shape) for v in variables]).graph
         counts[name] = sum(op.type == "Pow" for op in graph.get_operations())
     assert counts == {"keras": 2 * len(variables), "ours": 2}
+
+
+@pytest.mark.parametrize("keras_class, ours", [
+    (keras.optimizers.Adam, optimizers.AdamWithLRMultipliers),
+    (keras.optimizers.AdamW, optimizers.AdamWWithLRMultipliers)])
+def test_checkpoints_of_keras_adam_resume_into_ours(tmp_path, keras_class, ours):
+    """Model dirs trained when the trainer used Keras's classes (no multipliers) resume."""
+    old_vars = _variables()
+    old = keras_class(learning_rate=0.01)
+    _run(old, old_vars)
+    path = tf.train.Checkpoint(optimizer=old, v0=old_vars[0], v1=old_vars[1]).save(str(tmp_path / "c"))
+    new_vars = _variables()
+    new = ours(learning_rate=0.01, lr_multipliers={})
+    new.build(new_vars)
+    tf.train.Checkpoint(optimizer=new, v0=new_vars[0], v1=new_vars[1]).restore(path).assert_consumed()
+    assert len(new.variables) == len(old.variables)
+    for a, b in zip(old.variables, new.variables):
+        np.testing.assert_array_equal(b.numpy(), a.numpy())
