@@ -85,7 +85,6 @@ def _check_flags() -> str:
 
 
 def _formats() -> tuple[str, ...]:
-
     return formats.check_formats(_FORMAT.value.split(",") if _FORMAT.value else [formats.DEFAULT_FORMAT])
 
 
