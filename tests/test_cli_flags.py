@@ -5,8 +5,8 @@ silently change a binary's behaviour. Nor its parser: alm-convert's
 process imported last decided how both parsed."""
 
 import importlib
-import subprocess
-import sys
+
+import fresh_python
 
 SCRIPT = """
 import importlib, json
@@ -28,8 +28,7 @@ print(json.dumps(conflicts))
 
 
 def test_no_binary_changes_another_binarys_flag_default():
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True,
-                            text=True, timeout=300)
+    result = fresh_python.run(["-c", SCRIPT], timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
 

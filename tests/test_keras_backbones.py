@@ -299,8 +299,7 @@ def test_weights_path_may_use_home(tmp_path, monkeypatch):
 
 def test_keras_file_loads_after_import_alm_tf(tmp_path):
     """CONTRACT: `keras.saving.load_model` works after `import alm_tf`."""
-    import subprocess
-    import sys
+    import fresh_python
 
     path = str(tmp_path / "backbone.keras")
     _backbone("mobilenet_v3_large", TINY).save(path)
@@ -310,10 +309,7 @@ def test_keras_file_loads_after_import_alm_tf(tmp_path):
     )
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, env=env,
-        capture_output=True, text=True, timeout=120,
-    )
+    result = fresh_python.run(["-c", code], cwd=root, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
 
 

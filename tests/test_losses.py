@@ -273,12 +273,12 @@ print(json.dumps([float(loss), float(single),
 
 def test_mirrored_strategy_with_unknowns_equals_one_device():
     import os
-    import subprocess
-    import sys
+
+    import fresh_python
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run([sys.executable, "-c", _STRATEGY_SCRIPT], capture_output=True, text=True,
-                          cwd=root, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    proc = fresh_python.run(["-c", _STRATEGY_SCRIPT], cwd=root, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     distributed, single, grad_diff = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
     assert distributed == pytest.approx(single, rel=1e-6)

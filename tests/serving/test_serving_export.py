@@ -3,13 +3,12 @@
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import fresh_python
 import serving_helpers as sh
 from alm_tf.serving import export
 
@@ -62,16 +61,16 @@ sys.exit(main())
 
 @pytest.fixture(scope="module")
 def fresh_process(exported, tmp_path_factory):
-    """One fresh Python process without alm_tf (one TensorFlow start for two
+    """One fresh Python process without alm_tf (fresh_python.py; one process for two
     tests): it loads the export and runs predict_images and metadata, then
     runs `saved_model_cli show --all` on it. Returns (its
     CompletedProcess, the images it was given, its outputs, its JSON)."""
     tmp_path = tmp_path_factory.mktemp("fresh")
     batch = np.stack(sh.images(2, sizes=((64, 32),))).astype(np.float32)
     np.save(tmp_path / "images.npy", batch)
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH, exported.saved_model, str(tmp_path / "images.npy"),
-         str(tmp_path / "out.npz"), str(tmp_path / "info.json")], capture_output=True, text=True,
+    proc = fresh_python.run(
+        ["-c", FRESH, exported.saved_model, str(tmp_path / "images.npy"),
+         str(tmp_path / "out.npz"), str(tmp_path / "info.json")],
         timeout=180, cwd=str(tmp_path), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=""))
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(tmp_path / "info.json") as f:

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+import fresh_python
 import train_helpers as h
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,10 +33,15 @@ def _env(extra=None):
     return env
 
 
-def _start(config, weights, cpus=1, env=None):
-    return subprocess.Popen(
-        [sys.executable, SCRIPT, config, str(weights), str(cpus)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(env))
+def _start(config, weights, cpus=1, env=None, new_interpreter=False):
+    """run_train.py in a process of its own: forked from the pytest
+    worker's TensorFlow-only forkserver (fresh_python.py), or a new
+    interpreter where a variable must be set before TensorFlow's import."""
+    args = [SCRIPT, config, str(weights), str(cpus)]
+    if not new_interpreter:
+        return fresh_python.start(args, env=_env(env))
+    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(env))
 
 
 def _finish(proc, timeout=180):
@@ -104,7 +110,8 @@ def test_mirrored_two_logical_cpus_mixed_bfloat16(data_dir, tmp_path):
     cfg = _write_config(tmp_path / "m.json", data_dir, tmp_path / "m", strategy="mirrored",
                         epochs=2, deterministic=False, mixed_precision="mixed_bfloat16",
                         box_bias_lr_multiplier=10.0)  # the optimizer with per-weight rates
-    out = _finish(_start(cfg, tmp_path / "m.npz", cpus=2, env={"TF_ENABLE_ONEDNN_OPTS": "0"}))
+    out = _finish(_start(cfg, tmp_path / "m.npz", cpus=2, env={"TF_ENABLE_ONEDNN_OPTS": "0"},
+                         new_interpreter=True))
     assert "REPLICAS 2" in out
     dtypes = json.loads(out.split("OUTPUT_DTYPES", 1)[1].splitlines()[0])
     assert set(dtypes.values()) == {"float32"}  # logits float32
