@@ -26,9 +26,11 @@ import multiprocessing
 import multiprocessing.spawn
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 import tempfile
+import weakref
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["tensorflow"])
@@ -111,6 +113,7 @@ class FreshProcess:
 
     def __init__(self, args, env=None, cwd=None):
         self._dir = tempfile.mkdtemp(prefix="fresh_python_")
+        weakref.finalize(self, shutil.rmtree, self._dir, ignore_errors=True)
         self._out = os.path.join(self._dir, "stdout")
         self._err = os.path.join(self._dir, "stderr")
         env = dict(os.environ if env is None else env)
@@ -144,11 +147,7 @@ class FreshProcess:
         """Waits, then returns (stdout, stderr) as text."""
         self.wait(timeout)
         with open(self._out, errors="replace") as out, open(self._err, errors="replace") as err:
-            result = out.read(), err.read()
-        for path in (self._out, self._err):
-            os.remove(path)
-        os.rmdir(self._dir)
-        return result
+            return out.read(), err.read()
 
 
 def start(args, env=None, cwd=None):
