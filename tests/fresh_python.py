@@ -13,10 +13,10 @@ environment and working directory it is given, `sys.path` as a new
 the end, and an exit status like a process's (negative when a signal ended
 it).
 
-Not for what a new interpreter decides before `import tensorflow` ends:
-variables TensorFlow reads at import (TF_ENABLE_ONEDNN_OPTS),
-PYTHONHASHSEED, the interpreter's own options. Those tests keep
-`subprocess`.
+What a new interpreter decides before `import tensorflow` ends cannot be
+forked in: a child whose environment changes one of `IMPORT_TIME` (read by
+TensorFlow at import, or by Python at start) is a new interpreter
+instead, through `subprocess`.
 """
 
 import atexit
@@ -35,6 +35,7 @@ import weakref
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["tensorflow"])
 _BASE_PATH = None
+IMPORT_TIME = ("TF_ENABLE_ONEDNN_OPTS", "PYTHONHASHSEED")
 
 
 def _base_path():
@@ -152,7 +153,11 @@ class FreshProcess:
 
 def start(args, env=None, cwd=None):
     """Like `subprocess.Popen([sys.executable, *args], env=env, cwd=cwd,
-    stdout=PIPE, stderr=PIPE, text=True)`."""
+    stdout=PIPE, stderr=PIPE, text=True)`, which it is when `env` changes
+    a variable of `IMPORT_TIME`."""
+    if env is not None and any(env.get(k) != os.environ.get(k) for k in IMPORT_TIME):
+        return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     return FreshProcess(args, env=env, cwd=cwd)
 
 

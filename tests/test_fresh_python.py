@@ -4,6 +4,7 @@ the tests that use them rely on."""
 import json
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -54,3 +55,12 @@ def test_scripts_modules_errors_and_signals(tmp_path):
     out, _ = victim.communicate(timeout=60)
     assert victim.returncode == -signal.SIGKILL and out == "up\n"
     assert sys.executable in fresh_python.run(["-c", "pass"]).args
+
+
+def test_a_variable_read_at_import_gets_a_new_interpreter():
+    for name in fresh_python.IMPORT_TIME:
+        value = "0" if os.environ.get(name) != "0" else "1"
+        process = fresh_python.start(["-c", "import os; print(os.environ[%r])" % name],
+                                     env=dict(os.environ, **{name: value}))
+        assert isinstance(process, subprocess.Popen), name
+        assert process.communicate(timeout=60)[0].strip() == value

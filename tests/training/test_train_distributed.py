@@ -4,8 +4,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -33,15 +31,11 @@ def _env(extra=None):
     return env
 
 
-def _start(config, weights, cpus=1, env=None, new_interpreter=False):
-    """run_train.py in a process of its own: forked from the pytest
-    worker's TensorFlow-only forkserver (fresh_python.py), or a new
-    interpreter where a variable must be set before TensorFlow's import."""
-    args = [SCRIPT, config, str(weights), str(cpus)]
-    if not new_interpreter:
-        return fresh_python.start(args, env=_env(env))
-    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(env))
+def _start(config, weights, cpus=1, env=None):
+    """run_train.py in a process of its own (fresh_python.py: forked from
+    the worker's TensorFlow-only forkserver, or a new interpreter where
+    `env` sets a variable TensorFlow reads at import)."""
+    return fresh_python.start([SCRIPT, config, str(weights), str(cpus)], env=_env(env))
 
 
 def _finish(proc, timeout=180):
@@ -110,8 +104,7 @@ def test_mirrored_two_logical_cpus_mixed_bfloat16(data_dir, tmp_path):
     cfg = _write_config(tmp_path / "m.json", data_dir, tmp_path / "m", strategy="mirrored",
                         epochs=2, deterministic=False, mixed_precision="mixed_bfloat16",
                         box_bias_lr_multiplier=10.0)  # the optimizer with per-weight rates
-    out = _finish(_start(cfg, tmp_path / "m.npz", cpus=2, env={"TF_ENABLE_ONEDNN_OPTS": "0"},
-                         new_interpreter=True))
+    out = _finish(_start(cfg, tmp_path / "m.npz", cpus=2, env={"TF_ENABLE_ONEDNN_OPTS": "0"}))
     assert "REPLICAS 2" in out
     dtypes = json.loads(out.split("OUTPUT_DTYPES", 1)[1].splitlines()[0])
     assert set(dtypes.values()) == {"float32"}  # logits float32
