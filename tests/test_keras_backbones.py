@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import fresh_python
 from alm_tf.backbones.keras_applications import (
     FoldedImageNetPreprocessing,
     build_keras_application_backbone,
@@ -299,8 +300,6 @@ def test_weights_path_may_use_home(tmp_path, monkeypatch):
 
 def test_keras_file_loads_after_import_alm_tf(tmp_path):
     """CONTRACT: `keras.saving.load_model` works after `import alm_tf`."""
-    import fresh_python
-
     path = str(tmp_path / "backbone.keras")
     _backbone("mobilenet_v3_large", TINY).save(path)
     code = (

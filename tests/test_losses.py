@@ -1,9 +1,13 @@
 """Tests for alm_tf.losses against a hand-written numpy formula."""
 
+import json
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import fresh_python
 from alm_tf import losses
 
 
@@ -272,14 +276,10 @@ print(json.dumps([float(loss), float(single),
 
 
 def test_mirrored_strategy_with_unknowns_equals_one_device():
-    import os
-
-    import fresh_python
-
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = fresh_python.run(["-c", _STRATEGY_SCRIPT], cwd=root, timeout=300,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    distributed, single, grad_diff = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    distributed, single, grad_diff = json.loads(proc.stdout.strip().splitlines()[-1])
     assert distributed == pytest.approx(single, rel=1e-6)
     assert grad_diff < 1e-7
