@@ -51,6 +51,9 @@ _EXAMPLES_PER_SHARD = flags.DEFINE_integer(
     lower_bound=1, **_OVERRIDE,
 )
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+_ALLOW_DUPLICATES = flags.DEFINE_bool(
+    "allow_duplicates", False, "Keep images that two inputs both hold (the same bytes); by default "
+    "the first such pair is refused: a copy of one data set would count twice.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
                                "file of the earlier output stays).", **_OVERRIDE)
 
@@ -73,6 +76,7 @@ def _config():
         num_shards=_NUM_SHARDS.value,
         examples_per_shard=_EXAMPLES_PER_SHARD.value,
         show_progress=_PROGRESS.value,
+        allow_duplicates=_ALLOW_DUPLICATES.value,
     )
 
 
