@@ -10,6 +10,9 @@ the mapping's section and is written to each record as `image/source`.
 PA-100K, RAP v1 / v2, PETA onto PA-100K's 26 attributes). Images are
 copied as encoded, not re-encoded; attributes a source does not label are
 unknown (-1): no loss, not counted by the metrics. See alm_tf/data/README.md.
+An image that two inputs both hold (the same bytes: a copy of one data
+set in another folder) is refused naming the first pair;
+--allow_duplicates keeps such images.
 A non-empty --output_dir is refused unless --overwrite, which replaces it
 whole; the merge is written beside it and swapped in at the end
 (`alm_tf.outputs`).
