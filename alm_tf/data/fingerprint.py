@@ -26,14 +26,30 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 KEY = "fingerprint"
 _CHUNK = 1 << 20
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
-__all__ = ["KEY", "add_to_manifest", "difference", "file_sha256", "manifest_digest", "of_splits",
-           "shard_sizes"]
+__all__ = ["KEY", "add_to_manifest", "difference", "entry_problem", "file_sha256", "manifest_digest",
+           "of_splits", "shard_sizes"]
+
+
+def entry_problem(stored: Any, listed: Iterable[str]) -> str | None:
+    """Why a manifest's `fingerprint` entry cannot be right (a shard of `listed`
+    without a size and a sha256), or None."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("shards"), dict):
+        return "is not {'shards': {...}, 'digest': ...}"
+    for name, entry in stored["shards"].items():
+        size = entry.get("size") if isinstance(entry, dict) else None
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or \
+                not _SHA256_HEX.match(str(entry.get("sha256"))):
+            return f"has {entry!r} for shard {name!r} (a size and a sha256 expected)"
+    missing = [name for name in listed if name not in stored["shards"]]
+    return f"has no entry for shard {missing[0]!r}" if missing else None
 
 
 def file_sha256(path: str) -> str:
@@ -104,7 +120,7 @@ def of_splits(data_dir: str, manifest: Mapping[str, Any], splits: Iterable[str])
             known = stored.get(name)
             if not (isinstance(known, dict) and known.get("sha256")):
                 known = _shard_entry(data_dir, name)
-            shards.append({"name": name, "size": known["size"], "sha256": known["sha256"]})
+            shards.append({"name": name, "size": known.get("size"), "sha256": known["sha256"]})
         out["splits"][split] = {"num_examples": int(entry["num_examples"]), "shards": shards}
     return out
 

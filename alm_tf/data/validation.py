@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image
 
+from alm_tf.data import fingerprint
 from alm_tf.data.labels import LABEL_VALUES
 
 # Skip reasons (the manifest and the summary group rows by these).
@@ -207,7 +208,8 @@ def check_manifest(manifest: Mapping[str, Any], path: str, data_dir: str) -> Non
     length), each split's counts (integers >= 0), ratios (finite, in
     [0, 1], one per attribute) and shards: a path relative to `data_dir`
     that stays inside it once symlinks are resolved, each shard listed
-    once in the whole manifest (so in one split).
+    once in the whole manifest (so in one split); a `fingerprint` entry,
+    when there is one, gives every shard a size and a sha256.
 
     Raises:
         ValueError: one line naming the manifest and the first bad entry.
@@ -224,7 +226,8 @@ def check_manifest(manifest: Mapping[str, Any], path: str, data_dir: str) -> Non
     if not isinstance(manifest["splits"], dict):
         raise ValueError(f"{path}: 'splits' must map split names to their entries")
     real_dir = os.path.realpath(data_dir)
-    listed: dict[str, str] = {}
+    listed: dict[str, str] = {}  # shard (resolved) -> split
+    names: dict[str, str] = {}  # shard (resolved) -> its name in the manifest
     for name, entry in manifest["splits"].items():
         problem = _check_split(name, entry, len(attributes))
         if problem:
@@ -239,3 +242,8 @@ def check_manifest(manifest: Mapping[str, Any], path: str, data_dir: str) -> Non
                 raise ValueError(f"{path}: split {name!r} lists shard {shard!r} {where} (one split per shard, "
                                  "each listed once)")
             listed[key] = name
+            names[key] = shard
+    if fingerprint.KEY in manifest:
+        problem = fingerprint.entry_problem(manifest[fingerprint.KEY], names.values())
+        if problem:
+            raise ValueError(f"{path}: {fingerprint.KEY!r} {problem}")

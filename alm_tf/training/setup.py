@@ -207,20 +207,23 @@ def check_resume(config: TrainConfig, plan: TrainingPlan, saved: dict) -> dict:
                               f"Received: {key}={new!r}")
         raise ConfigError(f"{key} differs from the run in model_dir {config.model_dir} "
                           f"({old!r}); resuming needs the same value. Received: {key}={new!r}")
-    _check_same_data(config, plan, identity, saved.get("data", {}).get(fingerprint.KEY))
+    _check_same_data(config, plan, identity, saved.get("data", {}))
     return changed
 
 
-def _check_same_data(config: TrainConfig, plan: TrainingPlan, identity: Optional[dict],
-                     saved_fingerprint: Optional[dict]) -> None:
+def _check_same_data(config: TrainConfig, plan: TrainingPlan, identity: Optional[dict], saved_data: dict) -> None:
     """Refuses a resume on other data: the attribute list, the train split's
-    size, and (for runs that recorded one) every shard's content hash."""
+    size, and (for runs that recorded a fingerprint) every read shard's
+    content hash and the train split's positive ratios (the loss weights)."""
     differs = None
     if identity is not None:
         now = data_identity(plan.manifest, plan.train_split)
         differs = next((f"its {key} differs" for key, value in now.items() if identity.get(key) != value), None)
+    saved_fingerprint = saved_data.get(fingerprint.KEY)
     if differs is None and saved_fingerprint and plan.fingerprint:
         differs = fingerprint.difference(saved_fingerprint, plan.fingerprint)
+        if differs is None and saved_data.get("priors") != plan.priors.tolist():
+            differs = f"the positive_ratio of split {plan.train_split!r} in its manifest.json differs"
     if differs:
         raise ConfigError(f"the data in {config.data_dir} is not the data of the run in "
                           f"model_dir {config.model_dir}: {differs}")

@@ -117,6 +117,10 @@ def test_more_records_than_the_manifest_counts_is_refused_even_when_corrupt_is_a
     (lambda m, t: m["splits"]["train"].update(num_examples=1.5), "split 'train' has num_examples 1.5"),
     (lambda m, t: m["splits"]["train"].update(num_unknown=[0, -1]), "split 'train' has num_unknown [0, -1]"),
     (lambda m, t: m["splits"]["test"].update(num_skipped=-2), "split 'test' has num_skipped -2"),
+    (lambda m, t: m["fingerprint"]["shards"].popitem(), "'fingerprint' has no entry for shard 'test-00001-of-00002"),
+    (lambda m, t: m["fingerprint"]["shards"]["test-00000-of-00002.tfrecord"].update(sha256="x"),
+     "'fingerprint' has {'size': "),
+    (lambda m, t: m.update(fingerprint=[]), "'fingerprint' is not {'shards'"),
 ])
 def test_bad_manifest_entries_are_named_before_any_record_is_read(data, tmp_path, monkeypatch, change, needle):
     out = _copy(data, tmp_path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -175,3 +176,17 @@ def test_a_real_second_process_is_refused_then_its_lock_taken_over_once_killed(t
     assert said == [f"model_dir {model_dir}: taking over the stale lock of pid {holder.pid} on host "
                     f"{socket.gethostname()} (that process is gone)"]
     assert os.listdir(model_dir) == []
+
+
+def test_resume_with_edited_positive_ratios_is_refused(run, tmp_path):
+    first, _, model_dir = run
+    edited = str(tmp_path / "edited")
+    shutil.copytree(first, edited)
+    manifest = json.load(open(os.path.join(edited, "manifest.json")))
+    manifest["splits"]["train"]["positive_ratio"][0] = 0.125
+    with open(os.path.join(edited, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    before = _state(model_dir)
+    with pytest.raises(ConfigError, match="the positive_ratio of split 'train' in its manifest.json differs"):
+        train(h.train_config(edited, model_dir, **dict(_BASE, epochs=2)), model_builder=h.tiny_model)
+    assert _state(model_dir) == before
