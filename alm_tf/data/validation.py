@@ -161,13 +161,13 @@ def _is_count(value: Any) -> bool:
 def _shard_problem(name: Any, data_dir: str, real_dir: str) -> str | None:
     """Why a split's shard entry cannot name a file inside `data_dir`, or None."""
     if not isinstance(name, str) or not name:
-        return f"{name!r} is not a shard file name"
+        return f"{name!r}, not a shard file name"
     norm = normalize_path(name)
     if isinstance(norm, Problem):
-        return f"{name!r} is not inside the data folder ({norm.reason})"
+        return f"{name!r}, not a path inside the data folder"
     real = os.path.realpath(os.path.join(data_dir, norm))
     if os.path.commonpath([real, real_dir]) != real_dir or real == real_dir:
-        return f"{name!r} resolves to {real}, outside the data folder"
+        return f"{name!r}, which resolves to {real}, outside the data folder"
     return None
 
 
@@ -238,9 +238,9 @@ def check_manifest(manifest: Mapping[str, Any], path: str, data_dir: str) -> Non
                 raise ValueError(f"{path}: split {name!r} lists shard {problem}")
             key = os.path.realpath(os.path.join(data_dir, shard))
             if key in listed:
-                where = "twice" if listed[key] == name else f"in split {listed[key]!r} too"
-                raise ValueError(f"{path}: split {name!r} lists shard {shard!r} {where} (one split per shard, "
-                                 "each listed once)")
+                where = "twice" if listed[key] == name else f", which split {listed[key]!r} lists too"
+                raise ValueError(f"{path}: split {name!r} lists shard {shard!r}{' ' if where == 'twice' else ''}"
+                                 f"{where} (each shard belongs to one split, listed once)")
             listed[key] = name
             names[key] = shard
     if fingerprint.KEY in manifest:

@@ -102,13 +102,13 @@ def test_more_records_than_the_manifest_counts_is_refused_even_when_corrupt_is_a
 
 @pytest.mark.parametrize("change, needle", [
     (lambda m, t: m["splits"]["train"]["shards"].__setitem__(0, "/etc/passwd"),
-     "lists shard '/etc/passwd' is not inside the data folder"),
+     "lists shard '/etc/passwd', not a path inside the data folder"),
     (lambda m, t: m["splits"]["train"]["shards"].__setitem__(0, "../x.tfrecord"),
-     "lists shard '../x.tfrecord' is not inside the data folder"),
+     "lists shard '../x.tfrecord', not a path inside the data folder"),
     (lambda m, t: m["splits"]["train"]["shards"].append(m["splits"]["train"]["shards"][0]),
      "split 'train' lists shard 'train-00000-of-00002.tfrecord' twice"),
     (lambda m, t: m["splits"]["test"]["shards"].append(m["splits"]["train"]["shards"][0]),
-     "split 'test' lists shard 'train-00000-of-00002.tfrecord' in split 'train' too"),
+     "split 'test' lists shard 'train-00000-of-00002.tfrecord', which split 'train' lists too"),
     (lambda m, t: m["splits"]["train"]["positive_ratio"].__setitem__(1, float("nan")),
      "split 'train' has positive_ratio[1] = nan"),
     (lambda m, t: m["splits"]["train"]["positive_ratio"].__setitem__(0, 2.5),
@@ -139,7 +139,7 @@ def test_a_shard_linked_from_outside_the_data_folder_is_refused(data, tmp_path):
     name = read_manifest(out)["splits"]["train"]["shards"][0]
     moved = shutil.move(os.path.join(out, name), str(tmp_path / name))
     os.symlink(moved, os.path.join(out, name))
-    with pytest.raises(ValueError, match=f"lists shard '{name}' resolves to .*, outside the data folder"):
+    with pytest.raises(ValueError, match=f"lists shard '{name}', which resolves to .*, outside the data folder"):
         read_manifest(out)
 
 

@@ -190,3 +190,16 @@ def test_resume_with_edited_positive_ratios_is_refused(run, tmp_path):
     with pytest.raises(ConfigError, match="the positive_ratio of split 'train' in its manifest.json differs"):
         train(h.train_config(edited, model_dir, **dict(_BASE, epochs=2)), model_builder=h.tiny_model)
     assert _state(model_dir) == before
+
+
+def test_a_manifest_naming_a_shard_outside_the_data_folder_stops_alm_train_before_anything(run, tmp_path):
+    data_dir = str(tmp_path / "data")
+    shutil.copytree(run[0], data_dir)
+    manifest = json.load(open(os.path.join(data_dir, "manifest.json")))
+    manifest["splits"]["train"]["shards"][1] = "/etc/passwd"
+    with open(os.path.join(data_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    model_dir = tmp_path / "m"
+    code, _, err = run_main("pipelines.train", _cli_args(data_dir, model_dir))
+    _one_line(code, err, "manifest.json: split 'train' lists shard '/etc/passwd', not a path inside the data folder")
+    assert not model_dir.exists()
