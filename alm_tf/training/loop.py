@@ -127,6 +127,7 @@ def train(config: TrainConfig, model_builder: Optional[Callable] = None, data_mo
     policy = "float32" if config.mixed_precision == "none" else config.mixed_precision
     keras.mixed_precision.set_dtype_policy(policy)
     chief = distribution.is_chief(strategy)
+    setup.check_model_dir_is_a_folder(config.model_dir)
     created = not os.path.exists(config.model_dir)
     try:
         with lock.held(config.model_dir, say=logging.warning) if chief else contextlib.nullcontext():

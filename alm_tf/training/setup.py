@@ -238,11 +238,16 @@ def saved_step(model_dir: str) -> Optional[int]:
     return int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+def check_model_dir_is_a_folder(model_dir: str) -> None:
+    """A model dir is a folder, or nothing yet."""
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise ConfigError(f"model_dir exists and is not a folder. Received: model_dir={model_dir!r}")
+
+
 def check_fresh_model_dir(model_dir: str) -> None:
     """A fresh run (no config.json) needs a new or empty folder (but for its own
     lock file): nothing of another kind is mixed in."""
-    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
-        raise ConfigError(f"model_dir exists and is not a folder. Received: model_dir={model_dir!r}")
+    check_model_dir_is_a_folder(model_dir)
     if os.path.isdir(model_dir) and set(os.listdir(model_dir)) - {lock.LOCK_NAME}:
         raise ConfigError(f"model_dir is not empty and holds no run to resume (no "
                           f"{artifacts.CONFIG_NAME}); give a new or empty folder. "

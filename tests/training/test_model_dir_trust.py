@@ -203,3 +203,11 @@ def test_a_manifest_naming_a_shard_outside_the_data_folder_stops_alm_train_befor
     code, _, err = run_main("pipelines.train", _cli_args(data_dir, model_dir))
     _one_line(code, err, "manifest.json: split 'train' lists shard '/etc/passwd', not a path inside the data folder")
     assert not model_dir.exists()
+
+
+def test_a_model_dir_that_is_a_file_is_named(run, tmp_path):
+    model_dir = tmp_path / "file"
+    model_dir.write_text("mine")
+    code, _, err = run_main("pipelines.train", _cli_args(run[0], model_dir))
+    _one_line(code, err, f"model_dir exists and is not a folder. Received: model_dir='{model_dir}'")
+    assert model_dir.read_text() == "mine"
