@@ -10,6 +10,9 @@ the mapping's section and is written to each record as `image/source`.
 PA-100K, RAP v1 / v2, PETA onto PA-100K's 26 attributes). Images are
 copied as encoded, not re-encoded; attributes a source does not label are
 unknown (-1): no loss, not counted by the metrics. See alm_tf/data/README.md.
+An image that two inputs both hold (the same bytes: a copy of one data
+set in another folder) is refused naming the first pair;
+--allow_duplicates keeps such images.
 A non-empty --output_dir is refused unless --overwrite, which replaces it
 whole; the merge is written beside it and swapped in at the end
 (`alm_tf.outputs`).
@@ -51,6 +54,9 @@ _EXAMPLES_PER_SHARD = flags.DEFINE_integer(
     lower_bound=1, **_OVERRIDE,
 )
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+_ALLOW_DUPLICATES = flags.DEFINE_bool(
+    "allow_duplicates", False, "Keep images that two inputs both hold (the same bytes); by default "
+    "the first such pair is refused: a copy of one data set would count twice.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
                                "file of the earlier output stays).", **_OVERRIDE)
 
@@ -73,6 +79,7 @@ def _config():
         num_shards=_NUM_SHARDS.value,
         examples_per_shard=_EXAMPLES_PER_SHARD.value,
         show_progress=_PROGRESS.value,
+        allow_duplicates=_ALLOW_DUPLICATES.value,
     )
 
 

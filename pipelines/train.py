@@ -9,12 +9,17 @@
 Re-running the same command on the same --model_dir resumes from the last
 checkpoint (a finished run: nothing to do, nothing rewritten). A resume
 with a setting that changes the result (learning rate, schedule, loss
-weighting, optimizer, model, data...) is refused naming it;
+weighting, optimizer, model, data: the content of every shard read, by
+the fingerprint in manifest.json...) is refused naming it;
 --allow_changed_settings lets the learning rate, schedule, weight decay,
 loss weighting, seed, determinism and shuffle buffer change from the
 resumed step on (config.json `runs` records each change); --epochs may
 always grow. For a new recipe on the trained weights, train into a new
 --model_dir with --init_checkpoint=M/final.keras.
+
+One alm-train at a time per --model_dir: a second is refused naming the
+first's pid and host (MODEL_DIR/.alm-train.lock); the lock of a run that
+died on this host is taken over with a warning.
 
 A fresh run needs a new or empty --model_dir, and one that fails before
 its first checkpoint removes what it created. The train and validation

@@ -28,7 +28,7 @@ from typing import Any
 import tensorflow as tf
 from tqdm import tqdm
 
-from alm_tf.data import example, validation
+from alm_tf.data import example, fingerprint, validation
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, LabelCounts, check_uncertain
 from alm_tf.data.readers import FORMATS, DataFormatError, Row, Source, open_source
 from alm_tf.data.readers._common import KNOWN_SPLITS
@@ -386,9 +386,11 @@ def remove_tmp_shards(out: str, shards: Mapping[str, Sequence[str]]) -> None:
             _remove_quietly(tmp_path(out, name))
 
 
-def publish(out: str, shards: Mapping[str, Sequence[str]], manifest: Mapping[str, Any]) -> None:
+def publish(out: str, shards: Mapping[str, Sequence[str]], manifest: dict[str, Any]) -> None:
     """Renames the written temporary shards, removes older shards of the same
-    splits, and writes the manifest last (under a temporary name, renamed)."""
+    splits, adds the data's fingerprint to `manifest` (`alm_tf.data.fingerprint`:
+    the shards are hashed once, here) and writes it last (under a temporary
+    name, renamed)."""
     _remove_quietly(os.path.join(out, MANIFEST))
     for names in shards.values():
         for name in names:
@@ -398,6 +400,7 @@ def publish(out: str, shards: Mapping[str, Sequence[str]], manifest: Mapping[str
         match = _SHARD_RE.match(path)
         if match and match.group("split") in shards and path not in keep:
             _remove_quietly(os.path.join(out, path))
+    fingerprint.add_to_manifest(manifest, out)
     tmp_manifest = tmp_path(out, MANIFEST)
     with open(tmp_manifest, "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)

@@ -35,7 +35,10 @@ Refused before anything is written, with one line naming the bad value
 with one name, the same data set twice (directly, or inside an earlier
 merge: its images would count twice), an output folder that is one of the
 inputs or one of their sources (a cycle), different declared image sizes,
-a split named for no input; and while copying, before any rename: a
+a split named for no input; and while copying, before any rename: an
+image that two inputs both hold (the same bytes, by their sha256: a copy
+of one data set in another folder would count twice; `allow_duplicates`
+keeps them and the manifest's `duplicates` counts them), a
 record whose label value is outside {-1, 0, 1}, whose label count differs
 from its manifest, a corrupt shard, or shards that hold another number of
 records than their manifest says. On any error the temporary shards are
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import heapq
 import os
 import re
@@ -115,6 +119,8 @@ class MergeConfig:
         num_shards: shards per split; exclusive with examples_per_shard.
         examples_per_shard: target examples per shard (default 1024).
         show_progress: show a tqdm progress bar on stderr.
+        allow_duplicates: keep images that two inputs both hold (same
+            bytes); by default the first such pair is refused.
     """
 
     inputs: tuple[tuple[str | None, str], ...]
@@ -124,6 +130,7 @@ class MergeConfig:
     num_shards: int | None = None
     examples_per_shard: int | None = None
     show_progress: bool = True
+    allow_duplicates: bool = False
 
     def __post_init__(self) -> None:
         if not self.inputs:
@@ -260,7 +267,28 @@ def _interleaved(streams: list[tuple[_Input, int, Iterator]]) -> Iterator[tuple[
         heapq.heappush(heap, ((emitted[k] + 0.5) / max(planned, 1), k))
 
 
-def _relabelled(item: _Input, shard: str, k: int, raw: bytes, num_source: int) -> tuple[bytes, list[int]]:
+class _Duplicates:
+    """The content hashes of the images copied so far, to find an image that
+    two inputs both hold (a copy of one data set in another folder, the
+    same images converted twice). Repeats inside one input are its own."""
+
+    def __init__(self, allowed: bool):
+        self.allowed = allowed
+        self.count = 0
+        self._first: dict[bytes, tuple[str, str]] = {}
+
+    def see(self, name: str, where: str, encoded: bytes) -> None:
+        first = self._first.setdefault(hashlib.sha256(encoded).digest(), (name, where))
+        if first[0] == name:
+            return
+        self.count += 1
+        if not self.allowed:
+            raise MergeError(f"inputs {first[0]!r} and {name!r} hold the same image ({first[1]} and {where}): "
+                             "it would count twice; --allow_duplicates keeps such images")
+
+
+def _relabelled(item: _Input, shard: str, k: int, raw: bytes, num_source: int,
+                duplicates: _Duplicates) -> tuple[bytes, list[int]]:
 
     where = f"input {item.name!r}, {shard} record {k}"
     try:
@@ -270,6 +298,10 @@ def _relabelled(item: _Input, shard: str, k: int, raw: bytes, num_source: int) -
     features = ex.features.feature
     if example.ATTRIBUTES not in features or example.ENCODED not in features:
         raise MergeError(f"{where}: no {example.ATTRIBUTES} or {example.ENCODED} feature")
+    encoded = features[example.ENCODED].bytes_list.value
+    name = features[example.FILENAME].bytes_list.value if example.FILENAME in features else []
+    shown = f" {name[0].decode('utf-8', 'replace')!r}" if name else ""
+    duplicates.see(item.name, f"{item.name}'s {shard} record {k}{shown}", encoded[0] if encoded else b"")
     values = list(features[example.ATTRIBUTES].int64_list.value)
     if len(values) != num_source:
         raise MergeError(f"{where}: {len(values)} labels, its manifest names {num_source} attributes")
@@ -316,6 +348,7 @@ def merge(cfg: MergeConfig, write_to: str | None = None) -> MergeResult:
     counts = {s: LabelCounts(len(mapping.attributes)) for s in out_splits}
     written = {s: dict.fromkeys(planned[s], 0) for s in out_splits}
     total = sum(sum(p.values()) for p in planned.values())
+    duplicates = _Duplicates(cfg.allow_duplicates)
     try:
         with _convert.progress(total, cfg.show_progress, "merging") as bar:
             for s in out_splits:
@@ -326,7 +359,8 @@ def merge(cfg: MergeConfig, write_to: str | None = None) -> MergeResult:
                     writers = [stack.enter_context(tf.io.TFRecordWriter(_convert.tmp_path(out, n))) for n in shards[s]]
                     n_written = 0
                     for item, (shard, k, raw) in _interleaved(streams):
-                        record, labels = _relabelled(item, shard, k, raw, len(item.manifest["attributes"]))
+                        record, labels = _relabelled(item, shard, k, raw, len(item.manifest["attributes"]),
+                                                     duplicates)
                         writers[n_written % len(writers)].write(record)
                         n_written += 1
                         written[s][item.name] += 1
@@ -342,6 +376,7 @@ def merge(cfg: MergeConfig, write_to: str | None = None) -> MergeResult:
         _convert.remove_tmp_shards(out, shards)
         raise
     manifest = _manifest(cfg, mapping, inputs, out_splits, shards, written, counts, image_size)
+    manifest["duplicates"] = {"allowed": cfg.allow_duplicates, "num_duplicate_images": duplicates.count}
     _convert.publish(out, shards, manifest)
     return MergeResult(manifest, os.path.join(out, _convert.MANIFEST))
 

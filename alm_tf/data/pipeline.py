@@ -26,7 +26,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from alm_tf.data import example, preprocessing, records
+from alm_tf.data import example, preprocessing, records, validation
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 2048
@@ -51,7 +51,9 @@ def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no manifest (no finished conversion) in data_dir.
-        ValueError: the manifest is not valid JSON or lacks required keys.
+        ValueError: the manifest is not valid JSON, lacks required keys, or
+            has an entry that cannot be right (`validation.check_manifest`:
+            checked before any record is read).
     """
     path = os.path.join(os.fspath(data_dir), "manifest.json")
     if not os.path.isfile(path):
@@ -66,38 +68,8 @@ def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
     for key in ("dataset", "attributes", "splits"):
         if key not in manifest:
             raise ValueError(f"{path} has no {key!r} entry")
-    _check_manifest(manifest, path)
+    validation.check_manifest(manifest, path, os.fspath(data_dir))
     return manifest
-
-
-def _check_manifest(manifest: dict[str, Any], path: str) -> None:
-    """One line naming the first entry of the manifest that cannot be right."""
-    attributes = manifest["attributes"]
-    if not isinstance(attributes, list) or not attributes or not all(
-            isinstance(a, str) and a for a in attributes):
-        raise ValueError(f"{path}: 'attributes' must be a non-empty list of names")
-    twice = sorted({a for a in attributes if attributes.count(a) > 1})
-    if twice:
-        raise ValueError(f"{path}: 'attributes' names {twice[0]!r} twice")
-    stated = manifest.get("num_attributes", len(attributes))
-    if stated != len(attributes):
-        raise ValueError(f"{path}: num_attributes is {stated!r} but 'attributes' lists {len(attributes)} names")
-    if not isinstance(manifest["splits"], dict):
-        raise ValueError(f"{path}: 'splits' must map split names to their entries")
-    for name, entry in manifest["splits"].items():
-        if not isinstance(entry, dict):
-            raise ValueError(f"{path}: split {name!r} is not an object")
-        count = entry.get("num_examples")
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"{path}: split {name!r} has num_examples {count!r} (a count >= 0 expected)")
-        shards = entry.get("shards")
-        if not isinstance(shards, list) or not all(isinstance(s, str) and s for s in shards):
-            raise ValueError(f"{path}: split {name!r} has no list of shard file names")
-        ratio = entry.get("positive_ratio")
-        if ratio is not None and (not isinstance(ratio, list) or len(ratio) != len(attributes)):
-            size = len(ratio) if isinstance(ratio, list) else ratio
-            raise ValueError(f"{path}: split {name!r} has positive_ratio of length {size!r} "
-                             f"for {len(attributes)} attributes")
 
 
 def split_info(manifest: dict[str, Any], split: str) -> dict[str, Any] | None:

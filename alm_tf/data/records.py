@@ -3,10 +3,13 @@
 `check_split` reads every shard of a split once (a tf.data pass in C++:
 read, CRC check, parse of the label list and the image bytes' presence; no
 image decoding) and compares the count of usable records with the
-manifest's `num_examples`. A shard that is missing, truncated or corrupt,
+manifest's `num_examples`. Shards that hold MORE usable records than the
+manifest counts are not corrupt records but shards of another conversion:
+refused even with `allow_corrupt=True`. A shard that is missing, truncated or corrupt,
 a record with another number of labels than the manifest's attributes (or
 a value outside {-1, 0, 1}, or no image), or shards that hold another
-number of records than the manifest says: by default a
+number of records than the manifest says, a shard whose size is not the
+one the manifest's fingerprint records: by default a
 `CorruptRecordsError`, one line naming the shard and the counts; with
 `allow_corrupt=True` a logged warning and a `SplitRecords` that says what
 is usable (the input pipeline then skips the bad records).
@@ -27,7 +30,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from alm_tf.data import example
+from alm_tf.data import example, fingerprint
 from alm_tf.data.labels import LABEL_VALUES
 
 __all__ = ["CorruptRecordsError", "RecordReadError", "SplitRecords", "check_split", "clear_cache",
@@ -176,7 +179,8 @@ def _key(data_dir: str, split: str, files: list[str], num_attributes: int, expec
     return (os.path.realpath(data_dir), split, num_attributes, expected, tuple(stats))
 
 
-def _check(data_dir: str, split: str, files: list[str], num_attributes: int, expected: int) -> SplitRecords:
+def _check(data_dir: str, split: str, files: list[str], num_attributes: int, expected: int,
+           sizes: dict[str, int]) -> SplitRecords:
     missing = [path for path in files if not os.path.isfile(path)]
     present = [path for path in files if path not in missing]
     try:
@@ -192,10 +196,14 @@ def _check(data_dir: str, split: str, files: list[str], num_attributes: int, exp
             counts.append(f"{name}: missing")
             continue
         total, bad = found[path]
+        problem = None
         if total is None or bad:
             total, problem = _inspect(path, num_attributes)
-            if problem:
-                problems.append(problem)
+        recorded, size = sizes.get(name), os.path.getsize(path)
+        if problem is None and recorded is not None and size != recorded:
+            problem = f"{name} is {size} bytes where manifest.json records {recorded} (changed since its conversion)"
+        if problem:
+            problems.append(problem)
         usable += total
         counts.append(f"{name}: {total}")
     if not problems and usable != expected:
@@ -215,13 +223,19 @@ def check_split(data_dir: str, split: str, manifest: dict[str, Any], *,
     num_attributes = len(manifest["attributes"])
     expected = int(manifest["splits"][split]["num_examples"])
     files = _shard_files(data_dir, manifest, split)
-    key = _key(data_dir, split, files, num_attributes, expected)
+    sizes = fingerprint.shard_sizes(manifest)
+    key = _key(data_dir, split, files, num_attributes, expected) + (tuple(sorted(sizes.items())),)
     result = _CACHE.get(key)
     first_time = result is None
     if first_time:
-        result = _CACHE[key] = _check(data_dir, split, files, num_attributes, expected)
+        result = _CACHE[key] = _check(data_dir, split, files, num_attributes, expected, sizes)
     if result.complete:
         return result
+    if result.usable > expected:  # not corrupt records: shards of another conversion
+        raise CorruptRecordsError(
+            f"split {split!r} of {data_dir}: its shards hold {result.usable} usable records, more than the "
+            f"{expected} manifest.json counts ({result.problems[0]}): shards and manifest are not of one "
+            "conversion; convert the data again")
     summary = (f"split {split!r} of {data_dir}: {result.problems[0]}; {result.usable} of the "
                f"{expected} records manifest.json counts are usable")
     if not allow_corrupt or result.usable == 0:

@@ -1,9 +1,12 @@
-"""Per-row checks of the converter (no TensorFlow: runs in worker processes).
+"""Checks of what enters the data stage (no TensorFlow: runs in worker processes).
 
-A row is kept only if its path stays inside the images folder, it is not a
-duplicate, its label count and values are right, and its image file exists
-and decodes completely (Pillow's full decode catches truncated files that a
-header check misses).
+Per-row checks of the converter: a row is kept only if its path stays
+inside the images folder, it is not a duplicate, its label count and
+values are right, and its image file exists and decodes completely
+(Pillow's full decode catches truncated files that a header check misses).
+
+`check_manifest`: a manifest's entries, checked before any record of its
+data set is read.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import io
 import os
 import posixpath
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PIL import Image
 
+from alm_tf.data import fingerprint
 from alm_tf.data.labels import LABEL_VALUES
 
 # Skip reasons (the manifest and the summary group rows by these).
@@ -146,3 +150,100 @@ def image_bytes(images_dir: str, relpath: str, checked: CheckedImage) -> bytes |
     if zlib.crc32(data) != checked.crc32:
         return Problem(UNREADABLE_IMAGE, f"{relpath}: changed during the conversion")
     return data
+
+
+# ------------------------------------------------------------ the manifest
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _shard_problem(name: Any, data_dir: str, real_dir: str) -> str | None:
+    """Why a split's shard entry cannot name a file inside `data_dir`, or None."""
+    if not isinstance(name, str) or not name:
+        return f"{name!r}, not a shard file name"
+    norm = normalize_path(name)
+    if isinstance(norm, Problem):
+        return f"{name!r}, not a path inside the data folder"
+    real = os.path.realpath(os.path.join(data_dir, norm))
+    if os.path.commonpath([real, real_dir]) != real_dir or real == real_dir:
+        return f"{name!r}, which resolves to {real}, outside the data folder"
+    return None
+
+
+def _check_ratios(ratio: Any, entry: Mapping[str, Any], num_attributes: int) -> str | None:
+    if ratio is None:
+        return None
+    if not isinstance(ratio, list) or len(ratio) != num_attributes:
+        size = len(ratio) if isinstance(ratio, list) else ratio
+        return f"positive_ratio of length {size!r} for {num_attributes} attributes"
+    for k, value in enumerate(ratio):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            return f"positive_ratio[{k}] = {value!r} (a ratio in [0, 1] expected)"
+    unknown = entry.get("num_unknown")
+    if unknown is not None and (not isinstance(unknown, list) or not all(_is_count(v) for v in unknown)):
+        return f"num_unknown {unknown!r} (a list of counts >= 0 expected)"
+    return None
+
+
+def _check_split(name: str, entry: Any, num_attributes: int) -> str | None:
+    if not isinstance(entry, dict):
+        return "is not an object"
+    count = entry.get("num_examples")
+    if not _is_count(count):
+        return f"has num_examples {count!r} (a count >= 0 expected)"
+    shards = entry.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(s, str) and s for s in shards):
+        return "has no list of shard file names"
+    if not _is_count(entry.get("num_skipped", 0)):
+        return f"has num_skipped {entry.get('num_skipped')!r} (a count >= 0 expected)"
+    problem = _check_ratios(entry.get("positive_ratio"), entry, num_attributes)
+    return f"has {problem}" if problem else None
+
+
+def check_manifest(manifest: Mapping[str, Any], path: str, data_dir: str) -> None:
+    """Checks a manifest before any record is read (`pipeline.read_manifest`).
+
+    The attribute list (non-empty, unique names, `num_attributes` its
+    length), each split's counts (integers >= 0), ratios (finite, in
+    [0, 1], one per attribute) and shards: a path relative to `data_dir`
+    that stays inside it once symlinks are resolved, each shard listed
+    once in the whole manifest (so in one split); a `fingerprint` entry,
+    when there is one, gives every shard a size and a sha256.
+
+    Raises:
+        ValueError: one line naming the manifest and the first bad entry.
+    """
+    attributes = manifest["attributes"]
+    if not isinstance(attributes, list) or not attributes or not all(isinstance(a, str) and a for a in attributes):
+        raise ValueError(f"{path}: 'attributes' must be a non-empty list of names")
+    twice = sorted({a for a in attributes if attributes.count(a) > 1})
+    if twice:
+        raise ValueError(f"{path}: 'attributes' names {twice[0]!r} twice")
+    stated = manifest.get("num_attributes", len(attributes))
+    if stated != len(attributes):
+        raise ValueError(f"{path}: num_attributes is {stated!r} but 'attributes' lists {len(attributes)} names")
+    if not isinstance(manifest["splits"], dict):
+        raise ValueError(f"{path}: 'splits' must map split names to their entries")
+    real_dir = os.path.realpath(data_dir)
+    listed: dict[str, str] = {}  # shard (resolved) -> split
+    names: dict[str, str] = {}  # shard (resolved) -> its name in the manifest
+    for name, entry in manifest["splits"].items():
+        problem = _check_split(name, entry, len(attributes))
+        if problem:
+            raise ValueError(f"{path}: split {name!r} {problem}")
+        for shard in entry["shards"]:
+            problem = _shard_problem(shard, data_dir, real_dir)
+            if problem:
+                raise ValueError(f"{path}: split {name!r} lists shard {problem}")
+            key = os.path.realpath(os.path.join(data_dir, shard))
+            if key in listed:
+                where = "twice" if listed[key] == name else f", which split {listed[key]!r} lists too"
+                raise ValueError(f"{path}: split {name!r} lists shard {shard!r}{' ' if where == 'twice' else ''}"
+                                 f"{where} (each shard belongs to one split, listed once)")
+            listed[key] = name
+            names[key] = shard
+    if fingerprint.KEY in manifest:
+        problem = fingerprint.entry_problem(manifest[fingerprint.KEY], names.values())
+        if problem:
+            raise ValueError(f"{path}: {fingerprint.KEY!r} {problem}")

@@ -3,7 +3,9 @@
 Why not `model.fit`: Keras 3 `fit` fails under MultiWorkerMirroredStrategy
 on TF 2.20/2.21, and we need control over resumption.
 
-`train(config)` = strategy -> `setup.make_plan` (every setting checked
+`train(config)` = strategy -> the model dir's lock (`alm_tf.training.lock`,
+held by the chief until the end: one writer per model dir) ->
+`setup.make_plan` (every setting checked
 against the data before anything is written) -> a fresh run needs a new or
 empty model dir; a resumed one `setup.check_resume` -> a finished run
 re-run with nothing to do returns, writing nothing -> the records of the
@@ -13,7 +15,10 @@ train and validation splits counted against the manifest
 callbacks (`on_train_begin`, `on_train_batch_end(step, logs)`,
 `on_epoch_end(epoch, logs)`, `on_train_end`) so that studies can watch or
 steer a run without copying the step. A fresh run that fails before its
-first checkpoint removes what it created: no half-made model dir.
+first checkpoint removes what it created: no half-made model dir. A
+resume is refused on other data (the attribute list, the train split's
+size and, for runs that recorded it, every read shard's content hash:
+`alm_tf.data.fingerprint`) and with another result-changing setting.
 
 Reproducibility contract: with `seed` and `deterministic`, the data order
 of epoch e is a pure function of (seed, e) (shuffle seeded with
@@ -26,6 +31,7 @@ same command therefore ends with the same weights as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -42,7 +48,7 @@ from tqdm import tqdm
 from alm_tf import artifacts, data as data_lib, evaluation, metrics
 from alm_tf.data import records
 from alm_tf.data.pipeline import split_info
-from alm_tf.training import distribution, feature_cache, setup
+from alm_tf.training import distribution, feature_cache, lock, setup
 from alm_tf.training.config import TrainConfig
 from alm_tf.training.step import StepSettings, make_train_step
 
@@ -120,13 +126,22 @@ def train(config: TrainConfig, model_builder: Optional[Callable] = None, data_mo
     previous_policy = keras.mixed_precision.global_policy().name
     policy = "float32" if config.mixed_precision == "none" else config.mixed_precision
     keras.mixed_precision.set_dtype_policy(policy)
+    chief = distribution.is_chief(strategy)
+    setup.check_model_dir_is_a_folder(config.model_dir)
+    created = not os.path.exists(config.model_dir)
     try:
-        return _train(config, strategy, model_builder, data_module or data_lib, list(callbacks))
+        with lock.held(config.model_dir, say=logging.warning) if chief else contextlib.nullcontext():
+            return _train(config, strategy, model_builder, data_module or data_lib, list(callbacks), created)
+    except BaseException:
+        if created and chief:  # the lock made the folder: a run that failed early leaves none
+            with contextlib.suppress(OSError):
+                os.rmdir(config.model_dir)
+        raise
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
 
 
-def _train(config, strategy, model_builder, data_module, callbacks):
+def _train(config, strategy, model_builder, data_module, callbacks, created):
     chief = distribution.is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     plan = setup.make_plan(config, data_module.read_manifest(config.data_dir), replicas)
@@ -151,7 +166,6 @@ def _train(config, strategy, model_builder, data_module, callbacks):
                for split in (plan.train_split, plan.val_split) if split}
     skipped = {split: c.report() for split, c in checked.items() if not c.complete}
     state = setup.build_state(config, plan, strategy, model_builder)
-    created = not os.path.exists(config.model_dir)
     try:
         os.makedirs(artifacts.checkpoints_dir(config.model_dir), exist_ok=True)
         if chief:
@@ -176,6 +190,8 @@ def _discard_fresh_run(model_dir: str, created: bool) -> None:
         shutil.rmtree(model_dir, ignore_errors=True)
         return
     for name in os.listdir(model_dir):  # the folder was empty (setup.check_fresh_model_dir)
+        if name == lock.LOCK_NAME:
+            continue  # removed when the lock is released
         path = os.path.join(model_dir, name)
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)

@@ -22,9 +22,9 @@ import tensorflow as tf
 from alm_tf import artifacts, model as model_lib
 from alm_tf import groups as groups_lib
 from alm_tf.config import ModelConfig
-from alm_tf.data import preprocessing
+from alm_tf.data import fingerprint, preprocessing
 from alm_tf.data.pipeline import split_info
-from alm_tf.training import distribution
+from alm_tf.training import distribution, lock
 from alm_tf.training.config import CHANGEABLE_ON_RESUME, RESUMABLE_CHANGES, ConfigError, TrainConfig
 from alm_tf.training.step import make_optimizer
 
@@ -44,6 +44,8 @@ class TrainingPlan:
     #: The attribute groups description (alm_tf.groups.for_data): declared
     #: for the data, else the known groups of its attribute list.
     groups: Optional[dict] = None
+    #: What the run reads of its data (`alm_tf.data.fingerprint.of_splits`).
+    fingerprint: Optional[dict] = None
 
 
 def resolve_train_split(manifest: dict, config: TrainConfig) -> str:
@@ -97,9 +99,10 @@ def make_plan(config: TrainConfig, manifest: dict, replicas: int = 1) -> Trainin
         groups = groups_lib.for_data(manifest, config.data_dir).description()
     except groups_lib.GroupsError as e:
         raise ConfigError(f"attribute groups of the data in {config.data_dir}: {e}") from None
+    used = fingerprint.of_splits(config.data_dir, manifest, [s for s in (train_split, val_split) if s])
     return TrainingPlan(manifest, attributes, train_split, val_split,
                         np.asarray(info["positive_ratio"], np.float32), steps_per_epoch,
-                        config.epochs * steps_per_epoch, model_config, groups)
+                        config.epochs * steps_per_epoch, model_config, groups, used)
 
 
 def data_identity(manifest: dict, train_split: str) -> dict:
@@ -131,6 +134,7 @@ def run_config(config: TrainConfig, plan: TrainingPlan, runs: Optional[list] = N
             "val_split": plan.val_split,
             "priors": plan.priors.tolist(),
             "identity": data_identity(plan.manifest, plan.train_split),
+            fingerprint.KEY: plan.fingerprint,
         },
         "train": config.training_fields(),
         "runs": list(runs) if runs is not None else [{"from_step": 0}],
@@ -155,6 +159,7 @@ def _saved_settings(saved: dict) -> tuple[dict, dict, Optional[dict]]:
     """(model fields, training fields, data identity) of a config.json, format 1 or 2.
 
     Format 1 stored the model's fields inside `train` too, and no identity.
+    Runs started before data fingerprints existed have an identity without one.
     """
     model = dict(saved.get("model", {}))
     train = dict(saved.get("train", {}))
@@ -202,13 +207,26 @@ def check_resume(config: TrainConfig, plan: TrainingPlan, saved: dict) -> dict:
                               f"Received: {key}={new!r}")
         raise ConfigError(f"{key} differs from the run in model_dir {config.model_dir} "
                           f"({old!r}); resuming needs the same value. Received: {key}={new!r}")
+    _check_same_data(config, plan, identity, saved.get("data", {}))
+    return changed
+
+
+def _check_same_data(config: TrainConfig, plan: TrainingPlan, identity: Optional[dict], saved_data: dict) -> None:
+    """Refuses a resume on other data: the attribute list, the train split's
+    size, and (for runs that recorded a fingerprint) every read shard's
+    content hash and the train split's positive ratios (the loss weights)."""
+    differs = None
     if identity is not None:
         now = data_identity(plan.manifest, plan.train_split)
-        for key, value in now.items():
-            if identity.get(key) != value:
-                raise ConfigError(f"the data in {config.data_dir} is not the data of the run in "
-                                  f"model_dir {config.model_dir}: its {key} differs")
-    return changed
+        differs = next((f"its {key} differs" for key, value in now.items() if identity.get(key) != value), None)
+    saved_fingerprint = saved_data.get(fingerprint.KEY)
+    if differs is None and saved_fingerprint and plan.fingerprint:
+        differs = fingerprint.difference(saved_fingerprint, plan.fingerprint)
+        if differs is None and saved_data.get("priors") != plan.priors.tolist():
+            differs = f"the positive_ratio of split {plan.train_split!r} in its manifest.json differs"
+    if differs:
+        raise ConfigError(f"the data in {config.data_dir} is not the data of the run in "
+                          f"model_dir {config.model_dir}: {differs}")
 
 
 def saved_step(model_dir: str) -> Optional[int]:
@@ -220,11 +238,17 @@ def saved_step(model_dir: str) -> Optional[int]:
     return int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
-def check_fresh_model_dir(model_dir: str) -> None:
-    """A fresh run (no config.json) needs a new or empty folder: nothing of another kind is mixed in."""
+def check_model_dir_is_a_folder(model_dir: str) -> None:
+    """A model dir is a folder, or nothing yet."""
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
         raise ConfigError(f"model_dir exists and is not a folder. Received: model_dir={model_dir!r}")
-    if os.path.isdir(model_dir) and os.listdir(model_dir):
+
+
+def check_fresh_model_dir(model_dir: str) -> None:
+    """A fresh run (no config.json) needs a new or empty folder (but for its own
+    lock file): nothing of another kind is mixed in."""
+    check_model_dir_is_a_folder(model_dir)
+    if os.path.isdir(model_dir) and set(os.listdir(model_dir)) - {lock.LOCK_NAME}:
         raise ConfigError(f"model_dir is not empty and holds no run to resume (no "
                           f"{artifacts.CONFIG_NAME}); give a new or empty folder. "
                           f"Received: model_dir={model_dir!r}")
