@@ -16,13 +16,14 @@ replaces its rows and thumbnails.
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import dataclasses
 import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +42,9 @@ THUMBNAIL_SUFFIX = ".jpg"
 CSV_TYPES = {"id": pa.int64(), "first_frame": pa.int64(), "last_frame": pa.int64(),
              "num_frames": pa.int64(), "camera": pa.string(), "start_time": pa.float64(),
              "end_time": pa.float64()}
+
+#: Folders read (and videos written) at once.
+_WORKERS = 2
 
 __all__ = ["PeopleRun", "index_folders", "read_people_folder", "write_video"]
 
@@ -108,6 +112,18 @@ def _label_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(pc.if_else(is_label, column, pa.scalar(None, pa.string())), pa.int8())
 
 
+def _read_csv(path: str, names: list[str], types: dict, quiet: bool = False) -> Optional[pa.Table]:
+    try:
+        return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            column_types=types, include_columns=names, strings_can_be_null=False))
+    except pa.ArrowInvalid as e:
+        if quiet:
+            return None
+        raise SearchError(f"{path}: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise SearchError(f"{path}: {str(e).splitlines()[0]}") from None
+
+
 def _read_tracks(path: str, groups: groups_lib.AttributeGroups) -> pa.Table:
     header = _csv_header(path)
     answers = list(groups.csv_columns)
@@ -118,20 +134,19 @@ def _read_tracks(path: str, groups: groups_lib.AttributeGroups) -> pa.Table:
         raise SearchError(f"{path} has no column {missing[0]!r} (the model's attributes and the people "
                           "output's columns are needed)")
     types = dict(CSV_TYPES)
-    types.update({c: pa.string() for c in answers + attrs})
+    types.update({c: pa.string() for c in answers})
     types.update({layout.prob_column(a): pa.float32() for a in attrs})
-    try:
-        raw = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types=types, include_columns=needed, strings_can_be_null=False))
-    except (pa.ArrowInvalid, OSError) as e:
-        raise SearchError(f"{path}: {str(e).splitlines()[0]}") from None
+    # Labels read as int8; a file with per-frame label runs (text) is read again with text labels.
+    raw = _read_csv(path, needed, {**types, **{a: pa.int8() for a in attrs}}, quiet=True)
+    if raw is None:
+        raw = _read_csv(path, needed, {**types, **{a: pa.string() for a in attrs}})
     if raw.num_rows and pc.any(pc.is_null(raw["camera"])).as_py():
         raise SearchError(f"{path}: a row has no camera")
     columns = {name: raw[name] for name in CSV_TYPES}
     columns.update({name: raw[name] for name in answers})
     for a in attrs:
         columns[layout.prob_column(a)] = raw[layout.prob_column(a)]
-        columns[a] = _label_column(raw[a])
+        columns[a] = raw[a] if raw[a].type == pa.int8() else _label_column(raw[a])
     return pa.table(columns)
 
 
@@ -144,13 +159,14 @@ def read_people_folder(folder: str) -> PeopleRun:
     key = layout.video_key(run["camera"], run["source"])
     thumbs_dir = os.path.join(folder, THUMBNAILS_DIR)
     present = set(os.listdir(thumbs_dir)) if os.path.isdir(thumbs_dir) else set()
-    ids = raw["id"].to_pylist()
-    if len(set(ids)) != len(ids):
+    if pc.count_distinct(raw["id"]).as_py() != raw.num_rows:
         raise SearchError(f"{os.path.join(folder, TRACKS_CSV)}: a track id appears twice")
+    ids = raw["id"].to_pylist() if present else []
     thumbnails = {i: os.path.join(thumbs_dir, f"{i}{THUMBNAIL_SUFFIX}") for i in ids
                   if f"{i}{THUMBNAIL_SUFFIX}" in present}
-    thumb_paths = [f"{layout.THUMBNAILS_DIR}/{key}/{i}{THUMBNAIL_SUFFIX}" if i in thumbnails else None
-                   for i in ids]
+    thumb_paths = (pa.array([f"{layout.THUMBNAILS_DIR}/{key}/{i}{THUMBNAIL_SUFFIX}" if i in thumbnails
+                             else None for i in ids], pa.string()) if present
+                   else pa.nulls(raw.num_rows, pa.string()))
     n = raw.num_rows
     table = pa.table({
         "video": pa.array([key] * n, pa.string()),
@@ -158,7 +174,7 @@ def read_people_folder(folder: str) -> PeopleRun:
         "source": pa.array([run["source"]] * n, pa.string()),
         "track_id": raw["id"],
         **{c: raw[c] for c in ("first_frame", "last_frame", "num_frames", "start_time", "end_time")},
-        "thumbnail": pa.array(thumb_paths, pa.string()),
+        "thumbnail": thumb_paths,
         **{c: raw[c] for c in raw.column_names if c not in CSV_TYPES},
     })
     model = {"attributes": list(groups.attributes), "thresholds": list(run["model"]["thresholds"]),
@@ -202,7 +218,8 @@ def write_video(path: str, run: PeopleRun) -> None:
     try:
         for track_id, source in run.thumbnails.items():
             shutil.copyfile(source, os.path.join(staging, f"{track_id}{THUMBNAIL_SUFFIX}"))
-        pq.write_table(run.table, target + ".tmp")
+        strings = [f.name for f in run.table.schema if pa.types.is_string(f.type)]
+        pq.write_table(run.table, target + ".tmp", use_dictionary=strings)
         final_thumbs = os.path.join(thumbs_root, run.key)
         if os.path.isdir(final_thumbs):
             shutil.rmtree(final_thumbs)
@@ -223,7 +240,8 @@ def index_folders(folders: Sequence[str], path: str) -> list[PeopleRun]:
     """
     if not folders:
         raise SearchError("no people folders to index")
-    runs = [read_people_folder(f) for f in folders]
+    with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:  # Arrow releases the GIL
+        runs = list(pool.map(read_people_folder, folders))
     keys: dict[str, str] = {}
     for run in runs:
         if run.key in keys:
@@ -234,6 +252,6 @@ def index_folders(folders: Sequence[str], path: str) -> list[PeopleRun]:
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, layout.INDEX_JSON)):
         _same_model(layout.read_index_json(path)["model"], runs[0])
     _open_index(path, runs[0])
-    for run in runs:
-        write_video(path, run)
+    with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
+        list(pool.map(lambda run: write_video(path, run), runs))
     return runs
