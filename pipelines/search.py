@@ -1,9 +1,8 @@
 """alm-search: the people of an index ranked by how well they match a query.
 
-  alm-search --index=idx --query='female long_hair backpack -hat' --top=10 \
-      --output=results.html
-  alm-search --index=idx --query='gender=female upper_color=red|black' \
-      --camera=cam1 --from=0:30 --to=2:00 --strict --output=results.csv
+  alm-search --index=idx --query='female long_hair backpack -hat' --top=10 --output=results.html
+  alm-search --index=idx --query='gender=female upper_color=red|black' --camera=cam1 \\
+      --from=0:30 --to=2:00 --strict --output=results.csv
 
 Query terms: an attribute (`backpack`), an absent one (`-hat`), a group's
 readable value (`gender=female`, or `female` alone when unambiguous), several
