@@ -53,7 +53,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from alm_tf.data.schemas import ATTRIBUTE_GROUPS, Group
+from alm_tf.data.schemas import ATTRIBUTE_GROUPS, COLOUR_GROUPS, Group
 
 FORMAT_VERSION = 1
 #: A groups file beside a data set's manifest.json (your own data).
@@ -277,21 +277,42 @@ def read_groups_file(path: str, attributes: Sequence[str]) -> AttributeGroups:
     return from_description(payload, attributes, path, source=DECLARED)
 
 
+def _present_part(group: Group, present: set) -> Optional[Group]:
+    """A `multi` group cut to the attributes a list has (None when it has none)."""
+    pairs = [(a, v) for a, v in zip(group.attributes, group.values) if a in present]
+    if not pairs:
+        return None
+    return Group(group.name, group.kind, tuple(a for a, _ in pairs), tuple(v for _, v in pairs))
+
+
+def _colours(dataset: str, attributes: Sequence[str]) -> tuple[Group, ...]:
+    """The data set's colour groups (`COLOUR_GROUPS`) cut to the colours `attributes` has."""
+    present = set(attributes)
+    return tuple(part for part in (_present_part(g, present) for g in COLOUR_GROUPS.get(dataset, ()))
+                 if part is not None)
+
+
 def infer(attributes: Sequence[str], dataset: Optional[str] = None) -> AttributeGroups:
     """The known groups of an attribute list (none when it is not known).
 
-    The list whose names equal `attributes` gives its groups; failing
-    that, the groups of `dataset` (a manifest's `dataset`: `pa100k`,
+    The list whose names equal `attributes` gives its groups (a known list
+    followed only by its clothing colours, `COLOUR_GROUPS`: its groups and
+    the colours'); failing that, the groups of `dataset` (a manifest's `dataset`: `pa100k`,
     `rap`, ...) whose attributes are all in `attributes` (a conversion
-    with --all_attributes).
+    with --all_attributes), and its clothing colours (`COLOUR_GROUPS`:
+    `upper_color`, `lower_color`) with the colours the list has.
     """
     attributes = tuple(attributes)
     for name, (known, groups) in ATTRIBUTE_GROUPS.items():
         if tuple(known) == attributes:
             return AttributeGroups(attributes, groups, name)
+        colours = _colours(name, attributes[len(known):]) if attributes[:len(known)] == tuple(known) else ()
+        if colours and sum(len(c.attributes) for c in colours) == len(attributes) - len(known):
+            return AttributeGroups(attributes, groups + colours, name)  # a known list and its colours
     if dataset in ATTRIBUTE_GROUPS:
         present = set(attributes)
         kept = tuple(g for g in ATTRIBUTE_GROUPS[dataset][1] if set(g.attributes) <= present)
+        kept += _colours(dataset, attributes)
         if kept:
             return AttributeGroups(attributes, kept, str(dataset))
     return AttributeGroups(attributes, (), NO_GROUPS)

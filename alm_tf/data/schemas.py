@@ -21,6 +21,7 @@ from alm_tf.data import synth as _synth
 
 __all__ = [
     "ATTRIBUTE_GROUPS",
+    "COLOUR_GROUPS",
     "GROUP_KINDS",
     "Group",
     "PA100K_GROUPS",
@@ -339,6 +340,30 @@ PETA_GROUPS: tuple[Group, ...] = (
     _g("footwear", "multi", ("Leather Shoes", "leather shoes"), ("Sandals", "sandals"),
        ("Shoes", "shoes"), ("Sneaker", "sneakers")),
 )
+
+#: Clothing colours: RAP and PETA annotate upper- and lower-body colours
+#: beyond the paper's attribute lists; a conversion keeps them with
+#: --all_attributes (alm_tf/data/README.md), under these names (RAP's
+#: `attribute_eng`, PETA's label tokens). `alm_tf.groups.infer` answers them
+#: as `upper_color` / `lower_color` (`multi`: a person may wear several),
+#: with the colours the data set has.
+_RAP_UPPER_COLOURS = ("Black", "White", "Gray", "Red", "Green", "Blue", "Yellow", "Brown", "Purple", "Pink",
+                      "Orange", "Mixture")
+_RAP_LOWER_COLOURS = ("Black", "White", "Gray", "Red", "Green", "Blue", "Yellow", "Mixture")
+_PETA_COLOURS = ("Black", "Blue", "Brown", "Green", "Grey", "Orange", "Pink", "Purple", "Red", "White", "Yellow")
+
+
+def _colour_group(name: str, prefix: str, colours: tuple[str, ...]) -> Group:
+    return Group(name, "multi", tuple(prefix + c for c in colours), tuple(c.lower() for c in colours))
+
+
+COLOUR_GROUPS: dict[str, tuple[Group, ...]] = {
+    "rap": (_colour_group("upper_color", "up-", _RAP_UPPER_COLOURS),
+            _colour_group("lower_color", "low-", _RAP_LOWER_COLOURS)),
+    "peta": (_colour_group("upper_color", "upperBody", _PETA_COLOURS),
+             _colour_group("lower_color", "lowerBody", _PETA_COLOURS)),
+    "synth": tuple(Group(**g) for g in _synth.COLOUR_GROUPS),  # alm-synth's colours (SynthConfig.colours)
+}
 
 #: The groups of every known attribute list: name -> (attributes, groups).
 #: `alm_tf.groups.infer` picks the entry whose list is the model's (or the

@@ -1,0 +1,64 @@
+"""Clothing colours: RAP / PETA colour groups, synthetic colours on request, searched by colour."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+import search_folders as sf
+from PIL import Image
+
+from alm_tf import groups as groups_lib
+from alm_tf import search
+from alm_tf.data import schemas, synth
+
+
+def test_rap_and_peta_colours_become_upper_and_lower_color_groups():
+    rap = schemas.RAP_ATTRIBUTES + ("up-Red", "up-Black", "low-Blue", "faceFront")
+    groups = groups_lib.infer(rap, "rap")
+    by_name = {g.name: g for g in groups.groups}
+    assert by_name["upper_color"].values == ("black", "red")  # the data set's order, the colours it has
+    assert by_name["lower_color"].attributes == ("low-Blue",)
+    assert "faceFront" in groups.ungrouped
+    peta = schemas.PETA_ATTRIBUTES + ("upperBodyRed", "lowerBodyGrey")
+    names = [g.name for g in groups_lib.infer(peta, "peta").groups]
+    assert "upper_color" in names and "lower_color" in names
+    # The paper's lists have no colours, and keep their groups as before.
+    assert "upper_color" not in groups_lib.infer(schemas.RAP_ATTRIBUTES).csv_columns
+    assert groups_lib.infer(schemas.PETA_ATTRIBUTES).groups == schemas.PETA_GROUPS
+
+
+def test_synthetic_colours_on_request(tmp_path):
+    synth.generate(synth.SynthConfig(output_dir=str(tmp_path), num_images=12, seed=0, colours=True))
+    with open(tmp_path / "annotations.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0])[2:] == list(synth.attributes(colours=True))
+    for row in rows:
+        assert sum(int(row[f"upper_{c}"]) for c in synth.CLOTHING_COLOURS) == 1
+        assert (row["upper_black"] == "1") == (row["dark_clothing"] == "1")
+    groups = groups_lib.infer(synth.attributes(colours=True))
+    assert groups.source == "synth" and "upper_color" in groups.csv_columns
+    # The torso's middle pixel is about the labelled colour (no distractor covers it).
+    row = next(r for r in rows if r["backpack"] == "0")
+    image = np.asarray(Image.open(os.path.join(tmp_path, row["image"])).convert("RGB")).astype(int)
+    colour = next(c for c in synth.CLOTHING_COLOURS if row[f"upper_{c}"] == "1")
+    h, w = image.shape[:2]
+    patch = image[int(h * 0.3):int(h * 0.36), w // 2 - 1:w // 2 + 2].reshape(-1, 3).mean(axis=0)
+    assert np.abs(patch - synth.CLOTHING_COLOURS[colour]).max() < 60, (colour, patch)
+
+
+def test_search_by_colour(tmp_path):
+    attributes = synth.attributes(colours=True)
+    description = sf.model(attributes=attributes, groups=list(synth.GROUPS + synth.COLOUR_GROUPS))
+    p = np.full((3, len(attributes)), 0.05)
+    k = attributes.index
+    p[0, k("upper_red")], p[1, k("upper_black")], p[2, k("upper_green")] = 0.9, 0.8, 0.95
+    search.index_folders([sf.write_folder(str(tmp_path / "a"), p, model_description=description)],
+                         str(tmp_path / "idx"))
+    index = search.Index(str(tmp_path / "idx"))
+    frame = index.search("upper_color=red|black", top=3)
+    assert list(frame["track_id"][:2]) == [1, 2] and list(frame["upper_color"][:2]) == ["red", "black"]
+    strict = index.search("upper_color=red", strict=True)
+    assert list(strict["track_id"]) == [1]
+    with pytest.raises(search.SearchError, match="unknown value 'orange'"):
+        index.search("upper_color=orange")
