@@ -63,7 +63,7 @@ def write_footage_files(out, config, boxes, track_answers, answers, thumbnails: 
                       fps=float(clock.fps), frame_size=size,
                       num_frames=int(num_frames if num_frames is not None else seen),
                       model={"attributes": attributes,
-                             "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+                             "thresholds": None if thresholds is None else [round(float(t), 6) for t in thresholds],
                              "groups": groups.description()},
                       detector=detector, tracker=tracker)
 
