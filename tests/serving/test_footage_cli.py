@@ -127,3 +127,5 @@ def test_bad_video_and_wrong_person_class(street, fast_model, tmp_path):
     code, _, err = _main([f"--model={MODEL}", f"--video={street['video']}", f"--tracks={street['gt']}",
                           "--detector=hog", f"--output_dir={out}"])
     assert code == 1 and "--detector applies without --boxes and --tracks" in err
+    code, _, err = _main([f"--model={MODEL}", f"--video={street['video']}", f"--output_dir={street['video']}"])
+    assert code == 1 and len(err.strip().splitlines()) == 1 and os.path.getsize(street["video"]) > 0
