@@ -4,13 +4,15 @@ OC-SORT): person boxes of each frame in, the same boxes with track ids out.
 The `video` extra installs `trackers` 2.1, the last release that does not
 require the `opencv-python` wheel (which clashes with the headless OpenCV
 wheel and needs libGL); it has SORT and ByteTrack. OC-SORT arrived in
-`trackers` 2.3: with that release installed (`pip install --no-deps
-'trackers>=2.3'`), `ocsort` works too.
+`trackers` 2.3: with a later release installed over it (UPGRADE_HINT:
+without its `opencv-python` requirement, with its other ones), `ocsort`
+works too. A parameter a tracker class does not take is refused (one line).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Optional
 
 import numpy as np
@@ -18,6 +20,10 @@ import numpy as np
 # --tracker name -> the `trackers` class
 TRACKERS = {"bytetrack": "ByteTrackTracker", "sort": "SORTTracker", "ocsort": "OCSORTTracker"}
 DEFAULT_TRACKER = "bytetrack"
+UPGRADE_HINT = "pip install --no-deps 'trackers>=2.3,<3' 'rich>=13' 'requests>=2.28' 'pydeprecate>=0.9,<0.14'"
+#: TrackerConfig field -> its alm-predict flag
+FLAG_NAMES = {"lost_track_buffer": "track_buffer", "track_activation_threshold": "track_threshold",
+              "minimum_iou_threshold": "match_iou", "minimum_consecutive_frames": "track_min_frames"}
 EXTRA = "video"
 
 __all__ = ["TRACKERS", "TrackerConfig", "TrackerError", "make_tracker"]
@@ -72,9 +78,12 @@ class Tracker:
         cls = getattr(trackers, TRACKERS[config.name], None)
         if cls is None:
             raise TrackerError(f"--tracker={config.name} needs a newer 'trackers' release than the "
-                               f"installed {getattr(trackers, '__version__', 'one')}: pip install --no-deps "
-                               f"'trackers>=2.3'")
+                               f"installed one: {UPGRADE_HINT}")
         kwargs = {k: v for k, v in dataclasses.asdict(config).items() if k != "name" and v is not None}
+        accepted = inspect.signature(cls.__init__).parameters
+        for key in kwargs:
+            if key not in accepted:
+                raise TrackerError(f"--{FLAG_NAMES[key]} does not apply to --tracker={config.name}")
         self._sv = sv
         self.name = config.name
         self._tracker = cls(frame_rate=float(fps), **kwargs)
