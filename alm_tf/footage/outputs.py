@@ -77,9 +77,11 @@ def annotate(frame: np.ndarray, items) -> np.ndarray:
         colour = _colour(tid)
         draw.rectangle([int(box[0]), int(box[1]), int(box[2]) - 1, int(box[3]) - 1], outline=colour, width=2)
         y = int(box[1])
-        for line in lines:
+        for line in lines:  # dark under the text, so that it reads on any background
+            left, top, right, bottom = draw.textbbox((int(box[0]) + 2, y + 1), line)
+            draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=(0, 0, 0))
             draw.text((int(box[0]) + 2, y + 1), line, fill=colour)
-            y += 11
+            y += 12
     return np.asarray(image)
 
 
