@@ -27,12 +27,10 @@ every box has been answered: a failed run leaves no half-written file.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
-import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Optional
 
 import numpy as np
@@ -44,6 +42,11 @@ from alm_tf import detections as det_lib
 from alm_tf import groups as groups_lib
 from alm_tf import people, tracks as tracks_lib, video as video_lib, visualization
 from alm_tf.data import preprocessing
+from alm_tf.footage import files as footage_files
+from alm_tf.footage import outputs as footage_outputs
+from alm_tf.footage import run as footage_run
+from alm_tf.footage.writers import StagedFiles as _Outputs
+from alm_tf.footage.writers import attribute_cells, attribute_columns, jsonl_record, write_jsonl
 
 BOXES_CSV = "boxes.csv"
 TRACKS_CSV = "tracks.csv"
@@ -51,7 +54,7 @@ PREDICTIONS_JSONL = "predictions.jsonl"
 PICTURES_DIR = "pictures"
 MODES = ("boxes", "tracks")
 BOX_COLUMNS = ("frame", "image", "id", "x1", "y1", "x2", "y2", "score", "clipped")
-TRACK_COLUMNS = ("id", "first_frame", "last_frame", "num_frames")
+TRACK_COLUMNS = ("id", "first_frame", "last_frame", "num_frames", "camera", "start_time", "end_time")
 DEFAULT_MAX_PICTURES = 100
 
 __all__ = ["PeopleConfig", "PeoplePlan", "PeopleResult", "attribute_columns", "jsonl_record", "plan_people",
@@ -64,7 +67,8 @@ class PeopleConfig:
 
     Args:
         mode: `boxes` (an answer per box) or `tracks` (an answer per track).
-        boxes_file: the detections / tracks file (alm_tf.detections).
+        boxes_file: the detections / tracks file (alm_tf.detections); None:
+            a detector and a tracker find the people (`footage`, mode `tracks`).
         output_dir: V.
         images: frame files (`--images`), with `images_root` the folder
             they were found in (for relative names); or
@@ -75,6 +79,13 @@ class PeopleConfig:
         boxes_per_call: person crops per model call.
         pictures, max_pictures: frame pictures (the first frames with boxes).
         progress: a progress bar.
+        footage: the detector and tracker (alm_tf.footage.run.FootageConfig)
+            when there is no boxes file.
+        fps: frames per second of image frames or of a video without
+            timestamps (None: the container's, or 25 for image frames).
+        camera: the camera name (None: the video's stem or the frames' folder).
+        source: the frames as the user gave them (run.json).
+        video_out: write the annotated people.mp4 (tracks).
     """
 
     mode: str
@@ -90,8 +101,19 @@ class PeopleConfig:
     pictures: bool = True
     max_pictures: Optional[int] = DEFAULT_MAX_PICTURES
     progress: bool = True
+    footage: Optional[footage_run.FootageConfig] = None
+    fps: Optional[float] = None
+    camera: Optional[str] = None
+    source: Optional[str] = None
+    video_out: bool = True
 
     def __post_init__(self) -> None:
+        if (self.boxes_file is None) == (self.footage is None):
+            raise ValueError("give a boxes file or a detector and a tracker (exactly one)")
+        if self.footage is not None and self.mode != "tracks":
+            raise ValueError("a detector and a tracker give tracks: mode must be 'tracks'")
+        if self.fps is not None and not (self.fps > 0 and np.isfinite(self.fps)):
+            raise ValueError(f"fps must be > 0. Received: {self.fps}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}. Received: mode={self.mode!r}")
         if (self.images is None) == (self.video is None):
@@ -151,7 +173,7 @@ def _read_file(path: str) -> bytes:
     return data
 
 
-def _frames(config: PeopleConfig, numbers: list[int], paths: dict[int, str]):
+def _frames(config: PeopleConfig, numbers: list[int], paths: dict[int, str], times: Optional[dict] = None):
     """(number, image path or None, bytes or RGB array) of the wanted frames, in order."""
     if config.video is None:
         for number in numbers:
@@ -159,7 +181,7 @@ def _frames(config: PeopleConfig, numbers: list[int], paths: dict[int, str]):
         return
     wanted = set(numbers)
     seen = 0
-    for number, array in video_lib.iter_frames(config.video, wanted, last=max(numbers)):
+    for number, array in video_lib.iter_frames(config.video, wanted, last=max(numbers), times=times):
         seen = number
         yield number, None, array
     if seen < max(numbers):
@@ -218,7 +240,8 @@ def _predict(predictor, frames: list, boxes: list[_Box], numbers: list[int]) -> 
     return predictor(crops)
 
 
-def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report) -> tuple[list[_Box], dict]:
+def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report, times=None,
+         thumbnails=None) -> tuple[list[_Box], dict]:
     total = sum(len(v) for v in by_frame.values())
     bar = tqdm(total=total, unit="box", desc="people", disable=not config.progress)
     done: list[_Box] = []
@@ -237,7 +260,7 @@ def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report) -> t
         chunk_frames.clear(), chunk_numbers.clear(), chunk_boxes.clear()
 
     try:
-        for number, image, data in _frames(config, numbers, paths):
+        for number, image, data in _frames(config, numbers, paths, times):
             height, width = _frame_size(data)
             for d in by_frame[number]:
                 if len(chunk_boxes) >= config.boxes_per_call:
@@ -246,6 +269,8 @@ def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report) -> t
                     chunk_frames.append(data)
                     chunk_numbers.append(number)
                 chunk_boxes.append(_clip(d, number, image, height, width))
+                if thumbnails is not None:
+                    thumbnails.offer(d.track_id, d.score, chunk_boxes[-1].box, data)
         flush()
     finally:
         bar.close()
@@ -254,74 +279,13 @@ def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report) -> t
         first = clipped[0].detection
         report(f"clipped {len(clipped)} of {len(done)} boxes to their frames (first: {first.line}, "
                f"x1={first.x1:g}, y1={first.y1:g}, x2={first.x2:g}, y2={first.y2:g})")
+    if not outputs:  # footage with nobody in it
+        empty = np.zeros((0, len(predictor.attributes)), np.float32)
+        return done, {"probabilities": empty, "labels": empty.astype(np.int32)}
     return done, {k: np.concatenate(v) for k, v in outputs.items()}
 
 
 # ------------------------------------------------------------------ output
-
-
-def attribute_columns(attributes: Sequence[str]) -> list[str]:
-    """`<attr>_prob`, `<attr>` for every attribute (the predictions.csv order)."""
-    return [c for a in attributes for c in (f"{a}_prob", a)]
-
-
-def _attribute_cells(probabilities, labels) -> list:
-    return [c for p, y in zip(probabilities, labels) for c in (f"{p:.6f}", int(y))]
-
-
-def jsonl_record(answer: dict, probabilities, attributes: Sequence[str], per_frame: Optional[dict] = None,
-                 **fields) -> dict:
-    """A predictions.jsonl object: `fields`, `answers`, (a track's) `per_frame`,
-    `probabilities` (6 decimals; a track's per-frame attributes left out)."""
-    record = {**fields, "answers": answer}
-    if per_frame is not None:
-        record["per_frame"] = per_frame
-    record["probabilities"] = {a: round(float(p), 6) for a, p in zip(attributes, probabilities)
-                               if np.isfinite(p)}
-    return record
-
-
-def write_jsonl(path: str, records) -> str:
-    """JSON lines, one object a line, written atomically (temp name + rename)."""
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-    os.replace(path + ".tmp", path)
-    return path
-
-
-class _Outputs:
-    """Files written under temporary names, renamed together by `commit`."""
-
-    def __init__(self, output_dir: str):
-        self.output_dir = output_dir
-        self.files: dict[str, str] = {}
-
-    def path(self, name: str) -> str:
-        final = os.path.join(self.output_dir, name)
-        self.files[name] = final
-        return final + ".tmp"
-
-    def csv(self, name: str, header: Sequence[str], rows) -> None:
-        with open(self.path(name), "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(header)
-            writer.writerows(rows)
-
-    def jsonl(self, name: str, records) -> None:
-        with open(self.path(name), "w", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record, sort_keys=False) + "\n")
-
-    def commit(self) -> dict[str, str]:
-        for final in self.files.values():
-            os.replace(final + ".tmp", final)
-        return dict(self.files)
-
-    def discard(self) -> None:
-        for final in self.files.values():
-            if os.path.exists(final + ".tmp"):
-                os.remove(final + ".tmp")
 
 
 def _box_rows(boxes: list[_Box], groups, probabilities, labels, answers):
@@ -329,10 +293,10 @@ def _box_rows(boxes: list[_Box], groups, probabilities, labels, answers):
         d = b.detection
         yield ([b.frame, b.image or "", d.track_id if d.track_id >= 0 else "", *b.box,
                 "" if d.score is None else f"{d.score:g}", int(b.clipped)]
-               + groups.csv_values(answer) + _attribute_cells(p, y))
+               + groups.csv_values(answer) + attribute_cells(p, y))
 
 
-def _track_rows(answers: list[tracks_lib.TrackAnswer], groups):
+def _track_rows(answers: list[tracks_lib.TrackAnswer], groups, camera: str, clock):
     for t in answers:
         cells = []
         for name in groups.csv_columns:
@@ -344,7 +308,8 @@ def _track_rows(answers: list[tracks_lib.TrackAnswer], groups):
                 attrs += ["", tracks_lib.runs_text(t.per_frame_labels[m])]
             else:
                 attrs += [f"{t.probabilities[m]:.6f}", int(t.labels[m])]
-        yield [t.track_id, t.frames[0], t.frames[-1], t.num_frames] + cells + attrs
+        yield ([t.track_id, t.frames[0], t.frames[-1], t.num_frames, camera, clock.seconds(t.frames[0]),
+                clock.seconds(t.frames[-1])] + cells + attrs)
 
 
 @dataclasses.dataclass
@@ -355,10 +320,17 @@ class PeoplePlan:
     paths: dict[int, str]  # frame number -> image file (image frames)
     by_frame: dict[int, list[det_lib.Detection]]
     dropped: int
+    num_frames: Optional[int] = None  # frames of the footage (detector runs)
+    fps: Optional[float] = None
+    detector: Optional[str] = None
+    tracker: Optional[str] = None
 
 
 def plan_people(config: PeopleConfig, report: Callable[[str], None] = print) -> PeoplePlan:
-    """Reads the boxes file and finds every frame it names (one-line errors)."""
+    """Reads the boxes file (or runs the detector and tracker) and finds every
+    frame it names (one-line errors)."""
+    if config.boxes_file is None:
+        return _plan_footage(config, report)
     found, dropped = det_lib.read_detections(config.boxes_file, need_ids=config.mode == "tracks",
                                              min_score=config.min_score)
     if dropped:
@@ -366,6 +338,40 @@ def plan_people(config: PeopleConfig, report: Callable[[str], None] = print) -> 
     if config.video is not None:
         video_lib.require_av()
     return PeoplePlan(*_place(config, found), dropped)
+
+
+def _fps(config: PeopleConfig) -> float:
+    if config.fps is not None:
+        return float(config.fps)
+    if config.video is not None:
+        return video_lib.frame_rate(config.video) or footage_run.DEFAULT_FRAMES_FPS
+    return footage_run.DEFAULT_FRAMES_FPS
+
+
+def _plan_footage(config: PeopleConfig, report: Callable[[str], None]) -> PeoplePlan:
+    from alm_tf.footage import detectors, tracking
+
+    fps = _fps(config)
+    detector = detectors.load_detector(config.footage.detector)
+    tracker = tracking.make_tracker(config.footage.tracker, fps)
+    numbers = None
+    images = config.images
+    if images is not None:
+        index = det_lib.FrameIndex(images, config.images_root)
+        numbers = {p: n for n, p in index.by_number.items()}
+        images = [index.by_number[n] for n in sorted(index.by_number)]
+    bar = tqdm(unit="frame", desc="detect", disable=not config.progress)
+    try:
+        found, seen = footage_run.detect_tracks(footage_run.iter_source_frames(config.video, images, numbers),
+                                                detector, tracker, config.footage.every,
+                                                on_frame=lambda _: bar.update(1))
+    finally:
+        bar.close()
+    report(f"{detector.name} and {tracker.name} found {len({d.track_id for d in found})} tracks "
+           f"({len(found)} boxes) in {seen} frames")
+    plan = PeoplePlan(*_place(config, found), 0, num_frames=seen, fps=fps, detector=detector.name,
+                      tracker=tracker.name)
+    return plan
 
 
 def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan] = None,
@@ -392,7 +398,10 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
                              "per attribute")
     plan = plan or plan_people(config, report)
     numbers, paths, dropped = plan.numbers, plan.paths, plan.dropped
-    boxes, outputs = _run(predictor, config, numbers, paths, plan.by_frame, report)
+    clock = footage_files.FrameClock(plan.fps or _fps(config)) if tracking else None
+    thumbnails = footage_outputs.Thumbnails() if tracking else None
+    boxes, outputs = _run(predictor, config, numbers, paths, plan.by_frame, report,
+                          clock.times if tracking and config.video is not None else None, thumbnails)
     probabilities = outputs["probabilities"]
     labels = groups_lib.relabel(probabilities, outputs["labels"], config.thresholds, attributes)
     answers = groups.answers(probabilities, labels)
@@ -408,11 +417,15 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
                 [b.detection.track_id for b in boxes], [b.frame for b in boxes], probabilities, labels,
                 groups, config.track, config.thresholds, getattr(predictor, "model_thresholds", None))
             out.csv(TRACKS_CSV, [*TRACK_COLUMNS, *groups.csv_columns, *attribute_columns(attributes)],
-                    _track_rows(result.tracks, groups))
+                    _track_rows(result.tracks, groups, camera := footage_files.default_camera(config), clock))
             out.jsonl(PREDICTIONS_JSONL, (jsonl_record(
-                t.answers, t.probabilities, attributes, id=t.track_id, first_frame=t.frames[0],
-                last_frame=t.frames[-1], num_frames=t.num_frames, per_frame=t.per_frame)
-                for t in result.tracks))
+                t.answers, t.probabilities, attributes, id=t.track_id, camera=camera,
+                start_time=clock.seconds(t.frames[0]), end_time=clock.seconds(t.frames[-1]),
+                first_frame=t.frames[0], last_frame=t.frames[-1], num_frames=t.num_frames,
+                per_frame=t.per_frame) for t in result.tracks))
+            footage_files.write_footage_files(
+                out, config, boxes, result.tracks, answers, thumbnails, clock, camera, predictor,
+                lambda: _all_frames(config), plan.num_frames, plan.detector, plan.tracker)
             if result.short_tracks:
                 report(f"{len(result.short_tracks)} tracks shorter than {config.track.min_track_length} "
                        f"frames have no row (ids {', '.join(map(str, result.short_tracks[:10]))}"
@@ -430,6 +443,16 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
         out.discard()
         raise
     return result
+
+
+def _all_frames(config: PeopleConfig):
+    """Every frame of the footage, (number, path or None, RGB array)."""
+    images, numbers = config.images, None
+    if images is not None:
+        index = det_lib.FrameIndex(images, config.images_root)
+        numbers = {p: n for n, p in index.by_number.items()}
+        images = [index.by_number[n] for n in sorted(index.by_number)]
+    return footage_run.iter_source_frames(config.video, images, numbers)
 
 
 def _pictures(config: PeopleConfig, boxes: list[_Box], answers, track_answers, numbers, paths) -> list[str]:

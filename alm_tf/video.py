@@ -16,7 +16,7 @@ import numpy as np
 EXTRA = "video"
 INSTALL_HINT = f"pip install 'alm-tf[{EXTRA}]'"
 
-__all__ = ["VideoError", "count_frames", "iter_frames", "require_av"]
+__all__ = ["VideoError", "count_frames", "frame_rate", "iter_frames", "require_av"]
 
 
 class VideoError(ValueError):
@@ -34,7 +34,7 @@ def require_av():
 
 
 def iter_frames(path: str, wanted: Optional[Container[int]] = None,
-                last: Optional[int] = None) -> Iterator[tuple[int, np.ndarray]]:
+                last: Optional[int] = None, times: Optional[dict] = None) -> Iterator[tuple[int, np.ndarray]]:
     """(frame number from 1, RGB uint8 (H, W, 3)) of a video file, in order.
 
     Args:
@@ -42,11 +42,15 @@ def iter_frames(path: str, wanted: Optional[Container[int]] = None,
         wanted: only these frame numbers are converted to arrays (the others
             are decoded and skipped); None: all.
         last: stop after this frame number.
+        times: filled with frame number -> seconds from the container's
+            timestamps (frames without one are left out).
 
     Raises:
         VideoError: no such file, not a video, PyAV missing.
     """
     for number, frame in _decoded(path, last):
+        if times is not None and frame.time is not None:
+            times[number] = float(frame.time)
         if wanted is None or number in wanted:
             yield number, frame.to_ndarray(format="rgb24")
 
@@ -77,6 +81,22 @@ def _decoded(path: str, last: Optional[int] = None):
 def _first_line(error: BaseException) -> str:
     text = str(error)
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def frame_rate(path: str) -> Optional[float]:
+    """The video stream's average frame rate, or None when the container does not tell."""
+    av = require_av()
+    if not os.path.isfile(path):
+        raise VideoError(f"video not found: {path!r}")
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path!r} has no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+    except (av.error.FFmpegError, OSError) as e:
+        raise VideoError(f"cannot open video {path!r}: {_first_line(e)}") from None
+    return float(rate) if rate else None
 
 
 def count_frames(path: str) -> int:

@@ -21,8 +21,19 @@ would add both, per request, to every method; most to crops_separate).
 The 1-minute load average is printed: timings taken while other processes
 share the CPUs are not comparable.
 
+With --stages: the footage path stage by stage on a 640x360 synthetic
+street (alm-synth-frames --crossings --video) with 4 and with 12 people:
+frames/s of decoding (PyAV), detection (per detector kind), tracking
+(ByteTrack on the true boxes), writing (drawing + H.264 people.mp4), and
+people/s and frames/s of the attribute model (predict_boxes on the true
+boxes, up to --boxes_per_call crops of several frames per call). The
+SavedModel and ONNX detectors are the tests' constant-output stand-ins
+(no detector weights ship offline): their figures are the wrapper's cost
+(letterbox, runtime call, NMS), not a network's.
+
 Usage:
   .venv/bin/python benchmarks/bench_people.py [--runs=5] [--people=1,8,32] [--json=out.json]
+  .venv/bin/python benchmarks/bench_people.py --stages [--people=4,12] [--frames=30]
 """
 
 from __future__ import annotations
@@ -82,9 +93,18 @@ def _crops(frame: np.ndarray, boxes: np.ndarray) -> list[bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--people", default="1,8,32")
+    parser.add_argument("--people", default=None)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--stages", action="store_true")
+    parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--boxes_per_call", type=int, default=16)
     args = parser.parse_args()
+    if args.stages:
+        import footage_stages
+
+        footage_stages.main(args)
+        return
+    args.people = args.people or "1,8,32"
     counts = [int(k) for k in args.people.split(",")]
 
     model = alm_tf.build_model(len(schemas.PA100K_ATTRIBUTES), input_shape=(HEIGHT, WIDTH, 3))

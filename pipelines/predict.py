@@ -34,6 +34,19 @@ V/tracks.csv and predictions.jsonl with one row / object per track,
 aggregated over its frames (--aggregate, --smoothing, --min_track_length,
 --per_frame). --video: the frames of a video file (PyAV, the `video`
 extra). --thresholds: one value, one per attribute, or NAME=VALUE pairs.
+
+Footage without a boxes file (alm_tf.footage): a person detector and a
+tracker find the people, then the model answers once per track:
+
+  alm-predict --model=export/1 --video=street.mp4 --output_dir=people
+  alm-predict --model=export/1 --images=seq/img1 --detector=hog --fps=10 --output_dir=people
+
+--video without --boxes/--tracks (or --images with any detector flag) runs
+--detector (hog, a TF Object Detection API SavedModel, or a YOLOv8/11 .onnx)
+and --tracker (bytetrack, sort; ocsort with trackers>=2.3), and writes
+tracks.csv (with camera, start_time, end_time), predictions.jsonl, boxes.csv,
+tracks.txt (MOTChallenge), thumbnails/<id>.jpg, people.mp4 (unless
+--no_video) and run.json. A --tracks run writes the same files.
 """
 
 from __future__ import annotations
@@ -47,6 +60,7 @@ from absl import flags
 from alm_tf import groups as groups_lib
 from alm_tf import outputs, people_prediction, prediction, tracks
 from pipelines import _cli
+from pipelines import _footage_flags as footage_flags
 
 _OVERRIDE = {"allow_override": True}
 _MODEL = flags.DEFINE_string("model", None, "SavedModel dir, .keras file, model dir, or a portable "
@@ -96,7 +110,8 @@ def _fail(message: str) -> None:
 
 def main(argv: list[str]) -> None:
     """Predicts; exits 1 with one line on stderr on bad flags or input."""
-    if _BOXES.value or _TRACKS.value or _VIDEO.value:
+    if (_BOXES.value or _TRACKS.value or _VIDEO.value
+            or footage_flags.any_present(footage_flags.FOOTAGE_ONLY + footage_flags.TRACKS_ONLY)):
         _people(_people_config())
         return
     if not _MODEL.value and not _SERVER.value:
@@ -147,8 +162,9 @@ def _people_config() -> people_prediction.PeopleConfig:
         _fail("--model or --server is required")
     if _MODEL.value and _SERVER.value:
         _fail("give only one of --model and --server")
-    if bool(_BOXES.value) == bool(_TRACKS.value):
-        _fail("give one of --boxes (an answer per box) and --tracks (an answer per track)")
+    if _BOXES.value and _TRACKS.value:
+        _fail("give one of --boxes (an answer per box) and --tracks (an answer per track), not both")
+    footage_run = not (_BOXES.value or _TRACKS.value)
     if bool(_IMAGES.value) == bool(_VIDEO.value):
         _fail("give the frames with one of --images and --video")
     if not _OUTPUT_DIR.value:
@@ -160,9 +176,13 @@ def _people_config() -> people_prediction.PeopleConfig:
         if flag.value and not os.path.isfile(flag.value):
             _fail(f"--{name} not found: {flag.value!r}")
     if _BOXES.value:
-        for name in _TRACK_FLAGS:
+        for name in _TRACK_FLAGS + footage_flags.TRACKS_ONLY:
             if flags.FLAGS[name].present:
-                _fail(f"--{name} applies to --tracks only")
+                _fail(f"--{name} applies to --tracks (or footage without --boxes) only")
+    if not footage_run:
+        for name in footage_flags.FOOTAGE_ONLY:
+            if flags.FLAGS[name].present:
+                _fail(f"--{name} applies without --boxes and --tracks (a detector finds the people)")
     images, root = None, None
     if _IMAGES.value:
         try:
@@ -174,7 +194,9 @@ def _people_config() -> people_prediction.PeopleConfig:
         track = tracks.TrackConfig(_AGGREGATE.value, _SMOOTHING.value, _MIN_TRACK.value,
                                    None if _PER_FRAME.value is None else tuple(_PER_FRAME.value))
         return people_prediction.PeopleConfig(
-            mode="tracks" if _TRACKS.value else "boxes", boxes_file=_TRACKS.value or _BOXES.value,
+            mode="boxes" if _BOXES.value else "tracks", boxes_file=_TRACKS.value or _BOXES.value or None,
+            footage=footage_flags.footage_config() if footage_run else None, fps=footage_flags.FPS.value,
+            camera=footage_flags.CAMERA.value, source=_IMAGES.value, video_out=not footage_flags.NO_VIDEO.value,
             output_dir=_OUTPUT_DIR.value, images=images, images_root=root, video=_VIDEO.value,
             thresholds=groups_lib.parse_threshold_values(_THRESHOLDS.value), track=track,
             min_score=_MIN_SCORE.value, boxes_per_call=_BATCH.value, pictures=_PICTURES.value,
@@ -188,7 +210,9 @@ def _people(config: people_prediction.PeopleConfig) -> None:
         print(f"alm-predict: {line}", file=sys.stderr)
 
     inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value, _GROUPS.value, _BOXES.value,
-                          _TRACKS.value, _VIDEO.value) if p] + list(config.images or ())
+                          _TRACKS.value, _VIDEO.value) if p]
+    inputs += [footage_flags.DETECTOR.value] if os.path.exists(footage_flags.DETECTOR.value) else []
+    inputs += list(config.images or ())
     try:
         outputs.check_target(config.output_dir, overwrite=_OVERWRITE.value, inputs=inputs)
         plan = people_prediction.plan_people(config, report)  # bad boxes fail before the model loads
@@ -203,7 +227,7 @@ def _people(config: people_prediction.PeopleConfig) -> None:
         _fail(_cli.first_line(e))
         return
     files = {k: os.path.join(config.output_dir, os.path.relpath(v, staging))
-             for k, v in result.files.items()}
+             for k, v in result.files.items() if os.path.dirname(k) == ""}
     what = (f"{len(result.tracks)} tracks" if config.mode == "tracks" else f"{result.num_boxes} boxes")
     print(f"predicted {result.num_boxes} boxes in {result.num_frames} frames -> {what}: "
           + ", ".join(files[k] for k in sorted(files))

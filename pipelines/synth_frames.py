@@ -4,9 +4,13 @@
   alm-predict --model=demo_output/export/1 --images=seq/img1 \
       --tracks=seq/gt/gt.txt --output_dir=people
 
+  alm-synth-frames --output_dir=street --num_frames=60 --num_people=12 --frame_width=640 \
+      --frame_height=360 --person_height_min=140 --person_height_max=200 --crossings --write_video
+  alm-predict --model=demo_output/export/1 --video=street/street.mp4 --output_dir=people
+
 Writes `seq/img1/000001.jpg ...`, `seq/gt/gt.txt` (tracks), `seq/det/det.txt`
 (detections without ids), `seq/seqinfo.ini` and `seq/people.json` (each
-track's true attributes); see alm_tf.data.synth_frames.
+track's true attributes), with --write_video `seq/street.mp4`; see alm_tf.data.synth_frames.
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ _NUM_PEOPLE = flags.DEFINE_integer("num_people", _DEFAULTS.num_people, "People (
                                    **_OVERRIDE)
 _HEIGHT = flags.DEFINE_integer("frame_height", _DEFAULTS.height, "Frame height in pixels.", **_OVERRIDE)
 _WIDTH = flags.DEFINE_integer("frame_width", _DEFAULTS.width, "Frame width in pixels.", **_OVERRIDE)
+_MIN_H = flags.DEFINE_integer("person_height_min", None, "Smallest person height in pixels (default: 35% "
+                              "of the frame height, at least 32).", **_OVERRIDE)
+_MAX_H = flags.DEFINE_integer("person_height_max", None, "Largest person height in pixels (default: 60% "
+                              "of the frame height).", **_OVERRIDE)
+_SPEED = flags.DEFINE_float("speed", _DEFAULTS.speed, "Largest speed in pixels per frame.", **_OVERRIDE)
+_CROSSINGS = flags.DEFINE_bool("crossings", _DEFAULTS.crossings, "People walk across one street band from "
+                               "both sides: they cross and occlude each other.", **_OVERRIDE)
+_VIDEO = flags.DEFINE_bool("write_video", _DEFAULTS.video, "Also write the frames as street.mp4 (PyAV).",
+                           **_OVERRIDE)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).", lower_bound=0, **_OVERRIDE)
 
 
@@ -33,7 +46,9 @@ def main(argv: list[str]) -> None:
         _cli.fail("alm-synth-frames", "--output_dir is required")
     try:
         config = FramesConfig(_OUTPUT_DIR.value, num_frames=_NUM_FRAMES.value, num_people=_NUM_PEOPLE.value,
-                              height=_HEIGHT.value, width=_WIDTH.value, seed=_SEED.value)
+                              height=_HEIGHT.value, width=_WIDTH.value, seed=_SEED.value,
+                              min_person_height=_MIN_H.value, max_person_height=_MAX_H.value, speed=_SPEED.value,
+                              crossings=_CROSSINGS.value, video=_VIDEO.value)
         info = generate_frames(config)
     except (ValueError, OSError) as e:
         _cli.fail("alm-synth-frames", _cli.first_line(e))

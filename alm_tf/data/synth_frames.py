@@ -13,6 +13,11 @@ one contiguous stretch of the sequence, later people on top. Layout:
   D/seqinfo.ini            MOT's sequence description
   D/people.json            {"attributes": [...], "tracks": {id: {"labels":
                            {attribute: 0/1}, "first_frame", "last_frame"}}}
+  D/street.mp4             (`video`) the same frames as a video (PyAV)
+
+With `crossings`, people walk along one street band instead: they enter
+from the left and right edges in turn, walk across at the same height
+and so pass in front of each other (occlusions; later people on top).
 
 Deterministic: the same config gives the same bytes.
 """
@@ -34,6 +39,8 @@ GT_FILE = os.path.join("gt", "gt.txt")
 DET_FILE = os.path.join("det", "det.txt")
 SEQINFO_FILE = "seqinfo.ini"
 PEOPLE_FILE = "people.json"
+VIDEO_FILE = "street.mp4"
+VIDEO_FPS = 10  # seqinfo.ini's frameRate
 
 __all__ = ["FramesConfig", "generate_frames"]
 
@@ -52,6 +59,8 @@ class FramesConfig:
         speed: the largest speed in pixels per frame.
         seed: random seed.
         jpeg_quality: 50..100.
+        crossings: people cross each other along one band (module docstring).
+        video: also write the frames as D/street.mp4.
     """
 
     output_dir: str
@@ -64,6 +73,8 @@ class FramesConfig:
     speed: float = 6.0
     seed: int = 0
     jpeg_quality: int = 92
+    crossings: bool = False
+    video: bool = False
 
     def __post_init__(self) -> None:
         if not self.output_dir:
@@ -121,6 +132,23 @@ def _track(rng: np.random.Generator, cfg: FramesConfig, w: int, h: int) -> dict[
     return {"first_frame": first, "last_frame": last, "boxes": boxes}
 
 
+def _crossing(rng: np.random.Generator, cfg: FramesConfig, w: int, h: int, k: int) -> dict[str, Any]:
+    """Person k walks across from the left (k even) or right edge, feet on one band."""
+    speed = max(cfg.speed, 1.0) * rng.uniform(0.6, 1.0)
+    span = cfg.width - w
+    first = 1 + int(rng.integers(0, max(1, cfg.num_frames // 4)))
+    x, vx = (0.0, speed) if k % 2 == 0 else (float(span), -speed)
+    ground = int(cfg.height * 0.9)
+    y = int(np.clip(ground - h + rng.integers(-4, 5), 0, cfg.height - h))
+    boxes = {}
+    for frame in range(first, cfg.num_frames + 1):
+        boxes[frame] = (int(round(x)), y, w, h)
+        x += vx
+        if not 0 <= x <= span:
+            break
+    return {"first_frame": first, "last_frame": max(boxes), "boxes": boxes}
+
+
 def _write_text(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -129,7 +157,7 @@ def _write_text(path: str, text: str) -> None:
 
 
 def generate_frames(cfg: FramesConfig) -> dict[str, Any]:
-    """Writes the sequence; returns {"frames", "gt", "det", "people", "images_dir", "num_boxes"}."""
+    """Writes the sequence; returns {"frames", "gt", "det", "people", "images_dir", "num_boxes"[, "video"]}."""
     out = cfg.output_dir
     images_dir = os.path.join(out, IMAGE_DIR)
     os.makedirs(images_dir, exist_ok=True)
@@ -140,8 +168,10 @@ def generate_frames(cfg: FramesConfig) -> dict[str, Any]:
         person_rng = np.random.default_rng([cfg.seed, track_id])
         crop, labels, _ = render_pedestrian(person_rng, cfg.min_person_height, cfg.max_person_height,
                                             distractors=False, crop="tight")
-        people.append((track_id, crop, labels, _track(person_rng, cfg, *crop.size)))
-    gt_rows, det_rows, frames = [], [], []
+        track = (_crossing(person_rng, cfg, *crop.size, track_id) if cfg.crossings
+                 else _track(person_rng, cfg, *crop.size))
+        people.append((track_id, crop, labels, track))
+    gt_rows, det_rows, frames, arrays = [], [], [], []
     for frame in range(1, cfg.num_frames + 1):
         image = background.copy()
         for track_id, crop, _, track in people:
@@ -154,16 +184,23 @@ def generate_frames(cfg: FramesConfig) -> dict[str, Any]:
         image.save(path + ".tmp", format="JPEG", quality=cfg.jpeg_quality, subsampling=0)
         os.replace(path + ".tmp", path)
         frames.append(path)
+        if cfg.video:
+            arrays.append(np.asarray(Image.open(path).convert("RGB")))
     _write_text(os.path.join(out, GT_FILE), "".join(r + "\n" for r in gt_rows))
     _write_text(os.path.join(out, DET_FILE), "".join(r + "\n" for r in det_rows))
     _write_text(os.path.join(out, SEQINFO_FILE), (
-        "[Sequence]\nname=synthetic\nimDir=img1\nframeRate=10\n"
+        f"[Sequence]\nname=synthetic\nimDir=img1\nframeRate={VIDEO_FPS}\n"
         f"seqLength={cfg.num_frames}\nimWidth={cfg.width}\nimHeight={cfg.height}\nimExt=.jpg\n"))
     payload = {"attributes": list(ATTRIBUTES), "tracks": {
         str(track_id): {"labels": labels, "first_frame": track["first_frame"],
                         "last_frame": track["last_frame"]}
         for track_id, _, labels, track in people}}
     _write_text(os.path.join(out, PEOPLE_FILE), json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    return {"frames": frames, "images_dir": images_dir, "gt": os.path.join(out, GT_FILE),
+    info = {"frames": frames, "images_dir": images_dir, "gt": os.path.join(out, GT_FILE),
             "det": os.path.join(out, DET_FILE), "people": os.path.join(out, PEOPLE_FILE),
             "num_boxes": len(gt_rows)}
+    if cfg.video:
+        from alm_tf import video as video_lib
+
+        info["video"] = video_lib.write_video(os.path.join(out, VIDEO_FILE), arrays, fps=VIDEO_FPS)
+    return info

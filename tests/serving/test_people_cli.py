@@ -52,10 +52,12 @@ def test_tracks_one_row_per_track_deterministic(exported, saved, sequence, tmp_p
                                f"--tracks={sequence['gt']}", f"--output_dir={out}"], capsys)
     assert code == 0, err
     assert "3 tracks" in stdout
-    assert sorted(os.listdir(out)) == ["boxes.csv", "pictures", "predictions.jsonl", "tracks.csv"]
+    assert sorted(os.listdir(out)) == ["boxes.csv", "people.mp4", "pictures", "predictions.jsonl", "run.json",
+                                       "thumbnails", "tracks.csv", "tracks.txt"]
     boxes, tracks = _rows(out / "boxes.csv"), _rows(out / "tracks.csv")
     assert len(boxes) == sequence["num_boxes"] and [t["id"] for t in tracks] == ["1", "2", "3"]
-    assert list(tracks[0])[:6] == ["id", "first_frame", "last_frame", "num_frames", "head", "gender"]
+    assert list(tracks[0])[:9] == ["id", "first_frame", "last_frame", "num_frames", "camera", "start_time",
+                                   "end_time", "head", "gender"]
     for track in tracks:  # one answer per track: the mean of its boxes' probabilities
         mine = [b for b in boxes if b["id"] == track["id"]]
         assert int(track["num_frames"]) == len(mine)

@@ -1,0 +1,64 @@
+"""Quality tools of the footage path: MOT metrics through motmetrics, mA,
+synthetic crossings; and (slow) floors of HOG + ByteTrack on a crossing street."""
+
+import json
+
+import numpy as np
+import pytest
+
+from alm_tf import detections as det_lib
+from alm_tf.data import synth_frames
+from alm_tf.footage import mot_metrics, quality, run, tracking
+
+
+def _box(frame, tid, x):
+    return det_lib.Detection(frame, None, tid, x, 0.0, x + 8.0, 20.0, 1.0, "")
+
+
+def test_mot_metrics_perfect_swapped_and_missed():
+    truth = [_box(f, i, 10.0 * i) for f in range(1, 6) for i in (1, 2)]
+    assert mot_metrics.mot_metrics(truth, truth)["idf1"] == pytest.approx(1.0)
+    swapped = [_box(f, i if f < 3 else 3 - i, 10.0 * i) for f in range(1, 6) for i in (1, 2)]
+    m = mot_metrics.mot_metrics(truth, swapped)
+    assert m["num_switches"] == 2 and m["mota"] == pytest.approx(0.8) and m["idf1"] == pytest.approx(0.6)
+    m = mot_metrics.mot_metrics(truth, truth[:5], ignore_ids=True)
+    assert m["recall"] == pytest.approx(0.5) and m["precision"] == pytest.approx(1.0)
+
+
+def test_mean_accuracy():
+    truth = np.asarray([[1, 0], [0, 0], [1, 1], [0, 1]])
+    assert quality.mean_accuracy(truth, truth) == pytest.approx(1.0)
+    assert quality.mean_accuracy(truth, 1 - truth) == pytest.approx(0.0)
+    assert quality.mean_accuracy(truth, np.ones_like(truth)) == pytest.approx(0.5)
+
+
+def test_synth_crossings_and_video(tmp_path):
+    info = synth_frames.generate_frames(synth_frames.FramesConfig(
+        str(tmp_path / "s"), num_frames=8, num_people=4, height=120, width=200, min_person_height=40,
+        max_person_height=60, crossings=True, video=True, seed=1))
+    truth = mot_metrics.read_mot(info["gt"])
+    starts = {d.track_id: d.x1 for d in sorted(truth, key=lambda d: -d.frame)}
+    assert len(starts) == 4 and info["video"].endswith(synth_frames.VIDEO_FILE)
+    first = {}
+    for d in sorted(truth, key=lambda d: d.frame):
+        first.setdefault(d.track_id, d)
+    lefts = [first[i].x1 == 0 for i in sorted(first)]
+    assert lefts == [False, True, False, True]  # odd ids enter from the right, even ones from the left
+    assert len({first[i].y2 for i in first}) <= 4 and max(d.y2 for d in truth) <= 120
+    people = json.load(open(info["people"]))
+    assert sorted(people["tracks"]) == ["1", "2", "3", "4"]
+    from alm_tf import video
+    assert video.count_frames(info["video"]) == 8
+
+
+@pytest.mark.slow
+def test_hog_bytetrack_floors_on_a_crossing_street(tmp_path):
+    info = synth_frames.generate_frames(synth_frames.FramesConfig(
+        str(tmp_path / "street"), num_frames=30, num_people=4, height=360, width=640, min_person_height=140,
+        max_person_height=200, speed=8, crossings=True, seed=0))
+    frames = list(run.iter_source_frames(None, info["frames"]))
+    figures = quality.detection_quality(frames, mot_metrics.read_mot(info["gt"]), quality.load("hog"),
+                                        tracking.TrackerConfig("bytetrack"), synth_frames.VIDEO_FPS)
+    assert figures["detector_precision"] >= 0.9, figures
+    assert figures["detector_recall"] >= 0.4, figures
+    assert figures["idf1"] >= 0.5 and figures["mota"] >= 0.3, figures
