@@ -40,10 +40,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Optional
 
-__all__ = ["OutputError", "check_apart", "check_target", "recover_staging", "remove_stale_temporaries",
+__all__ = ["OVERWRITE_HELP", "OutputError", "check_apart", "check_target", "recover_staging", "remove_stale_temporaries",
            "replaced_dir", "temp_name"]
 
 Report = Callable[[str], None]
+
+#: The help of every writing binary's --overwrite flag.
+OVERWRITE_HELP = ("Replace a non-empty --output_dir (whole: no file of the earlier output stays; "
+                  "never a folder holding, or inside, an input).")
 
 #: `.<name>.tmp-<pid>-<hex>` (staging) and `.<name>.tmp-<pid>-<hex>.old` (an old output set aside).
 _STAGING = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]+(?P<old>\.old)?$")

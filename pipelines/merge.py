@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 
+import tensorflow as tf
 from absl import flags
 
 from alm_tf import outputs
@@ -51,8 +52,7 @@ _EXAMPLES_PER_SHARD = flags.DEFINE_integer(
     lower_bound=1, **_OVERRIDE,
 )
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
-                               "file of the earlier output stays).", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -85,6 +85,9 @@ def main(argv: list[str]) -> None:
             result = merge(cfg, write_to=staging)
     except (ValueError, OSError) as e:  # MergeError, MappingError, OutputError are ValueErrors.
         _fail(_cli.first_line(e))
+        return
+    except tf.errors.OpError as e:  # a shard write that failed, e.g. on a full disk
+        _fail(f"cannot write {cfg.output_dir!r}: {_cli.first_line(e)}")
         return
     print(format_summary(result.manifest))
     for source in result.manifest["sources"]:

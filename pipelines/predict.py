@@ -86,8 +86,7 @@ _MIN_TRACK = flags.DEFINE_integer("min_track_length", tracks.DEFAULT_MIN_TRACK_L
 _PER_FRAME = flags.DEFINE_list("per_frame", None, "Groups or attributes that stay per frame in a "
                                "track (default: orientation).", **_OVERRIDE)
 _TRACK_FLAGS = ("aggregate", "smoothing", "min_track_length", "per_frame")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
-                               "file of the earlier output stays).", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -118,7 +117,8 @@ def main(argv: list[str]) -> None:
     except FileNotFoundError as e:
         _fail(f"--images: {e}")
         return
-    inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value) if p] + paths
+    folder = _IMAGES.value if os.path.isdir(_IMAGES.value) else None
+    inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value, _GROUPS.value, folder) if p] + paths
     try:
         thresholds = groups_lib.parse_threshold_values(_THRESHOLDS.value)
         outputs.check_target(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value, inputs=inputs)
@@ -188,7 +188,7 @@ def _people(config: people_prediction.PeopleConfig) -> None:
         print(f"alm-predict: {line}", file=sys.stderr)
 
     inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value, _GROUPS.value, _BOXES.value,
-                          _TRACKS.value, _VIDEO.value) if p] + list(config.images or ())
+                          _TRACKS.value, _VIDEO.value, config.images_root) if p] + list(config.images or ())
     try:
         outputs.check_target(config.output_dir, overwrite=_OVERWRITE.value, inputs=inputs)
         plan = people_prediction.plan_people(config, report)  # bad boxes fail before the model loads

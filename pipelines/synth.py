@@ -39,8 +39,7 @@ _DISTRACTORS = flags.DEFINE_bool(
 )
 
 
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
-                               "file of the earlier output stays).", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
