@@ -161,13 +161,14 @@ def temp_name(folder: str, suffix: str = "") -> str:
     return os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
 
 
-def remove_stale_temporaries(folder: str, report: Report = _say) -> None:
-    """Removes the temporaries dead runs left in a model dir (see the module doc).
+def remove_stale_temporaries(folder: str, report: Report = _say, *, model_dir: bool = True) -> None:
+    """Removes the temporaries dead runs left in `folder` (see the module doc).
 
-    `.tmp-<pid>-*` files of dead processes and empty `.tmp-XXXXXXXX.keras`
-    files (an older name without a pid) in `folder`, and `ckpt-N_temp`
-    folders in `folder/checkpoints`: the caller holds the model dir (its
-    lock), so no live writer owns them. Each removal is reported in one line.
+    `.tmp-<pid>-*` files of dead processes; with `model_dir`, also empty
+    `.tmp-XXXXXXXX.keras` files (an older name without a pid) and
+    `ckpt-N_temp` folders in `folder/checkpoints`: the caller then holds the
+    model dir (its lock), so no live writer owns them. Each removal is
+    reported in one line.
     """
     candidates = []
     for entry in _listdir(folder):
@@ -175,10 +176,11 @@ def remove_stale_temporaries(folder: str, report: Report = _say) -> None:
         match = _TEMP_FILE.match(entry)
         if match and not _alive(int(match["pid"])):
             candidates.append((path, f"left by process {match['pid']} that is no longer running"))
-        elif _LEGACY_KERAS_TEMP.match(entry) and os.path.isfile(path) and os.path.getsize(path) == 0:
+        elif (model_dir and _LEGACY_KERAS_TEMP.match(entry) and os.path.isfile(path)
+              and os.path.getsize(path) == 0):
             candidates.append((path, "an empty temporary of an interrupted save"))
     checkpoints = os.path.join(folder, "checkpoints")
-    for entry in _listdir(checkpoints):
+    for entry in (_listdir(checkpoints) if model_dir else ()):
         if _CKPT_TEMP.match(entry):
             candidates.append((os.path.join(checkpoints, entry), "an interrupted checkpoint write"))
     for path, why in candidates:

@@ -117,6 +117,8 @@ def _run() -> str:
     except (ValueError, ImportError) as e:  # e.g. a refused input size
         raise _UserError(str(e).strip().splitlines()[0]) from None
     try:
+        outputs.remove_stale_temporaries(str(output.absolute().parent), model_dir=False,
+                                         report=lambda line: print(f"{PROG}: {line}", file=sys.stderr))
         artifacts.save_keras(model, str(output), artifacts.keras_description(names, model_config),
                              overwrite=_OVERWRITE.value)
     except OSError as e:

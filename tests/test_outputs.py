@@ -206,3 +206,14 @@ def test_stale_model_dir_temporaries_are_removed(tmp_path):
     assert _tree(tmp_path) == sorted([f".tmp-{os.getpid()}-0011aabb.keras", "checkpoints/ckpt-2.index",
                                       "final.keras"])
     assert len(said) == 3 and all(line.startswith("removed ") for line in said)
+
+
+def test_outside_a_model_dir_only_dead_pids_temporaries_go(tmp_path):
+    dead = _dead_pid()
+    (tmp_path / "checkpoints" / "ckpt-3_temp").mkdir(parents=True)
+    (tmp_path / f".tmp-{dead}-0011aabb.keras").write_text("")
+    (tmp_path / ".tmp-ab_cd123.keras").write_text("")  # whose, without a pid, is unknown here
+    said = []
+    outputs.remove_stale_temporaries(str(tmp_path), report=said.append, model_dir=False)
+    assert os.listdir(tmp_path / "checkpoints") == ["ckpt-3_temp"] and len(said) == 1
+    assert sorted(os.listdir(tmp_path)) == [".tmp-ab_cd123.keras", "checkpoints"]
