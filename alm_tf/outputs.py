@@ -40,8 +40,8 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Optional
 
-__all__ = ["OVERWRITE_HELP", "OutputError", "check_apart", "check_target", "recover_staging", "remove_stale_temporaries",
-           "replaced_dir", "temp_name"]
+__all__ = ["OVERWRITE_HELP", "OutputError", "check_apart", "check_target", "recover_staging",
+           "remove_stale_temporaries", "replaced_dir", "temp_name"]
 
 Report = Callable[[str], None]
 

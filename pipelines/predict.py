@@ -89,6 +89,10 @@ _TRACK_FLAGS = ("aggregate", "smoothing", "min_track_length", "per_frame")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
+def _note(line: str) -> None:
+    print(f"alm-predict: {line}", file=sys.stderr)
+
+
 def _fail(message: str) -> None:
     _cli.fail("alm-predict", message)
 
@@ -125,13 +129,13 @@ def main(argv: list[str]) -> None:
         predictor = prediction.load_image_predictor(
             _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
             model_name=_MODEL_NAME.value, groups_file=_GROUPS.value)
-        with outputs.replaced_dir(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value,
-                                  inputs=inputs) as staging:
+        with outputs.replaced_dir(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value, inputs=inputs,
+                                  report=_note) as staging:
             result = prediction.predict_files(
                 predictor, paths, staging, batch_size=_BATCH.value,
                 pictures=_PICTURES.value, max_picture_rows=_ROWS.value, progress=_PROGRESS.value,
                 max_pictures=_MAX_PICTURES.value, thresholds=thresholds,
-                report=lambda line: print(f"alm-predict: {line}", file=sys.stderr))
+                report=_note)
     except (ValueError, OSError) as e:
         _fail(_cli.first_line(e))
         return
@@ -184,9 +188,7 @@ def _people_config() -> people_prediction.PeopleConfig:
 
 
 def _people(config: people_prediction.PeopleConfig) -> None:
-    def report(line: str) -> None:
-        print(f"alm-predict: {line}", file=sys.stderr)
-
+    report = _note
     inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value, _GROUPS.value, _BOXES.value,
                           _TRACKS.value, _VIDEO.value, config.images_root) if p] + list(config.images or ())
     try:
@@ -196,7 +198,7 @@ def _people(config: people_prediction.PeopleConfig) -> None:
             _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
             model_name=_MODEL_NAME.value, groups_file=_GROUPS.value)
         with outputs.replaced_dir(config.output_dir, overwrite=_OVERWRITE.value,
-                                  inputs=inputs) as staging:
+                                  inputs=inputs, report=report) as staging:
             result = people_prediction.predict_people(
                 predictor, dataclasses.replace(config, output_dir=staging), plan=plan, report=report)
     except (ValueError, OSError) as e:
