@@ -85,8 +85,8 @@ def check_apart(path: str, inputs: Iterable[Optional[str]], flag: str = "--outpu
             raise OutputError(f"{flag} {path!r} holds the input {item!r}: writing there would "
                               "delete it; choose another place")
         if _inside(real, source):
-            raise OutputError(f"{flag} {path!r} lies inside the input {item!r}: writing there "
-                              "would mix the output with what is read; choose another place")
+            raise OutputError(f"{flag} {path!r} lies inside the input {item!r}: no command writes "
+                              "inside what it reads (it could delete it); choose another place")
 
 
 def check_target(path: str, *, overwrite: bool, inputs: Iterable[Optional[str]] = (),
