@@ -10,7 +10,9 @@
 Writes `<split>-00000-of-000NN.tfrecord` shards and `manifest.json`.
 A non-empty --output_dir is refused unless --overwrite, which replaces it
 whole; everything is written beside it first and swapped in at the end, so
-a failure leaves an earlier conversion as it was (`alm_tf.outputs`).
+a failure (a full disk included) leaves an earlier conversion as it was;
+an --output_dir inside --images_dir (or holding an input) is refused
+(`alm_tf.outputs`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import tensorflow as tf
 from absl import flags
 
 from alm_tf import outputs
@@ -76,8 +79,7 @@ _UNCERTAIN = flags.DEFINE_enum(
     **_OVERRIDE,
 )
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
-                               "file of the earlier output stays).", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -131,6 +133,9 @@ def main(argv: list[str]) -> None:
             result = convert(dataclasses.replace(cfg, output_dir=staging))
     except (ValueError, OSError) as e:  # DataFormatError, StrictError, OutputError are ValueErrors.
         _fail(_cli.first_line(e))
+        return
+    except tf.errors.OpError as e:  # a shard write that failed, e.g. on a full disk
+        _fail(f"cannot write {cfg.output_dir!r}: {_cli.first_line(e)}")
         return
     print(format_summary(result.manifest))
     print(f"wrote {result.num_written} examples, skipped {result.num_skipped} rows: "

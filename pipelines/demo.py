@@ -17,7 +17,7 @@ import time
 
 from absl import flags, logging
 
-from alm_tf import demo
+from alm_tf import demo, outputs
 from alm_tf.config import BOX_KERNEL_INITS
 from alm_tf.data.synth import CROPS, SynthConfig
 from pipelines import _cli, _model_flags
@@ -95,6 +95,10 @@ def main(argv: list[str]) -> None:
         return
     if os.path.exists(config.output_dir) and not os.path.isdir(config.output_dir):
         _fail(f"--output_dir exists and is not a folder: {config.output_dir!r}")
+    try:  # the demo writes below D: never where its backbone weights lie
+        outputs.check_apart(config.output_dir, [config.model.backbone_weights])
+    except outputs.OutputError as e:
+        _fail(str(e))
     demo.run_demo(config)
     print(f"demo finished in {int(round(time.monotonic() - start))} s", flush=True)
 

@@ -50,8 +50,7 @@ _ALLOW_CORRUPT = flags.DEFINE_bool(
     "allow_corrupt_records", False, "Go on when shards hold fewer usable records than the manifest "
     "says (missing, truncated or corrupt shards, records that do not fit): evaluate the usable "
     "ones, counted in metrics.json `records`.", **_OVERRIDE)
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
-                               "file of the earlier output stays).", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
 def _fail(message: str) -> None:

@@ -20,14 +20,17 @@ thresholds.json (alm-evaluate --tune_thresholds) shipped when present.
 <stem>.attributes.txt (what alm-import-torch writes) or from a config.json
 beside it. --version defaults to one more than the highest existing
 version (1 for an empty E); an existing version is only replaced with
---overwrite. Signatures, outputs and layout: alm_tf/serving/export.py and
-savedmodel/README.md.
+--overwrite. The version is written beside E/<version> and swapped in at
+the end (`alm_tf.outputs`): a failure leaves no version folder behind, and
+a version folder inside the model, or holding it, is refused. Signatures,
+outputs and layout: alm_tf/serving/export.py and savedmodel/README.md.
 """
 
 from __future__ import annotations
 
 import os
 
+import tensorflow as tf
 from absl import flags
 
 from alm_tf import artifacts
@@ -122,8 +125,8 @@ def main(argv: list[str]) -> None:
         out = portable.export_version(
             source, _EXPORT_DIR.value, _formats(), version=version, overwrite=_OVERWRITE.value,
             litert_precisions=_LITERT_PRECISION.value or [], calibration_images=calibration,
-            progress=_PROGRESS.value)
-    except (ValueError, OSError) as e:
+            progress=_PROGRESS.value, inputs=[path, _CALIBRATION_DATA.value])
+    except (ValueError, OSError, tf.errors.OpError) as e:  # OpError: e.g. a full disk while writing
         _fail(_cli.first_line(e))
         return
     print(f"exported {source.origin} to {out}")

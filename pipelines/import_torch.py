@@ -24,7 +24,7 @@ import sys
 
 from absl import flags
 
-from alm_tf import artifacts, torch_import
+from alm_tf import artifacts, outputs, torch_import
 from alm_tf.data import schemas
 from alm_tf.model import build_model_from_config
 from pipelines import _cli, _model_flags
@@ -80,6 +80,12 @@ def _validated_flags() -> pathlib.Path:
     if not os.path.isfile(_CHECKPOINT.value):
         raise _UserError(f"--checkpoint not found: {_CHECKPOINT.value!r}")
     output = pathlib.Path(_OUTPUT.value)
+    try:  # never the checkpoint itself, even with --overwrite
+        outputs.check_apart(str(output), [_CHECKPOINT.value], flag="--output")
+    except outputs.OutputError as e:
+        raise _UserError(str(e)) from None
+    if output.is_dir():
+        raise _UserError(f"--output is a folder: {str(output)!r}")
     if output.exists() and not _OVERWRITE.value:
         raise _UserError(
             f"--output exists: {str(output)!r} (pass --overwrite to replace)")
@@ -111,6 +117,8 @@ def _run() -> str:
     except (ValueError, ImportError) as e:  # e.g. a refused input size
         raise _UserError(str(e).strip().splitlines()[0]) from None
     try:
+        outputs.remove_stale_temporaries(str(output.absolute().parent), model_dir=False,
+                                         report=lambda line: print(f"{PROG}: {line}", file=sys.stderr))
         artifacts.save_keras(model, str(output), artifacts.keras_description(names, model_config),
                              overwrite=_OVERWRITE.value)
     except OSError as e:

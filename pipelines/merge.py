@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 
+import tensorflow as tf
 from absl import flags
 
 from alm_tf import outputs
@@ -57,8 +58,7 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERR
 _ALLOW_DUPLICATES = flags.DEFINE_bool(
     "allow_duplicates", False, "Keep images that two inputs both hold (the same bytes); by default "
     "the first such pair is refused: a copy of one data set would count twice.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
-                               "file of the earlier output stays).", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
 def _fail(message: str) -> None:
@@ -92,6 +92,9 @@ def main(argv: list[str]) -> None:
             result = merge(cfg, write_to=staging)
     except (ValueError, OSError) as e:  # MergeError, MappingError, OutputError are ValueErrors.
         _fail(_cli.first_line(e))
+        return
+    except tf.errors.OpError as e:  # a shard write that failed, e.g. on a full disk
+        _fail(f"cannot write {cfg.output_dir!r}: {_cli.first_line(e)}")
         return
     print(format_summary(result.manifest))
     for source in result.manifest["sources"]:

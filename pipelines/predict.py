@@ -100,8 +100,11 @@ _MIN_TRACK = flags.DEFINE_integer("min_track_length", tracks.DEFAULT_MIN_TRACK_L
 _PER_FRAME = flags.DEFINE_list("per_frame", None, "Groups or attributes that stay per frame in a "
                                "track (default: orientation).", **_OVERRIDE)
 _TRACK_FLAGS = ("aggregate", "smoothing", "min_track_length", "per_frame")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
-                               "file of the earlier output stays).", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
+
+
+def _note(line: str) -> None:
+    print(f"alm-predict: {line}", file=sys.stderr)
 
 
 def _fail(message: str) -> None:
@@ -133,20 +136,21 @@ def main(argv: list[str]) -> None:
     except FileNotFoundError as e:
         _fail(f"--images: {e}")
         return
-    inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value) if p] + paths
+    folder = _IMAGES.value if os.path.isdir(_IMAGES.value) else None
+    inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value, _GROUPS.value, folder) if p] + paths
     try:
         thresholds = groups_lib.parse_threshold_values(_THRESHOLDS.value)
         outputs.check_target(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value, inputs=inputs)
         predictor = prediction.load_image_predictor(
             _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
             model_name=_MODEL_NAME.value, groups_file=_GROUPS.value)
-        with outputs.replaced_dir(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value,
-                                  inputs=inputs) as staging:
+        with outputs.replaced_dir(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value, inputs=inputs,
+                                  report=_note) as staging:
             result = prediction.predict_files(
                 predictor, paths, staging, batch_size=_BATCH.value,
                 pictures=_PICTURES.value, max_picture_rows=_ROWS.value, progress=_PROGRESS.value,
                 max_pictures=_MAX_PICTURES.value, thresholds=thresholds,
-                report=lambda line: print(f"alm-predict: {line}", file=sys.stderr))
+                report=_note)
     except (ValueError, OSError) as e:
         _fail(_cli.first_line(e))
         return
@@ -206,13 +210,10 @@ def _people_config() -> people_prediction.PeopleConfig:
 
 
 def _people(config: people_prediction.PeopleConfig) -> None:
-    def report(line: str) -> None:
-        print(f"alm-predict: {line}", file=sys.stderr)
-
+    report = _note
     inputs = [p for p in (_MODEL.value, _ATTRIBUTES.value, _GROUPS.value, _BOXES.value,
-                          _TRACKS.value, _VIDEO.value) if p]
+                          _TRACKS.value, _VIDEO.value, config.images_root) if p] + list(config.images or ())
     inputs += [footage_flags.DETECTOR.value] if os.path.exists(footage_flags.DETECTOR.value) else []
-    inputs += list(config.images or ())
     try:
         outputs.check_target(config.output_dir, overwrite=_OVERWRITE.value, inputs=inputs)
         plan = people_prediction.plan_people(config, report)  # bad boxes fail before the model loads
@@ -220,7 +221,7 @@ def _people(config: people_prediction.PeopleConfig) -> None:
             _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
             model_name=_MODEL_NAME.value, groups_file=_GROUPS.value)
         with outputs.replaced_dir(config.output_dir, overwrite=_OVERWRITE.value,
-                                  inputs=inputs) as staging:
+                                  inputs=inputs, report=report) as staging:
             result = people_prediction.predict_people(
                 predictor, dataclasses.replace(config, output_dir=staging), plan=plan, report=report)
     except (ValueError, OSError) as e:

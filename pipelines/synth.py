@@ -2,11 +2,13 @@
 
   alm-synth --output_dir=D --num_images=2000 --seed=0
   alm-convert --format=csv --annotations=D/annotations.csv --images_dir=D \
-      --output_dir=D/records
+      --output_dir=records
 
 Writes `D/images/*.jpg`, `D/annotations.csv` and `D/regions.json`. A
 non-empty D is refused unless --overwrite, which replaces it whole (no
-image of an earlier, larger set stays); see `alm_tf.outputs`.
+image of an earlier, larger set stays); see `alm_tf.outputs`. The
+records go beside D, not inside it: no command writes inside a folder it
+reads.
 """
 
 from __future__ import annotations
@@ -39,8 +41,7 @@ _DISTRACTORS = flags.DEFINE_bool(
 )
 
 
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace a non-empty --output_dir (whole: no "
-                               "file of the earlier output stays).", **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
 def _fail(message: str) -> None:

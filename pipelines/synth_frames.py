@@ -11,12 +11,20 @@
 Writes `seq/img1/000001.jpg ...`, `seq/gt/gt.txt` (tracks), `seq/det/det.txt`
 (detections without ids), `seq/seqinfo.ini` and `seq/people.json` (each
 track's true attributes), with --write_video `seq/street.mp4`; see alm_tf.data.synth_frames.
+A non-empty --output_dir is refused unless --overwrite, which replaces it whole (no
+frame of an earlier, longer sequence stays); the sequence is written beside
+it and swapped in at the end, so a failure (a full disk) leaves nothing
+half-written (`alm_tf.outputs`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 from absl import flags
 
+from alm_tf import outputs
 from alm_tf.data.synth_frames import FramesConfig, generate_frames
 from pipelines import _cli
 
@@ -38,6 +46,7 @@ _CROSSINGS = flags.DEFINE_bool("crossings", _DEFAULTS.crossings, "People walk ac
 _VIDEO = flags.DEFINE_bool("write_video", _DEFAULTS.video, "Also write the frames as street.mp4 (PyAV).",
                            **_OVERRIDE)
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).", lower_bound=0, **_OVERRIDE)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
 def main(argv: list[str]) -> None:
@@ -49,12 +58,14 @@ def main(argv: list[str]) -> None:
                               height=_HEIGHT.value, width=_WIDTH.value, seed=_SEED.value,
                               min_person_height=_MIN_H.value, max_person_height=_MAX_H.value, speed=_SPEED.value,
                               crossings=_CROSSINGS.value, video=_VIDEO.value)
-        info = generate_frames(config)
+        with outputs.replaced_dir(config.output_dir, overwrite=_OVERWRITE.value) as staging:
+            info = generate_frames(dataclasses.replace(config, output_dir=staging))
+            gt = os.path.join(config.output_dir, os.path.relpath(info["gt"], staging))
     except (ValueError, OSError) as e:
         _cli.fail("alm-synth-frames", _cli.first_line(e))
         return
     print(f"wrote {len(info['frames'])} frames with {info['num_boxes']} person boxes of {config.num_people} "
-          f"tracks to {config.output_dir} (tracks: {info['gt']})")
+          f"tracks to {config.output_dir} (tracks: {gt})")
 
 
 def run() -> None:

@@ -37,7 +37,7 @@ import sys
 
 from absl import flags
 
-from alm_tf import artifacts
+from alm_tf import artifacts, outputs
 from alm_tf.config import BOX_KERNEL_INITS
 from alm_tf.losses import WEIGHTINGS
 from alm_tf.training import NonFiniteLossError, TrainConfig, train
@@ -143,6 +143,8 @@ def main(argv: list[str]) -> None:
     """Trains; exits 1 with one line on stderr on bad flags or input."""
     try:
         config = _config()
+        outputs.check_apart(config.model_dir, [config.data_dir, config.init_checkpoint,
+                                               config.model.backbone_weights], flag="--model_dir")
         result = train(config)
     except (ValueError, OSError, ImportError, NonFiniteLossError) as e:
         _fail(_cli.first_line(e))

@@ -307,6 +307,22 @@ def test_cli_imports_official_checkpoint(parsed_flags, capsys, tmp_path,
                         image_width=SIZE[1])
     assert code == 1 and "--overwrite" in err and err.count("\n") == 1
     assert output.stat().st_mtime_ns == mtime
+    umask = os.umask(0)
+    os.umask(umask)
+    assert oct(output.stat().st_mode & 0o777) == oct(0o666 & ~umask)  # the user's umask, not 0600
+
+
+def test_cli_never_writes_over_its_checkpoint(parsed_flags, capsys, tmp_path):
+    checkpoint = tmp_path / "weights.keras"
+    checkpoint.write_bytes(b"the only copy")
+    link = tmp_path / "link.keras"
+    link.symlink_to(checkpoint)
+    for output in (checkpoint, link):
+        code, _, err = _cli(capsys, checkpoint=str(checkpoint), dataset="pa100k", output=str(output),
+                            overwrite=True)
+        assert code == 1 and err.count("\n") == 1 and "--output" in err and "holds the input" in err, err
+    assert checkpoint.read_bytes() == b"the only copy"
+    assert sorted(os.listdir(tmp_path)) == ["link.keras", "weights.keras"]
 
 
 def test_cli_imports_backbone_with_custom_attributes(parsed_flags, capsys,
@@ -361,6 +377,10 @@ def test_cli_bad_inputs_give_one_line_errors(parsed_flags, capsys,
     code, _, err = _cli(capsys, checkpoint=str(good), dataset="custom",
                         num_attributes=3, output=str(good / "x.keras"),
                         **size)
+    assert code == 1 and "lies inside the input" in err and err.count("\n") == 1, err
+    code, _, err = _cli(capsys, checkpoint=str(good), dataset="custom",
+                        num_attributes=3, output=str(paths[0] / "x.keras"),
+                        **size)  # under a file: the model is built, the write fails
     assert code == 1 and "cannot write" in err and err.count("\n") == 1, err
     assert not marker.exists()
     assert sorted(os.listdir(tmp_path)) == sorted(

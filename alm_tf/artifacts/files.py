@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -19,6 +18,7 @@ import numpy as np
 
 import alm_tf
 from alm_tf import groups as groups_lib
+from alm_tf import outputs
 from alm_tf.config import ModelConfig
 from alm_tf.data import preprocessing
 
@@ -210,15 +210,17 @@ def keras_description(attributes: Sequence[str], model_config: Optional[ModelCon
 
 
 def save_keras(model: keras.Model, path: str, description: dict, *, overwrite: bool = True) -> str:
-    """Saves `model` to `path` (.keras) with `description` inside, atomically."""
+    """Saves `model` to `path` (.keras) with `description` inside, atomically,
+    with the user's umask."""
     if not str(path).endswith(".keras"):
         raise ModelSourceError(f"a Keras model file must end with '.keras'. Received: {str(path)!r}")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists (pass overwrite=True)")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=folder)
-    os.close(fd)
+    # A fresh name, not mkstemp: the file gets the user's umask (mkstemp's
+    # is 0600), and the pid in the name tells a dead run's leftover.
+    tmp = outputs.temp_name(folder, ".keras")
     try:
         model.save(tmp, overwrite=True)
         with zipfile.ZipFile(tmp, "a") as archive:

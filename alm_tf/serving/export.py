@@ -47,8 +47,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import uuid
+from collections.abc import Sequence
 from typing import Optional
 
 import keras
@@ -57,7 +56,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 import alm_tf
-from alm_tf import artifacts, people
+from alm_tf import artifacts, outputs, people
 from alm_tf.data import example as example_keys
 from alm_tf.data import preprocessing
 from alm_tf.serving.client import DEFAULT_MODEL_NAME
@@ -283,18 +282,8 @@ def next_version(export_dir: str) -> int:
     return versions[-1] + 1 if versions else 1
 
 
-def export_saved_model(source: ExportSource, export_dir: str, version: Optional[int] = None,
-                       overwrite: bool = False) -> str:
-    """Writes `export_dir/<version>/`; returns its path.
-
-    Everything is written to a hidden temp folder beside it (TF Serving
-    ignores names that are not integers) and renamed into place, so a
-    failed export leaves nothing behind.
-
-    Raises:
-        ExportError: the version exists and `overwrite` is False, or a bad
-            version number.
-    """
+def check_version(export_dir: str, version: Optional[int], overwrite: bool) -> str:
+    """The version folder to write (`version` None: the next one); raises ExportError."""
     if version is None:
         version = next_version(export_dir)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -302,25 +291,37 @@ def export_saved_model(source: ExportSource, export_dir: str, version: Optional[
     final = os.path.join(export_dir, str(version))
     if os.path.exists(final) and not overwrite:
         raise ExportError(f"version {version} already exists: {final} (use --overwrite)")
-    os.makedirs(export_dir, exist_ok=True)
-    tmp = os.path.join(export_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
-    try:
-        build_archive(source, version).write_out(tmp, verbose=False)
-        os.makedirs(os.path.join(tmp, "assets"), exist_ok=True)
-        with open(os.path.join(tmp, "assets", artifacts.ATTRIBUTES_ASSET), "w") as f:
-            f.write("".join(f"{name}\n" for name in source.attributes))
-        with open(os.path.join(tmp, "assets", artifacts.GROUPS_ASSET), "w") as f:
-            f.write(source.groups.to_json() + "\n")
-        write_warmup(tmp, source.image_size)
-        if os.path.exists(final):
-            old = os.path.join(export_dir, f".old-{version}-{uuid.uuid4().hex[:8]}")
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return final
+
+
+def write_saved_model(source: ExportSource, version: int, folder: str) -> None:
+    """Writes the SavedModel, its assets and warmup requests into `folder`."""
+    build_archive(source, version).write_out(folder, verbose=False)
+    os.makedirs(os.path.join(folder, "assets"), exist_ok=True)
+    with open(os.path.join(folder, "assets", artifacts.ATTRIBUTES_ASSET), "w") as f:
+        f.write("".join(f"{name}\n" for name in source.attributes))
+    with open(os.path.join(folder, "assets", artifacts.GROUPS_ASSET), "w") as f:
+        f.write(source.groups.to_json() + "\n")
+    write_warmup(folder, source.image_size)
+
+
+def export_saved_model(source: ExportSource, export_dir: str, version: Optional[int] = None,
+                       overwrite: bool = False, inputs: Sequence[str] = ()) -> str:
+    """Writes `export_dir/<version>/`; returns its path.
+
+    Everything is written to a hidden staging folder beside it (TF Serving
+    ignores names that are not integers) and swapped into place
+    (`alm_tf.outputs`), so a failed export leaves nothing behind: no
+    version folder, and no export dir it created.
+
+    Raises:
+        ExportError: the version exists and `overwrite` is False, or a bad
+            version number.
+        outputs.OutputError: the version folder contains, or lies inside,
+            one of `inputs` (the model it exports).
+    """
+    final = check_version(export_dir, version, overwrite)
+    with outputs.replaced_dir(final, overwrite=overwrite, inputs=inputs, flag="--export_dir") as staging:
+        write_saved_model(source, int(os.path.basename(final)), staging)
     logging.info("exported %s to %s", source.origin, final)
     return final

@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 import alm_tf
-from alm_tf import artifacts, names
+from alm_tf import artifacts, names, outputs
 from alm_tf import groups as groups_lib
 from alm_tf.data import preprocessing
 from alm_tf.layers.attribute_localization import AttributeLocalization
@@ -303,50 +303,37 @@ def export_version(source, export_dir: str, formats: Iterable[str], *,
                    version: Optional[int] = None, overwrite: bool = False,
                    litert_precisions: Iterable[str] = (),
                    calibration_images: Optional[np.ndarray] = None,
-                   progress: bool = False) -> str:
+                   progress: bool = False, inputs: Sequence[str] = ()) -> str:
     """Writes `export_dir/<version>/` with every format asked for; returns its path.
 
-    `source` is an `alm_tf.serving.export.ExportSource`. The portable files
-    are made first in a hidden staging folder; then the SavedModel (when
-    `saved_model` is asked for) is written by `export.export_saved_model`
-    and the portable files are moved beside it. Without `saved_model`, the
-    staging folder becomes the version folder. A failure leaves an
-    existing version untouched and no new one.
+    `source` is an `alm_tf.serving.export.ExportSource`. The whole version
+    (the portable files first, then the SavedModel when `saved_model` is
+    asked for) is written into a hidden staging folder and swapped into
+    place (`alm_tf.outputs`): a failure leaves an existing version
+    untouched, no new one, and no export dir this call created.
 
     Raises:
         PortableExportError / export.ExportError: bad request, existing
             version without `overwrite`, conversion problems.
+        outputs.OutputError: the version folder contains, or lies inside,
+            one of `inputs`.
     """
     wanted = F.check_formats(formats) if not isinstance(formats, str) else F.check_formats([formats])
     portable, _ = check_request(wanted, litert_precisions, calibration_images)
-    if version is None:
-        version = saved_model_export.next_version(export_dir)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise PortableExportError(f"version must be a positive integer. Received: version={version!r}")
-    final = os.path.join(export_dir, str(version))
-    if os.path.exists(final) and not overwrite:
-        raise PortableExportError(f"version {version} already exists: {final} (use --overwrite)")
-    if not portable:
-        return saved_model_export.export_saved_model(source, export_dir, version, overwrite)
-    staging = os.path.join(export_dir, f".tmp-{version}-portable-{uuid.uuid4().hex[:8]}")
     try:
-        written = export_portable(
+        final = saved_model_export.check_version(export_dir, version, overwrite)
+    except saved_model_export.ExportError as e:
+        raise PortableExportError(str(e)) from None
+    if not portable:
+        return saved_model_export.export_saved_model(source, export_dir, version, overwrite, inputs)
+    number = int(os.path.basename(final))
+    with outputs.replaced_dir(final, overwrite=overwrite, inputs=inputs, flag="--export_dir") as staging:
+        export_portable(
             source.model, source.attributes, source.thresholds, source.image_size, staging,
             portable, litert_precisions=litert_precisions, calibration_images=calibration_images,
-            model_version=version, groups=source.groups.description(), progress=progress)
+            model_version=number, groups=source.groups.description(), progress=progress)
         if F.SAVED_MODEL in wanted:
-            final = saved_model_export.export_saved_model(source, export_dir, version, overwrite)
-            names = {os.path.relpath(p, staging).split(os.sep)[0] for p in written.values()}
-            for name in sorted(names):
-                os.replace(os.path.join(staging, name), os.path.join(final, name))
-        else:
-            old = None
-            if os.path.exists(final):
-                old = os.path.join(export_dir, f".old-{version}-{uuid.uuid4().hex[:8]}")
-                os.rename(final, old)
-            os.rename(staging, final)
-            if old:
-                shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+            saved_model_export.write_saved_model(source, number, staging)
     return final

@@ -45,7 +45,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
-from alm_tf import artifacts, data as data_lib, evaluation, metrics
+from alm_tf import artifacts, data as data_lib, evaluation, metrics, outputs
 from alm_tf.data import records
 from alm_tf.data.pipeline import split_info
 from alm_tf.training import distribution, feature_cache, lock, setup
@@ -154,6 +154,8 @@ def _train(config, strategy, model_builder, data_module, callbacks, created):
     else:
         saved = artifacts.read_config(config.model_dir)
         setup.check_resume(config, plan, saved)
+        if chief:  # what a killed run left (the model dir is this run's from here on)
+            outputs.remove_stale_temporaries(config.model_dir)
         step = setup.saved_step(config.model_dir)
         if (step is not None and step >= plan.total_steps
                 and os.path.isfile(artifacts.weights_path(config.model_dir, "final"))):

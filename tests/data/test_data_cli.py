@@ -109,7 +109,7 @@ def test_convert_bad_mat_file(tmp_path, capsys):
     bad = tmp_path / "annotation.mat"
     bad.write_bytes(b"junk")
     code, captured = _run(convert_cli.main, capsys, format="pa100k", annotations=str(bad), images_dir=str(tmp_path),
-                          output_dir=str(tmp_path / "o"), workers=1)
+                          output_dir=f"{tmp_path}-o", workers=1)
     assert code == 1
     _one_error_line(captured, str(bad))
 

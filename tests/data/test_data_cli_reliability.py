@@ -177,3 +177,90 @@ def test_merge_refuses_then_replaces(tmp_path, capsys):
     assert not [n for n in os.listdir(out) if n.startswith("test-")]  # a's test split is gone
     _error_line(*_run(merge_cli.main, capsys, **dict(args, output_dir=a, overwrite=True)), "holds the input")
     _no_staging_left(str(tmp_path))
+
+
+def test_convert_never_writes_inside_the_images_it_reads(tmp_path, capsys):
+    """alm-synth D, then alm-convert --images_dir=D --output_dir=D/images --overwrite."""
+    data = str(tmp_path / "D")
+    assert _run(synth_cli.main, capsys, output_dir=data, num_images=4)[0] == 0
+    before = _snapshot(data)
+    for out in (os.path.join(data, "images"), os.path.join(data, "records")):
+        _error_line(*_convert(capsys, data, os.path.join(data, "annotations.csv"), out, overwrite=True),
+                    f"--output_dir {out!r} lies inside the input {data!r}")
+    assert _snapshot(data) == before
+    _no_staging_left(str(tmp_path))
+
+
+class _FullDisk:
+    """A TFRecordWriter whose writes fail as on a full disk."""
+
+    def __init__(self, path, *args, **kwargs):
+        open(path, "wb").close()
+
+    def write(self, record):
+        import tensorflow as tf
+        raise tf.errors.ResourceExhaustedError(None, None, "x.tfrecord.tmp; No space left on device")
+
+    def close(self):
+        self.write(b"")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_convert_on_a_full_disk_says_one_line_and_keeps_the_old_conversion(tmp_path, two_splits, capsys,
+                                                                          monkeypatch):
+    import tensorflow as tf
+    root, ann, only = two_splits
+    out = str(tmp_path / "rec")
+    assert _convert(capsys, root, ann, out)[0] == 0
+    before = _snapshot(out)
+    monkeypatch.setattr(tf.io, "TFRecordWriter", _FullDisk)
+    _error_line(*_convert(capsys, root, only, out, overwrite=True), f"cannot write {out!r}",
+                "No space left on device")
+    assert _snapshot(out) == before
+    _error_line(*_convert(capsys, root, only, str(tmp_path / "new" / "rec")), "No space left on device")
+    assert not (tmp_path / "new").exists()
+    _no_staging_left(str(tmp_path))
+
+
+def test_a_dead_runs_staging_is_removed_with_a_line(tmp_path, two_splits, capsys):
+    root, ann, _ = two_splits
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    leftover = tmp_path / f".rec.tmp-{pid}-0badf00d"
+    leftover.mkdir()
+    (leftover / "train-00000-of-00001.tfrecord.tmp").write_bytes(b"half")
+    code, captured = _convert(capsys, root, ann, str(tmp_path / "rec"))
+    assert code == 0, captured.err
+    assert f"removed {leftover}, left by process {pid} that is no longer running" in captured.err
+    _no_staging_left(str(tmp_path))
+
+
+def test_synth_frames_refuses_an_existing_sequence_and_replaces_it_whole(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from pipelines import synth_frames as frames_cli
+    seq = str(tmp_path / "seq")
+    args = dict(output_dir=seq, num_frames=4, num_people=1, frame_height=96, frame_width=96)
+    assert _run(frames_cli.main, capsys, **args)[0] == 0
+    before = _snapshot(seq)
+    _error_line(*_run(frames_cli.main, capsys, **dict(args, num_frames=2)), "is not empty", "--overwrite")
+    assert _snapshot(seq) == before
+
+    def full_disk(self, path, *a, **k):
+        raise OSError(28, "No space left on device", path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Image.Image, "save", full_disk)
+        _error_line(*_run(frames_cli.main, capsys, **dict(args, num_frames=2, overwrite=True)),
+                    "No space left on device")
+    assert _snapshot(seq) == before
+    assert _run(frames_cli.main, capsys, **dict(args, num_frames=2, overwrite=True))[0] == 0
+    assert sorted(os.listdir(os.path.join(seq, "img1"))) == ["000001.jpg", "000002.jpg"]
+    _no_staging_left(str(tmp_path))

@@ -157,3 +157,12 @@ def test_demo_cli_bad_crop_is_one_line(capsys):
     assert e.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--crop=wide" in err and err.startswith("alm-demo: error:")
+
+
+def test_demo_never_writes_where_its_backbone_weights_lie(tmp_path):
+    weights = tmp_path / "w" / "bn_inception.pth"
+    weights.parent.mkdir()
+    weights.write_bytes(b"the only copy")
+    code, _, stderr = _run_main("pipelines.demo", [f"--output_dir={tmp_path}", f"--backbone_weights={weights}"])
+    assert code == 1 and "holds the input" in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert sorted(os.listdir(tmp_path)) == ["w"] and weights.read_bytes() == b"the only copy"

@@ -143,7 +143,7 @@ def test_missing_pyav_is_one_line(sequence, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_av)
     (tmp_path / "v.mp4").write_bytes(b"x")
-    code, _, err = _main([f"--model={tmp_path}", "--video=" + str(tmp_path / "v.mp4"), f"--tracks={sequence['gt']}",
+    code, _, err = _main([f"--model={sequence['gt']}", "--video=" + str(tmp_path / "v.mp4"), f"--tracks={sequence['gt']}",
                           f"--output_dir={tmp_path / 'V'}"], capsys)
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "pip install 'alm-tf[video]'" in lines[0]
@@ -159,7 +159,7 @@ def test_missing_pyav_is_one_line(sequence, tmp_path, capsys, monkeypatch):
 ])
 def test_bad_tracks_files_one_line_nothing_written(sequence, tmp_path, capsys, text, needle):
     (tmp_path / "det.txt").write_text(text)
-    code, _, err = _main([f"--model={tmp_path}", f"--images={sequence['images_dir']}",
+    code, _, err = _main([f"--model={sequence['gt']}", f"--images={sequence['images_dir']}",
                           f"--tracks={tmp_path / 'det.txt'}", f"--output_dir={tmp_path / 'V'}"], capsys)
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and needle in lines[0], err

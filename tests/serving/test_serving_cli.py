@@ -98,3 +98,31 @@ def test_corrupt_weights_one_line(exported, tmp_path, capsys):
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "is not a .keras file (not a zip archive)" in lines[0], err
     assert not os.path.exists(tmp_path / "E")
+
+
+def test_a_version_inside_the_model_dir_is_refused(exported, capsys):
+    before = sorted(os.listdir(exported.model_dir))
+    inside = os.path.join(exported.model_dir, "export")
+    code, _, err = _main([f"--model_dir={exported.model_dir}", f"--export_dir={inside}"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "lies inside the input" in lines[0], err
+    assert sorted(os.listdir(exported.model_dir)) == before
+
+
+@pytest.mark.parametrize("formats", ["saved_model", "saved_model,onnx"])
+def test_a_full_disk_says_one_line_and_leaves_no_version(exported, tmp_path, capsys, monkeypatch, formats):
+    import tensorflow as tf
+
+    from alm_tf.serving import export
+
+    def full_disk(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "tf_serving_warmup_requests; No space left on device")
+
+    monkeypatch.setattr(export, "write_warmup", full_disk)
+    target = tmp_path / "E"
+    code, _, err = _main([f"--model_dir={exported.model_dir}", f"--export_dir={target}",
+                          f"--format={formats}", "--noprogress"], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and "Traceback" not in err and "No space left on device" in lines[-1], err
+    assert len(lines) == 1, err
+    assert not target.exists()  # neither a version folder nor the export dir it made

@@ -219,6 +219,7 @@ def test_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
     class FakeArchive:
         def write_out(self, path, verbose=False):
             os.makedirs(os.path.join(path, "variables"))
+            # a full disk while the SavedModel is written
 
     def broken_warmup(path, size):
         raise OSError("disk full")
@@ -229,7 +230,8 @@ def test_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
     target = tmp_path / "E"
     with pytest.raises(OSError, match="disk full"):
         export.export_saved_model(source, str(target))
-    assert os.listdir(target) == []
+    assert not target.exists()  # neither a version folder nor the export dir it would have made
+    target.mkdir()
     # with --overwrite, a failure keeps the old version as it was
     (target / "1").mkdir()
     (target / "1" / "saved_model.pb").write_bytes(b"old")
@@ -241,7 +243,7 @@ def test_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
 def test_overwrite_replaces_version(exported, tmp_path, monkeypatch):
     class FakeArchive:
         def write_out(self, path, verbose=False):
-            os.makedirs(path)
+            os.makedirs(path, exist_ok=True)
             with open(os.path.join(path, "saved_model.pb"), "w") as f:
                 f.write("new")
 

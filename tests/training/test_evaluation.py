@@ -176,7 +176,7 @@ def test_cli_bad_flags(module, args, needle, capsys):
 
 
 def test_cli_train_missing_manifest(tmp_path, capsys):
-    code, err = _main("pipelines.train", [f"--data_dir={tmp_path}", f"--model_dir={tmp_path}/m",
+    code, err = _main("pipelines.train", [f"--data_dir={tmp_path}/d", f"--model_dir={tmp_path}/m",
                                           "--epochs=1"], capsys)
     assert code == 1 and "manifest.json" in err.strip().splitlines()[-1]
 

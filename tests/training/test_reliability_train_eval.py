@@ -290,3 +290,56 @@ def test_predictions_csv_says_which_picture_is_whose(tmp_path):
                                                           (paths[1], "pictures/a_2.png")]
     for row in rows:
         assert os.path.isfile(tmp_path / "v" / row["picture"])
+
+
+# ------------------------------------------------------- outputs beside inputs, leftovers, umask
+
+def test_train_and_evaluate_never_write_inside_their_inputs(run, capsys):
+    data_dir, model_dir, _ = run
+    before = sorted(os.listdir(data_dir)), sorted(os.listdir(model_dir))
+    inside = os.path.join(data_dir, "run")
+    code, _, err = _main("pipelines.train", [f"--data_dir={data_dir}", f"--model_dir={inside}"], capsys)
+    _one_line(code, err, f"--model_dir {inside!r} lies inside the input {data_dir!r}")
+    report = os.path.join(model_dir, "eval")
+    code, _, err = _main("pipelines.evaluate", [f"--data_dir={data_dir}", f"--model={model_dir}",
+                                                f"--output_dir={report}", "--overwrite"], capsys)
+    _one_line(code, err, f"--output_dir {report!r} lies inside the input {model_dir!r}")
+    assert (sorted(os.listdir(data_dir)), sorted(os.listdir(model_dir))) == before
+
+
+def _dead_pid():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_a_resume_removes_what_killed_runs_left(run, tmp_path, capsys):
+    data_dir = run[0]
+    model_dir = str(tmp_path / "m")
+    shutil.copytree(run[1], model_dir)
+    dead = _dead_pid()
+    leftovers = [os.path.join(model_dir, "checkpoints", "ckpt-7_temp"),
+                 os.path.join(model_dir, f".tmp-{dead}-00aa11bb.keras"),
+                 os.path.join(model_dir, ".tmp-x1y2z3w4.keras")]
+    os.makedirs(leftovers[0])
+    open(os.path.join(leftovers[0], "part-00000-of-00001.data-00000-of-00001"), "wb").close()
+    for path in leftovers[1:]:
+        open(path, "wb").close()
+    result = train(h.train_config(data_dir, model_dir, epochs=1, val_split="none"), model_builder=h.tiny_model)
+    assert result.already_finished
+    assert not [p for p in leftovers if os.path.exists(p)]
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("removed ")]
+    assert len(said) == 3 and any(f"left by process {dead} that is no longer running" in s for s in said)
+
+
+def test_keras_files_get_the_users_umask(run):
+    umask = os.umask(0)
+    os.umask(umask)
+    _, model_dir, keras_file = run
+    for path in (artifacts.weights_path(model_dir, "final"), artifacts.weights_path(model_dir, "best"),
+                 keras_file):
+        if os.path.exists(path):
+            assert oct(os.stat(path).st_mode & 0o777) == oct(0o666 & ~umask), path
+    assert os.path.exists(artifacts.weights_path(model_dir, "final"))
