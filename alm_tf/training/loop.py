@@ -206,7 +206,7 @@ def _feature_cache(config, plan, model, data_module) -> _Cache:
                                   allow_corrupt_records=config.allow_corrupt_records)
     try:
         data = feature_cache.build_cache(backbone, ds, num_examples, directory,
-                                           progress=config.progress)
+                                         progress=config.progress)
     except tf.errors.OpError as e:
         raise records.read_error(e, config.data_dir, plan.train_split) from None
     return _Cache(heads=heads, data=data)
