@@ -88,7 +88,8 @@ class DemoConfig:
             also about twice as fast per step.
         alm_cache_features: with `alm_freeze_backbone`, the ALM stage
             trains the heads on the backbone's taps of every training image
-            and its mirror, computed once (TrainConfig.cache_features):
+            and its mirror, computed once (TrainConfig.cache_features;
+            files in the stage's model dir while it trains, not memory):
             the same loss and gradients per batch, a step costs the heads
             alone.
         alm_box_kernel_init: the ALM stage's `TrainConfig.box_kernel_init`.

@@ -82,7 +82,7 @@ _FREEZE = flags.DEFINE_bool(
 _CACHE = flags.DEFINE_bool(
     "cache_features", _D["cache_features"], "With --freeze_backbone: compute the backbone's taps of "
     "every training image and its mirror once and train the heads on them (same loss per batch, a "
-    "step costs the heads alone; the cache must fit in half the memory).", **_OVERRIDE)
+    "step costs the heads alone; the cache goes to files in the model dir, removed at the end).", **_OVERRIDE)
 _BOX_LR = flags.DEFINE_float(
     "box_lr_multiplier", _D["box_lr_multiplier"], "Learning rate of the ALM box regressors' kernels relative to "
     "--learning_rate (0 freezes them).", **_OVERRIDE)

@@ -90,9 +90,9 @@ class TrainConfig:
         for every training image and its mirror once, and train the heads
         on them (`alm_tf.training.feature_cache`): a step's loss and
         gradients are those of the uncached step on the same images and
-        flips; the example order differs. Needs the cache to fit in half
-        the machine's memory, a backbone without dropout, and the
-        `default` or `mirrored` strategy.
+        flips; the example order differs. Needs room for the cache on the
+        model dir's disk (it is removed when training ends), a backbone
+        without dropout, and the `default` or `mirrored` strategy.
       init_checkpoint: `.keras` file whose layers with matching names and
         shapes initialise the model (after `model.backbone_weights`).
       strategy: `default`, `mirrored`, `multi_worker` (cluster from

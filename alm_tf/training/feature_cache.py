@@ -19,10 +19,16 @@ the same images per epoch in another order. Use: a new attribute set or
 new data on a trained backbone (fine-tuning the heads), the second stage
 of the demo.
 
-The cache lives in memory, in the backbone's output dtype: N x 2 views x
-the taps' sizes (BN-Inception at 256x128: 1.1 MB per view in float32, so
-1.8 GB for 840 images). `check_memory` refuses a cache larger than half
-of the machine's memory, naming both sizes.
+The cache lives on disk, in a folder of the model dir (`DIRECTORY`),
+in the backbone's output dtype: N x 2 views x the taps' sizes
+(BN-Inception at 256x128: 1.1 MB per view in float32, so 1.8 GB for 840
+images). The taps are stored as computed, so a batch is bit-identical to
+an in-memory float32 cache's and so are the losses; the process holds
+only the labels and the batches in flight, and the files are read
+through the kernel's page cache, which gives the memory back when
+something else needs it. `check_disk` refuses a cache the disk has no
+room for, naming both sizes; the trainer removes the folder when
+training ends, and every start rebuilds it from the records.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 from typing import Optional
 
 import keras
@@ -39,8 +46,10 @@ from tqdm import tqdm
 
 from alm_tf import artifacts, model as model_lib
 
-#: The share of the machine's memory a cache may take.
-MAX_MEMORY_FRACTION = 0.5
+#: The cache's folder in the model dir.
+DIRECTORY = "feature_cache"
+#: The suffix of a cache file (the taps of one example in one view).
+FILE_SUFFIX = ".taps"
 #: Number of views cached per image: the image and its horizontal mirror.
 VIEWS = 2
 
@@ -107,60 +116,120 @@ def check_cacheable(model: keras.Model) -> None:
                          "(dropout / stochastic depth): train without cache_features")
 
 
+def cache_dir(model_dir: str) -> str:
+    """The cache's folder in `model_dir`."""
+    return os.path.join(model_dir, DIRECTORY)
+
+
 def cache_bytes(backbone: keras.Model, num_examples: int) -> int:
-    """Bytes the cache of `num_examples` images takes (both views)."""
-    per_view = sum(math.prod(t.shape[1:]) * tf.as_dtype(t.dtype).size for t in backbone.outputs)
-    return int(num_examples) * VIEWS * int(per_view)
+    """Bytes the cache of `num_examples` images takes on disk (both views)."""
+    return int(num_examples) * VIEWS * sum(spec.nbytes for spec in tap_specs(backbone))
 
 
-def _physical_memory() -> Optional[int]:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
+def check_disk(backbone: keras.Model, num_examples: int, directory: str,
+               free: Optional[int] = None) -> int:
+    """The cache's size in bytes; ValueError when the disk under `directory` has not that much free.
 
-
-def check_memory(backbone: keras.Model, num_examples: int,
-                 memory: Optional[int] = None) -> int:
-    """The cache's size in bytes; ValueError when it exceeds MAX_MEMORY_FRACTION of `memory`."""
+    `free` (bytes) stands for the disk's free space when given.
+    """
     need = cache_bytes(backbone, num_examples)
-    memory = _physical_memory() if memory is None else memory
-    if memory and need > MAX_MEMORY_FRACTION * memory:
+    if free is None:
+        probe = directory
+        while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
+            probe = os.path.dirname(probe)
+        free = shutil.disk_usage(probe).free
+    if need > free:
         raise ValueError(
-            f"the feature cache of {num_examples} images needs {need / 2**30:.1f} GiB "
-            f"(2 views x {need / num_examples / VIEWS / 2**20:.2f} MiB), more than "
-            f"{MAX_MEMORY_FRACTION:.0%} of this machine's {memory / 2**30:.1f} GiB: train "
-            "without cache_features, or on fewer images")
+            f"the feature cache of {num_examples} images needs {need / 2**30:.2f} GiB on disk in "
+            f"{directory} (2 views x {need / num_examples / VIEWS / 2**20:.2f} MiB), and that disk "
+            f"has {free / 2**30:.2f} GiB free: free some space, or train without cache_features")
     return need
+
+
+@dataclasses.dataclass(frozen=True)
+class TapSpec:
+    """One backbone tap of one image: its shape (without the batch) and numpy dtype."""
+
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def tap_specs(backbone: keras.Model) -> tuple[TapSpec, ...]:
+    """The specs of `backbone`'s outputs, in order."""
+    return tuple(TapSpec(tuple(int(d) for d in t.shape[1:]), np.dtype(tf.as_dtype(t.dtype).as_numpy_dtype))
+                 for t in backbone.outputs)
 
 
 @dataclasses.dataclass
 class FeatureCache:
-    """The taps of every training image and its mirror.
+    """The taps of every training image and its mirror, one file per (image, view).
+
+    The files hold the taps as the backbone computed them (its output
+    dtype, no conversion), one after the other, C order, little-endian:
+    a batch read back is bit-identical to the taps the backbone returned.
+    Only the labels live in memory; the taps are read file by file as the
+    batches are made, so they sit in the kernel's page cache (reclaimable)
+    rather than in the process.
 
     Attributes:
-        taps: one tensor per backbone tap, (N, 2, h, w, c): view 0 is the
-            image, view 1 its horizontal mirror.
+        directory: the folder of the files (removed by `remove`).
+        specs: one TapSpec per backbone tap, in the order of the heads' inputs.
         labels: (N, M) float32 labels (-1 unknown).
     """
 
-    taps: tuple
+    directory: str
+    specs: tuple
     labels: tf.Tensor
 
     @property
     def num_examples(self) -> int:
         return int(self.labels.shape[0])
 
+    def path(self, index: int, view: int) -> str:
+        """The file of example `index` in view `view` (0: the image, 1: its mirror)."""
+        return os.path.join(self.directory, f"{index:07d}-{view}{FILE_SUFFIX}")
+
+    def read(self, index: int, view: int) -> list[np.ndarray]:
+        """The taps of one example and view, as stored."""
+        with open(self.path(index, view), "rb") as f:
+            data = f.read()
+        out, offset = [], 0
+        for spec in self.specs:
+            out.append(np.frombuffer(data, spec.dtype.newbyteorder("<"),
+                                     math.prod(spec.shape), offset).reshape(spec.shape))
+            offset += spec.nbytes
+        return out
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _write_views(cache: FeatureCache, start: int, views: list) -> None:
+    """Writes the taps of examples start.. : `views` is [(plain, mirrored) per tap], numpy batches."""
+    count = views[0][0].shape[0]
+    for view in range(VIEWS):
+        for row in range(count):
+            with open(cache.path(start + row, view), "wb") as f:
+                for spec, tap in zip(cache.specs, views):
+                    f.write(np.ascontiguousarray(tap[view][row], spec.dtype.newbyteorder("<"))
+                            .tobytes())
+
 
 def build_cache(backbone: keras.Model, dataset: tf.data.Dataset, num_examples: int,
-                progress: bool = True) -> FeatureCache:
+                directory: str, progress: bool = True) -> FeatureCache:
     """Runs `backbone` on every (image, labels) batch of `dataset` and its mirror.
 
     `dataset` yields the training images as the training pipeline makes
     them before the flip (normalized, at the model size), unshuffled, at
     most `num_examples` of them. One trace serves every batch size (the
     last batch is smaller); a batch and its mirror go through the backbone
-    as one batch; the taps are written into arrays allocated once.
+    as one batch. The taps go to files in `directory` (emptied first: the
+    cache of an earlier run is never trusted); on any error the folder is
+    removed.
     """
     image_spec = tf.TensorSpec([None, *backbone.inputs[0].shape[1:]], backbone.inputs[0].dtype)
 
@@ -170,27 +239,49 @@ def build_cache(backbone: keras.Model, dataset: tf.data.Dataset, num_examples: i
         both = backbone(tf.concat([images, tf.reverse(images, axis=[2])], axis=0), training=False)
         return [(tap[:count], tap[count:]) for tap in both]
 
-    taps = [np.empty((num_examples, VIEWS, *t.shape[1:]), tf.as_dtype(t.dtype).as_numpy_dtype)
-            for t in backbone.outputs]
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
+    cache = FeatureCache(directory, tap_specs(backbone), labels=tf.zeros((0, 0)))
     labels, done = [], 0
     bar = tqdm(total=num_examples, unit="img", desc="caching backbone taps", disable=not progress)
-    for batch in dataset:
-        images, batch_labels = batch[0], batch[1]
-        count = int(images.shape[0])
-        if done + count > num_examples:
-            raise ValueError(f"the training split yielded more than the {num_examples} images "
-                             "its manifest counts")
-        for out, (plain, mirrored) in zip(taps, views(images)):
-            out[done:done + count, 0] = plain.numpy()
-            out[done:done + count, 1] = mirrored.numpy()
-        labels.append(batch_labels.numpy())
-        done += count
-        bar.update(count)
-    bar.close()
-    if not labels:
-        raise ValueError("the training split yielded no images to cache")
-    return FeatureCache(taps=tuple(tf.constant(t[:done]) for t in taps),
-                        labels=tf.constant(np.concatenate(labels).astype(np.float32)))
+    try:
+        for batch in dataset:
+            images, batch_labels = batch[0], batch[1]
+            count = int(images.shape[0])
+            if done + count > num_examples:
+                raise ValueError(f"the training split yielded more than the {num_examples} images "
+                                 "its manifest counts")
+            _write_views(cache, done, [(p.numpy(), m.numpy()) for p, m in views(images)])
+            labels.append(batch_labels.numpy())
+            done += count
+            bar.update(count)
+        if not labels:
+            raise ValueError("the training split yielded no images to cache")
+    except BaseException:
+        cache.remove()
+        raise
+    finally:
+        bar.close()
+    cache.labels = tf.constant(np.concatenate(labels).astype(np.float32))
+    return cache
+
+
+def example_order(num_examples: int, batch_size: int, seed: int,
+                  input_context: Optional[tf.distribute.InputContext] = None,
+                  repeat: bool = True) -> tuple[tf.data.Dataset, int]:
+    """(dataset of (index, view) pairs, per-pipeline batch size): the order `cached_dataset` reads.
+
+    Shuffled examples, each in a random view, a pure function of `seed`.
+    """
+    ds = tf.data.Dataset.range(num_examples)
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+        if input_context.num_input_pipelines > 1:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    ds = ds.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed).map(lambda r: r % VIEWS)), batch_size
 
 
 def cached_dataset(cache: FeatureCache, batch_size: int, seed: int,
@@ -199,27 +290,26 @@ def cached_dataset(cache: FeatureCache, batch_size: int, seed: int,
     """Batches of (taps tuple, labels): shuffled examples, each in a random view.
 
     Order and views are a pure function of `seed` (the trainer passes the
-    epoch's seed). `batch_size` is global; with an `input_context` each
-    pipeline takes its share of the examples and of the batch.
+    epoch's seed; `example_order`). `batch_size` is global; with an
+    `input_context` each pipeline takes its share of the examples and of
+    the batch. Each example's taps are read from its file as it is needed.
     """
-    n = cache.num_examples
-    ds = tf.data.Dataset.range(n)
-    if input_context is not None:
-        batch_size = input_context.get_per_replica_batch_size(batch_size)
-        if input_context.num_input_pipelines > 1:
-            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(seed=seed).map(lambda r: r % VIEWS))
+    ds, batch_size = example_order(cache.num_examples, batch_size, seed, input_context, repeat)
+    files = tf.constant([cache.path(i, v) for i in range(cache.num_examples) for v in range(VIEWS)])
+    labels, specs = cache.labels, cache.specs
+
+    def load(index, view):
+        data = tf.io.read_file(files[index * VIEWS + view])
+        taps, offset = [], 0
+        for spec in specs:
+            raw = tf.strings.substr(data, offset, spec.nbytes) if len(specs) > 1 else data
+            tap = tf.io.decode_raw(raw, tf.as_dtype(spec.dtype), little_endian=True)
+            taps.append(tf.reshape(tap, spec.shape))
+            offset += spec.nbytes
+        return tuple(taps), labels[index]
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True)
-    taps, labels = cache.taps, cache.labels
-
-    def gather(index, view):
-        where = tf.stack([index, view], axis=1)
-        return tuple(tf.gather_nd(t, where) for t in taps), tf.gather(labels, index)
-
-    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

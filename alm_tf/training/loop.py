@@ -182,6 +182,9 @@ def _train(config, strategy, model_builder, data_module, callbacks, created):
         if fresh and chief and not tf.train.latest_checkpoint(ckpt_dir):
             _discard_fresh_run(config.model_dir, created)
         raise
+    finally:
+        if config.cache_features:
+            shutil.rmtree(feature_cache.cache_dir(config.model_dir), ignore_errors=True)
     result.skipped_records = skipped
     return result
 
@@ -212,14 +215,16 @@ def _feature_cache(config, plan, model, data_module) -> _Cache:
     feature_cache.check_cacheable(model)
     backbone, heads = feature_cache.split_model(model)
     num_examples = int(split_info(plan.manifest, plan.train_split)["num_examples"])
-    need = feature_cache.check_memory(backbone, num_examples)
-    logging.info("cache_features: the backbone's taps of %d images x %d views (%.2f GiB)",
-                 num_examples, feature_cache.VIEWS, need / 2**30)
+    directory = feature_cache.cache_dir(config.model_dir)
+    need = feature_cache.check_disk(backbone, num_examples, directory)
+    logging.info("cache_features: the backbone's taps of %d images x %d views (%.2f GiB) in %s",
+                 num_examples, feature_cache.VIEWS, need / 2**30, directory)
     ds = data_module.make_dataset(config.data_dir, plan.train_split, batch_size=config.batch_size,
                                   image_size=config.image_size, training=False,
                                   allow_corrupt_records=config.allow_corrupt_records)
     try:
-        data = feature_cache.build_cache(backbone, ds, num_examples, progress=config.progress)
+        data = feature_cache.build_cache(backbone, ds, num_examples, directory,
+                                         progress=config.progress)
     except tf.errors.OpError as e:
         raise records.read_error(e, config.data_dir, plan.train_split) from None
     return _Cache(heads=heads, data=data)
