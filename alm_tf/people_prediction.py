@@ -43,7 +43,7 @@ from tqdm import tqdm
 from alm_tf import detections as det_lib
 from alm_tf import groups as groups_lib
 from alm_tf import people, tracks as tracks_lib, video as video_lib, visualization
-from alm_tf.data import preprocessing
+from alm_tf.data import image_input, preprocessing
 
 BOXES_CSV = "boxes.csv"
 TRACKS_CSV = "tracks.csv"
@@ -75,6 +75,8 @@ class PeopleConfig:
         boxes_per_call: person crops per model call.
         pictures, max_pictures: frame pictures (the first frames with boxes).
         progress: a progress bar.
+        max_image_pixels: a frame whose header claims more pixels ends the
+            run with one line before any decoding (`alm_tf.data.image_input`).
     """
 
     mode: str
@@ -90,8 +92,10 @@ class PeopleConfig:
     pictures: bool = True
     max_pictures: Optional[int] = DEFAULT_MAX_PICTURES
     progress: bool = True
+    max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
+        image_input.check_max_pixels(self.max_image_pixels)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}. Received: mode={self.mode!r}")
         if (self.images is None) == (self.video is None):
@@ -132,20 +136,23 @@ class _Box:
 # ----------------------------------------------------------------- frames
 
 
-def _frame_size(data) -> tuple[int, int]:
+def _frame_size(data, max_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> tuple[int, int]:
     if isinstance(data, (bytes, bytearray)):
-        with Image.open(io.BytesIO(data)) as im:
+        with image_input.open_image(bytes(data), max_pixels) as im:
             return im.size[1], im.size[0]
     return int(data.shape[0]), int(data.shape[1])
 
 
-def _read_file(path: str) -> bytes:
+def _read_file(path: str, max_pixels: int) -> bytes:
+    """A frame's bytes, its header checked (size within `max_pixels`) before any decoding."""
     with open(path, "rb") as f:
         data = f.read()
     if not data:
         raise det_lib.DetectionsError(f"frame {path!r} is an empty file")
     try:
-        _frame_size(data)
+        _frame_size(data, max_pixels)
+    except image_input.ImageTooLarge as e:
+        raise det_lib.DetectionsError(f"frame {path!r}: {e}") from None
     except (OSError, ValueError):
         raise det_lib.DetectionsError(f"frame {path!r} is not an image") from None
     return data
@@ -155,7 +162,7 @@ def _frames(config: PeopleConfig, numbers: list[int], paths: dict[int, str]):
     """(number, image path or None, bytes or RGB array) of the wanted frames, in order."""
     if config.video is None:
         for number in numbers:
-            yield number, paths[number], _read_file(paths[number])
+            yield number, paths[number], _read_file(paths[number], config.max_image_pixels)
         return
     wanted = set(numbers)
     seen = 0
@@ -203,7 +210,7 @@ def _clip(d: det_lib.Detection, number: int, image: Optional[str], height: int, 
 # ----------------------------------------------------------------- running
 
 
-def _predict(predictor, frames: list, boxes: list[_Box], numbers: list[int]) -> dict:
+def _predict(predictor, frames: list, boxes: list[_Box], numbers: list[int], limit: int) -> dict:
     position = {n: k for k, n in enumerate(numbers)}
     normalized = np.asarray([b.normalized for b in boxes], np.float32)
     indices = np.asarray([position[b.frame] for b in boxes], np.int32)
@@ -213,7 +220,7 @@ def _predict(predictor, frames: list, boxes: list[_Box], numbers: list[int]) -> 
     crops = []  # a predictor of crops only: crop here, by the same rule
     for box, index in zip(normalized, indices):
         frame = frames[index]
-        array = preprocessing.decode_image(frame).numpy() if isinstance(frame, bytes) else frame
+        array = preprocessing.decode_image(frame, limit).numpy() if isinstance(frame, bytes) else frame
         crops.append(tf.io.encode_png(people.crop_array(np.asarray(array, np.uint8), box)).numpy())
     return predictor(crops)
 
@@ -229,7 +236,7 @@ def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report) -> t
 
     def flush():
         if chunk_boxes:
-            result = _predict(predictor, chunk_frames, chunk_boxes, chunk_numbers)
+            result = _predict(predictor, chunk_frames, chunk_boxes, chunk_numbers, config.max_image_pixels)
             for key in ("probabilities", "labels"):
                 outputs.setdefault(key, []).append(np.asarray(result[key]))
             done.extend(chunk_boxes)
@@ -238,7 +245,7 @@ def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report) -> t
 
     try:
         for number, image, data in _frames(config, numbers, paths):
-            height, width = _frame_size(data)
+            height, width = _frame_size(data, config.max_image_pixels)
             for d in by_frame[number]:
                 if len(chunk_boxes) >= config.boxes_per_call:
                     flush()

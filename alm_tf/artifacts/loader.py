@@ -25,7 +25,7 @@ from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, BOXES_
                                     read_config, read_keras_description, read_thresholds,
                                     thresholds_path, weights_path)
 from alm_tf.config import ModelConfig
-from alm_tf.data import preprocessing
+from alm_tf.data import image_input, preprocessing
 from alm_tf.serving import formats, runtimes
 
 
@@ -52,6 +52,9 @@ class LoadedModel:
         groups: its `alm_tf.groups.AttributeGroups` (default: the known
             groups of its attribute list, else none).
         boxes_signature: a SavedModel's `predict_boxes` (None otherwise).
+        max_image_pixels: the decoded-size limit of `predict_encoded`
+            (`alm_tf.data.image_input`); a SavedModel's is the one it was
+            exported with (its metadata), else settable by the caller.
     """
 
     kind: str
@@ -68,6 +71,7 @@ class LoadedModel:
     handle: Any = None  # keeps a SavedModel's resources alive
     groups: Optional[groups_lib.AttributeGroups] = None
     boxes_signature: Optional[Callable] = None
+    max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
         if self.predict_encoded is None:
@@ -107,7 +111,8 @@ class LoadedModel:
 
     def _decode_and_predict(self, encoded: Sequence[bytes]) -> dict:
         height, width = self.image_size
-        images = tf.stack([preprocessing.resize_images(preprocessing.decode_image(e), height, width)
+        images = tf.stack([preprocessing.resize_images(
+            preprocessing.decode_image(e, self.max_image_pixels), height, width)
                            for e in encoded])
         return self.predict(images)
 
@@ -256,7 +261,8 @@ def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> L
     return LoadedModel("saved_model", path, attributes_, thresholds, (height, width), predict,
                        predict_encoded=predict_encoded, num_levels=int(meta["num_levels"]),
                        handle=loaded, groups=groups,
-                       boxes_signature=signatures.get(BOXES_SIGNATURE))
+                       boxes_signature=signatures.get(BOXES_SIGNATURE),
+                       max_image_pixels=int(meta.get(image_input.MAX_PIXELS_FLAG, image_input.DEFAULT_MAX_IMAGE_PIXELS)))
 
 
 def load_portable(path: str, attributes: Optional[Sequence[str]] = None) -> LoadedModel:
