@@ -205,8 +205,9 @@ def predict_boxes(model, frames: Sequence, boxes, box_indices) -> dict:
     height, width = model.image_size
     if encoded:
         limit = getattr(model, "max_image_pixels", image_input.DEFAULT_MAX_IMAGE_PIXELS)
+        exif = getattr(model, "exif_orientation", image_input.DEFAULT_EXIF_ORIENTATION)
         crops = crops_from_frames(tf.constant([bytes(f) for f in frames], tf.string), boxes, box_indices,
-                                  height, width, decode=lambda e: preprocessing.decode_image(e, limit))
+                                  height, width, decode=lambda e: preprocessing.decode_image(e, limit, exif))
     else:
         crops = crops_from_arrays(frames, boxes, box_indices, height, width)
     return model.predict(crops)

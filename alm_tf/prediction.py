@@ -73,6 +73,8 @@ class ImagePredictor:
     model_thresholds: Optional[tuple[float, ...]] = None
     #: The largest image (width x height) the model's decoder takes; None: unknown (a server).
     max_image_pixels: Optional[int] = None
+    #: How the model treats a JPEG's EXIF Orientation (its pictures show what it saw).
+    exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION
 
     def image_limit(self, wanted: int) -> int:
         """The limit to check images against: `wanted`, lowered to the model's own."""
@@ -129,7 +131,8 @@ def _loaded_predictor(loaded: artifacts.LoadedModel) -> ImagePredictor:
         return {k: v for k, v in loaded.predict_boxes(frames, boxes, box_indices).items() if k in keys}
 
     predictor = ImagePredictor(fn, list(loaded.attributes), loaded.origin, loaded.kind, boxes_fn,
-                               loaded.groups, tuple(loaded.thresholds), loaded.max_image_pixels)
+                               loaded.groups, tuple(loaded.thresholds), loaded.max_image_pixels,
+                               loaded.exif_orientation)
     predictor.loaded = loaded
     return predictor
 
@@ -215,7 +218,8 @@ def load_image_predictor(model: Optional[str] = None, *, attributes_file: Option
     return _loaded_predictor(loaded)
 
 
-def _read_checked(path: str, max_pixels: int) -> tuple[Optional[bytes], Optional[object], str]:
+def _read_checked(path: str, max_pixels: int, exif_orientation: str,
+                  ) -> tuple[Optional[bytes], Optional[object], str]:
     """(bytes, PIL RGB image, '') or (None, None, reason).
 
     The header's size is checked before decoding (`image_input.open_image`).
@@ -228,7 +232,7 @@ def _read_checked(path: str, max_pixels: int) -> tuple[Optional[bytes], Optional
         with image_input.open_image(data, max_pixels) as im:
             if im.format not in image_input.FORMATS:
                 return None, None, f"unsupported format {im.format}"
-            rgb = im.convert("RGB")
+            rgb = image_input.oriented(im, exif_orientation).convert("RGB")
             rgb.load()
         return data, rgb, ""
     except UnidentifiedImageError:  # its text names a BytesIO object, not the file
@@ -294,7 +298,8 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
     groups_lib.request_thresholds(thresholds, predictor.attributes)  # bad thresholds fail first
     good, skipped = [], []
     for path in paths:
-        data, image, reason = _read_checked(path, predictor.image_limit(max_image_pixels))
+        data, image, reason = _read_checked(path, predictor.image_limit(max_image_pixels),
+                                            predictor.exif_orientation)
         if data is None:
             skipped.append((path, reason))
         else:

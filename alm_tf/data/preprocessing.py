@@ -39,13 +39,14 @@ __all__ = [
 
 
 def decode_image(encoded: tf.Tensor | bytes,
-                 max_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS,
+                 max_pixels: int | None = image_input.DEFAULT_MAX_IMAGE_PIXELS,
                  exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> tf.Tensor:
     """Decodes one encoded image to uint8 RGB of shape (H, W, 3).
 
     Handles JPEG, PNG (also grayscale and RGBA, alpha dropped), BMP, WebP
     and the first frame of a GIF (`image_input.FORMATS`). The size in the
-    header is checked against `max_pixels` before decoding; with
+    header is checked against `max_pixels` before decoding (None: no
+    check, for records alm-convert already checked); with
     `exif_orientation="apply"` a JPEG's EXIF Orientation turns the pixels
     (`alm_tf.data.image_header`). Works inside a tf.function with unknown
     shapes.
@@ -54,7 +55,8 @@ def decode_image(encoded: tf.Tensor | bytes,
         tf.errors.InvalidArgumentError: the bytes are empty, not an image,
             or an image of more than `max_pixels` pixels.
     """
-    image_input.check_max_pixels(max_pixels)
+    if max_pixels is not None:
+        image_input.check_max_pixels(max_pixels)
     image_input.check_exif_orientation(exif_orientation)
     encoded = tf.convert_to_tensor(encoded, dtype=tf.string)
     check = tf.debugging.assert_greater(
@@ -63,9 +65,10 @@ def decode_image(encoded: tf.Tensor | bytes,
     # The checks run first in every graph (without the dependency, which op
     # fails first is up to the graph optimizer): the size check must come
     # before the decoder allocates the pixels.
+    if max_pixels is not None:
+        with tf.control_dependencies([check]):
+            check = image_header.check_size(encoded, max_pixels)
     with tf.control_dependencies([check]):
-        size_check = image_header.check_size(encoded, max_pixels)
-    with tf.control_dependencies([size_check]):
         image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
     if exif_orientation == "apply":
         image = image_header.apply_orientation(image, image_header.exif_orientation(encoded))
@@ -98,7 +101,8 @@ def preprocess_images(images_0_255: tf.Tensor, height: int, width: int) -> tf.Te
     return normalize_images(resize_images(images_0_255, height, width))
 
 
-def description(height: int, width: int) -> dict:
+def description(height: int, width: int,
+                exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> dict:
     """What `preprocess_images(decode_image(bytes))` does, in words, for the files that ship a model.
 
     config.json, every `.keras` description, the SavedModel's docs and the
@@ -110,6 +114,9 @@ def description(height: int, width: int) -> dict:
     return {
         "decode": "JPEG/PNG/BMP/WebP/GIF (first frame) to RGB uint8; grayscale is repeated to 3 "
                   "channels, alpha dropped",
+        # ignore: pixels as stored (the official PIL pipeline); apply: a JPEG's
+        # EXIF Orientation turns the decoded pixels (Pillow's ImageOps.exif_transpose).
+        image_input.EXIF_FLAG: image_input.check_exif_orientation(exif_orientation),
         "channel_order": "RGB",
         "layout": "NHWC",
         "resize": {

@@ -19,7 +19,9 @@ labels, boxes):
   metadata          no input: attributes, thresholds, image_height,
                     image_width, num_levels, model_name, model_version,
                     project_version, groups (the JSON description of
-                    `alm_tf.groups`), max_image_pixels
+                    `alm_tf.groups`), max_image_pixels, exif_orientation
+                    (the model's: a JPEG's EXIF Orientation ignored or
+                    applied in serving_default and predict_boxes)
 
 Outputs of the three image endpoints (CONTRACT.md): `probabilities`
 float32 (N, M), `labels` int32 (N, M) (probability > threshold, the rule
@@ -114,6 +116,11 @@ def make_endpoints(source: ExportSource, model_version: int = 0,
     `max_image_pixels` before decoding it (InvalidArgumentError).
     """
     image_input.check_max_pixels(max_image_pixels)
+    exif = source.exif_orientation
+
+    def decode(encoded):
+        return _check_image_sizes(preprocessing.decode_image(encoded, max_image_pixels, exif))
+
     model = source.model
     height, width = source.image_size
     thresholds = tf.constant(source.thresholds, tf.float32)
@@ -138,7 +145,7 @@ def make_endpoints(source: ExportSource, model_version: int = 0,
     serve = serve.get_concrete_function()
 
     def decode_to_size(encoded):
-        image = _check_image_sizes(preprocessing.decode_image(encoded, max_image_pixels))
+        image = decode(encoded)
         return preprocessing.resize_images(image, height, width)
 
     def from_bytes(encoded_batch):
@@ -166,7 +173,7 @@ def make_endpoints(source: ExportSource, model_version: int = 0,
     def predict_boxes(image_bytes, boxes, box_indices):
         crops = people.crops_from_frames(
             image_bytes, boxes, box_indices, height, width,
-            decode=lambda e: _check_image_sizes(preprocessing.decode_image(e, max_image_pixels)))
+            decode=decode)
         return tf.cond(tf.shape(crops)[0] > 0, lambda: serve(crops), no_people)
 
     def predict_examples(examples):
@@ -185,6 +192,7 @@ def make_endpoints(source: ExportSource, model_version: int = 0,
         "model_version": tf.constant(int(model_version), tf.int64),
         "project_version": tf.constant(alm_tf.__version__, tf.string),
         image_input.MAX_PIXELS_FLAG: tf.constant(max_image_pixels, tf.int64),
+        image_input.EXIF_FLAG: tf.constant(exif, tf.string),
     }
 
     def metadata():
