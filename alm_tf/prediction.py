@@ -141,7 +141,7 @@ def _server_predictor(server: str, attributes: Optional[list[str]], model_name: 
                       groups: Optional[groups_lib.AttributeGroups] = None) -> ImagePredictor:
     """TF Serving: `host:port` (gRPC) or `http://host:port` (REST, needs the names)."""
     rest = server.startswith(("http://", "https://"))
-    thresholds = None
+    thresholds, meta = None, {}
     if attributes is None:
         if rest:
             raise ValueError("a REST --server needs the attribute names (--attributes_file)")
@@ -182,7 +182,11 @@ def _server_predictor(server: str, attributes: Optional[list[str]], model_name: 
         except client.ServingError as e:
             raise ValueError(f"TF Serving at {server}: {e}") from None
 
-    return ImagePredictor(fn, list(attributes), server, "server", boxes_fn, groups, thresholds)
+    # An export's decoded-size limit and EXIF choice (older exports: unknown / ignore).
+    limit = meta.get(image_input.MAX_PIXELS_FLAG)
+    exif = meta.get(image_input.EXIF_FLAG, image_input.DEFAULT_EXIF_ORIENTATION)
+    return ImagePredictor(fn, list(attributes), server, "server", boxes_fn, groups, thresholds,
+                          None if limit is None else int(limit), exif)
 
 
 def tf_png(array) -> bytes:

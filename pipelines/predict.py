@@ -14,7 +14,9 @@ a TF Serving address instead. --images: a glob, a folder or one file; JPEG, PNG,
 BMP, GIF or WebP (.jpg .jpeg .png .bmp .gif .webp in a folder) of at most
 --max_image_pixels (default 40 megapixels, read from the header before
 decoding; a larger image is skipped with one line, a larger frame ends the
-run with one line). Writes V/predictions.csv (a row per image: the
+run with one line; a SavedModel's own limit, when lower, applies). A
+JPEG's EXIF Orientation is treated as the model says (alm-train
+--exif_orientation, default ignore), in its answers and its pictures. Writes V/predictions.csv (a row per image: the
 probability `<attr>_prob` and the label `<attr>` of every attribute) and
 V/pictures/<image>.png (input + one panel per ALM level with each shown
 attribute's box), and V/predictions.jsonl (a JSON object per image with
