@@ -11,5 +11,6 @@ from alm_tf.data import image_input
 
 MAX_IMAGE_PIXELS = flags.DEFINE_integer(
     image_input.MAX_PIXELS_FLAG, image_input.DEFAULT_MAX_IMAGE_PIXELS,
-    "Largest image accepted, in pixels (width x height), read from the file's header before "
-    "decoding; a larger image is reported and skipped.", lower_bound=1, allow_override=True)
+    "Largest image accepted, in pixels (width x height), read from the header before decoding "
+    "(alm-predict and alm-convert skip a larger image with one line; alm-export's SavedModel "
+    "answers it with INVALID_ARGUMENT).", lower_bound=1, allow_override=True)

@@ -21,7 +21,9 @@ thresholds.json (alm-evaluate --tune_thresholds) shipped when present.
 beside it. --version defaults to one more than the highest existing
 version (1 for an empty E); an existing version is only replaced with
 --overwrite. Signatures, outputs and layout: alm_tf/serving/export.py and
-savedmodel/README.md.
+savedmodel/README.md. --max_image_pixels (default 40 megapixels): the
+SavedModel answers an image whose header claims more pixels with
+INVALID_ARGUMENT before decoding it (recorded in its `metadata`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from absl import flags
 
 from alm_tf import artifacts
 from alm_tf.serving import export, formats, litert, portable
-from pipelines import _cli
+from pipelines import _cli, _image_flags
 
 # Other binaries define some of the same names; allow_override lets several
 # of them share one process (tests, the demo).
@@ -118,11 +120,11 @@ def main(argv: list[str]) -> None:
         if formats.INT8 in (_LITERT_PRECISION.value or []):
             calibration = litert.load_calibration_images(
                 _CALIBRATION_DATA.value, source.image_size, _CALIBRATION_IMAGES.value,
-                progress=_PROGRESS.value)
+                progress=_PROGRESS.value, max_image_pixels=_image_flags.MAX_IMAGE_PIXELS.value)
         out = portable.export_version(
             source, _EXPORT_DIR.value, _formats(), version=version, overwrite=_OVERWRITE.value,
             litert_precisions=_LITERT_PRECISION.value or [], calibration_images=calibration,
-            progress=_PROGRESS.value)
+            progress=_PROGRESS.value, max_image_pixels=_image_flags.MAX_IMAGE_PIXELS.value)
     except (ValueError, OSError) as e:
         _fail(_cli.first_line(e))
         return

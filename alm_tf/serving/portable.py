@@ -307,8 +307,11 @@ def export_version(source, export_dir: str, formats: Iterable[str], *,
                    version: Optional[int] = None, overwrite: bool = False,
                    litert_precisions: Iterable[str] = (),
                    calibration_images: Optional[np.ndarray] = None,
-                   progress: bool = False) -> str:
+                   progress: bool = False,
+                   max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> str:
     """Writes `export_dir/<version>/` with every format asked for; returns its path.
+
+    `max_image_pixels`: the SavedModel's decoded-size limit (its metadata).
 
     `source` is an `alm_tf.serving.export.ExportSource`. The portable files
     are made first in a hidden staging folder; then the SavedModel (when
@@ -331,7 +334,8 @@ def export_version(source, export_dir: str, formats: Iterable[str], *,
     if os.path.exists(final) and not overwrite:
         raise PortableExportError(f"version {version} already exists: {final} (use --overwrite)")
     if not portable:
-        return saved_model_export.export_saved_model(source, export_dir, version, overwrite)
+        return saved_model_export.export_saved_model(source, export_dir, version, overwrite,
+                                                     max_image_pixels)
     staging = os.path.join(export_dir, f".tmp-{version}-portable-{uuid.uuid4().hex[:8]}")
     try:
         written = export_portable(
@@ -340,7 +344,8 @@ def export_version(source, export_dir: str, formats: Iterable[str], *,
             model_version=version, groups=source.groups.description(), progress=progress,
             exif_orientation=source.exif_orientation)
         if F.SAVED_MODEL in wanted:
-            final = saved_model_export.export_saved_model(source, export_dir, version, overwrite)
+            final = saved_model_export.export_saved_model(source, export_dir, version, overwrite,
+                                                          max_image_pixels)
             names = {os.path.relpath(p, staging).split(os.sep)[0] for p in written.values()}
             for name in sorted(names):
                 os.replace(os.path.join(staging, name), os.path.join(final, name))

@@ -110,3 +110,15 @@ def test_training_pipeline_turns_the_records(tmp_path):
                                            exif_orientation=choice)))
         np.testing.assert_allclose(images[0].numpy(), preprocessing.resize_images(expected, 24, 40).numpy(),
                                    atol=1e-3)
+
+
+def test_pictures_show_what_the_model_saw(applied, tmp_path):
+    from alm_tf import prediction
+
+    path = tmp_path / "upright.jpg"
+    path.write_bytes(_exif_jpeg(ph.images(1, image_size=(40, 24), seed=7)[0].astype(np.uint8)))
+    predictor = prediction.load_image_predictor(applied[0])
+    assert predictor.exif_orientation == "apply"
+    for choice, size in (("apply", (40, 24)), ("ignore", (24, 40))):  # PIL sizes are (width, height)
+        _, image, reason = prediction._read_checked(str(path), image_input.DEFAULT_MAX_IMAGE_PIXELS, choice)
+        assert reason == "" and image.size == size

@@ -71,3 +71,15 @@ def test_loaded_keras_model_checks_its_limit(exported):
     model.max_image_pixels = 50
     with pytest.raises(tf.errors.InvalidArgumentError, match="exceeds --max_image_pixels=50"):
         model.predict_encoded([sh.encode(sh.images(1)[0])])
+
+
+def test_alm_export_records_its_limit(exported, tmp_path):
+    from cli_helpers import run_main
+
+    code, _, stderr = run_main("pipelines.export", [
+        f"--model_dir={exported.model_dir}", f"--export_dir={tmp_path / 'e'}", "--max_image_pixels=5000"])
+    assert code == 0, stderr
+    loaded = tf.saved_model.load(str(tmp_path / "e" / "1"))
+    assert int(loaded.signatures["metadata"]()[image_input.MAX_PIXELS_FLAG]) == 5000
+    with pytest.raises(tf.errors.InvalidArgumentError, match="exceeds --max_image_pixels=5000"):
+        loaded.signatures["serving_default"](image_bytes=tf.constant([image_bombs.png_bomb(100, 100)]))
