@@ -136,10 +136,13 @@ class _Box:
 # ----------------------------------------------------------------- frames
 
 
-def _frame_size(data, max_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> tuple[int, int]:
+def _frame_size(data, max_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS,
+                exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> tuple[int, int]:
+    """(height, width) of a frame as the model decodes it (boxes refer to those pixels)."""
     if isinstance(data, (bytes, bytearray)):
         with image_input.open_image(bytes(data), max_pixels) as im:
-            return im.size[1], im.size[0]
+            width, height = image_input.oriented_size(im, exif_orientation)
+            return height, width
     return int(data.shape[0]), int(data.shape[1])
 
 
@@ -233,6 +236,7 @@ def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report) -> t
     chunk_frames: list = []
     chunk_numbers: list[int] = []
     chunk_boxes: list[_Box] = []
+    exif = getattr(predictor, "exif_orientation", image_input.DEFAULT_EXIF_ORIENTATION)
 
     def flush():
         if chunk_boxes:
@@ -245,7 +249,7 @@ def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report) -> t
 
     try:
         for number, image, data in _frames(config, numbers, paths):
-            height, width = _frame_size(data, config.max_image_pixels)
+            height, width = _frame_size(data, config.max_image_pixels, exif)
             for d in by_frame[number]:
                 if len(chunk_boxes) >= config.boxes_per_call:
                     flush()
@@ -431,7 +435,9 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
                 score=b.detection.score, clipped=b.clipped)
                 for b, p, answer in zip(boxes, probabilities, answers)))
         if config.pictures and config.max_pictures != 0:
-            result.pictures = _pictures(config, boxes, answers, result.tracks, numbers, paths)
+            result.pictures = _pictures(config, boxes, answers, result.tracks, numbers, paths,
+                                        getattr(predictor, "exif_orientation",
+                                                image_input.DEFAULT_EXIF_ORIENTATION))
         result.files = out.commit()
     except BaseException:
         out.discard()
@@ -439,7 +445,8 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
     return result
 
 
-def _pictures(config: PeopleConfig, boxes: list[_Box], answers, track_answers, numbers, paths) -> list[str]:
+def _pictures(config: PeopleConfig, boxes: list[_Box], answers, track_answers, numbers, paths,
+              exif_orientation: str) -> list[str]:
     """The first `max_pictures` frames with their people (written atomically, one by one)."""
     chosen = numbers if config.max_pictures is None else numbers[:config.max_pictures]
     by_track = {t.track_id: t for t in track_answers}
@@ -449,7 +456,8 @@ def _pictures(config: PeopleConfig, boxes: list[_Box], answers, track_answers, n
     written, used = [], set()
     folder = os.path.join(config.output_dir, PICTURES_DIR)
     for number, image, data in _frames(config, list(chosen), paths):
-        frame = Image.open(io.BytesIO(data)).convert("RGB") if isinstance(data, bytes) else data
+        frame = (image_input.oriented(Image.open(io.BytesIO(data)), exif_orientation).convert("RGB")
+                 if isinstance(data, bytes) else data)
         items = per_frame.get(number, [])
         lines, keys = [], []
         for b, answer in items:

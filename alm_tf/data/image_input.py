@@ -79,6 +79,7 @@ def check_exif_orientation(value) -> str:
     return value
 
 
+_ORIENTATION_TAG = 0x0112
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
@@ -105,6 +106,15 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image
         image.close()
         raise ImageTooLarge(too_large_message(width * height, max_pixels, f"{width}x{height}"))
     return image
+
+
+def oriented_size(image: Image.Image, exif_orientation: str) -> tuple[int, int]:
+    """(width, height) of `oriented(image, ...)` without decoding the pixels."""
+    width, height = image.size
+    if (exif_orientation == "apply" and image.format == "JPEG"
+            and image.getexif().get(_ORIENTATION_TAG) in (5, 6, 7, 8)):  # transposed
+        return height, width
+    return width, height
 
 
 def oriented(image: Image.Image, exif_orientation: str) -> Image.Image:

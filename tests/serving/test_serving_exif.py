@@ -122,3 +122,22 @@ def test_pictures_show_what_the_model_saw(applied, tmp_path):
     for choice, size in (("apply", (40, 24)), ("ignore", (24, 40))):  # PIL sizes are (width, height)
         _, image, reason = prediction._read_checked(str(path), image_input.DEFAULT_MAX_IMAGE_PIXELS, choice)
         assert reason == "" and image.size == size
+
+
+def test_frames_boxes_refer_to_the_turned_pixels(applied, tmp_path):
+    import csv
+
+    from cli_helpers import run_main
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / "a.jpg").write_bytes(_exif_jpeg(ph.images(1, image_size=(40, 24), seed=7)[0].astype(np.uint8)))
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("image,x1,y1,x2,y2\na.jpg,0,0,40,24\n")  # the whole turned frame: 40 wide
+    code, _, stderr = run_main("pipelines.predict", [
+        f"--model={applied[0]}", f"--images={frames}", f"--boxes={boxes}", f"--output_dir={tmp_path / 'v'}",
+        "--noprogress"])
+    assert code == 0, stderr
+    with open(tmp_path / "v" / "boxes.csv") as f:
+        row = next(csv.DictReader(f))
+    assert (row["x2"], row["y2"], row["clipped"]) == ("40", "24", "0")
