@@ -240,7 +240,7 @@ def _read_checked(path: str, max_pixels: int, exif_orientation: str,
             rgb.load()
         return data, rgb, ""
     except UnidentifiedImageError:  # its text names a BytesIO object, not the file
-        return None, None, f"not an image file ({', '.join(image_input.FORMATS)})"
+        return None, None, f"not an image file ({image_input.FORMATS_TEXT})"
     except (OSError, ValueError) as e:
         return None, None, str(e).splitlines()[0] if str(e) else type(e).__name__
 

@@ -120,7 +120,7 @@ def main(argv: list[str]) -> None:
         if formats.INT8 in (_LITERT_PRECISION.value or []):
             calibration = litert.load_calibration_images(
                 _CALIBRATION_DATA.value, source.image_size, _CALIBRATION_IMAGES.value,
-                progress=_PROGRESS.value, max_image_pixels=_image_flags.MAX_IMAGE_PIXELS.value)
+                progress=_PROGRESS.value)
         out = portable.export_version(
             source, _EXPORT_DIR.value, _formats(), version=version, overwrite=_OVERWRITE.value,
             litert_precisions=_LITERT_PRECISION.value or [], calibration_images=calibration,

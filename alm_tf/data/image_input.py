@@ -29,6 +29,8 @@ from PIL import Image, ImageOps
 
 #: The image formats accepted everywhere (Pillow's names).
 FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
+#: The formats in words, for messages.
+FORMATS_TEXT = "JPEG, PNG, BMP, GIF or WebP"
 #: File name extensions of those formats (a folder's images are these files).
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 #: The default limit on width x height of one image (40 megapixels).
