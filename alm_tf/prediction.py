@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Optional
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
 from alm_tf import artifacts, names, people_prediction, visualization

@@ -106,6 +106,15 @@ def _check_image_sizes(images: tf.Tensor) -> tf.Tensor:
         return tf.identity(images)
 
 
+def _checked_decoder(max_image_pixels: int, exif_orientation: str):
+    """Encoded bytes -> RGB uint8 of a positive size, refused above `max_image_pixels`."""
+    image_input.check_max_pixels(max_image_pixels)
+
+    def decode(encoded):
+        return _check_image_sizes(preprocessing.decode_image(encoded, max_image_pixels, exif_orientation))
+    return decode
+
+
 def make_endpoints(source: ExportSource, model_version: int = 0,
                    max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> dict:
     """The endpoint functions: name -> (python function, input signature).
@@ -115,12 +124,7 @@ def make_endpoints(source: ExportSource, model_version: int = 0,
     encoded bytes refuse an image whose header claims more than
     `max_image_pixels` before decoding it (InvalidArgumentError).
     """
-    image_input.check_max_pixels(max_image_pixels)
-    exif = source.exif_orientation
-
-    def decode(encoded):
-        return _check_image_sizes(preprocessing.decode_image(encoded, max_image_pixels, exif))
-
+    decode = _checked_decoder(max_image_pixels, source.exif_orientation)
     model = source.model
     height, width = source.image_size
     thresholds = tf.constant(source.thresholds, tf.float32)
@@ -192,7 +196,7 @@ def make_endpoints(source: ExportSource, model_version: int = 0,
         "model_version": tf.constant(int(model_version), tf.int64),
         "project_version": tf.constant(alm_tf.__version__, tf.string),
         image_input.MAX_PIXELS_FLAG: tf.constant(max_image_pixels, tf.int64),
-        image_input.EXIF_FLAG: tf.constant(exif, tf.string),
+        image_input.EXIF_FLAG: tf.constant(source.exif_orientation, tf.string),
     }
 
     def metadata():

@@ -203,8 +203,8 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
                     litert_precisions: Iterable[str] = (),
                     calibration_images: Optional[np.ndarray] = None,
                     model_version: int = 0, groups: Optional[dict] = None,
-                    progress: bool = False,
-                    exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> dict[str, str]:
+                    progress: bool = False, exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION,
+                    ) -> dict[str, str]:
     """Writes the portable files of `formats` and model.json into `output_dir`.
 
     Args:
@@ -219,10 +219,8 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
         litert_precisions: extra LiteRT files, `float16` and/or `int8`.
         calibration_images: float32 (N, H, W, 3) RGB 0..255 (int8 only;
             `litert.load_calibration_images` reads them from TFRecords).
-        model_version, groups: recorded in model.json.
+        model_version, groups, exif_orientation: recorded in model.json.
         progress: progress bar during calibration.
-        exif_orientation: the model's (`ModelConfig.exif_orientation`),
-            recorded in model.json's preprocessing.
 
     Returns:
         {file key: absolute path} for every file written, model.json under

@@ -4,7 +4,6 @@ pictures; `ignore` (the default) keeps the pixels as stored."""
 
 import io
 import os
-import struct
 
 import numpy as np
 import pytest
