@@ -21,6 +21,7 @@ import dataclasses
 from typing import Any, Optional, Tuple
 
 from alm_tf.backbones.registry import BACKBONES, IMAGENET, check_weights, get_spec
+from alm_tf.data import image_input
 from alm_tf.layers.attribute_localization import COMBINE_MODES
 from alm_tf.layers.logit_fusion import FUSION_MODES
 from alm_tf.names import LEVELS
@@ -68,6 +69,11 @@ class ModelConfig:
         upsampling: `bilinear` (official code) or `nearest` (paper's text).
         backbone_weights: where the backbone starts from: None (random),
             "imagenet", or a local weights file (`alm_tf.backbones`).
+        exif_orientation: `ignore` (pixels as stored, the official PIL
+            pipeline) or `apply` (a JPEG's EXIF Orientation turns the
+            decoded pixels): part of the model's preprocessing, so training,
+            evaluation and every serving path decode alike
+            (`alm_tf.data.image_input`).
     """
 
     num_attributes: Optional[int] = None
@@ -80,6 +86,7 @@ class ModelConfig:
     fusion: str = "max"
     upsampling: str = "bilinear"
     backbone_weights: Optional[str] = None
+    exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION
 
     def __post_init__(self):
         if self.num_attributes is not None and (
@@ -110,6 +117,9 @@ class ModelConfig:
         if self.backbone_weights == "":
             object.__setattr__(self, "backbone_weights", None)
         check_weights(self.backbone, self.backbone_weights)
+        if self.exif_orientation not in image_input.EXIF_ORIENTATIONS:
+            raise ValueError(f"exif_orientation must be one of {list(image_input.EXIF_ORIENTATIONS)}. "
+                             f"Received: exif_orientation={self.exif_orientation!r}")
 
     @property
     def image_size(self) -> Tuple[int, int]:

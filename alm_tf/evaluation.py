@@ -271,7 +271,8 @@ def run_evaluation(data_dir: str, split: str, model: str, output_dir: str, *,
         ds = data_module.make_dataset(data_dir, split_name, batch_size=batch_size,
                                       image_size=loaded.image_size, training=False, normalize=False,
                                       with_sources=with_sources,
-                                      allow_corrupt_records=allow_corrupt_records)
+                                      allow_corrupt_records=allow_corrupt_records,
+                                      exif_orientation=loaded.exif_orientation)
         return collect_outputs(scores, ds, return_sources=with_sources, data_dir=data_dir,
                                split=split_name)
 

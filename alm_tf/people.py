@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from alm_tf.data import preprocessing
+from alm_tf.data import image_input, preprocessing
 
 __all__ = [
     "crop_array",
@@ -204,8 +204,10 @@ def predict_boxes(model, frames: Sequence, boxes, box_indices) -> dict:
         return {k: v.numpy() for k, v in out.items()}
     height, width = model.image_size
     if encoded:
+        limit = getattr(model, "max_image_pixels", image_input.DEFAULT_MAX_IMAGE_PIXELS)
+        exif = getattr(model, "exif_orientation", image_input.DEFAULT_EXIF_ORIENTATION)
         crops = crops_from_frames(tf.constant([bytes(f) for f in frames], tf.string), boxes, box_indices,
-                                  height, width)
+                                  height, width, decode=lambda e: preprocessing.decode_image(e, limit, exif))
     else:
         crops = crops_from_arrays(frames, boxes, box_indices, height, width)
     return model.predict(crops)

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from alm_tf import detections as det_lib
 from alm_tf import groups as groups_lib
 from alm_tf import people, tracks as tracks_lib, video as video_lib, visualization
-from alm_tf.data import preprocessing
+from alm_tf.data import image_input, preprocessing
 from alm_tf.footage import files as footage_files
 from alm_tf.footage import outputs as footage_outputs
 from alm_tf.footage import run as footage_run
@@ -86,6 +86,8 @@ class PeopleConfig:
         camera: the camera name (None: the video's stem or the frames' folder).
         source: the frames as the user gave them (run.json).
         video_out: write the annotated people.mp4 (tracks).
+        max_image_pixels: a frame whose header claims more pixels ends the
+            run with one line before any decoding (`alm_tf.data.image_input`).
     """
 
     mode: str
@@ -106,8 +108,10 @@ class PeopleConfig:
     camera: Optional[str] = None
     source: Optional[str] = None
     video_out: bool = True
+    max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
+        image_input.check_max_pixels(self.max_image_pixels)
         if (self.boxes_file is None) == (self.footage is None):
             raise ValueError("give a boxes file or a detector and a tracker (exactly one)")
         if self.footage is not None and self.mode != "tracks":
@@ -154,20 +158,26 @@ class _Box:
 # ----------------------------------------------------------------- frames
 
 
-def _frame_size(data) -> tuple[int, int]:
+def _frame_size(data, max_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS,
+                exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> tuple[int, int]:
+    """(height, width) of a frame as the model decodes it (boxes refer to those pixels)."""
     if isinstance(data, (bytes, bytearray)):
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size[1], im.size[0]
+        with image_input.open_image(bytes(data), max_pixels) as im:
+            width, height = image_input.oriented_size(im, exif_orientation)
+            return height, width
     return int(data.shape[0]), int(data.shape[1])
 
 
-def _read_file(path: str) -> bytes:
+def _read_file(path: str, max_pixels: int) -> bytes:
+    """A frame's bytes, its header checked (size within `max_pixels`) before any decoding."""
     with open(path, "rb") as f:
         data = f.read()
     if not data:
         raise det_lib.DetectionsError(f"frame {path!r} is an empty file")
     try:
-        _frame_size(data)
+        _frame_size(data, max_pixels)
+    except image_input.ImageTooLarge as e:
+        raise det_lib.DetectionsError(f"frame {path!r}: {e}") from None
     except (OSError, ValueError):
         raise det_lib.DetectionsError(f"frame {path!r} is not an image") from None
     return data
@@ -177,7 +187,7 @@ def _frames(config: PeopleConfig, numbers: list[int], paths: dict[int, str], tim
     """(number, image path or None, bytes or RGB array) of the wanted frames, in order."""
     if config.video is None:
         for number in numbers:
-            yield number, paths[number], _read_file(paths[number])
+            yield number, paths[number], _read_file(paths[number], config.max_image_pixels)
         return
     wanted = set(numbers)
     seen = 0
@@ -225,7 +235,7 @@ def _clip(d: det_lib.Detection, number: int, image: Optional[str], height: int, 
 # ----------------------------------------------------------------- running
 
 
-def _predict(predictor, frames: list, boxes: list[_Box], numbers: list[int]) -> dict:
+def _predict(predictor, frames: list, boxes: list[_Box], numbers: list[int], limit: int) -> dict:
     position = {n: k for k, n in enumerate(numbers)}
     normalized = np.asarray([b.normalized for b in boxes], np.float32)
     indices = np.asarray([position[b.frame] for b in boxes], np.int32)
@@ -235,7 +245,7 @@ def _predict(predictor, frames: list, boxes: list[_Box], numbers: list[int]) -> 
     crops = []  # a predictor of crops only: crop here, by the same rule
     for box, index in zip(normalized, indices):
         frame = frames[index]
-        array = preprocessing.decode_image(frame).numpy() if isinstance(frame, bytes) else frame
+        array = preprocessing.decode_image(frame, limit).numpy() if isinstance(frame, bytes) else frame
         crops.append(tf.io.encode_png(people.crop_array(np.asarray(array, np.uint8), box)).numpy())
     return predictor(crops)
 
@@ -249,10 +259,11 @@ def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report, time
     chunk_frames: list = []
     chunk_numbers: list[int] = []
     chunk_boxes: list[_Box] = []
+    exif = getattr(predictor, "exif_orientation", image_input.DEFAULT_EXIF_ORIENTATION)
 
     def flush():
         if chunk_boxes:
-            result = _predict(predictor, chunk_frames, chunk_boxes, chunk_numbers)
+            result = _predict(predictor, chunk_frames, chunk_boxes, chunk_numbers, config.max_image_pixels)
             for key in ("probabilities", "labels"):
                 outputs.setdefault(key, []).append(np.asarray(result[key]))
             done.extend(chunk_boxes)
@@ -261,7 +272,7 @@ def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report, time
 
     try:
         for number, image, data in _frames(config, numbers, paths, times):
-            height, width = _frame_size(data)
+            height, width = _frame_size(data, config.max_image_pixels, exif)
             for d in by_frame[number]:
                 if len(chunk_boxes) >= config.boxes_per_call:
                     flush()
@@ -437,7 +448,9 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
                 score=b.detection.score, clipped=b.clipped)
                 for b, p, answer in zip(boxes, probabilities, answers)))
         if config.pictures and config.max_pictures != 0:
-            result.pictures = _pictures(config, boxes, answers, result.tracks, numbers, paths)
+            result.pictures = _pictures(config, boxes, answers, result.tracks, numbers, paths,
+                                        getattr(predictor, "exif_orientation",
+                                                image_input.DEFAULT_EXIF_ORIENTATION))
         result.files = out.commit()
     except BaseException:
         out.discard()
@@ -455,7 +468,8 @@ def _all_frames(config: PeopleConfig):
     return footage_run.iter_source_frames(config.video, images, numbers)
 
 
-def _pictures(config: PeopleConfig, boxes: list[_Box], answers, track_answers, numbers, paths) -> list[str]:
+def _pictures(config: PeopleConfig, boxes: list[_Box], answers, track_answers, numbers, paths,
+              exif_orientation: str) -> list[str]:
     """The first `max_pictures` frames with their people (written atomically, one by one)."""
     chosen = numbers if config.max_pictures is None else numbers[:config.max_pictures]
     by_track = {t.track_id: t for t in track_answers}
@@ -465,7 +479,8 @@ def _pictures(config: PeopleConfig, boxes: list[_Box], answers, track_answers, n
     written, used = [], set()
     folder = os.path.join(config.output_dir, PICTURES_DIR)
     for number, image, data in _frames(config, list(chosen), paths):
-        frame = Image.open(io.BytesIO(data)).convert("RGB") if isinstance(data, bytes) else data
+        frame = (image_input.oriented(Image.open(io.BytesIO(data)), exif_orientation).convert("RGB")
+                 if isinstance(data, bytes) else data)
         items = per_frame.get(number, [])
         lines, keys = [], []
         for b, answer in items:

@@ -26,22 +26,24 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
-import io
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Optional
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
 from alm_tf import artifacts, names, people_prediction, visualization
 from alm_tf import groups as groups_lib
+from alm_tf.data import image_input
 from alm_tf.serving import client
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+#: The file name extensions of a folder's images (`image_input.EXTENSIONS`).
+IMAGE_EXTENSIONS = image_input.EXTENSIONS
 #: The folder of the localization pictures inside the output folder.
 PICTURES_DIR = "pictures"
 
@@ -68,6 +70,14 @@ class ImagePredictor:
     groups: Optional[groups_lib.AttributeGroups] = None
     #: The model's thresholds when known (track aggregation needs them).
     model_thresholds: Optional[tuple[float, ...]] = None
+    #: The largest image (width x height) the model's decoder takes; None: unknown (a server).
+    max_image_pixels: Optional[int] = None
+    #: How the model treats a JPEG's EXIF Orientation (its pictures show what it saw).
+    exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION
+
+    def image_limit(self, wanted: int) -> int:
+        """The limit to check images against: `wanted`, lowered to the model's own."""
+        return wanted if self.max_image_pixels is None else min(wanted, self.max_image_pixels)
 
     def __post_init__(self) -> None:
         if self.groups is None:
@@ -120,7 +130,8 @@ def _loaded_predictor(loaded: artifacts.LoadedModel) -> ImagePredictor:
         return {k: v for k, v in loaded.predict_boxes(frames, boxes, box_indices).items() if k in keys}
 
     predictor = ImagePredictor(fn, list(loaded.attributes), loaded.origin, loaded.kind, boxes_fn,
-                               loaded.groups, tuple(loaded.thresholds))
+                               loaded.groups, tuple(loaded.thresholds), loaded.max_image_pixels,
+                               loaded.exif_orientation)
     predictor.loaded = loaded
     return predictor
 
@@ -129,7 +140,7 @@ def _server_predictor(server: str, attributes: Optional[list[str]], model_name: 
                       groups: Optional[groups_lib.AttributeGroups] = None) -> ImagePredictor:
     """TF Serving: `host:port` (gRPC) or `http://host:port` (REST, needs the names)."""
     rest = server.startswith(("http://", "https://"))
-    thresholds = None
+    thresholds, meta = None, {}
     if attributes is None:
         if rest:
             raise ValueError("a REST --server needs the attribute names (--attributes_file)")
@@ -170,7 +181,11 @@ def _server_predictor(server: str, attributes: Optional[list[str]], model_name: 
         except client.ServingError as e:
             raise ValueError(f"TF Serving at {server}: {e}") from None
 
-    return ImagePredictor(fn, list(attributes), server, "server", boxes_fn, groups, thresholds)
+    # An export's decoded-size limit and EXIF choice (older exports: unknown / ignore).
+    limit = meta.get(image_input.MAX_PIXELS_FLAG)
+    exif = meta.get(image_input.EXIF_FLAG, image_input.DEFAULT_EXIF_ORIENTATION)
+    return ImagePredictor(fn, list(attributes), server, "server", boxes_fn, groups, thresholds,
+                          None if limit is None else int(limit), exif)
 
 
 def tf_png(array) -> bytes:
@@ -182,10 +197,13 @@ def tf_png(array) -> bytes:
 
 def load_image_predictor(model: Optional[str] = None, *, attributes_file: Optional[str] = None,
                          server: Optional[str] = None, model_name: str = "alm",
-                         which: str = "final", groups_file: Optional[str] = None) -> ImagePredictor:
+                         which: str = "final", groups_file: Optional[str] = None,
+                         max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> ImagePredictor:
     """A predictor for any model source (`alm_tf.artifacts.load`) or a TF Serving address.
 
     `groups_file`: attribute groups (`alm_tf.groups`) overriding the model's.
+    `max_image_pixels`: the decoded-size limit of a model decoded here; a
+    SavedModel keeps the one it was exported with (the lower one is checked).
 
     Raises:
         artifacts.ModelSourceError (a ValueError): the model cannot be
@@ -197,36 +215,49 @@ def load_image_predictor(model: Optional[str] = None, *, attributes_file: Option
         if groups_file:
             predictor.groups = groups_lib.read_groups_file(groups_file, predictor.attributes)
         return predictor
-    return _loaded_predictor(artifacts.load(model, which=which, attributes=attributes,
-                                            groups_file=groups_file))
+    loaded = artifacts.load(model, which=which, attributes=attributes, groups_file=groups_file)
+    if loaded.kind != "saved_model":
+        loaded.max_image_pixels = image_input.check_max_pixels(max_image_pixels)
+    return _loaded_predictor(loaded)
 
 
-def _read_checked(path: str) -> tuple[Optional[bytes], Optional[object], str]:
-    """(bytes, PIL RGB image, '') or (None, None, reason)."""
+def _read_checked(path: str, max_pixels: int, exif_orientation: str,
+                  ) -> tuple[Optional[bytes], Optional[object], str]:
+    """(bytes, PIL RGB image, '') or (None, None, reason).
+
+    The header's size is checked before decoding (`image_input.open_image`).
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
         if not data:
             return None, None, "empty file"
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format not in ("JPEG", "PNG", "BMP", "GIF"):
+        with image_input.open_image(data, max_pixels) as im:
+            if im.format not in image_input.FORMATS:
                 return None, None, f"unsupported format {im.format}"
-            rgb = im.convert("RGB")
+            rgb = image_input.oriented(im, exif_orientation).convert("RGB")
             rgb.load()
         return data, rgb, ""
     except UnidentifiedImageError:  # its text names a BytesIO object, not the file
-        return None, None, "not an image file (JPEG, PNG, BMP or GIF)"
+        return None, None, f"not an image file ({image_input.FORMATS_TEXT})"
     except (OSError, ValueError) as e:
         return None, None, str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def _picture_name(path: str, used: set) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(os.path.basename(path))[0]) or "image"
+    """A unique, safe PNG name from the image's name: letters of any script kept.
+
+    Path separators, control characters and characters Windows refuses
+    become `_`; a name is never hidden (no leading dot).
+    """
+    stem = unicodedata.normalize("NFC", os.path.splitext(os.path.basename(path))[0])
+    stem = re.sub(r'[\x00-\x1f\x7f<>:"/\\|?*\s]+', "_", stem).lstrip(".") or "image"
+    stem = stem[:100]
     name, k = stem, 1
-    while name in used:
+    while name.casefold() in used:
         k += 1
         name = f"{stem}_{k}"
-    used.add(name)
+    used.add(name.casefold())
     return name + ".png"
 
 
@@ -244,7 +275,8 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
                   picture_attributes: Optional[Sequence[int]] = None,
                   max_pictures: Optional[int] = None, panel_height: int = 256,
                   progress: bool = True, report: Callable[[str], None] = print,
-                  thresholds: groups_lib.ThresholdSpec = None) -> PredictionResult:
+                  thresholds: groups_lib.ThresholdSpec = None,
+                  max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> PredictionResult:
     """Predicts every readable image; writes predictions.csv and localization PNGs.
 
     Args:
@@ -260,6 +292,8 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
         progress: show a tqdm bar.
         report: where "skipped <path>: <reason>" lines go.
         thresholds: per-request thresholds (`alm_tf.groups.relabel`).
+        max_image_pixels: images whose header claims more pixels are
+            skipped before decoding (`alm_tf.data.image_input`).
 
     Raises:
         ValueError: no image could be read.
@@ -267,7 +301,8 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
     groups_lib.request_thresholds(thresholds, predictor.attributes)  # bad thresholds fail first
     good, skipped = [], []
     for path in paths:
-        data, image, reason = _read_checked(path)
+        data, image, reason = _read_checked(path, predictor.image_limit(max_image_pixels),
+                                            predictor.exif_orientation)
         if data is None:
             skipped.append((path, reason))
         else:

@@ -13,6 +13,7 @@ from typing import Optional
 from absl import flags
 
 from alm_tf.config import BACKBONES, FUSION_MODES, IMAGENET, TOP_DOWN_MODES, UPSAMPLING_MODES, ModelConfig
+from alm_tf.data import image_input
 
 _DEFAULTS = ModelConfig()
 _OVERRIDE = {"allow_override": True}
@@ -44,10 +45,16 @@ UPSAMPLING = flags.DEFINE_enum("upsampling", _DEFAULTS.upsampling, UPSAMPLING_MO
                                "Top-down upsampling (bilinear: the official code; nearest: the "
                                "paper's text).", **_OVERRIDE)
 
+EXIF_ORIENTATION = flags.DEFINE_enum(
+    image_input.EXIF_FLAG, _DEFAULTS.exif_orientation, image_input.EXIF_ORIENTATIONS,
+    "A JPEG's EXIF Orientation: ignore (pixels as stored, as the official PIL pipeline) or apply "
+    "(turn the pixels as the camera says). Stored with the model: evaluation, exports and "
+    "alm-predict decode the same way.", **_OVERRIDE)
+
 _FIELD_FLAGS = {"backbone": BACKBONE, "backbone_weights": BACKBONE_WEIGHTS,
                 "image_height": IMAGE_HEIGHT, "image_width": IMAGE_WIDTH, "alm_levels": ALM_LEVELS,
                 "top_down": TOP_DOWN, "channel_attention": CHANNEL_ATTENTION, "fusion": FUSION,
-                "upsampling": UPSAMPLING}
+                "upsampling": UPSAMPLING, "exif_orientation": EXIF_ORIENTATION}
 #: ModelConfig fields without a flag (a test checks that every other field has one).
 NOT_FLAGS = ("num_attributes",)
 

@@ -28,7 +28,7 @@ from alm_tf.data.convert import MANIFEST, ConvertConfig, convert, format_summary
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, UNCERTAIN_POLICIES
 from alm_tf.data.readers import FORMATS
 from alm_tf.data.schemas import SCHEMAS
-from pipelines import _cli
+from pipelines import _cli, _image_flags
 
 # allow_override: other binaries define some of the same names (output_dir,
 # progress, ...) and tests import several binaries into one process.
@@ -120,6 +120,7 @@ def _config():
         all_attributes=_ALL_ATTRIBUTES.value,
         uncertain=_UNCERTAIN.value,
         show_progress=_PROGRESS.value,
+        max_image_pixels=_image_flags.MAX_IMAGE_PIXELS.value,
     )
 
 

@@ -24,6 +24,9 @@ version (1 for an empty E); an existing version is only replaced with
 the end (`alm_tf.outputs`): a failure leaves no version folder behind, and
 a version folder inside the model, or holding it, is refused. Signatures,
 outputs and layout: alm_tf/serving/export.py and savedmodel/README.md.
+--max_image_pixels (default 40 megapixels): the SavedModel answers an image
+whose header claims more pixels with INVALID_ARGUMENT before decoding it
+(recorded in its `metadata`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from absl import flags
 
 from alm_tf import artifacts
 from alm_tf.serving import export, formats, litert, portable
-from pipelines import _cli
+from pipelines import _cli, _image_flags
 
 # Other binaries define some of the same names; allow_override lets several
 # of them share one process (tests, the demo).
@@ -125,7 +128,8 @@ def main(argv: list[str]) -> None:
         out = portable.export_version(
             source, _EXPORT_DIR.value, _formats(), version=version, overwrite=_OVERWRITE.value,
             litert_precisions=_LITERT_PRECISION.value or [], calibration_images=calibration,
-            progress=_PROGRESS.value, inputs=[path, _CALIBRATION_DATA.value])
+            progress=_PROGRESS.value, inputs=[path, _CALIBRATION_DATA.value],
+            max_image_pixels=_image_flags.MAX_IMAGE_PIXELS.value)
     except (ValueError, OSError, tf.errors.OpError) as e:  # OpError: e.g. a full disk while writing
         _fail(_cli.first_line(e))
         return

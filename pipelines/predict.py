@@ -10,8 +10,13 @@
 config.json or --attributes_file), a model dir (config.json +
 final.keras), or a portable export (model.onnx, model*.tflite,
 openvino/model.xml with the model.json beside it). --server:
-a TF Serving address instead. --images: a glob, a folder or one file; any
-JPEG/PNG of any size. Writes V/predictions.csv (a row per image: the
+a TF Serving address instead. --images: a glob, a folder or one file; JPEG, PNG,
+BMP, GIF or WebP (.jpg .jpeg .png .bmp .gif .webp in a folder) of at most
+--max_image_pixels (default 40 megapixels, read from the header before
+decoding; a larger image is skipped with one line, a larger frame ends the
+run with one line; a SavedModel's own limit, when lower, applies). A
+JPEG's EXIF Orientation is treated as the model says (alm-train
+--exif_orientation, default ignore), in its answers and its pictures. Writes V/predictions.csv (a row per image: the
 probability `<attr>_prob` and the label `<attr>` of every attribute) and
 V/pictures/<image>.png (input + one panel per ALM level with each shown
 attribute's box), and V/predictions.jsonl (a JSON object per image with
@@ -59,7 +64,7 @@ from absl import flags
 
 from alm_tf import groups as groups_lib
 from alm_tf import outputs, people_prediction, prediction, tracks
-from pipelines import _cli
+from pipelines import _cli, _image_flags
 from pipelines import _footage_flags as footage_flags
 
 _OVERRIDE = {"allow_override": True}
@@ -143,13 +148,15 @@ def main(argv: list[str]) -> None:
         outputs.check_target(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value, inputs=inputs)
         predictor = prediction.load_image_predictor(
             _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
-            model_name=_MODEL_NAME.value, groups_file=_GROUPS.value)
+            model_name=_MODEL_NAME.value, groups_file=_GROUPS.value,
+            max_image_pixels=_image_flags.MAX_IMAGE_PIXELS.value)
         with outputs.replaced_dir(_OUTPUT_DIR.value, overwrite=_OVERWRITE.value, inputs=inputs,
                                   report=_note) as staging:
             result = prediction.predict_files(
                 predictor, paths, staging, batch_size=_BATCH.value,
                 pictures=_PICTURES.value, max_picture_rows=_ROWS.value, progress=_PROGRESS.value,
                 max_pictures=_MAX_PICTURES.value, thresholds=thresholds,
+                max_image_pixels=_image_flags.MAX_IMAGE_PIXELS.value,
                 report=_note)
     except (ValueError, OSError) as e:
         _fail(_cli.first_line(e))
@@ -204,7 +211,8 @@ def _people_config() -> people_prediction.PeopleConfig:
             output_dir=_OUTPUT_DIR.value, images=images, images_root=root, video=_VIDEO.value,
             thresholds=groups_lib.parse_threshold_values(_THRESHOLDS.value), track=track,
             min_score=_MIN_SCORE.value, boxes_per_call=_BATCH.value, pictures=_PICTURES.value,
-            max_pictures=_MAX_PICTURES.value, progress=_PROGRESS.value)
+            max_pictures=_MAX_PICTURES.value, progress=_PROGRESS.value,
+            max_image_pixels=_image_flags.MAX_IMAGE_PIXELS.value)
     except ValueError as e:
         _fail(_cli.first_line(e))
 
@@ -219,7 +227,9 @@ def _people(config: people_prediction.PeopleConfig) -> None:
         plan = people_prediction.plan_people(config, report)  # bad boxes fail before the model loads
         predictor = prediction.load_image_predictor(
             _MODEL.value, attributes_file=_ATTRIBUTES.value, server=_SERVER.value,
-            model_name=_MODEL_NAME.value, groups_file=_GROUPS.value)
+            model_name=_MODEL_NAME.value, groups_file=_GROUPS.value,
+            max_image_pixels=config.max_image_pixels)
+        config = dataclasses.replace(config, max_image_pixels=predictor.image_limit(config.max_image_pixels))
         with outputs.replaced_dir(config.output_dir, overwrite=_OVERWRITE.value,
                                   inputs=inputs, report=report) as staging:
             result = people_prediction.predict_people(

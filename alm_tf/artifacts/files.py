@@ -205,7 +205,9 @@ def keras_description(attributes: Sequence[str], model_config: Optional[ModelCon
         "attributes": list(attributes),
         "model": model_config.to_dict() if model_config is not None else None,
         "thresholds": None if thresholds is None else [float(t) for t in thresholds],
-        "preprocessing": preprocessing.description(*image_size) if image_size else None,
+        "preprocessing": (preprocessing.description(*image_size, *(
+            [model_config.exif_orientation] if model_config is not None else []))
+                          if image_size else None),
     }
 
 

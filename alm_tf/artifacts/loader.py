@@ -25,7 +25,7 @@ from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, BOXES_
                                     read_config, read_keras_description, read_thresholds,
                                     thresholds_path, weights_path)
 from alm_tf.config import ModelConfig
-from alm_tf.data import preprocessing
+from alm_tf.data import image_input, preprocessing
 from alm_tf.serving import formats, runtimes
 
 
@@ -52,6 +52,12 @@ class LoadedModel:
         groups: its `alm_tf.groups.AttributeGroups` (default: the known
             groups of its attribute list, else none).
         boxes_signature: a SavedModel's `predict_boxes` (None otherwise).
+        max_image_pixels: the decoded-size limit of `predict_encoded`
+            (`alm_tf.data.image_input`); a SavedModel's is the one it was
+            exported with (its metadata), else settable by the caller.
+        exif_orientation: how `predict_encoded` treats a JPEG's EXIF
+            Orientation (`ModelConfig.exif_orientation`; a SavedModel's
+            from its metadata).
     """
 
     kind: str
@@ -68,6 +74,8 @@ class LoadedModel:
     handle: Any = None  # keeps a SavedModel's resources alive
     groups: Optional[groups_lib.AttributeGroups] = None
     boxes_signature: Optional[Callable] = None
+    max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS
+    exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION
 
     def __post_init__(self) -> None:
         if self.predict_encoded is None:
@@ -103,11 +111,12 @@ class LoadedModel:
 
     @property
     def preprocessing(self) -> dict:
-        return preprocessing.description(*self.image_size)
+        return preprocessing.description(*self.image_size, self.exif_orientation)
 
     def _decode_and_predict(self, encoded: Sequence[bytes]) -> dict:
         height, width = self.image_size
-        images = tf.stack([preprocessing.resize_images(preprocessing.decode_image(e), height, width)
+        images = tf.stack([preprocessing.resize_images(
+            preprocessing.decode_image(e, self.max_image_pixels, self.exif_orientation), height, width)
                            for e in encoded])
         return self.predict(images)
 
@@ -140,6 +149,8 @@ def _keras_loaded(model: keras.Model, attributes, thresholds, origin: str, *,
 
     return LoadedModel("keras", origin, attributes, thresholds, (height, width), predict,
                        model=model, model_config=model_config, model_dir=model_dir,
+                       exif_orientation=(model_config.exif_orientation if model_config
+                                         else image_input.DEFAULT_EXIF_ORIENTATION),
                        num_levels=num_levels)
 
 
@@ -256,7 +267,25 @@ def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> L
     return LoadedModel("saved_model", path, attributes_, thresholds, (height, width), predict,
                        predict_encoded=predict_encoded, num_levels=int(meta["num_levels"]),
                        handle=loaded, groups=groups,
-                       boxes_signature=signatures.get(BOXES_SIGNATURE))
+                       boxes_signature=signatures.get(BOXES_SIGNATURE),
+                       max_image_pixels=int(meta.get(image_input.MAX_PIXELS_FLAG,
+                                                     image_input.DEFAULT_MAX_IMAGE_PIXELS)),
+                       exif_orientation=_text(meta.get(image_input.EXIF_FLAG,
+                                                       image_input.DEFAULT_EXIF_ORIENTATION)))
+
+
+def _portable_exif(metadata: dict, path: str) -> str:
+    """model.json's EXIF choice (files written before it was recorded: `ignore`)."""
+    outside = (metadata.get("preprocessing") or {}).get("outside_the_model") or {}
+    value = outside.get(image_input.EXIF_FLAG, image_input.DEFAULT_EXIF_ORIENTATION)
+    try:
+        return image_input.check_exif_orientation(value)
+    except ValueError as e:
+        raise ModelSourceError(f"{path}: model.json: {e}") from None
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def load_portable(path: str, attributes: Optional[Sequence[str]] = None) -> LoadedModel:
@@ -281,7 +310,8 @@ def load_portable(path: str, attributes: Optional[Sequence[str]] = None) -> Load
         stored = None  # names given by the caller: the stored groups do not apply
     return LoadedModel(portable.format, path, attributes_, thresholds, tuple(portable.image_size),
                        predict, num_levels=num_levels, handle=portable,
-                       groups=_groups_of(stored, attributes_, path))
+                       groups=_groups_of(stored, attributes_, path),
+                       exif_orientation=_portable_exif(portable.metadata, path))
 
 
 def load(source: str, *, which: str = "final", attributes: Optional[Sequence[str]] = None,

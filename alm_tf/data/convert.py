@@ -28,7 +28,7 @@ from typing import Any
 import tensorflow as tf
 from tqdm import tqdm
 
-from alm_tf.data import example, fingerprint, validation
+from alm_tf.data import example, fingerprint, image_input, validation
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, LabelCounts, check_uncertain
 from alm_tf.data.readers import FORMATS, DataFormatError, Row, Source, open_source
 from alm_tf.data.readers._common import KNOWN_SPLITS
@@ -129,6 +129,8 @@ class ConvertConfig:
         uncertain: RAP value-2 policy (`labels.UNCERTAIN_POLICIES`; default
             `ignore`: the label is unknown, -1).
         show_progress: show a tqdm progress bar on stderr.
+        max_image_pixels: an image whose header claims more pixels is a bad
+            row (`image_input`), refused before decoding.
     """
 
     format: str
@@ -145,8 +147,10 @@ class ConvertConfig:
     all_attributes: bool = False
     uncertain: str = DEFAULT_UNCERTAIN
     show_progress: bool = True
+    max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS
 
     def __post_init__(self) -> None:
+        image_input.check_max_pixels(self.max_image_pixels)
         if self.format not in FORMATS:
             raise ValueError(f"--format must be one of {', '.join(FORMATS)}; got {self.format!r}")
         if self.format == "alm_list":
@@ -240,21 +244,22 @@ def _cheap_checked(source: Source, split_map: Mapping[str, str], ignored: collec
         yield _Item(split, row, path, labels, None)
 
 
-def _decode(task: tuple[str, _Item, bool]) -> tuple[_Item, validation.CheckedImage | validation.Problem | None]:
+def _decode(task: tuple[str, _Item, bool, int]) -> tuple[_Item, validation.CheckedImage | validation.Problem | None]:
     """Worker: the full image check of one item (None for an already bad one)."""
-    images_dir, item, keep_bytes = task
+    images_dir, item, keep_bytes, max_pixels = task
     if item.problem is not None:
         return item, None
-    return item, validation.check_image(images_dir, item.path, keep_bytes)
+    return item, validation.check_image(images_dir, item.path, keep_bytes, max_pixels)
 
 
-def _decoded(items: Iterable[_Item], images_dir: str, pool: Any, workers: int) -> Iterator[tuple[_Item, Any]]:
+def _decoded(items: Iterable[_Item], images_dir: str, pool: Any, workers: int,
+             max_pixels: int) -> Iterator[tuple[_Item, Any]]:
     """Items with their decode results, in order, in bounded windows (at
     most three in flight, so memory does not grow with the data set).
 
     Worker processes do not send JPEG / PNG bytes back (see CheckedImage).
     """
-    tasks = ((images_dir, item, pool is None) for item in items)
+    tasks = ((images_dir, item, pool is None, max_pixels) for item in items)
     if pool is None:
         yield from map(_decode, tasks)
         return
@@ -279,7 +284,7 @@ def progress(total: int, enabled: bool, desc: str):
 def _strict_check(items: Iterable[_Item], cfg: ConvertConfig, pool: Any, total: int) -> None:
     problems: list[dict[str, str]] = []
     with progress(total, cfg.show_progress, "checking") as bar:
-        for item, result in _decoded(items, cfg.images_dir, pool, cfg.workers):
+        for item, result in _decoded(items, cfg.images_dir, pool, cfg.workers, cfg.max_image_pixels):
             bar.update()
             problem = item.problem or (result if isinstance(result, validation.Problem) else None)
             if problem is not None:
@@ -432,7 +437,7 @@ def _write(
                 for s in out_splits
             }
             items = _cheap_checked(source, split_map, collections.Counter())
-            for item, result in _decoded(items, cfg.images_dir, pool, cfg.workers):
+            for item, result in _decoded(items, cfg.images_dir, pool, cfg.workers, cfg.max_image_pixels):
                 bar.update()
                 problem = item.problem or (result if isinstance(result, validation.Problem) else None)
                 if problem is None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from alm_tf.data import example, preprocessing, records, validation
+from alm_tf.data import example, image_input, preprocessing, records, validation
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 2048
@@ -97,10 +97,15 @@ def _shard_files(data_dir: str, manifest: dict[str, Any], split: str) -> list[st
 
 
 def _parse_and_decode(
-    serialized: tf.Tensor, num_attributes: int, height: int, width: int, with_sources: bool = False
+    serialized: tf.Tensor, num_attributes: int, height: int, width: int, with_sources: bool = False,
+    exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION,
 ) -> tuple[tf.Tensor, ...]:
     features = example.parse_example(serialized, num_attributes)
-    image = preprocessing.resize_images(preprocessing.decode_image(features[example.ENCODED]), height, width)
+    # No size limit here: alm-convert checked every image against its own
+    # --max_image_pixels before writing the records.
+    image = preprocessing.decode_image(features[example.ENCODED], max_pixels=None,
+                                       exif_orientation=exif_orientation)
+    image = preprocessing.resize_images(image, height, width)
     labels = tf.cast(features[example.ATTRIBUTES], tf.float32)
     if with_sources:
         return image, labels, features[example.SOURCE]
@@ -122,6 +127,7 @@ def make_dataset(
     normalize: bool = True,
     with_sources: bool = False,
     allow_corrupt_records: bool = False,
+    exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION,
 ) -> tf.data.Dataset:
     """Batches of (images float32 (B, H, W, 3) normalized, labels float32 (B, M)).
 
@@ -151,6 +157,8 @@ def make_dataset(
         allow_corrupt_records: skip missing, corrupt or ill-fitting records
             and undecodable images (logged) instead of failing; see the
             module docstring.
+        exif_orientation: the model's `ModelConfig.exif_orientation`
+            (`alm_tf.data.image_input`).
 
     Returns:
         The tf.data.Dataset.
@@ -205,7 +213,7 @@ def make_dataset(
         ds = ds.repeat()
 
     def load(serialized: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        return _parse_and_decode(serialized, num_attributes, height, width, with_sources)
+        return _parse_and_decode(serialized, num_attributes, height, width, with_sources, exif_orientation)
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     if allow_corrupt_records:  # a record or image that fails in `load`: drop it, log a warning

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from alm_tf.data import image_header, image_input
+
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
@@ -36,23 +38,40 @@ __all__ = [
 ]
 
 
-def decode_image(encoded: tf.Tensor | bytes) -> tf.Tensor:
+def decode_image(encoded: tf.Tensor | bytes,
+                 max_pixels: int | None = image_input.DEFAULT_MAX_IMAGE_PIXELS,
+                 exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> tf.Tensor:
     """Decodes one encoded image to uint8 RGB of shape (H, W, 3).
 
-    Handles JPEG, PNG (also grayscale and RGBA, alpha dropped), BMP and the
-    first frame of a GIF. Works inside a tf.function with unknown shapes.
+    Handles JPEG, PNG (also grayscale and RGBA, alpha dropped), BMP, WebP
+    and the first frame of a GIF (`image_input.FORMATS`). The size in the
+    header is checked against `max_pixels` before decoding (None: no
+    check, for records alm-convert already checked); with
+    `exif_orientation="apply"` a JPEG's EXIF Orientation turns the pixels
+    (`alm_tf.data.image_header`). Works inside a tf.function with unknown
+    shapes.
 
     Raises:
-        tf.errors.InvalidArgumentError: the bytes are empty or not an image.
+        tf.errors.InvalidArgumentError: the bytes are empty, not an image,
+            or an image of more than `max_pixels` pixels.
     """
+    if max_pixels is not None:
+        image_input.check_max_pixels(max_pixels)
+    image_input.check_exif_orientation(exif_orientation)
     encoded = tf.convert_to_tensor(encoded, dtype=tf.string)
     check = tf.debugging.assert_greater(
         tf.strings.length(encoded), 0, message="decode_image: empty image bytes"
     )
-    # The check runs first in every graph (without the dependency, which op
-    # fails first is up to the graph optimizer).
+    # The checks run first in every graph (without the dependency, which op
+    # fails first is up to the graph optimizer): the size check must come
+    # before the decoder allocates the pixels.
+    if max_pixels is not None:
+        with tf.control_dependencies([check]):
+            check = image_header.check_size(encoded, max_pixels)
     with tf.control_dependencies([check]):
         image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+    if exif_orientation == "apply":
+        image = image_header.apply_orientation(image, image_header.exif_orientation(encoded))
     image.set_shape([None, None, 3])
     return image
 
@@ -82,7 +101,8 @@ def preprocess_images(images_0_255: tf.Tensor, height: int, width: int) -> tf.Te
     return normalize_images(resize_images(images_0_255, height, width))
 
 
-def description(height: int, width: int) -> dict:
+def description(height: int, width: int,
+                exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> dict:
     """What `preprocess_images(decode_image(bytes))` does, in words, for the files that ship a model.
 
     config.json, every `.keras` description, the SavedModel's docs and the
@@ -92,8 +112,11 @@ def description(height: int, width: int) -> dict:
     `resize_images` and `normalize_images`.
     """
     return {
-        "decode": "JPEG/PNG/BMP/GIF (first frame) to RGB uint8; grayscale is repeated to 3 "
+        "decode": "JPEG/PNG/BMP/WebP/GIF (first frame) to RGB uint8; grayscale is repeated to 3 "
                   "channels, alpha dropped",
+        # ignore: pixels as stored (the official PIL pipeline); apply: a JPEG's
+        # EXIF Orientation turns the decoded pixels (Pillow's ImageOps.exif_transpose).
+        image_input.EXIF_FLAG: image_input.check_exif_orientation(exif_orientation),
         "channel_order": "RGB",
         "layout": "NHWC",
         "resize": {

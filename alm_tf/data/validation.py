@@ -19,9 +19,8 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from PIL import Image
 
-from alm_tf.data import fingerprint
+from alm_tf.data import fingerprint, image_input
 from alm_tf.data.labels import LABEL_VALUES
 
 # Skip reasons (the manifest and the summary group rows by these).
@@ -102,12 +101,14 @@ def parse_labels(raw: Sequence[Any], attributes: Sequence[str]) -> tuple[int, ..
     return tuple(out)
 
 
-def check_image(images_dir: str, relpath: str, keep_bytes: bool = True) -> CheckedImage | Problem:
-    """Reads and fully decodes one image.
+def check_image(images_dir: str, relpath: str, keep_bytes: bool = True,
+                max_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> CheckedImage | Problem:
+    """Reads and fully decodes one image, its header's size checked first.
 
-    JPEG and PNG bytes are kept as found; any other format Pillow decodes
-    (BMP, GIF, ...) is re-encoded losslessly as PNG, since the records hold
-    JPEG or PNG only. With `keep_bytes=False` the bytes of a JPEG or PNG are
+    An image of more than `max_pixels` (width x height) is refused before
+    decoding. JPEG and PNG bytes are kept as found; the other formats of
+    `image_input.FORMATS` (BMP, GIF, WebP) are re-encoded losslessly as
+    PNG, since the records hold JPEG or PNG only. With `keep_bytes=False` the bytes of a JPEG or PNG are
     not returned (see `CheckedImage`).
     """
     path = os.path.join(images_dir, relpath)
@@ -121,8 +122,10 @@ def check_image(images_dir: str, relpath: str, keep_bytes: bool = True) -> Check
     except OSError as e:
         return Problem(UNREADABLE_IMAGE, f"{relpath}: {e.strerror or e}")
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with image_input.open_image(data, max_pixels) as img:
             fmt = img.format
+            if fmt not in image_input.FORMATS:
+                return Problem(UNREADABLE_IMAGE, f"{relpath}: unsupported format {fmt}")
             img.load()  # Full decode: raises on truncated or corrupt data.
             width, height = img.size
             reencoded = fmt not in _KEPT_FORMATS

@@ -4,8 +4,9 @@ One `keras.export.ExportArchive` with four endpoints that share a single
 `serve()` tf.function (normalize -> model -> probabilities, thresholded
 labels, boxes):
 
-  serving_default   image_bytes tf.string [N]: encoded JPEG/PNG/BMP/GIF,
-                    any size, grayscale and RGBA converted to RGB
+  serving_default   image_bytes tf.string [N]: encoded JPEG/PNG/BMP/GIF/WebP
+                    of at most `max_image_pixels` (read from the header
+                    before decoding), grayscale and RGBA converted to RGB
   predict_images    images float32 [N, H, W, 3]: RGB 0..255, any H and W
   predict_examples  examples tf.string [N]: serialized tf.Example with
                     `image/encoded`
@@ -18,7 +19,9 @@ labels, boxes):
   metadata          no input: attributes, thresholds, image_height,
                     image_width, num_levels, model_name, model_version,
                     project_version, groups (the JSON description of
-                    `alm_tf.groups`)
+                    `alm_tf.groups`), max_image_pixels, exif_orientation
+                    (the model's: a JPEG's EXIF Orientation ignored or
+                    applied in serving_default and predict_boxes)
 
 Outputs of the three image endpoints (CONTRACT.md): `probabilities`
 float32 (N, M), `labels` int32 (N, M) (probability > threshold, the rule
@@ -27,7 +30,8 @@ baseline). Images are brought to the model size with
 `alm_tf.data.preprocessing.resize_images(decode_image(...))` per image and
 normalized with `normalize_images`, exactly what the input pipeline does.
 Bad input (bytes that are no image, an empty string, a zero-sized image,
-an Example without `image/encoded`) raises InvalidArgumentError with a
+an Example without `image/encoded`, an image whose header claims more
+than `max_image_pixels` pixels) raises InvalidArgumentError with a
 message: TF Serving answers it with HTTP 400 / gRPC INVALID_ARGUMENT.
 
 The model is always served in float32 (a model trained in mixed precision
@@ -58,7 +62,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 import alm_tf
 from alm_tf import artifacts, outputs, people
 from alm_tf.data import example as example_keys
-from alm_tf.data import preprocessing
+from alm_tf.data import image_input, preprocessing
 from alm_tf.serving.client import DEFAULT_MODEL_NAME
 
 IMAGE_SIGNATURES = ("serving_default", "predict_images", "predict_examples")
@@ -101,12 +105,25 @@ def _check_image_sizes(images: tf.Tensor) -> tf.Tensor:
         return tf.identity(images)
 
 
-def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
+def _checked_decoder(max_image_pixels: int, exif_orientation: str):
+    """Encoded bytes -> RGB uint8 of a positive size, refused above `max_image_pixels`."""
+    image_input.check_max_pixels(max_image_pixels)
+
+    def decode(encoded):
+        return _check_image_sizes(preprocessing.decode_image(encoded, max_image_pixels, exif_orientation))
+    return decode
+
+
+def make_endpoints(source: ExportSource, model_version: int = 0,
+                   max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> dict:
     """The endpoint functions: name -> (python function, input signature).
 
     All image endpoints call one `serve` tf.function on (N, H, W, 3) RGB
-    0..255 float32 images already at the model size.
+    0..255 float32 images already at the model size. The endpoints taking
+    encoded bytes refuse an image whose header claims more than
+    `max_image_pixels` before decoding it (InvalidArgumentError).
     """
+    decode = _checked_decoder(max_image_pixels, source.exif_orientation)
     model = source.model
     height, width = source.image_size
     thresholds = tf.constant(source.thresholds, tf.float32)
@@ -131,7 +148,7 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
     serve = serve.get_concrete_function()
 
     def decode_to_size(encoded):
-        image = _check_image_sizes(preprocessing.decode_image(encoded))
+        image = decode(encoded)
         return preprocessing.resize_images(image, height, width)
 
     def from_bytes(encoded_batch):
@@ -159,7 +176,7 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
     def predict_boxes(image_bytes, boxes, box_indices):
         crops = people.crops_from_frames(
             image_bytes, boxes, box_indices, height, width,
-            decode=lambda e: _check_image_sizes(preprocessing.decode_image(e)))
+            decode=decode)
         return tf.cond(tf.shape(crops)[0] > 0, lambda: serve(crops), no_people)
 
     def predict_examples(examples):
@@ -177,6 +194,8 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
         "groups": tf.constant(source.groups.to_json(), tf.string),
         "model_version": tf.constant(int(model_version), tf.int64),
         "project_version": tf.constant(alm_tf.__version__, tf.string),
+        image_input.MAX_PIXELS_FLAG: tf.constant(max_image_pixels, tf.int64),
+        image_input.EXIF_FLAG: tf.constant(source.exif_orientation, tf.string),
     }
 
     def metadata():
@@ -195,13 +214,15 @@ def make_endpoints(source: ExportSource, model_version: int = 0) -> dict:
     }
 
 
-def build_archive(source: ExportSource, model_version: int = 0) -> keras.export.ExportArchive:
+def build_archive(source: ExportSource, model_version: int = 0,
+                  max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS,
+                  ) -> keras.export.ExportArchive:
     """One ExportArchive holding the model and the four endpoints."""
     archive = keras.export.ExportArchive()
     # No archive.track(model): add_endpoint collects the variables the
     # endpoints use, and a tracked Keras model costs one more full trace
     # at save time (its `_default_save_signature`).
-    for name, (fn, signature) in make_endpoints(source, model_version).items():
+    for name, (fn, signature) in make_endpoints(source, model_version, max_image_pixels).items():
         if signature:
             archive.add_endpoint(name, fn, input_signature=signature)
         else:  # no inputs: hand over a traced tf.function
@@ -294,9 +315,10 @@ def check_version(export_dir: str, version: Optional[int], overwrite: bool) -> s
     return final
 
 
-def write_saved_model(source: ExportSource, version: int, folder: str) -> None:
+def write_saved_model(source: ExportSource, version: int, folder: str,
+                      max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> None:
     """Writes the SavedModel, its assets and warmup requests into `folder`."""
-    build_archive(source, version).write_out(folder, verbose=False)
+    build_archive(source, version, max_image_pixels).write_out(folder, verbose=False)
     os.makedirs(os.path.join(folder, "assets"), exist_ok=True)
     with open(os.path.join(folder, "assets", artifacts.ATTRIBUTES_ASSET), "w") as f:
         f.write("".join(f"{name}\n" for name in source.attributes))
@@ -306,7 +328,8 @@ def write_saved_model(source: ExportSource, version: int, folder: str) -> None:
 
 
 def export_saved_model(source: ExportSource, export_dir: str, version: Optional[int] = None,
-                       overwrite: bool = False, inputs: Sequence[str] = ()) -> str:
+                       overwrite: bool = False, inputs: Sequence[str] = (),
+                       max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> str:
     """Writes `export_dir/<version>/`; returns its path.
 
     Everything is written to a hidden staging folder beside it (TF Serving
@@ -322,6 +345,6 @@ def export_saved_model(source: ExportSource, export_dir: str, version: Optional[
     """
     final = check_version(export_dir, version, overwrite)
     with outputs.replaced_dir(final, overwrite=overwrite, inputs=inputs, flag="--export_dir") as staging:
-        write_saved_model(source, int(os.path.basename(final)), staging)
+        write_saved_model(source, int(os.path.basename(final)), staging, max_image_pixels)
     logging.info("exported %s to %s", source.origin, final)
     return final

@@ -66,7 +66,8 @@ def load_calibration_images(data_dir: str, image_size: Sequence[int], num_images
 
     def decode(serialized):
         features = example.parse_example(serialized, num_attributes)
-        image = preprocessing.decode_image(features[example.ENCODED])
+        # Records hold images alm-convert checked against its --max_image_pixels.
+        image = preprocessing.decode_image(features[example.ENCODED], max_pixels=None)
         return preprocessing.resize_images(image, height, width)
 
     dataset = (tf.data.TFRecordDataset(shards).map(decode).ignore_errors()

@@ -44,7 +44,7 @@ import tensorflow as tf
 import alm_tf
 from alm_tf import artifacts, names, outputs
 from alm_tf import groups as groups_lib
-from alm_tf.data import preprocessing
+from alm_tf.data import image_input, preprocessing
 from alm_tf.layers.attribute_localization import AttributeLocalization
 from alm_tf.serving import export as saved_model_export
 from alm_tf.serving import formats as F
@@ -103,7 +103,8 @@ def _write_openvino(saved_model_dir: str, xml_path: str) -> None:
 
 def metadata(attributes: Sequence[str], thresholds: Sequence[float], image_size: Sequence[int],
              *, num_levels: int, files: Mapping[str, dict], model_name: str = "alm",
-             model_version: int = 0, groups: Optional[dict] = None) -> dict:
+             model_version: int = 0, groups: Optional[dict] = None,
+             exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> dict:
     """The model.json payload (see savedmodel/PORTABLE.md for each key)."""
     height, width = int(image_size[0]), int(image_size[1])
     m = len(attributes)
@@ -115,7 +116,7 @@ def metadata(attributes: Sequence[str], thresholds: Sequence[float], image_size:
             "shape": [None, num_levels, m, 4], "dtype": "float32",
             "meaning": "per pyramid level (finest first) and attribute, the localized region "
                        "[y1, x1, y2, x2] in normalized image coordinates, not clipped"}
-    described = preprocessing.description(height, width)
+    described = preprocessing.description(height, width, exif_orientation)
     return {
         "format": F.METADATA_KIND,
         "schema_version": F.METADATA_SCHEMA_VERSION,
@@ -135,8 +136,8 @@ def metadata(attributes: Sequence[str], thresholds: Sequence[float], image_size:
             "dtype": "float32 (uint8 for the int8 LiteRT file)",
         },
         "preprocessing": {
-            "outside_the_model": {k: described[k] for k in ("decode", "resize", "channel_order",
-                                                           "value_range")},
+            "outside_the_model": {k: described[k] for k in ("decode", image_input.EXIF_FLAG, "resize",
+                                                           "channel_order", "value_range")},
             "inside_the_model": {"normalization": described["normalization"]},
         },
         "outputs": outputs,
@@ -202,7 +203,8 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
                     litert_precisions: Iterable[str] = (),
                     calibration_images: Optional[np.ndarray] = None,
                     model_version: int = 0, groups: Optional[dict] = None,
-                    progress: bool = False) -> dict[str, str]:
+                    progress: bool = False, exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION,
+                    ) -> dict[str, str]:
     """Writes the portable files of `formats` and model.json into `output_dir`.
 
     Args:
@@ -217,7 +219,7 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
         litert_precisions: extra LiteRT files, `float16` and/or `int8`.
         calibration_images: float32 (N, H, W, 3) RGB 0..255 (int8 only;
             `litert.load_calibration_images` reads them from TFRecords).
-        model_version, groups: recorded in model.json.
+        model_version, groups, exif_orientation: recorded in model.json.
         progress: progress bar during calibration.
 
     Returns:
@@ -266,7 +268,7 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
             shutil.rmtree(frozen)
         payload = metadata(attributes, thresholds, image_size, num_levels=num_levels,
                            files=entries, model_name=model.name, model_version=model_version,
-                           groups=groups)
+                           groups=groups, exif_orientation=exif_orientation)
         with open(os.path.join(tmp, F.METADATA_FILE), "w", encoding="utf-8") as f:
             json.dump(payload, f, indent=2)
         written = _move_into_place(tmp, output_dir, [e["path"] for e in entries.values()])
@@ -303,7 +305,8 @@ def export_version(source, export_dir: str, formats: Iterable[str], *,
                    version: Optional[int] = None, overwrite: bool = False,
                    litert_precisions: Iterable[str] = (),
                    calibration_images: Optional[np.ndarray] = None,
-                   progress: bool = False, inputs: Sequence[str] = ()) -> str:
+                   progress: bool = False, inputs: Sequence[str] = (),
+                   max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> str:
     """Writes `export_dir/<version>/` with every format asked for; returns its path.
 
     `source` is an `alm_tf.serving.export.ExportSource`. The whole version
@@ -311,6 +314,7 @@ def export_version(source, export_dir: str, formats: Iterable[str], *,
     asked for) is written into a hidden staging folder and swapped into
     place (`alm_tf.outputs`): a failure leaves an existing version
     untouched, no new one, and no export dir this call created.
+    `max_image_pixels`: the SavedModel's decoded-size limit (its metadata).
 
     Raises:
         PortableExportError / export.ExportError: bad request, existing
@@ -327,13 +331,15 @@ def export_version(source, export_dir: str, formats: Iterable[str], *,
     except saved_model_export.ExportError as e:
         raise PortableExportError(str(e)) from None
     if not portable:
-        return saved_model_export.export_saved_model(source, export_dir, version, overwrite, inputs)
+        return saved_model_export.export_saved_model(source, export_dir, version, overwrite, inputs,
+                                                     max_image_pixels)
     number = int(os.path.basename(final))
     with outputs.replaced_dir(final, overwrite=overwrite, inputs=inputs, flag="--export_dir") as staging:
         export_portable(
             source.model, source.attributes, source.thresholds, source.image_size, staging,
             portable, litert_precisions=litert_precisions, calibration_images=calibration_images,
-            model_version=number, groups=source.groups.description(), progress=progress)
+            model_version=number, groups=source.groups.description(), progress=progress,
+            exif_orientation=source.exif_orientation)
         if F.SAVED_MODEL in wanted:
-            saved_model_export.write_saved_model(source, number, staging)
+            saved_model_export.write_saved_model(source, number, staging, max_image_pixels)
     return final

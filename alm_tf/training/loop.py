@@ -221,7 +221,8 @@ def _feature_cache(config, plan, model, data_module) -> _Cache:
                  num_examples, feature_cache.VIEWS, need / 2**30, directory)
     ds = data_module.make_dataset(config.data_dir, plan.train_split, batch_size=config.batch_size,
                                   image_size=config.image_size, training=False,
-                                  allow_corrupt_records=config.allow_corrupt_records)
+                                  allow_corrupt_records=config.allow_corrupt_records,
+                                  exif_orientation=config.model.exif_orientation)
     try:
         data = feature_cache.build_cache(backbone, ds, num_examples, directory,
                                          progress=config.progress)
@@ -251,7 +252,8 @@ def _loop(config, strategy, plan, state, data_module, callbacks):
                 batch_size=config.batch_size,  # global; make_dataset splits it by ctx
                 image_size=config.image_size, training=True, input_context=ctx,
                 seed=epoch_seed(config.seed, epoch), repeat=True, drop_remainder=True,
-                allow_corrupt_records=config.allow_corrupt_records, **kwargs)
+                allow_corrupt_records=config.allow_corrupt_records,
+                exif_orientation=config.model.exif_orientation, **kwargs)
             return ds.skip(skip) if skip else ds
         return fn
 
@@ -260,7 +262,8 @@ def _loop(config, strategy, plan, state, data_module, callbacks):
     def validate():
         ds = data_module.make_dataset(config.data_dir, plan.val_split, batch_size=config.batch_size,
                                       image_size=config.image_size, training=False,
-                                      allow_corrupt_records=config.allow_corrupt_records)
+                                      allow_corrupt_records=config.allow_corrupt_records,
+                                      exif_orientation=config.model.exif_orientation)
         labels, outputs = evaluation.collect_outputs(predict, ds, data_dir=config.data_dir,
                                                      split=plan.val_split)
         return evaluation.summarize(labels, outputs["logits"], from_logits=True)

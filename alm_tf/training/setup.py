@@ -125,7 +125,8 @@ def run_config(config: TrainConfig, plan: TrainingPlan, runs: Optional[list] = N
         "format_version": artifacts.CONFIG_FORMAT,
         "model": plan.model_config.to_dict(),
         "attributes": list(plan.attributes),
-        "preprocessing": preprocessing.description(*plan.model_config.image_size),
+        "preprocessing": preprocessing.description(*plan.model_config.image_size,
+                                                   plan.model_config.exif_orientation),
         "data": {
             "data_dir": os.path.abspath(config.data_dir),
             "manifest": os.path.abspath(os.path.join(config.data_dir, "manifest.json")),

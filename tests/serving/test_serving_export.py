@@ -224,7 +224,7 @@ def test_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
     def broken_warmup(path, size):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export, "build_archive", lambda source, version: FakeArchive())
+    monkeypatch.setattr(export, "build_archive", lambda source, version, *limits: FakeArchive())
     monkeypatch.setattr(export, "write_warmup", broken_warmup)
     source = export.load_source(exported.model_dir)
     target = tmp_path / "E"
@@ -247,7 +247,7 @@ def test_overwrite_replaces_version(exported, tmp_path, monkeypatch):
             with open(os.path.join(path, "saved_model.pb"), "w") as f:
                 f.write("new")
 
-    monkeypatch.setattr(export, "build_archive", lambda source, version: FakeArchive())
+    monkeypatch.setattr(export, "build_archive", lambda source, version, *limits: FakeArchive())
     source = export.load_source(exported.model_dir)
     (tmp_path / "E" / "3").mkdir(parents=True)
     (tmp_path / "E" / "3" / "saved_model.pb").write_text("old")

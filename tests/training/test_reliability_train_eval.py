@@ -263,7 +263,7 @@ def test_predict_a_non_image_named_jpg(run, tmp_path, capsys):
     fake.write_text("hello")
     code, _, err = _main("pipelines.predict", [f"--model={run[2]}", f"--images={fake}",
                                                f"--output_dir={tmp_path / 'v'}", "--noprogress"], capsys)
-    _one_line(code, err, f"cannot read {fake}: not an image file (JPEG, PNG, BMP or GIF)")
+    _one_line(code, err, f"cannot read {fake}: not an image file (JPEG, PNG, BMP, GIF or WebP)")
     assert "BytesIO" not in err and not (tmp_path / "v").exists()
 
 
