@@ -1,4 +1,4 @@
-"""alm-evaluate: metrics report of a trained model on a split.
+r"""alm-evaluate: metrics report of a trained model on a split.
 
   alm-evaluate --data_dir=records/pa100k --split=test --model=runs/pa100k \
       --output_dir=reports/pa100k [--which=best] [--tune_thresholds]
