@@ -24,19 +24,15 @@ How each file is made (checked with TF 2.21 / Keras 3.15; BUILD_NOTES.md):
     default compresses to float16).
 
 Everything is written under a hidden temp folder and moved into place
-when all of it succeeded: a failed export leaves no file behind. A model
-loaded from a .keras file (what alm-export gives) is converted one format
-(one LiteRT precision) at a time, each in a child process that loads the
-file and ends with its conversion: TensorFlow keeps a conversion's graphs
-until its process ends, so in one process the conversions' memory adds up.
+when all of it succeeded: a failed export leaves no file behind.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
+import gc
 import json
 import logging
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -90,8 +86,40 @@ def _write_onnx(serve, path: str) -> None:
     import tf2onnx
 
     # tf2onnx names the outputs after the dict keys and the input after the spec.
-    tf2onnx.convert.from_function(serve, input_signature=serve.input_signature,
-                                  opset=F.ONNX_OPSET, output_path=path)
+    with _collected_optimizer_copies():
+        tf2onnx.convert.from_function(serve, input_signature=serve.input_signature,
+                                      opset=F.ONNX_OPSET, output_path=path)
+
+
+@contextlib.contextmanager
+def _collected_optimizer_copies():
+    """tf2onnx's optimizer loop with each replaced graph copy freed at once.
+
+    Before each of its optimizers, tf2onnx deep-copies the whole ONNX graph
+    (weights included) to roll back a failing optimizer; the graph it
+    replaces is cyclic garbage that Python's collector, which counts
+    objects and not bytes, frees late, so the copies pile up (the largest
+    part of alm-export's peak memory). A collection before each optimizer
+    keeps about two copies alive; the optimizers and the file they make
+    are unchanged.
+    """
+    from tf2onnx import optimizer
+
+    original = optimizer._get_optimizers  # noqa: SLF001  the list optimize_graph reads
+
+    def collect_first(factory):
+        def make():
+            gc.collect()
+            return factory()
+        return make
+
+    optimizer._get_optimizers = lambda: {name: collect_first(factory)  # noqa: SLF001
+                                         for name, factory in original().items()}
+    try:
+        yield
+    finally:
+        optimizer._get_optimizers = original  # noqa: SLF001
+        gc.collect()
 
 
 def _write_openvino(saved_model_dir: str, xml_path: str) -> None:
@@ -208,7 +236,7 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
                     litert_precisions: Iterable[str] = (),
                     calibration_images: Optional[np.ndarray] = None,
                     model_version: int = 0, groups: Optional[dict] = None,
-                    progress: bool = False, keras_path: Optional[str] = None) -> dict[str, str]:
+                    progress: bool = False) -> dict[str, str]:
     """Writes the portable files of `formats` and model.json into `output_dir`.
 
     Args:
@@ -225,10 +253,6 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
             `litert.load_calibration_images` reads them from TFRecords).
         model_version, groups: recorded in model.json.
         progress: progress bar during calibration.
-        keras_path: the .keras file `model` was loaded from: each
-            conversion then runs in a child process of its own that loads
-            it (`run_isolated`), so the memory of one conversion is given
-            back before the next starts. None: all in this process.
 
     Returns:
         {file key: absolute path} for every file written, model.json under
@@ -256,8 +280,24 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
     os.makedirs(output_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-portable-", dir=output_dir)
     try:
-        _convert_all(keras_path or model, image_size, tmp, portable, precisions,
-                     calibration_images, float_scopes, progress, isolated=bool(keras_path))
+        serve = serving_function(model, image_size)
+        if F.ONNX in portable:
+            _write_onnx(serve, os.path.join(tmp, F.ONNX_FILE))
+        if F.LITERT in portable or F.OPENVINO in portable:
+            frozen = os.path.join(tmp, "frozen_saved_model")
+            write_frozen_saved_model(serve, frozen)
+            if F.LITERT in portable:
+                for precision in (F.FLOAT32,) + precisions:
+                    try:
+                        flatbuffer = litert.convert(frozen, precision, calibration_images,
+                                                    float_scopes=float_scopes, progress=progress)
+                    except litert.ConversionError as e:
+                        raise PortableExportError(str(e)) from None
+                    with open(os.path.join(tmp, F.LITERT_FILES[precision]), "wb") as f:
+                        f.write(flatbuffer)
+            if F.OPENVINO in portable:
+                _write_openvino(frozen, os.path.join(tmp, F.OPENVINO_FILE))
+            shutil.rmtree(frozen)
         payload = metadata(attributes, thresholds, image_size, num_levels=num_levels,
                            files=entries, model_name=model.name, model_version=model_version,
                            groups=groups)
@@ -270,69 +310,6 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
         logging.info("wrote %s", path)
     keys = {e["path"]: k for k, e in entries.items()}
     return {keys.get(rel, "metadata"): path for rel, path in written.items()}
-
-
-def _convert_all(model, image_size, tmp: str, portable, precisions, calibration_images,
-                 float_scopes, progress: bool, *, isolated: bool) -> None:
-    """Writes every portable file into `tmp`; `model` is a Keras model or (isolated) its .keras path."""
-    def run(job, *args):
-        return run_isolated(job, *args) if isolated else job(*args)
-
-    if F.ONNX in portable:
-        run(_onnx_job, model, image_size, os.path.join(tmp, F.ONNX_FILE))
-    if F.LITERT not in portable and F.OPENVINO not in portable:
-        return
-    frozen = os.path.join(tmp, "frozen_saved_model")
-    run(_frozen_job, model, image_size, frozen)
-    if F.LITERT in portable:
-        for precision in (F.FLOAT32,) + tuple(precisions):
-            run(_litert_job, frozen, precision, calibration_images if precision == F.INT8 else None,
-                float_scopes, progress, os.path.join(tmp, F.LITERT_FILES[precision]))
-    if F.OPENVINO in portable:
-        run(_write_openvino, frozen, os.path.join(tmp, F.OPENVINO_FILE))
-    shutil.rmtree(frozen)
-
-
-def run_isolated(job, *args):
-    """`job(*args)` in a fresh (spawned) child process; its exception is raised here.
-
-    TensorFlow keeps the graphs, traced functions and converter buffers of a
-    conversion until the process ends: one child per conversion bounds the
-    peak by the largest conversion instead of their sum. A child that dies
-    (killed, out of memory) is a PortableExportError naming the job.
-    """
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=1) as pool:
-        try:
-            return pool.submit(job, *args).result()
-        except concurrent.futures.process.BrokenProcessPool:
-            name = job.__name__.strip("_").replace("_job", "")
-            raise PortableExportError(f"the {name} conversion process died (out of memory or "
-                                      "killed)") from None
-
-
-def _keras(model):
-    """A float32 Keras model from a model or the path of its .keras file (a child process)."""
-    return artifacts.as_float32(artifacts.load_keras_model(model) if isinstance(model, str) else model)
-
-
-def _onnx_job(model, image_size, path: str) -> None:
-    _write_onnx(serving_function(_keras(model), image_size), path)
-
-
-def _frozen_job(model, image_size, path: str) -> None:
-    write_frozen_saved_model(serving_function(_keras(model), image_size), path)
-
-
-def _litert_job(frozen: str, precision: str, calibration_images, float_scopes, progress: bool,
-                path: str) -> None:
-    try:
-        flatbuffer = litert.convert(frozen, precision, calibration_images,
-                                    float_scopes=float_scopes, progress=progress)
-    except litert.ConversionError as e:
-        raise PortableExportError(str(e)) from None
-    with open(path, "wb") as f:
-        f.write(flatbuffer)
 
 
 def _move_into_place(tmp: str, output_dir: str, relative_paths: Sequence[str]) -> dict[str, str]:
@@ -354,13 +331,6 @@ def _move_into_place(tmp: str, output_dir: str, relative_paths: Sequence[str]) -
             os.replace(os.path.join(tmp, rel), os.path.join(output_dir, rel))
         moved[rel] = os.path.abspath(os.path.join(output_dir, rel))
     return moved
-
-
-def _keras_file_of(source) -> Optional[str]:
-    """The .keras file a source's model was loaded from (None: a model only in memory)."""
-    origin = str(source.origin)
-    return origin if source.kind == "keras" and origin.endswith(".keras") and os.path.isfile(origin) \
-        else None
 
 
 def export_version(source, export_dir: str, formats: Iterable[str], *,
@@ -397,8 +367,7 @@ def export_version(source, export_dir: str, formats: Iterable[str], *,
         written = export_portable(
             source.model, source.attributes, source.thresholds, source.image_size, staging,
             portable, litert_precisions=litert_precisions, calibration_images=calibration_images,
-            model_version=version, groups=source.groups.description(), progress=progress,
-            keras_path=_keras_file_of(source))
+            model_version=version, groups=source.groups.description(), progress=progress)
         if F.SAVED_MODEL in wanted:
             final = saved_model_export.export_saved_model(source, export_dir, version, overwrite)
             names = {os.path.relpath(p, staging).split(os.sep)[0] for p in written.values()}

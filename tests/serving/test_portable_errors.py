@@ -126,3 +126,25 @@ def test_matching_files_still_open(export):
     for kind, name in FILES.items():
         model = runtimes.open_portable(str(export / name))
         assert model.format == kind and model.image_size == tuple(ph.IMAGE_SIZE)
+
+
+
+def test_onnx_optimizers_collect_the_replaced_graph_copies(monkeypatch):
+    """alm-export's ONNX step: a garbage collection before each tf2onnx optimizer
+    (their graph copies otherwise pile up); the same optimizers, restored after."""
+    import gc
+
+    from tf2onnx import optimizer
+
+    from alm_tf.serving import portable
+
+    calls = []
+    monkeypatch.setattr(gc, "collect", lambda *a: calls.append(1) or 0)
+    original = optimizer._get_optimizers
+    with portable._collected_optimizer_copies():
+        wrapped = optimizer._get_optimizers()
+        assert list(wrapped) == list(original())
+        first = next(iter(wrapped.values()))()
+        assert type(first) is type(next(iter(original().values()))())
+        assert calls == [1]
+    assert optimizer._get_optimizers is original
