@@ -8,8 +8,9 @@
 
 --format (default saved_model): any of saved_model, onnx, litert, openvino;
 only the formats listed are written (without saved_model the version holds
-no SavedModel, and TF Serving cannot load it); the portable files (model.onnx, model.tflite, model_float16.tflite,
-model_int8.tflite, openvino/model.xml, model.json) go beside the SavedModel
+no SavedModel, and TF Serving cannot load it); the portable files
+(model.onnx, model.tflite, model_float16.tflite, model_int8.tflite,
+openvino/model.xml, model.json) go beside the SavedModel when there is one
 (alm_tf/serving/portable.py, savedmodel/PORTABLE.md). int8 is calibrated
 on the first --calibration_images images of the training split of
 --calibration_data (the TFRecords folder of alm-convert).
@@ -19,9 +20,9 @@ the weights of final.keras (or best.keras with --which=best) loaded, and
 thresholds.json (alm-evaluate --tune_thresholds) shipped when present.
 --model: a .keras file that carries its attribute names (alm-train and
 alm-import-torch write them inside it); older files: the sidecar
-<stem>.attributes.txt or a config.json beside it. --version defaults to one more than the highest existing
-version (1 for an empty E); an existing version is only replaced with
---overwrite. Signatures, outputs and layout: alm_tf/serving/export.py and
+<stem>.attributes.txt or a config.json beside it. --version defaults to
+one more than the highest existing version (1 for an empty E); an existing
+version is only replaced with --overwrite. Signatures, outputs and layout: alm_tf/serving/export.py and
 savedmodel/README.md.
 """
 

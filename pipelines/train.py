@@ -50,13 +50,16 @@ _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Output / resume folder.", *
 _BATCH = flags.DEFINE_integer("batch_size", _D["batch_size"], "GLOBAL batch size (split across replicas).", **_OVERRIDE)
 _EPOCHS = flags.DEFINE_integer("epochs", _D["epochs"], "Epochs.", **_OVERRIDE)
 _STEPS = flags.DEFINE_integer("steps_per_epoch", _D["steps_per_epoch"], "Optional cap on steps per epoch.", **_OVERRIDE)
-_LR = _cli.define_finite_float("learning_rate", _D["learning_rate"], "Initial learning rate.", **_OVERRIDE)
+_LR = _cli.define_finite_float("learning_rate", _D["learning_rate"], "Initial learning rate.",
+                               **_OVERRIDE)
 _DECAY_EPOCHS = flags.DEFINE_list("decay_epochs", [str(e) for e in _D["decay_epochs"]], "Epochs where lr *= decay_factor.", **_OVERRIDE)
-_DECAY_FACTOR = _cli.define_finite_float("decay_factor", _D["decay_factor"], "Step decay factor.", **_OVERRIDE)
+_DECAY_FACTOR = _cli.define_finite_float("decay_factor", _D["decay_factor"], "Step decay factor.",
+                                         **_OVERRIDE)
 _OPTIMIZER = flags.DEFINE_enum("optimizer", _D["optimizer"], cfg.OPTIMIZERS,
                                "adam: L2 decay added to the gradient (PyTorch Adam); "
                                "adamw: decoupled decay.", **_OVERRIDE)
-_WD = _cli.define_finite_float("weight_decay", _D["weight_decay"], "Weight decay coefficient.", **_OVERRIDE)
+_WD = _cli.define_finite_float("weight_decay", _D["weight_decay"], "Weight decay coefficient.",
+                               **_OVERRIDE)
 _WEIGHTING = flags.DEFINE_enum("loss_weighting", _D["loss_weighting"], WEIGHTINGS,
                                "official: positives exp(1-p); paper: exp(-p); none.", **_OVERRIDE)
 _TRAIN_SPLIT = flags.DEFINE_string(

@@ -182,7 +182,8 @@ def _openvino_runner(path: str, num_threads: Optional[int]):
         result = request.infer({0: images})
         return {name: np.array(result[o]) for o, name in outputs}
 
-    shape = tuple(d.get_length() if d.is_static else None for d in compiled.inputs[0].get_partial_shape())
+    shape = tuple(d.get_length() if d.is_static else None
+                  for d in compiled.inputs[0].get_partial_shape())
     return run, np.float32, shape
 
 
