@@ -366,8 +366,12 @@ def parse_threshold_values(values: Sequence[str]) -> ThresholdSpec:
             out[name] = number(text, f"of {name!r}")
         return out
     if len(values) == 1:
-        return number(values[0], "")
+        return number(values[0], _EVERY_ATTRIBUTE)
     return [number(v, f"#{k + 1}") for k, v in enumerate(values)]
+
+
+#: How a threshold message names the one value given for all attributes.
+_EVERY_ATTRIBUTE = "for every attribute"
 
 
 def _check(value: float, what: str) -> float:
@@ -403,7 +407,7 @@ def request_thresholds(spec: ThresholdSpec, attributes: Sequence[str]) -> Option
         if len(values) != m:
             raise GroupsError(f"{len(values)} thresholds for {m} attributes")
         return np.asarray([_check(v, f"of {attributes[k]!r}") for k, v in enumerate(values)], np.float32)
-    return np.full(m, _check(spec, ""), np.float32)
+    return np.full(m, _check(spec, _EVERY_ATTRIBUTE), np.float32)
 
 
 def relabel(probabilities: np.ndarray, labels: np.ndarray, spec: ThresholdSpec,

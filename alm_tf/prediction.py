@@ -140,6 +140,10 @@ def _server_predictor(server: str, attributes: Optional[list[str]], model_name: 
                       groups: Optional[groups_lib.AttributeGroups] = None) -> ImagePredictor:
     """TF Serving: `host:port` (gRPC) or `http://host:port` (REST, needs the names)."""
     rest = server.startswith(("http://", "https://"))
+    try:
+        client.check_server(server, model_name)
+    except client.ServingError as e:
+        raise ValueError(f"TF Serving at {server}: {e}") from None
     thresholds, meta = None, {}
     if attributes is None:
         if rest:

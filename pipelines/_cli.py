@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import types
 from typing import Callable, NoReturn
@@ -32,6 +33,19 @@ def first_line(error: BaseException) -> str:
     """An exception as one line: its message's first line, else its type."""
     text = str(error)
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def define_finite_float(name: str, default, help: str, **kwargs) -> flags.FlagHolder:
+    """`flags.DEFINE_float` that refuses nan and +-inf with one line at parse time.
+
+    absl's float parser accepts "nan" and "inf", and its bounds let NaN
+    through (every comparison with NaN is false); no float flag of these
+    binaries has a meaning for either.
+    """
+    holder = flags.DEFINE_float(name, default, help, **kwargs)
+    flags.register_validator(name, lambda value: value is None or math.isfinite(value),
+                             message=f"--{name} must be a finite number")
+    return holder
 
 
 def parse_flags(prog: str, argv: list[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""alm-convert: raw pedestrian-attribute annotations to sharded TFRecords.
+r"""alm-convert: raw pedestrian-attribute annotations to sharded TFRecords.
 
   alm-convert --format=pa100k --annotations=annotation.mat \
       --images_dir=PA-100K/data --output_dir=records/pa100k \

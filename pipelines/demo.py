@@ -35,8 +35,9 @@ _CROP = flags.DEFINE_enum("crop", SynthConfig.crop, CROPS, "How the synthetic cr
                           "a detector box with context and poor centring.", **_OVERRIDE)
 _BASELINE_STEPS = flags.DEFINE_integer("baseline_steps", None, "Baseline training steps.", **_OVERRIDE)
 _ALM_STEPS = flags.DEFINE_integer("alm_steps", None, "ALM training steps.", **_OVERRIDE)
-_BASELINE_LR = flags.DEFINE_float("baseline_learning_rate", None, "The baseline stage's Adam learning "
-                                  "rate (default: the demo's; it trains from scratch).", **_OVERRIDE)
+_BASELINE_LR = _cli.define_finite_float("baseline_learning_rate", None, "The baseline stage's Adam "
+                                        "learning rate (default: the demo's; it trains from "
+                                        "scratch).", **_OVERRIDE)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data and the initialisation.", **_OVERRIDE)
 _KEEP_DATA = flags.DEFINE_bool("keep_data", False, "Reuse D/synth and D/records of an earlier run "
                                "with the same data settings.", **_OVERRIDE)
@@ -51,10 +52,11 @@ _CACHE = flags.DEFINE_bool("alm_cache_features", True, "With a frozen backbone, 
 _BOX_INIT = flags.DEFINE_enum("alm_box_kernel_init", None, BOX_KERNEL_INITS,
                               "ALM stage: box kernels' start (default zeros: one box for every "
                               "image at first; torch: the official init).", **_OVERRIDE)
-_BOX_LR = flags.DEFINE_float("alm_box_lr_multiplier", None, "ALM stage: learning rate of the box "
-                             "kernels relative to the others (default 0.1).", **_OVERRIDE)
-_BOX_BIAS_LR = flags.DEFINE_float("alm_box_bias_lr_multiplier", None, "ALM stage: learning rate of "
-                                  "the box biases relative to the others (default 100).", **_OVERRIDE)
+_BOX_LR = _cli.define_finite_float("alm_box_lr_multiplier", None, "ALM stage: learning rate of the "
+                                   "box kernels relative to the others (default 0.1).", **_OVERRIDE)
+_BOX_BIAS_LR = _cli.define_finite_float("alm_box_bias_lr_multiplier", None, "ALM stage: learning "
+                                        "rate of the box biases relative to the others (default "
+                                        "100).", **_OVERRIDE)
 _TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (a smoke test of every stage, about a minute; "
                           "the model flags then keep their tiny values unless given).", **_OVERRIDE)
 

@@ -1,4 +1,4 @@
-"""alm-evaluate: metrics report of a trained model on a split.
+r"""alm-evaluate: metrics report of a trained model on a split.
 
   alm-evaluate --data_dir=records/pa100k --split=test --model=runs/pa100k \
       --output_dir=reports/pa100k [--which=best] [--tune_thresholds]
@@ -12,7 +12,8 @@ Writes R/metrics.json (mA, accuracy, precision, recall, f1 of the fused
 output, plus `branches`) and R/per_attribute.csv, and prints a table.
 --tune_thresholds picks per-attribute thresholds on --threshold_split
 (maximising each attribute's mA) and saves thresholds.json in R and, for a
-model dir, in the model dir (alm-export ships it).
+model dir, in the model dir: every later alm-export of that model dir
+ships these thresholds (delete M/thresholds.json to go back to 0.5).
 
 Every record of the split is counted against the manifest first: missing
 or corrupt records fail with one line naming the shard and the counts;
@@ -44,7 +45,10 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where metrics.json and pe
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", **_OVERRIDE)
 _WHICH = flags.DEFINE_enum("which", artifacts.WEIGHTS[0], artifacts.WEIGHTS, "Weights of a model dir.",
                            **_OVERRIDE)
-_TUNE = flags.DEFINE_bool("tune_thresholds", False, "Tune per-attribute thresholds.", **_OVERRIDE)
+_TUNE = flags.DEFINE_bool("tune_thresholds", False, "Tune per-attribute thresholds on "
+                          "--threshold_split; writes thresholds.json into --output_dir and, when "
+                          "--model is a model dir, into the model dir, where every later alm-export "
+                          "ships it.", **_OVERRIDE)
 _THRESHOLD_SPLIT = flags.DEFINE_string("threshold_split", "val", "Split used to tune thresholds.", **_OVERRIDE)
 _ALLOW_CORRUPT = flags.DEFINE_bool(
     "allow_corrupt_records", False, "Go on when shards hold fewer usable records than the manifest "

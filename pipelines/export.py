@@ -7,8 +7,10 @@
       --litert_precision=float16,int8 --calibration_data=RECORDS [--calibration_images=200]
 
 --format (default saved_model): any of saved_model, onnx, litert, openvino;
-the portable files (model.onnx, model.tflite, model_float16.tflite,
-model_int8.tflite, openvino/model.xml, model.json) go beside the SavedModel
+only the formats listed are written (without saved_model the version holds
+no SavedModel, and TF Serving cannot load it); the portable files
+(model.onnx, model.tflite, model_float16.tflite, model_int8.tflite,
+openvino/model.xml, model.json) go beside the SavedModel when there is one
 (alm_tf/serving/portable.py, savedmodel/PORTABLE.md). int8 is calibrated
 on the first --calibration_images images of the training split of
 --calibration_data (the TFRecords folder of alm-convert).
@@ -16,17 +18,17 @@ on the first --calibration_images images of the training split of
 --model_dir: a trainer model dir; the model is rebuilt from config.json,
 the weights of final.keras (or best.keras with --which=best) loaded, and
 thresholds.json (alm-evaluate --tune_thresholds) shipped when present.
---model: a .keras file whose attribute names come from the sidecar
-<stem>.attributes.txt (what alm-import-torch writes) or from a config.json
-beside it. --version defaults to one more than the highest existing
-version (1 for an empty E); an existing version is only replaced with
---overwrite. The version is written beside E/<version> and swapped in at
-the end (`alm_tf.outputs`): a failure leaves no version folder behind, and
-a version folder inside the model, or holding it, is refused. Signatures,
-outputs and layout: alm_tf/serving/export.py and savedmodel/README.md.
---max_image_pixels (default 40 megapixels): the SavedModel answers an image
-whose header claims more pixels with INVALID_ARGUMENT before decoding it
-(recorded in its `metadata`).
+--model: a .keras file that carries its attribute names (alm-train and
+alm-import-torch write them inside it); older files: the sidecar
+<stem>.attributes.txt or a config.json beside it. --version defaults to
+one more than the highest existing version (1 for an empty E); an existing
+version is only replaced with --overwrite. The version is written beside
+E/<version> and swapped in at the end (`alm_tf.outputs`): a failure leaves
+no version folder behind, and a version folder inside the model, or holding
+it, is refused. Signatures, outputs and layout: alm_tf/serving/export.py and
+savedmodel/README.md. --max_image_pixels (default 40 megapixels): the
+SavedModel answers an image whose header claims more pixels with
+INVALID_ARGUMENT before decoding it (recorded in its `metadata`).
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ from pipelines import _cli, _image_flags
 _OVERRIDE = {"allow_override": True}
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Trainer model dir (config.json + final/best.keras).", **_OVERRIDE)
-_MODEL = flags.DEFINE_string("model", None, "A .keras file (attribute names from <stem>.attributes.txt "
-                             "or a config.json beside it); instead of --model_dir.", **_OVERRIDE)
+_MODEL = flags.DEFINE_string("model", None, "A .keras file (it carries its attribute names; older "
+                             "files: <stem>.attributes.txt or a config.json beside it); instead of "
+                             "--model_dir.", **_OVERRIDE)
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Base dir; the SavedModel goes to <export_dir>/<version>/.", **_OVERRIDE)
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: highest existing + 1).", **_OVERRIDE)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version.", **_OVERRIDE)
@@ -56,7 +59,9 @@ _WHICH = flags.DEFINE_enum("which", artifacts.WEIGHTS[0], artifacts.WEIGHTS, "We
 # (= saved_model) because alm-convert's --format shares the name: a process
 # importing both keeps one definition (tests/test_cli_flags.py).
 _FORMAT = flags.DEFINE_string("format", None, "Export formats: saved_model (default), onnx, "
-                              "litert, openvino (several: --format=saved_model,onnx).", **_OVERRIDE)
+                              "litert, openvino (several: --format=saved_model,onnx). Only those "
+                              "listed are written: without saved_model, no SavedModel.",
+                              **_OVERRIDE)
 _LITERT_PRECISION = flags.DEFINE_list("litert_precision", [], "Extra LiteRT files besides float32: "
                                       "float16, int8 (needs --calibration_data).", **_OVERRIDE)
 _CALIBRATION_DATA = flags.DEFINE_string("calibration_data", None, "TFRecords folder (alm-convert) "

@@ -1,4 +1,4 @@
-"""alm-merge: several converted data sets into one, through an attribute mapping.
+r"""alm-merge: several converted data sets into one, through an attribute mapping.
 
   alm-merge --inputs=pa100k=records/pa100k,rap=records/rap,peta=records/peta \
       --mapping=to_pa100k --output_dir=records/merged \

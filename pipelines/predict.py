@@ -1,4 +1,4 @@
-"""alm-predict: attribute predictions and localization pictures for image files.
+r"""alm-predict: attribute predictions and localization pictures for image files.
 
   alm-predict --model=export/1 --images='photos/*.jpg' --output_dir=V
   alm-predict --model=runs/m/final.keras --images=photos/ --output_dir=V
@@ -94,12 +94,12 @@ _TRACKS = flags.DEFINE_string("tracks", None, "Tracks in the frames (MOT file wi
                               "per track.", **_OVERRIDE)
 _VIDEO = flags.DEFINE_string("video", None, "Frames from a video file (PyAV) instead of --images.",
                              **_OVERRIDE)
-_MIN_SCORE = flags.DEFINE_float("min_score", None, "Drop boxes with a lower score (MOT conf).",
-                                **_OVERRIDE)
+_MIN_SCORE = _cli.define_finite_float("min_score", None, "Drop boxes with a lower score (MOT conf).",
+                                      **_OVERRIDE)
 _AGGREGATE = flags.DEFINE_enum("aggregate", tracks.DEFAULT_AGGREGATION, tracks.AGGREGATIONS,
                                "How a track's per-frame probabilities become one.", **_OVERRIDE)
-_SMOOTHING = flags.DEFINE_float("smoothing", tracks.DEFAULT_SMOOTHING, "Factor of --aggregate=ema "
-                                "(weight of each new frame).", **_OVERRIDE)
+_SMOOTHING = _cli.define_finite_float("smoothing", tracks.DEFAULT_SMOOTHING, "Factor of "
+                                      "--aggregate=ema (weight of each new frame).", **_OVERRIDE)
 _MIN_TRACK = flags.DEFINE_integer("min_track_length", tracks.DEFAULT_MIN_TRACK_LENGTH,
                                   "Tracks with fewer frames get no row.", lower_bound=1, **_OVERRIDE)
 _PER_FRAME = flags.DEFINE_list("per_frame", None, "Groups or attributes that stay per frame in a "

@@ -1,4 +1,4 @@
-"""alm-synth: write a synthetic pedestrian-attribute data set.
+r"""alm-synth: write a synthetic pedestrian-attribute data set.
 
   alm-synth --output_dir=D --num_images=2000 --seed=0
   alm-convert --format=csv --annotations=D/annotations.csv --images_dir=D \

@@ -1,4 +1,4 @@
-"""alm-synth-frames: a synthetic camera sequence of moving people (MOT layout).
+r"""alm-synth-frames: a synthetic camera sequence of moving people (MOT layout).
 
   alm-synth-frames --output_dir=seq --num_frames=30 --num_people=4 --seed=0
   alm-predict --model=demo_output/export/1 --images=seq/img1 \

@@ -1,4 +1,4 @@
-"""alm-train: train ALM (or the baseline) on converted TFRecords.
+r"""alm-train: train ALM (or the baseline) on converted TFRecords.
 
   alm-train --data_dir=records/pa100k --model_dir=runs/pa100k
   alm-train --data_dir=D --model_dir=M --alm_levels= (the paper's baseline)
@@ -55,13 +55,16 @@ _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Output / resume folder.", *
 _BATCH = flags.DEFINE_integer("batch_size", _D["batch_size"], "GLOBAL batch size (split across replicas).", **_OVERRIDE)
 _EPOCHS = flags.DEFINE_integer("epochs", _D["epochs"], "Epochs.", **_OVERRIDE)
 _STEPS = flags.DEFINE_integer("steps_per_epoch", _D["steps_per_epoch"], "Optional cap on steps per epoch.", **_OVERRIDE)
-_LR = flags.DEFINE_float("learning_rate", _D["learning_rate"], "Initial learning rate.", **_OVERRIDE)
+_LR = _cli.define_finite_float("learning_rate", _D["learning_rate"], "Initial learning rate.",
+                               **_OVERRIDE)
 _DECAY_EPOCHS = flags.DEFINE_list("decay_epochs", [str(e) for e in _D["decay_epochs"]], "Epochs where lr *= decay_factor.", **_OVERRIDE)
-_DECAY_FACTOR = flags.DEFINE_float("decay_factor", _D["decay_factor"], "Step decay factor.", **_OVERRIDE)
+_DECAY_FACTOR = _cli.define_finite_float("decay_factor", _D["decay_factor"], "Step decay factor.",
+                                         **_OVERRIDE)
 _OPTIMIZER = flags.DEFINE_enum("optimizer", _D["optimizer"], cfg.OPTIMIZERS,
                                "adam: L2 decay added to the gradient (PyTorch Adam); "
                                "adamw: decoupled decay.", **_OVERRIDE)
-_WD = flags.DEFINE_float("weight_decay", _D["weight_decay"], "Weight decay coefficient.", **_OVERRIDE)
+_WD = _cli.define_finite_float("weight_decay", _D["weight_decay"], "Weight decay coefficient.",
+                               **_OVERRIDE)
 _WEIGHTING = flags.DEFINE_enum("loss_weighting", _D["loss_weighting"], WEIGHTINGS,
                                "official: positives exp(1-p); paper: exp(-p); none.", **_OVERRIDE)
 _TRAIN_SPLIT = flags.DEFINE_string(
@@ -83,10 +86,10 @@ _CACHE = flags.DEFINE_bool(
     "cache_features", _D["cache_features"], "With --freeze_backbone: compute the backbone's taps of "
     "every training image and its mirror once and train the heads on them (same loss per batch, a "
     "step costs the heads alone; the cache goes to files in the model dir, removed at the end).", **_OVERRIDE)
-_BOX_LR = flags.DEFINE_float(
+_BOX_LR = _cli.define_finite_float(
     "box_lr_multiplier", _D["box_lr_multiplier"], "Learning rate of the ALM box regressors' kernels relative to "
     "--learning_rate (0 freezes them).", **_OVERRIDE)
-_BOX_BIAS_LR = flags.DEFINE_float(
+_BOX_BIAS_LR = _cli.define_finite_float(
     "box_bias_lr_multiplier", _D["box_bias_lr_multiplier"], "Learning rate of the ALM box biases relative to "
     "--learning_rate; raise it for short schedules (the demo uses 100).", **_OVERRIDE)
 _BOX_INIT = flags.DEFINE_enum(

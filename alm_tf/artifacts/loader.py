@@ -293,7 +293,9 @@ def load_portable(path: str, attributes: Optional[Sequence[str]] = None) -> Load
     try:
         portable = runtimes.open_portable(path)
     except (runtimes.PortableModelError, ImportError) as e:
-        raise ModelSourceError(f"cannot open {path!r}: {str(e).splitlines()[0]}") from None
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelSourceError(message if repr(path) in message
+                               else f"cannot open {path!r}: {message}") from None
     names_found = list(attributes) if attributes else list(portable.attributes)
     attributes_, thresholds = check_names_and_thresholds(
         names_found, [float(t) for t in portable.thresholds], len(portable.thresholds), path)

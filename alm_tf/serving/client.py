@@ -61,6 +61,8 @@ OUTPUT_KEYS = ("probabilities", "labels", "boxes")
 BOXES_SIGNATURE = artifacts.BOXES_SIGNATURE
 #: Request layouts of predict_boxes (module docstring).
 BOX_LAYOUTS = ("rows", "frames")
+#: Seconds `check_server` waits for a server to answer.
+CONNECT_TIMEOUT_S = 10.0
 #: Boxes per predict_boxes request: the max_batch_size of
 #: savedmodel/batching_parameters.txt (the batcher refuses bigger tasks).
 MAX_BOXES_PER_REQUEST = 32
@@ -179,6 +181,38 @@ def _box_chunks(frames, boxes, box_indices, layout: str, max_boxes: int):
 
 def _concat(outputs: list[dict]) -> dict:
     return {k: np.concatenate([np.asarray(o[k]) for o in outputs]) for k in outputs[0]} if outputs else {}
+
+
+def check_server(server: str, model_name: str = DEFAULT_MODEL_NAME,
+                 timeout: Optional[float] = None) -> None:
+    """Raises ServingError when `server` cannot be reached (before any image is read).
+
+    `http(s)://host:port`: the REST model status (`GET /v1/models/<name>`);
+    an unknown model (404) is refused by name, other answers count as
+    reachable. `host:port`: a gRPC channel that becomes ready. The
+    model itself is asked only by the first request (TF Serving's batcher
+    refuses input-less calls; see the module doc).
+    """
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
+    if server.startswith(("http://", "https://")):
+        status = server.rstrip("/") + f"/v1/models/{model_name}"
+        try:
+            with urllib.request.urlopen(status, timeout=timeout):
+                return
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                raise ServingError(f"no model {model_name!r} on the server (HTTP 404)") from None
+            return  # it answers: the request itself will say more
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise ServingError(f"cannot reach the REST server: {reason}") from None
+    channel = grpc.insecure_channel(server)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise ServingError(f"no gRPC server answered within {timeout:g} s") from None
+    finally:
+        channel.close()
 
 
 # ----------------------------------------------------------------------- REST

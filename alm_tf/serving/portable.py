@@ -29,6 +29,8 @@ when all of it succeeded: a failed export leaves no file behind.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import logging
 import os
@@ -84,8 +86,40 @@ def _write_onnx(serve, path: str) -> None:
     import tf2onnx
 
     # tf2onnx names the outputs after the dict keys and the input after the spec.
-    tf2onnx.convert.from_function(serve, input_signature=serve.input_signature,
-                                  opset=F.ONNX_OPSET, output_path=path)
+    with _collected_optimizer_copies():
+        tf2onnx.convert.from_function(serve, input_signature=serve.input_signature,
+                                      opset=F.ONNX_OPSET, output_path=path)
+
+
+@contextlib.contextmanager
+def _collected_optimizer_copies():
+    """tf2onnx's optimizer loop with each replaced graph copy freed at once.
+
+    Before each of its optimizers, tf2onnx deep-copies the whole ONNX graph
+    (weights included) to roll back a failing optimizer; the graph it
+    replaces is cyclic garbage that Python's collector, which counts
+    objects and not bytes, frees late, so the copies pile up (the largest
+    part of alm-export's peak memory). A collection before each optimizer
+    keeps about two copies alive; the optimizers and the file they make
+    are unchanged.
+    """
+    from tf2onnx import optimizer
+
+    original = optimizer._get_optimizers  # noqa: SLF001  the list optimize_graph reads
+
+    def collect_first(factory):
+        def make():
+            gc.collect()
+            return factory()
+        return make
+
+    optimizer._get_optimizers = lambda: {name: collect_first(factory)  # noqa: SLF001
+                                         for name, factory in original().items()}
+    try:
+        yield
+    finally:
+        optimizer._get_optimizers = original  # noqa: SLF001
+        gc.collect()
 
 
 def _write_openvino(saved_model_dir: str, xml_path: str) -> None:

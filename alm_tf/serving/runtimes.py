@@ -32,6 +32,10 @@ class PortableModelError(ValueError):
     """A portable model file that cannot be opened (missing, no model.json, wrong shape)."""
 
 
+#: Longest runtime message kept in a PortableModelError (runtimes print pages).
+_MAX_MESSAGE = 200
+
+
 def find_metadata(path: str) -> str:
     """The model.json that describes the model file `path` (same folder, or its parent for OpenVINO)."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -128,7 +132,7 @@ def _onnx_runner(path: str, num_threads: Optional[int]):
     def run(images):
         return dict(zip(names, session.run(names, {input_name: images})))
 
-    return run, np.float32
+    return run, np.float32, tuple(session.get_inputs()[0].shape)
 
 
 def _litert_runner(path: str, num_threads: Optional[int]):
@@ -143,6 +147,7 @@ def _litert_runner(path: str, num_threads: Optional[int]):
     details = state["runner"].get_input_details()
     input_name = next(iter(details))
     dtype = details[input_name]["dtype"]
+    shape = tuple(int(d) for d in details[input_name]["shape_signature"])
 
     def run(images):
         try:
@@ -155,12 +160,16 @@ def _litert_runner(path: str, num_threads: Optional[int]):
             state["runner"] = make(interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
             return state["runner"](**{input_name: images})
 
-    return run, (np.uint8 if dtype == np.uint8 else np.float32)
+    return run, (np.uint8 if dtype == np.uint8 else np.float32), shape
 
 
 def _openvino_runner(path: str, num_threads: Optional[int]):
     import openvino as ov
 
+    weights = os.path.splitext(path)[0] + ".bin"
+    if not os.path.isfile(weights):
+        raise PortableModelError(f"{weights!r} is missing: an OpenVINO .xml needs the .bin of "
+                                 "its weights beside it")
     core = ov.Core()
     config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
     if num_threads:
@@ -173,7 +182,9 @@ def _openvino_runner(path: str, num_threads: Optional[int]):
         result = request.infer({0: images})
         return {name: np.array(result[o]) for o, name in outputs}
 
-    return run, np.float32
+    shape = tuple(d.get_length() if d.is_static else None
+                  for d in compiled.inputs[0].get_partial_shape())
+    return run, np.float32, shape
 
 
 _RUNNERS = {F.ONNX: _onnx_runner, F.LITERT: _litert_runner, F.OPENVINO: _openvino_runner}
@@ -187,8 +198,10 @@ def open_portable(path: str, *, num_threads: Optional[int] = None) -> PortableMo
         num_threads: CPU threads for the runtime (None: the runtime's default).
 
     Raises:
-        PortableModelError: unknown ending, missing file or model.json, a
-            file whose input does not match model.json.
+        PortableModelError: unknown ending, missing file or model.json, an
+            OpenVINO .xml without its .bin, a file its runtime cannot load
+            (truncated, damaged), a file whose input size is not
+            model.json's `image_size`.
     """
     try:
         kind = F.format_of_path(path)
@@ -197,9 +210,34 @@ def open_portable(path: str, *, num_threads: Optional[int] = None) -> PortableMo
     if not os.path.isfile(path):
         raise PortableModelError(f"no such model file: {path!r}")
     meta = read_metadata(path)
-    run, input_dtype = _RUNNERS[kind](path, num_threads)
+    image_size = (int(meta["image_size"][0]), int(meta["image_size"][1]))
+    try:
+        run, input_dtype, input_shape = _RUNNERS[kind](path, num_threads)
+    except (PortableModelError, ImportError):
+        raise
+    except Exception as e:  # noqa: BLE001  each runtime has its own errors for a damaged file
+        raise PortableModelError(f"cannot load {path!r} with the {kind} runtime (damaged or "
+                                 f"truncated?): {_one_line(e)}") from None
+    _check_input_shape(path, input_shape, image_size, find_metadata(path))
     return PortableModel(
         path=path, format=kind, attributes=tuple(meta["attributes"]),
         thresholds=np.asarray(meta["thresholds"], np.float32),
-        image_size=(int(meta["image_size"][0]), int(meta["image_size"][1])),
-        metadata=meta, input_dtype=input_dtype, _run=run)
+        image_size=image_size, metadata=meta, input_dtype=input_dtype, _run=run)
+
+
+def _one_line(error: BaseException) -> str:
+    """A runtime's (often multi-line, padded) message as one short line."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE - 3] + "..."
+
+
+def _check_input_shape(path: str, shape: tuple, image_size: tuple, meta_path: str) -> None:
+    """The file's input must be (N, H, W, 3) at model.json's image size (N free)."""
+    expected = (image_size[0], image_size[1], 3)
+    found = tuple(shape[1:])
+    if len(shape) != 4 or any(isinstance(d, int) and d > 0 and d != e
+                              for d, e in zip(found, expected)):
+        shown = ", ".join("?" if not isinstance(d, int) or d < 0 else str(d) for d in shape)
+        raise PortableModelError(f"{path!r} takes images of shape ({shown}) but {meta_path} says "
+                                 f"image_size {list(image_size)}: the file and its model.json "
+                                 "come from different exports")
