@@ -41,7 +41,7 @@ WARM_DEV := tensorflow keras alm_tf alm_tf.training alm_tf.serving.export pipeli
 	pipelines.train pipelines.evaluate pipelines.export pipelines.predict pytest xdist
 WARM_NO_TF := torch onnx onnxruntime openvino av
 WARM_TEST := $(WARM_DEV) tf2onnx tf2onnx.tfonnx ai_edge_litert.interpreter \
-	tensorflow.lite.python.lite alm_tf.serving.portable alm_tf.serving.runtimes alm_tf.torch_import
+	tensorflow.lite.python.lite alm_tf.serving.portable alm_tf.artifacts.runtimes alm_tf.torch_import
 warm = PYTHONDONTWRITEBYTECODE= TF_CPP_MIN_LOG_LEVEL=3 $(PY) -c "import importlib; [importlib.import_module(m) for m in '$(1)'.split()]"
 
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python

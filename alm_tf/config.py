@@ -21,7 +21,7 @@ import dataclasses
 from typing import Any, Optional, Tuple
 
 from alm_tf.backbones.registry import BACKBONES, IMAGENET, check_weights, get_spec
-from alm_tf.data import image_input
+from alm_tf.preprocessing import image_input
 from alm_tf.layers.attribute_localization import COMBINE_MODES
 from alm_tf.layers.logit_fusion import FUSION_MODES
 from alm_tf.names import LEVELS
@@ -73,7 +73,7 @@ class ModelConfig:
             pipeline) or `apply` (a JPEG's EXIF Orientation turns the
             decoded pixels): part of the model's preprocessing, so training,
             evaluation and every serving path decode alike
-            (`alm_tf.data.image_input`).
+            (`alm_tf.preprocessing.image_input`).
     """
 
     num_attributes: Optional[int] = None

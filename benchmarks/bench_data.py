@@ -83,7 +83,7 @@ def _compare_resize(records: str, args) -> dict:
     """Medians of 3 alternating runs: the antialiased resize vs the one before it."""
     import numpy as np
 
-    from alm_tf.data import preprocessing
+    from alm_tf.preprocessing import pixels as preprocessing
 
     official = preprocessing.resize_images
 

@@ -7,7 +7,7 @@ the file is small while the decoded image is not), and records the peak
 again (`resource.getrusage(RUSAGE_SELF).ru_maxrss`). Entry points:
 
   serving_default  the SavedModel's signature (what TF Serving runs)
-  predict          alm_tf.prediction.predict_files on the image file
+  predict          alm_tf.inference.images.predict_files on the image file
                    (what alm-predict runs), a .keras model
 
 The model is the tests' mini ALM model (tests/mini_model.py): the figures

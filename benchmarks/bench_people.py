@@ -54,7 +54,8 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import alm_tf  # noqa: E402
-from alm_tf import artifacts, people  # noqa: E402
+from alm_tf import artifacts
+from alm_tf.preprocessing import crops as people  # noqa: E402
 from alm_tf.data import schemas, synth  # noqa: E402
 from alm_tf.serving import export  # noqa: E402
 

@@ -37,7 +37,7 @@ def build_runners(files, saved_model_dir, threads):
     """name -> (callable on float32 images, file size in bytes)."""
     import tensorflow as tf
 
-    from alm_tf.serving import runtimes
+    from alm_tf.artifacts import runtimes
 
     runners = {}
     loaded = tf.saved_model.load(saved_model_dir)

@@ -36,7 +36,7 @@ import tensorflow as tf  # noqa: E402
 
 import alm_tf  # noqa: E402
 from alm_tf import artifacts  # noqa: E402
-from alm_tf.data import preprocessing  # noqa: E402
+from alm_tf.preprocessing import pixels as preprocessing  # noqa: E402
 from alm_tf.serving import export  # noqa: E402
 
 NUM_ATTRIBUTES = 26

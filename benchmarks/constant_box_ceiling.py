@@ -1,7 +1,7 @@
 """The hit rate of the best FIXED box centre per attribute (no model involved).
 
 The same figure as the demo's `fixed_box_ceiling` in summary.json
-(`alm_tf.localization.fixed_box_ceiling`), for any alm-synth folder and split.
+(`alm_tf.evaluation.localization.fixed_box_ceiling`), for any alm-synth folder and split.
 
 For each region-bound attribute of an alm-synth data set, the single point
 (y, x) that lies inside the most true regions of the split's images with the
@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from alm_tf.localization import fixed_box_ceiling  # noqa: E402  (the demo's own, in summary.json)
+from alm_tf.evaluation.localization import fixed_box_ceiling  # noqa: E402  (the demo's own, in summary.json)
 
 
 def ceiling(synth: str, split: str, grid: tuple[int, int] = (101, 51)) -> dict:

@@ -24,8 +24,11 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from alm_tf.data import synth_frames  # noqa: E402
-from alm_tf.footage import mot_metrics, quality, run, tracking  # noqa: E402
+from alm_tf.people import synth_frames  # noqa: E402
+from alm_tf.people import mot_metrics
+from alm_tf.people import quality
+from alm_tf.people import footage as run
+from alm_tf.people import tracking  # noqa: E402
 
 
 def _sequence(folder: str, people: int, frames: int, seed: int) -> dict:

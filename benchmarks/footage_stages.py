@@ -16,9 +16,15 @@ import tensorflow as tf  # noqa: E402
 
 import alm_tf  # noqa: E402
 import detector_files  # noqa: E402  (the tests' stand-in detector files)
-from alm_tf import artifacts, people, video  # noqa: E402
-from alm_tf.data import schemas, synth_frames  # noqa: E402
-from alm_tf.footage import detectors, mot_metrics, outputs, tracking  # noqa: E402
+from alm_tf import artifacts
+from alm_tf.preprocessing import crops as people
+from alm_tf.people import video  # noqa: E402
+from alm_tf.data import schemas
+from alm_tf.people import synth_frames  # noqa: E402
+from alm_tf.people import detectors
+from alm_tf.people import mot_metrics
+from alm_tf.people import footage_outputs as outputs
+from alm_tf.people import tracking  # noqa: E402
 from alm_tf.serving import export  # noqa: E402
 
 HEIGHT, WIDTH = 360, 640

@@ -2,7 +2,7 @@
 
 The demo's second stage run by the trainer itself (`alm_tf.training.train`
 with a callback), so that the localization hit rate
-(`alm_tf.localization.localization_hit_rate`, the demo's definition) can be
+(`alm_tf.evaluation.localization.localization_hit_rate`, the demo's definition) can be
 read every `--eval_every` steps on the synthetic test split. It starts from
 a baseline `.keras` (for example `demo_output/models/baseline/final.keras`,
 alm-train's `--init_checkpoint`) with alm-train's box options, with the
@@ -74,9 +74,11 @@ def main() -> None:
 
     import keras
 
-    from alm_tf import demo, localization, metrics
+    from alm_tf.demo import run as demo
+    from alm_tf.evaluation import localization
+    from alm_tf.evaluation import metrics
     from alm_tf.config import ModelConfig
-    from alm_tf.data import preprocessing
+    from alm_tf.preprocessing import pixels as preprocessing
     from alm_tf.training import TrainConfig, train
 
     with open(os.path.join(args.synth, "annotations.csv"), newline="") as f:

@@ -25,7 +25,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: The demo's synthetic data set size and seed (alm_tf.demo.DemoConfig's defaults).
+#: The demo's synthetic data set size and seed (alm_tf.demo.run.DemoConfig's defaults).
 NUM_IMAGES, SEED = 1200, 0
 
 

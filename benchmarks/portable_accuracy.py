@@ -27,7 +27,8 @@ def read_split(data_dir, split, image_size):
     """(images float32 (N, H, W, 3) RGB 0..255, labels (N, M)) as the input pipeline decodes them."""
     import tensorflow as tf
 
-    from alm_tf.data import example, pipeline, preprocessing
+    from alm_tf.data import example, pipeline
+    from alm_tf.preprocessing import pixels as preprocessing
 
     manifest = pipeline.read_manifest(data_dir)
     shards = [os.path.join(data_dir, s) for s in manifest["splits"][split]["shards"]]
@@ -61,9 +62,10 @@ def main():
 
     import tensorflow as tf
 
-    from alm_tf import metrics
-    from alm_tf.data import preprocessing
-    from alm_tf.serving import export, litert, portable, runtimes
+    from alm_tf.evaluation import metrics
+    from alm_tf.preprocessing import pixels as preprocessing
+    from alm_tf.serving import export, litert, portable
+    from alm_tf.artifacts import runtimes
 
     source = export.load_source(args.model)
     images, labels = read_split(args.data_dir, args.split, source.image_size)

@@ -1,13 +1,15 @@
 """alm-predict's flags for footage without a boxes file: the person detector,
 the tracker, and the footage's time and camera; `footage_config()` turns them
-into one validated `alm_tf.footage.run.FootageConfig`.
+into one validated `alm_tf.people.footage.FootageConfig`.
 """
 
 from __future__ import annotations
 
 from absl import flags
 
-from alm_tf.footage import detectors, run, tracking
+from alm_tf.people import detectors
+from alm_tf.people import footage as run
+from alm_tf.people import tracking
 
 _OVERRIDE = {"allow_override": True}
 _DETECTOR_DEFAULTS = detectors.DetectorConfig()

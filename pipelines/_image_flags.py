@@ -1,13 +1,13 @@
 """The image-input flags, defined once for every binary that reads image files.
 
-Names, defaults and rules come from `alm_tf.data.image_input`.
+Names, defaults and rules come from `alm_tf.preprocessing.image_input`.
 """
 
 from __future__ import annotations
 
 from absl import flags
 
-from alm_tf.data import image_input
+from alm_tf.preprocessing import image_input
 
 MAX_IMAGE_PIXELS = flags.DEFINE_integer(
     image_input.MAX_PIXELS_FLAG, image_input.DEFAULT_MAX_IMAGE_PIXELS,

@@ -13,7 +13,7 @@ from typing import Optional
 from absl import flags
 
 from alm_tf.config import BACKBONES, FUSION_MODES, IMAGENET, TOP_DOWN_MODES, UPSAMPLING_MODES, ModelConfig
-from alm_tf.data import image_input
+from alm_tf.preprocessing import image_input
 
 _DEFAULTS = ModelConfig()
 _OVERRIDE = {"allow_override": True}

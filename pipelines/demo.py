@@ -7,7 +7,7 @@ baseline -> evaluation of both -> SavedModel export -> predictions on the
 held-out images through the SavedModel -> localization pictures ->
 D/summary.json. The last line printed is `demo finished in N s`.
 Sizes default to a run of about 4 minutes on 2 CPU cores; see
-alm_tf/demo.py for the stages and the localization hit rate definition.
+alm_tf/demo/run.py for the stages and the localization hit rate definition.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import time
 
 from absl import flags, logging
 
-from alm_tf import demo, outputs
+from alm_tf import outputs
+from alm_tf.demo import run as demo
 from alm_tf.config import BOX_KERNEL_INITS
 from alm_tf.data.synth import CROPS, SynthConfig
 from pipelines import _cli, _model_flags

@@ -29,7 +29,8 @@ import sys
 
 from absl import flags
 
-from alm_tf import artifacts, evaluation, outputs
+from alm_tf import artifacts, outputs
+from alm_tf.evaluation import report as evaluation
 from alm_tf.data.convert import MANIFEST
 from pipelines import _cli
 

@@ -39,7 +39,8 @@ import tensorflow as tf
 from absl import flags
 
 from alm_tf import artifacts
-from alm_tf.serving import export, formats, litert, portable
+from alm_tf.serving import export, litert, portable
+from alm_tf.artifacts import formats
 from pipelines import _cli, _image_flags
 
 # Other binaries define some of the same names; allow_override lets several

@@ -25,7 +25,7 @@ unreadable image is reported and skipped. A non-empty V is refused unless
 --overwrite, which replaces it whole (no picture of an earlier run stays
 beside the new CSV; `alm_tf.outputs`); the same for every mode.
 
-People in camera frames (alm_tf.people_prediction):
+People in camera frames (alm_tf.people.run):
 
   alm-predict --model=export/1 --images=seq/img1 --boxes=seq/det/det.txt --output_dir=V
   alm-predict --model=export/1 --images=seq/img1 --tracks=seq/gt/gt.txt --output_dir=V
@@ -40,7 +40,7 @@ aggregated over its frames (--aggregate, --smoothing, --min_track_length,
 --per_frame). --video: the frames of a video file (PyAV, the `video`
 extra). --thresholds: one value, one per attribute, or NAME=VALUE pairs.
 
-Footage without a boxes file (alm_tf.footage): a person detector and a
+Footage without a boxes file (alm_tf.people): a person detector and a
 tracker find the people, then the model answers once per track:
 
   alm-predict --model=export/1 --video=street.mp4 --output_dir=people
@@ -63,7 +63,10 @@ import sys
 from absl import flags
 
 from alm_tf import groups as groups_lib
-from alm_tf import outputs, people_prediction, prediction, tracks
+from alm_tf import outputs
+from alm_tf.people import run as people_prediction
+from alm_tf.inference import images as prediction
+from alm_tf.people import tracks
 from pipelines import _cli, _image_flags
 from pipelines import _footage_flags as footage_flags
 

@@ -10,7 +10,7 @@ r"""alm-synth-frames: a synthetic camera sequence of moving people (MOT layout).
 
 Writes `seq/img1/000001.jpg ...`, `seq/gt/gt.txt` (tracks), `seq/det/det.txt`
 (detections without ids), `seq/seqinfo.ini` and `seq/people.json` (each
-track's true attributes), with --write_video `seq/street.mp4`; see alm_tf.data.synth_frames.
+track's true attributes), with --write_video `seq/street.mp4`; see alm_tf.people.synth_frames.
 A non-empty --output_dir is refused unless --overwrite, which replaces it whole (no
 frame of an earlier, longer sequence stays); the sequence is written beside
 it and swapped in at the end, so a failure (a full disk) leaves nothing
@@ -25,7 +25,7 @@ import os
 from absl import flags
 
 from alm_tf import outputs
-from alm_tf.data.synth_frames import FramesConfig, generate_frames
+from alm_tf.people.synth_frames import FramesConfig, generate_frames
 from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}

@@ -93,7 +93,7 @@ def reference(model, rgb_images):
     """The Keras model's probabilities and boxes on RGB 0..255 images."""
     import tensorflow as tf
 
-    from alm_tf.data import preprocessing
+    from alm_tf.preprocessing import pixels as preprocessing
 
     outputs = model(preprocessing.normalize_images(rgb_images), training=False)
     result = {"probabilities": tf.sigmoid(outputs["logits"]).numpy()}

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import alm_tf
-from alm_tf.data import preprocessing
+from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.losses import alm_loss
 from alm_tf import artifacts
 from alm_tf.model import build_model_from_config

@@ -1,4 +1,4 @@
-"""Image input rules (alm_tf.data.image_input, image_header): header sizes
+"""Image input rules (alm_tf.preprocessing.image_input, image_header): header sizes
 before decoding, the size limit in Python and in the graph, WebP, EXIF
 orientation read in the graph as Pillow reads it."""
 
@@ -11,7 +11,9 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 
 import image_bombs
-from alm_tf.data import image_header, image_input, preprocessing
+from alm_tf.preprocessing import image_header
+from alm_tf.preprocessing import image_input
+from alm_tf.preprocessing import pixels as preprocessing
 
 _PIXELS = np.random.default_rng(0).integers(0, 255, (5, 7, 3), dtype=np.uint8)
 

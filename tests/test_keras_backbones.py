@@ -17,7 +17,7 @@ from alm_tf.backbones.keras_applications import (
 )
 from alm_tf.backbones.registry import KERAS_APPLICATION_BACKBONES as BACKBONE_NAMES
 from alm_tf.backbones.registry import REGISTRY
-from alm_tf.data.preprocessing import normalize_images
+from alm_tf.preprocessing.pixels import normalize_images
 
 # Pinned once from keras 3 (include_top=False): the application's own count.
 PARAMS = {

@@ -1,10 +1,10 @@
-"""Tests for alm_tf.metrics on a small example computed by hand."""
+"""Tests for alm_tf.evaluation.metrics on a small example computed by hand."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from alm_tf import metrics
+from alm_tf.evaluation import metrics
 
 # 4 images x 3 attributes.
 LABELS = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]])

@@ -29,7 +29,7 @@ images at the model's input size and answers `probabilities`, `labels`
 (after the thresholds) and, for ALM models, `boxes`; a Keras model also
 answers its logits (`logits` and each branch). Names are never invented:
 a model without attribute names is refused. `predict_boxes` answers person
-boxes in frames (`alm_tf.people`), `answers` turns outputs into readable
+boxes in frames (`alm_tf.preprocessing.crops`), `answers` turns outputs into readable
 answers with the model's attribute groups (`groups`: recorded in
 config.json, the .keras description or the SavedModel's assets/groups.json;
 else the known groups of its attribute list).

@@ -20,7 +20,7 @@ import alm_tf
 from alm_tf import groups as groups_lib
 from alm_tf import outputs
 from alm_tf.config import ModelConfig
-from alm_tf.data import preprocessing
+from alm_tf.preprocessing import pixels as preprocessing
 
 CONFIG_NAME = "config.json"
 THRESHOLDS_NAME = "thresholds.json"

@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from alm_tf import groups as groups_lib
-from alm_tf import names, people
+from alm_tf import names
+from alm_tf.preprocessing import crops as people
 from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, BOXES_SIGNATURE, CONFIG_NAME,
                                     GROUPS_ASSET, GROUPS_KEY, METADATA_SIGNATURE, read_json,
                                     SAVED_MODEL_FILE, ModelSourceError, as_float32,
@@ -25,8 +26,10 @@ from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, BOXES_
                                     read_config, read_keras_description, read_thresholds,
                                     thresholds_path, weights_path)
 from alm_tf.config import ModelConfig
-from alm_tf.data import image_input, preprocessing
-from alm_tf.serving import formats, runtimes
+from alm_tf.preprocessing import image_input
+from alm_tf.preprocessing import pixels as preprocessing
+from alm_tf.artifacts import formats
+from alm_tf.artifacts import runtimes
 
 
 @dataclasses.dataclass
@@ -43,7 +46,7 @@ class LoadedModel:
             numpy arrays (`probabilities`, `labels`, `boxes` for ALM
             models; a Keras model also `logits` and each branch's logits).
         predict_encoded: list of encoded images (JPEG/PNG/...) -> the same
-            dict; decoded and resized with `alm_tf.data.preprocessing`
+            dict; decoded and resized with `alm_tf.preprocessing.pixels`
             (a SavedModel runs its own `serving_default`).
         model: the float32 Keras model (kind `keras`), else None.
         model_config: its ModelConfig when known.
@@ -53,7 +56,7 @@ class LoadedModel:
             groups of its attribute list, else none).
         boxes_signature: a SavedModel's `predict_boxes` (None otherwise).
         max_image_pixels: the decoded-size limit of `predict_encoded`
-            (`alm_tf.data.image_input`); a SavedModel's is the one it was
+            (`alm_tf.preprocessing.image_input`); a SavedModel's is the one it was
             exported with (its metadata), else settable by the caller.
         exif_orientation: how `predict_encoded` treats a JPEG's EXIF
             Orientation (`ModelConfig.exif_orientation`; a SavedModel's
@@ -86,7 +89,7 @@ class LoadedModel:
             raise ModelSourceError(f"{self.origin}: its groups describe other attributes than its own")
 
     def predict_boxes(self, frames: Sequence, boxes, box_indices) -> dict:
-        """Answers per person box: `predict` on each box's crop (`alm_tf.people.predict_boxes`).
+        """Answers per person box: `predict` on each box's crop (`alm_tf.preprocessing.crops.predict_boxes`).
 
         frames: F encoded frames (bytes) or decoded RGB arrays (H, W, 3);
         boxes: (K, 4) normalized [y1, x1, y2, x2]; box_indices: (K,) the

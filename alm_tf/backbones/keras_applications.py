@@ -45,7 +45,7 @@ import keras
 # The project's one input normalization (shared with training and serving).
 from alm_tf.backbones.registry import (APPLICATION_OUTPUT, KERAS_APPLICATION_BACKBONES, REGISTRY,
                                        BackboneSpec)
-from alm_tf.data.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from alm_tf.preprocessing.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 # `keras.applications.imagenet_utils` caffe mode: BGR means in 0..255.
 CAFFE_BGR_MEAN: tuple[float, float, float] = (103.939, 116.779, 123.68)

@@ -1,10 +1,11 @@
 """Data: readers per source layout, TFRecord conversion, input pipeline,
-preprocessing shared with serving, synthetic pedestrians.
+synthetic pedestrians. The pixel contract they share with serving is
+`alm_tf.preprocessing.pixels`.
 
 Importing this package does no TensorFlow work beyond imports.
 """
 
-from alm_tf.data import example, preprocessing, schemas
+from alm_tf.data import example, schemas
 from alm_tf.data.pipeline import make_dataset, manifest_sources, read_manifest
 
-__all__ = ["example", "make_dataset", "manifest_sources", "preprocessing", "read_manifest", "schemas"]
+__all__ = ["example", "make_dataset", "manifest_sources", "read_manifest", "schemas"]

@@ -28,7 +28,8 @@ from typing import Any
 import tensorflow as tf
 from tqdm import tqdm
 
-from alm_tf.data import example, fingerprint, image_input, validation
+from alm_tf.data import example, fingerprint, validation
+from alm_tf.preprocessing import image_input
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, LabelCounts, check_uncertain
 from alm_tf.data.readers import FORMATS, DataFormatError, Row, Source, open_source
 from alm_tf.data.readers._common import KNOWN_SPLITS

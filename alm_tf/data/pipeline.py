@@ -2,7 +2,7 @@
 
 shards (split by the tf.distribute input context) -> interleave -> parse ->
 decode -> resize to the model size (bilinear) -> random horizontal flip in
-training -> normalize (`alm_tf.data.preprocessing`, shared with serving) ->
+training -> normalize (`alm_tf.preprocessing.pixels`, shared with serving) ->
 batch -> prefetch, AUTOTUNE throughout. With a seed the order and the flips
 are deterministic.
 
@@ -13,7 +13,7 @@ does not fit the manifest fails with one line naming the shard and the
 counts. With `allow_corrupt_records=True` such records (and images that do
 not decode) are skipped with a logged warning instead; without it, a
 record that still fails while the pipeline runs (an image that does not
-decode) raises, and the consumers (`alm_tf.training`, `alm_tf.evaluation`)
+decode) raises, and the consumers (`alm_tf.training`, `alm_tf.evaluation.report`)
 turn that into a `records.RecordReadError` line.
 """
 
@@ -26,7 +26,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from alm_tf.data import example, image_input, preprocessing, records, validation
+from alm_tf.data import example, records, validation
+from alm_tf.preprocessing import image_input
+from alm_tf.preprocessing import pixels as preprocessing
 
 AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 2048
@@ -158,7 +160,7 @@ def make_dataset(
             and undecodable images (logged) instead of failing; see the
             module docstring.
         exif_orientation: the model's `ModelConfig.exif_orientation`
-            (`alm_tf.data.image_input`).
+            (`alm_tf.preprocessing.image_input`).
 
     Returns:
         The tf.data.Dataset.

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-from alm_tf.data import fingerprint, image_input
+from alm_tf.data import fingerprint
+from alm_tf.preprocessing import image_input
 from alm_tf.data.labels import LABEL_VALUES
 
 # Skip reasons (the manifest and the summary group rows by these).

@@ -14,7 +14,7 @@ labels, boxes):
                     [K, 4] (normalized [y1, x1, y2, x2]), box_indices
                     int32 [K] (each box's frame; negative: the frame at
                     the box's own position): outputs per box, each box
-                    cropped as `alm_tf.people` defines (full resolution,
+                    cropped as `alm_tf.preprocessing.crops` defines (full resolution,
                     then the same resize and normalization)
   metadata          no input: attributes, thresholds, image_height,
                     image_width, num_levels, model_name, model_version,
@@ -25,9 +25,9 @@ labels, boxes):
 
 Outputs of the three image endpoints (CONTRACT.md): `probabilities`
 float32 (N, M), `labels` int32 (N, M) (probability > threshold, the rule
-of `alm_tf.evaluation`), `boxes` float32 (N, L, M, 4) (absent for the
+of `alm_tf.evaluation.report`), `boxes` float32 (N, L, M, 4) (absent for the
 baseline). Images are brought to the model size with
-`alm_tf.data.preprocessing.resize_images(decode_image(...))` per image and
+`alm_tf.preprocessing.pixels.resize_images(decode_image(...))` per image and
 normalized with `normalize_images`, exactly what the input pipeline does.
 Bad input (bytes that are no image, an empty string, a zero-sized image,
 an Example without `image/encoded`, an image whose header claims more
@@ -60,13 +60,15 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 import alm_tf
-from alm_tf import artifacts, outputs, people
+from alm_tf import artifacts, outputs
+from alm_tf.preprocessing import crops as people
 from alm_tf.data import example as example_keys
-from alm_tf.data import image_input, preprocessing
+from alm_tf.preprocessing import image_input
+from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.serving.client import DEFAULT_MODEL_NAME
 
 IMAGE_SIGNATURES = ("serving_default", "predict_images", "predict_examples")
-#: Frames + person boxes -> one answer per box (alm_tf.people).
+#: Frames + person boxes -> one answer per box (alm_tf.preprocessing.crops).
 BOXES_SIGNATURE = "predict_boxes"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 #: Batch sizes warmed up through serving_default (= allowed_batch_sizes

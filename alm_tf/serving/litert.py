@@ -26,8 +26,9 @@ from tensorflow.lite.python import convert as lite_convert
 from tensorflow.lite.python import util as lite_util
 from tqdm.auto import tqdm
 
-from alm_tf.data import example, pipeline, preprocessing
-from alm_tf.serving import formats as F
+from alm_tf.data import example, pipeline
+from alm_tf.preprocessing import pixels as preprocessing
+from alm_tf.artifacts import formats as F
 
 
 class ConversionError(ValueError):
@@ -42,7 +43,7 @@ def load_calibration_images(data_dir: str, image_size: Sequence[int], num_images
     """The first `num_images` images of the training split, float32 (N, H, W, 3) RGB 0..255.
 
     Read from the converter's TFRecords (`alm_tf.data.read_manifest`),
-    decoded and resized with `alm_tf.data.preprocessing` exactly as the
+    decoded and resized with `alm_tf.preprocessing.pixels` exactly as the
     input pipeline does, without its normalization. The split is the first
     of CALIBRATION_SPLITS the manifest has. Undecodable records are skipped.
 

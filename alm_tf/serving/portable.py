@@ -3,13 +3,13 @@
 One graph for every format (`serving_function`):
 
     images float32 (N, H, W, 3), RGB 0..255, already at the model size
-      -> alm_tf.data.preprocessing.normalize_images (inside the graph)
+      -> alm_tf.preprocessing.pixels.normalize_images (inside the graph)
       -> the Keras model
       -> probabilities = sigmoid(logits) (N, M), boxes (N, L, M, 4) (ALM models)
 
 The batch axis is dynamic in every file. Decoding and resizing stay
 outside (no ONNX or LiteRT kernel decodes JPEG): model.json describes that
-step (`alm_tf.data.preprocessing.description`).
+step (`alm_tf.preprocessing.pixels.description`).
 
 How each file is made (checked with TF 2.21 / Keras 3.15; BUILD_NOTES.md):
   - ONNX: `tf2onnx.convert.from_function` on the serving tf.function
@@ -46,10 +46,11 @@ import tensorflow as tf
 import alm_tf
 from alm_tf import artifacts, names, outputs
 from alm_tf import groups as groups_lib
-from alm_tf.data import image_input, preprocessing
+from alm_tf.preprocessing import image_input
+from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.layers.attribute_localization import AttributeLocalization
 from alm_tf.serving import export as saved_model_export
-from alm_tf.serving import formats as F
+from alm_tf.artifacts import formats as F
 from alm_tf.serving import litert
 
 

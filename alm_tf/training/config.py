@@ -74,7 +74,7 @@ class TrainConfig:
       box_bias_lr_multiplier: the same for the box biases (`box_bias`).
         A box's bias moves by about the learning rate per Adam step, so in
         a short schedule only the kernel (the image's features) can move a
-        box; the demo's ALM stage raises this one (see alm_tf.demo).
+        box; the demo's ALM stage raises this one (see alm_tf.demo.run).
       box_kernel_init: `torch` (PyTorch's default, as the official code)
         or `zeros`: every box regressor's kernel starts at zero, so every
         image starts with the same box and the boxes first learn where an

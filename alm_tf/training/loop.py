@@ -45,7 +45,9 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
-from alm_tf import artifacts, data as data_lib, evaluation, metrics, outputs
+from alm_tf import artifacts, data as data_lib, outputs
+from alm_tf.evaluation import report as evaluation
+from alm_tf.evaluation import metrics
 from alm_tf.data import records
 from alm_tf.data.pipeline import split_info
 from alm_tf.training import distribution, feature_cache, lock, setup

@@ -22,7 +22,8 @@ import tensorflow as tf
 from alm_tf import artifacts, model as model_lib
 from alm_tf import groups as groups_lib
 from alm_tf.config import ModelConfig
-from alm_tf.data import fingerprint, preprocessing
+from alm_tf.data import fingerprint
+from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.data.pipeline import split_info
 from alm_tf.training import distribution, lock
 from alm_tf.training.config import CHANGEABLE_ON_RESUME, RESUMABLE_CHANGES, ConfigError, TrainConfig

@@ -13,7 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alm_tf import losses, metrics, names
+from alm_tf import losses, names
+from alm_tf.evaluation import metrics
 from alm_tf.training import optimizers
 from alm_tf.training.config import TrainConfig
 

@@ -13,7 +13,8 @@ import tensorflow as tf
 from data_helpers import image_bytes, write_csv
 from PIL import Image
 
-from alm_tf.data import example, make_dataset, preprocessing, read_manifest
+from alm_tf.data import example, make_dataset, read_manifest
+from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.data.convert import ConvertConfig, convert
 
 MEAN = np.array(preprocessing.IMAGENET_MEAN, np.float32)

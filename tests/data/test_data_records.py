@@ -124,7 +124,7 @@ def test_checked_once_per_run_for_repeated_pipelines(tmp_path, monkeypatch):
 
 
 def test_undecodable_image_in_a_well_formed_record_raises_one_line(tmp_path):
-    from alm_tf import evaluation
+    from alm_tf.evaluation import report as evaluation
 
     out = str(tmp_path)
     _write(out, counts=(1,))

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alm_tf import demo, localization, prediction
+from alm_tf.demo import run as demo
+from alm_tf.evaluation import localization
+from alm_tf.inference import images as prediction
 from alm_tf.config import ModelConfig
 
 ATTRS = ["hat", "boots", "female"]

@@ -14,7 +14,7 @@ import image_bombs
 import mini_model as ph
 from alm_tf import artifacts
 from alm_tf.config import ModelConfig
-from alm_tf.data import image_input
+from alm_tf.preprocessing import image_input
 from cli_helpers import run_main
 
 LIMIT = image_input.DEFAULT_MAX_IMAGE_PIXELS

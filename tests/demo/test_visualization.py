@@ -1,10 +1,10 @@
-"""Localization pictures (alm_tf.visualization): geometry, layout, PNG files."""
+"""Localization pictures (alm_tf.inference.pictures): geometry, layout, PNG files."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from alm_tf import visualization as vis
+from alm_tf.inference import pictures as vis
 
 
 def _image(h=80, w=40):

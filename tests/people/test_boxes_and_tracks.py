@@ -1,5 +1,5 @@
-"""Box files (alm_tf.detections), crops (alm_tf.people), track aggregation
-(alm_tf.tracks) and synthetic sequences (alm_tf.data.synth_frames): no model."""
+"""Box files (alm_tf.people.detections), crops (alm_tf.preprocessing.crops), track aggregation
+(alm_tf.people.tracks) and synthetic sequences (alm_tf.people.synth_frames): no model."""
 
 import os
 
@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alm_tf import detections as det
+from alm_tf.people import detections as det
 from alm_tf import groups as g
-from alm_tf import people, tracks
-from alm_tf.data import synth_frames
+from alm_tf.preprocessing import crops as people
+from alm_tf.people import tracks
+from alm_tf.people import synth_frames
 
 
 def _write(tmp_path, text, name="det.txt"):

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import detector_files
-from alm_tf.footage import detectors, run, tracking
+from alm_tf.people import detectors
+from alm_tf.people import footage as run
+from alm_tf.people import tracking
 
 FRAME = np.zeros((100, 200, 3), np.uint8)  # H=100, W=200
 

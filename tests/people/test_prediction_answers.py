@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from alm_tf import groups as g
-from alm_tf import prediction
+from alm_tf.inference import images as prediction
 
 ATTRS = ["Female", "Hat", "Backpack"]
 GROUPS = {"groups": [

@@ -108,7 +108,7 @@ def reference(model, rgb_images, thresholds=THRESHOLDS):
     """Direct Keras call after the input pipeline's preprocessing, image by image."""
     import tensorflow as tf
 
-    from alm_tf.data import preprocessing
+    from alm_tf.preprocessing import pixels as preprocessing
 
     height, width = model.inputs[0].shape[1:3]
     batch = tf.stack([preprocessing.resize_images(tf.convert_to_tensor(x), height, width)

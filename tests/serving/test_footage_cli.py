@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import detector_files
-from alm_tf import prediction, video
-from alm_tf.data import synth_frames
+from alm_tf.inference import images as prediction
+from alm_tf.people import video
+from alm_tf.people import synth_frames
 from cli_helpers import run_main
 
 FPS = 5

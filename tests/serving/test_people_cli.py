@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import serving_helpers as sh
-from alm_tf import people_prediction, prediction, video
-from alm_tf.data import synth_frames
+from alm_tf.people import run as people_prediction
+from alm_tf.inference import images as prediction
+from alm_tf.people import video
+from alm_tf.people import synth_frames
 from alm_tf.serving import client
 from cli_helpers import run_main
 

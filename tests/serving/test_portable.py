@@ -60,7 +60,7 @@ def exported(keras_file, tmp_path_factory):
     portable.export_portable returned inside alm-export, alm-export's stdout)."""
     from unittest import mock
 
-    from alm_tf.serving import formats as F
+    from alm_tf.artifacts import formats as F
     from alm_tf.serving import portable
 
     root = tmp_path_factory.mktemp("portable")
@@ -90,7 +90,7 @@ def exported(keras_file, tmp_path_factory):
 
 
 def test_files_and_layout(exported):
-    from alm_tf.serving import formats as F
+    from alm_tf.artifacts import formats as F
 
     out, files, returned, _ = exported
     assert set(returned) == {"onnx", "litert_float32", "litert_float16", "litert_int8", "openvino",
@@ -113,8 +113,10 @@ def test_every_format_in_one_version_evaluates_and_predicts_like_the_saved_model
     from PIL import Image
 
     import train_helpers as h
-    from alm_tf import artifacts, evaluation, prediction
-    from alm_tf.serving import runtimes
+    from alm_tf import artifacts
+    from alm_tf.evaluation import report as evaluation
+    from alm_tf.inference import images as prediction
+    from alm_tf.artifacts import runtimes
 
     version, all_files, _, stdout = exported
     files = {"onnx": all_files["onnx"], "litert": all_files["litert_float32"],
@@ -157,7 +159,7 @@ def test_every_format_in_one_version_evaluates_and_predicts_like_the_saved_model
 @pytest.mark.parametrize("key", FLOAT32_KEYS)
 @pytest.mark.parametrize("batch", [1, 3])
 def test_float32_formats_equal_keras(exported, mini, key, batch):
-    from alm_tf.serving import runtimes
+    from alm_tf.artifacts import runtimes
 
     model = runtimes.open_portable(exported[1][key])
     images = ph.images(batch, seed=batch)
@@ -170,7 +172,7 @@ def test_float32_formats_equal_keras(exported, mini, key, batch):
 
 
 def test_batch_sizes_change_between_calls(exported, mini):
-    from alm_tf.serving import runtimes
+    from alm_tf.artifacts import runtimes
 
     images = ph.images(4, seed=5)
     want = ph.reference(mini, images)["probabilities"]
@@ -182,7 +184,7 @@ def test_batch_sizes_change_between_calls(exported, mini):
 
 
 def test_float16_close_to_keras(exported, mini):
-    from alm_tf.serving import runtimes
+    from alm_tf.artifacts import runtimes
 
     images = ph.images(3, seed=2)
     want = ph.reference(mini, images)
@@ -192,7 +194,8 @@ def test_float16_close_to_keras(exported, mini):
 
 
 def test_int8_takes_raw_uint8_pixels_and_is_close(exported, mini):
-    from alm_tf.serving import litert, runtimes
+    from alm_tf.serving import litert
+    from alm_tf.artifacts import runtimes
 
     path = exported[1]["litert_int8"]
     with open(path, "rb") as f:
@@ -239,7 +242,7 @@ def test_custom_operators_detects_flex_ops():
 def test_onnx_graph_names_and_ops(exported):
     import onnx
 
-    from alm_tf.serving import formats as F
+    from alm_tf.artifacts import formats as F
 
     graph = onnx.load(exported[1]["onnx"]).graph
     op_types = {node.op_type for node in graph.node}
@@ -251,8 +254,8 @@ def test_onnx_graph_names_and_ops(exported):
 
 
 def test_model_json(exported):
-    from alm_tf.data import preprocessing
-    from alm_tf.serving import formats as F
+    from alm_tf.preprocessing import pixels as preprocessing
+    from alm_tf.artifacts import formats as F
 
     out, files = exported[:2]
     with open(files["metadata"]) as f:
@@ -272,7 +275,7 @@ def test_model_json(exported):
 
 
 def test_runtime_object_surface(exported):
-    from alm_tf.serving import runtimes
+    from alm_tf.artifacts import runtimes
 
     model = runtimes.open_portable(exported[1]["openvino"])
     assert model.attributes == ph.ATTRIBUTES and model.image_size == (64, 32)
@@ -285,7 +288,7 @@ def test_runtime_object_surface(exported):
 
 
 def test_runtime_open_errors(exported, tmp_path):
-    from alm_tf.serving import runtimes
+    from alm_tf.artifacts import runtimes
 
     with pytest.raises(runtimes.PortableModelError, match="model.pb"):
         runtimes.open_portable(str(tmp_path / "model.pb"))
@@ -342,7 +345,8 @@ def test_wrong_number_of_names(mini, tmp_path):
 def test_bn_inception_alm_all_formats(tmp_path):
     """The real model (BN-Inception, 64x32): every float32 format to 1e-4, float16, int8."""
     import alm_tf
-    from alm_tf.serving import portable, runtimes
+    from alm_tf.serving import portable
+    from alm_tf.artifacts import runtimes
 
     model = alm_tf.build_model(3, input_shape=(64, 32, 3))
     ph._randomize_statistics(model, 0)
@@ -390,7 +394,7 @@ def _write_records(root, splits, num_images=5, size=(40, 20), pictures=None):
 
 
 def test_calibration_images_are_the_pipelines_pixels(tmp_path):
-    from alm_tf.data import preprocessing
+    from alm_tf.preprocessing import pixels as preprocessing
     from alm_tf.serving import litert
 
     pictures = _write_records(str(tmp_path), ["val", "trainval"])

@@ -121,7 +121,7 @@ def test_bad_portable_file_is_one_line(export, inputs, tmp_path, binary, kind, d
 
 def test_matching_files_still_open(export):
     """The input-shape check passes the files of their own model.json."""
-    from alm_tf.serving import runtimes
+    from alm_tf.artifacts import runtimes
 
     for kind, name in FILES.items():
         model = runtimes.open_portable(str(export / name))

@@ -9,7 +9,8 @@ import tensorflow as tf
 from PIL import Image
 
 import serving_helpers as sh
-from alm_tf import artifacts, people
+from alm_tf import artifacts
+from alm_tf.preprocessing import crops as people
 from alm_tf.serving import export
 
 M = len(sh.ATTRIBUTES)

@@ -13,7 +13,8 @@ from PIL import Image, ImageOps
 import mini_model as ph
 from alm_tf import artifacts
 from alm_tf.config import ModelConfig
-from alm_tf.data import image_input, preprocessing
+from alm_tf.preprocessing import image_input
+from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.serving import export
 
 ORIENTATION = 6  # a phone held upright: the stored pixels are turned 90 degrees
@@ -112,7 +113,7 @@ def test_training_pipeline_turns_the_records(tmp_path):
 
 
 def test_pictures_show_what_the_model_saw(applied, tmp_path):
-    from alm_tf import prediction
+    from alm_tf.inference import images as prediction
 
     path = tmp_path / "upright.jpg"
     path.write_bytes(_exif_jpeg(ph.images(1, image_size=(40, 24), seed=7)[0].astype(np.uint8)))

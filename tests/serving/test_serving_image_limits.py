@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import image_bombs
 import serving_helpers as sh
-from alm_tf.data import image_input
+from alm_tf.preprocessing import image_input
 from alm_tf.serving import export
 
 LIMIT = image_input.DEFAULT_MAX_IMAGE_PIXELS

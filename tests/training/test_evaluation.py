@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 
 import train_helpers as h
-from alm_tf import evaluation, metrics
+from alm_tf.evaluation import report as evaluation
+from alm_tf.evaluation import metrics
 from alm_tf.training import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

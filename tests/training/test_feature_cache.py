@@ -24,7 +24,7 @@ def _mini(config=None, seed=0):
 
 
 def _normalized(n, seed):
-    from alm_tf.data import preprocessing
+    from alm_tf.preprocessing import pixels as preprocessing
     return preprocessing.normalize_images(tf.constant(mini_model.images(n, seed=seed)))
 
 

@@ -11,7 +11,8 @@ from absl import flags
 from absl.testing import flagsaver
 
 import train_helpers as h
-from alm_tf import evaluation, metrics
+from alm_tf.evaluation import report as evaluation
+from alm_tf.evaluation import metrics
 from alm_tf.data.merge import MergeConfig, merge
 from alm_tf.training import train
 

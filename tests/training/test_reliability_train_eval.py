@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import train_helpers as h
-from alm_tf import artifacts, prediction
+from alm_tf import artifacts
+from alm_tf.inference import images as prediction
 from alm_tf.config import ModelConfig
 from alm_tf.data import records
 from alm_tf.training import ConfigError, train

@@ -18,7 +18,7 @@ import pytest
 
 import train_helpers as h
 from weights_files import cadene_bn_inception_file
-from alm_tf import evaluation
+from alm_tf.evaluation import report as evaluation
 from alm_tf.training import train
 
 

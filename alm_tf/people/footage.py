@@ -1,7 +1,7 @@
 """Frames -> person boxes with track ids (a detector, then a tracker).
 
 `detect_tracks` turns every frame of a video or of image files into
-`alm_tf.detections.Detection`s with track ids, the same records a
+`alm_tf.people.detections.Detection`s with track ids, the same records a
 `--tracks` file gives, so the rest of alm-predict (the model per box, the
 per-track aggregation, the files) is the one path for both.
 With `every=K` the detector runs on every K-th frame; the frames between
@@ -18,9 +18,10 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from alm_tf import detections as det_lib
-from alm_tf import video as video_lib
-from alm_tf.footage import detectors, tracking
+from alm_tf.people import detections as det_lib
+from alm_tf.people import video as video_lib
+from alm_tf.people import detectors
+from alm_tf.people import tracking
 
 DEFAULT_FRAMES_FPS = 25.0  # frames given as image files, without --fps
 

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from alm_tf.data import image_header, image_input
+from alm_tf.preprocessing import image_header
+from alm_tf.preprocessing import image_input
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -48,7 +49,7 @@ def decode_image(encoded: tf.Tensor | bytes,
     header is checked against `max_pixels` before decoding (None: no
     check, for records alm-convert already checked); with
     `exif_orientation="apply"` a JPEG's EXIF Orientation turns the pixels
-    (`alm_tf.data.image_header`). Works inside a tf.function with unknown
+    (`alm_tf.preprocessing.image_header`). Works inside a tf.function with unknown
     shapes.
 
     Raises:

@@ -11,7 +11,7 @@ The crop it makes is defined once, here, and used by the SavedModel's
      (float32 arithmetic), clipped to the frame;
   2. that region at full resolution (what Pillow's
      `image.crop((left, top, right, bottom))` gives);
-  3. `alm_tf.data.preprocessing.resize_images` to the model size, as for
+  3. `alm_tf.preprocessing.pixels.resize_images` to the model size, as for
      any other image (antialiased like PIL's BILINEAR).
 
 So a box's answer equals cropping the frame with Pillow and calling
@@ -27,7 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from alm_tf.data import image_input, preprocessing
+from alm_tf.preprocessing import image_input
+from alm_tf.preprocessing import pixels as preprocessing
 
 __all__ = [
     "crop_array",

@@ -16,7 +16,7 @@ branch logits, all at 0.5), and `per_attribute.csv`.
 missing or corrupt records are skipped (and listed there) instead of
 failing the evaluation (`alm_tf.data.records`).
 
-Unknown labels (-1) are not counted (see `alm_tf.metrics`); the
+Unknown labels (-1) are not counted (see `alm_tf.evaluation.metrics`); the
 per-attribute table and CSV show how many labels of each attribute were
 known (`num_known`). A merged data set (`alm_tf.data.merge`, its manifest
 lists `sources`) is also evaluated per source data set: `per_source` in
@@ -33,7 +33,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from alm_tf import artifacts, data as data_lib, metrics, names
+from alm_tf import artifacts, data as data_lib, names
+from alm_tf.evaluation import metrics
 from alm_tf.data import records
 
 BRANCH_KEYS = names.BRANCH_OUTPUTS

@@ -9,7 +9,7 @@ invented), or `server="host:port"` (gRPC) / `server="http://host:port"`
 
 Every predictor maps a list of encoded images (bytes) to `probabilities`
 (N, M), `labels` (N, M) and, for ALM models, `boxes` (N, L, M, 4); its
-`boxes_fn` answers person boxes in frames (`alm_tf.people_prediction`),
+`boxes_fn` answers person boxes in frames (`alm_tf.people.run`),
 its `groups` make readable answers (`alm_tf.groups`).
 `predict_files` runs one over image files and writes `predictions.csv` (a
 row per image: path, `picture` (its localization PNG under `pictures/`,
@@ -37,9 +37,11 @@ import numpy as np
 from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
-from alm_tf import artifacts, names, people_prediction, visualization
+from alm_tf import artifacts, names
+from alm_tf.people import run as people_prediction
+from alm_tf.inference import pictures as visualization
 from alm_tf import groups as groups_lib
-from alm_tf.data import image_input
+from alm_tf.preprocessing import image_input
 from alm_tf.serving import client
 
 #: The file name extensions of a folder's images (`image_input.EXTENSIONS`).
@@ -297,7 +299,7 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
         report: where "skipped <path>: <reason>" lines go.
         thresholds: per-request thresholds (`alm_tf.groups.relabel`).
         max_image_pixels: images whose header claims more pixels are
-            skipped before decoding (`alm_tf.data.image_input`).
+            skipped before decoding (`alm_tf.preprocessing.image_input`).
 
     Raises:
         ValueError: no image could be read.

@@ -1,5 +1,5 @@
 """Measured quality of the footage path on synthetic sequences with known truth:
-detector recall / precision and tracker IDF1 / MOTA (alm_tf.footage.mot_metrics),
+detector recall / precision and tracker IDF1 / MOTA (alm_tf.people.mot_metrics),
 and the attribute model's per-box against per-track mean accuracy (mA) on the
 same people (each box and each track judged against its person's true labels).
 """
@@ -12,8 +12,11 @@ from typing import Optional
 
 import numpy as np
 
-from alm_tf import detections as det_lib
-from alm_tf.footage import detectors, mot_metrics, run, tracking
+from alm_tf.people import detections as det_lib
+from alm_tf.people import detectors
+from alm_tf.people import mot_metrics
+from alm_tf.people import footage as run
+from alm_tf.people import tracking
 
 __all__ = ["detection_quality", "mean_accuracy", "per_box_and_track_ma"]
 

@@ -11,7 +11,7 @@ call (no flags are touched):
                         authors' two-stage recipe); the baseline's
                         backbone frozen, box kernels started at zero, box
                         biases at 100x the learning rate -> D/models/alm/
-  5. evaluation         `alm_tf.evaluation.run_evaluation` of both on the
+  5. evaluation         `alm_tf.evaluation.report.run_evaluation` of both on the
                         synthetic test split             -> D/eval/{baseline,alm}/
   6. export             `alm_tf.serving.export` of the ALM model -> D/export/1/
   7. predictions        every held-out (test) image through the SavedModel's
@@ -52,11 +52,14 @@ from typing import Any, Optional
 
 import numpy as np
 
-from alm_tf import artifacts, evaluation, metrics, prediction
+from alm_tf import artifacts
+from alm_tf.evaluation import report as evaluation
+from alm_tf.evaluation import metrics
+from alm_tf.inference import images as prediction
 from alm_tf.config import BOX_KERNEL_INITS, ModelConfig, check_lr_multiplier
 from alm_tf.data import convert as convert_lib
 from alm_tf.data import synth
-from alm_tf.localization import fixed_box_ceiling, localization_hit_rate
+from alm_tf.evaluation.localization import fixed_box_ceiling, localization_hit_rate
 from alm_tf.serving import export as export_lib
 from alm_tf.training import TrainConfig, train
 

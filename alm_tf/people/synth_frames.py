@@ -200,7 +200,7 @@ def generate_frames(cfg: FramesConfig) -> dict[str, Any]:
             "det": os.path.join(out, DET_FILE), "people": os.path.join(out, PEOPLE_FILE),
             "num_boxes": len(gt_rows)}
     if cfg.video:
-        from alm_tf import video as video_lib
+        from alm_tf.people import video as video_lib
 
         info["video"] = video_lib.write_video(os.path.join(out, VIDEO_FILE), arrays, fps=VIDEO_FPS)
     return info

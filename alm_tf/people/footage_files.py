@@ -1,5 +1,5 @@
 """The footage files of a tracks run (tracks.txt, thumbnails, people.mp4, run.json)
-and the frame times of its tracks; called by alm_tf.people_prediction."""
+and the frame times of its tracks; called by alm_tf.people.run."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import dataclasses
 from typing import Optional
 
 from alm_tf import groups as groups_lib
-from alm_tf import visualization
-from alm_tf.footage import outputs as fo
-from alm_tf.footage import run as footage_run
+from alm_tf.inference import pictures as visualization
+from alm_tf.people import footage_outputs as fo
+from alm_tf.people import footage as footage_run
 
 __all__ = ["FrameClock", "write_footage_files"]
 

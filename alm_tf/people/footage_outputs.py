@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageDraw
 
-from alm_tf import video as video_lib
+from alm_tf.people import video as video_lib
 
 TRACKS_TXT = "tracks.txt"
 THUMBNAILS_DIR = "thumbnails"

@@ -3,7 +3,7 @@
 One place for the rules every path that takes an image file or encoded
 bytes applies (alm-convert's checks, alm-predict's images and frames, the
 Python predictors, the SavedModel signatures through
-`alm_tf.data.preprocessing.decode_image`):
+`alm_tf.preprocessing.pixels.decode_image`):
 
 - `FORMATS` / `EXTENSIONS`: JPEG, PNG, BMP, GIF (first frame) and WebP.
   TensorFlow's `decode_image` reads all five, so a file alm-convert takes

@@ -3,7 +3,7 @@
 `header_size` reads (height, width) from the first bytes of JPEG
 (`tf.image.extract_jpeg_shape`), PNG (IHDR, big-endian), GIF (logical
 screen), BMP (DIB header) and WebP (VP8 / VP8L / VP8X), the formats of
-`alm_tf.data.image_input.FORMATS`; other bytes give (0, 0) and are left to
+`alm_tf.preprocessing.image_input.FORMATS`; other bytes give (0, 0) and are left to
 `decode_image` to refuse. `check_size` fails with InvalidArgumentError
 naming the size and the limit (TF Serving answers INVALID_ARGUMENT) before
 any decoding. `exif_orientation` finds the Orientation tag of a JPEG's
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from alm_tf.data import image_input
+from alm_tf.preprocessing import image_input
 
 _PAD = b"\0" * 32
 _EXIF_MARK = b"Exif\0\0"

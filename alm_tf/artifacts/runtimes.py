@@ -25,7 +25,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from alm_tf.serving import formats as F
+from alm_tf.artifacts import formats as F
 
 
 class PortableModelError(ValueError):

@@ -1,9 +1,9 @@
 """alm-predict on camera frames: person boxes in, readable answers out.
 
 `predict_people` reads frames (image files, or a video through PyAV),
-person boxes (`alm_tf.detections`: a MOT det/gt file or a box CSV), runs
+person boxes (`alm_tf.people.detections`: a MOT det/gt file or a box CSV), runs
 a predictor on every box (the `predict_boxes` path: crop at full
-resolution, then the model's resize; `alm_tf.people`) and writes, into
+resolution, then the model's resize; `alm_tf.preprocessing.crops`) and writes, into
 the output folder V:
 
   V/boxes.csv          a row per box: frame, image, id, x1, y1, x2, y2,
@@ -38,15 +38,19 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
-from alm_tf import detections as det_lib
+from alm_tf.people import detections as det_lib
 from alm_tf import groups as groups_lib
-from alm_tf import people, tracks as tracks_lib, video as video_lib, visualization
-from alm_tf.data import image_input, preprocessing
-from alm_tf.footage import files as footage_files
-from alm_tf.footage import outputs as footage_outputs
-from alm_tf.footage import run as footage_run
-from alm_tf.footage.writers import StagedFiles as _Outputs
-from alm_tf.footage.writers import attribute_cells, attribute_columns, jsonl_record, write_jsonl
+from alm_tf.preprocessing import crops as people
+from alm_tf.people import tracks as tracks_lib
+from alm_tf.people import video as video_lib
+from alm_tf.inference import pictures as visualization
+from alm_tf.preprocessing import image_input
+from alm_tf.preprocessing import pixels as preprocessing
+from alm_tf.people import footage_files
+from alm_tf.people import footage_outputs
+from alm_tf.people import footage as footage_run
+from alm_tf.inference.writers import StagedFiles as _Outputs
+from alm_tf.inference.writers import attribute_cells, attribute_columns, jsonl_record, write_jsonl
 
 BOXES_CSV = "boxes.csv"
 TRACKS_CSV = "tracks.csv"
@@ -67,7 +71,7 @@ class PeopleConfig:
 
     Args:
         mode: `boxes` (an answer per box) or `tracks` (an answer per track).
-        boxes_file: the detections / tracks file (alm_tf.detections); None:
+        boxes_file: the detections / tracks file (alm_tf.people.detections); None:
             a detector and a tracker find the people (`footage`, mode `tracks`).
         output_dir: V.
         images: frame files (`--images`), with `images_root` the folder
@@ -79,7 +83,7 @@ class PeopleConfig:
         boxes_per_call: person crops per model call.
         pictures, max_pictures: frame pictures (the first frames with boxes).
         progress: a progress bar.
-        footage: the detector and tracker (alm_tf.footage.run.FootageConfig)
+        footage: the detector and tracker (alm_tf.people.footage.FootageConfig)
             when there is no boxes file.
         fps: frames per second of image frames or of a video without
             timestamps (None: the container's, or 25 for image frames).
@@ -87,7 +91,7 @@ class PeopleConfig:
         source: the frames as the user gave them (run.json).
         video_out: write the annotated people.mp4 (tracks).
         max_image_pixels: a frame whose header claims more pixels ends the
-            run with one line before any decoding (`alm_tf.data.image_input`).
+            run with one line before any decoding (`alm_tf.preprocessing.image_input`).
     """
 
     mode: str
@@ -360,7 +364,8 @@ def _fps(config: PeopleConfig) -> float:
 
 
 def _plan_footage(config: PeopleConfig, report: Callable[[str], None]) -> PeoplePlan:
-    from alm_tf.footage import detectors, tracking
+    from alm_tf.people import detectors
+    from alm_tf.people import tracking
 
     fps = _fps(config)
     detector = detectors.load_detector(config.footage.detector)
@@ -389,7 +394,7 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
                    report: Callable[[str], None] = print) -> PeopleResult:
     """Answers every box of `config.boxes_file` and writes the files (module docstring).
 
-    `predictor`: `alm_tf.prediction.ImagePredictor` (its `boxes_fn`,
+    `predictor`: `alm_tf.inference.images.ImagePredictor` (its `boxes_fn`,
     `attributes`, `groups`, `model_thresholds`).
 
     Raises:

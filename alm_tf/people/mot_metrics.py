@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from alm_tf import detections as det_lib
+from alm_tf.people import detections as det_lib
 
 METRICS = ("idf1", "mota", "motp", "precision", "recall", "num_switches", "num_false_positives",
            "num_misses", "num_objects", "mostly_tracked", "num_unique_objects")
@@ -33,7 +33,7 @@ def _require():
 
 
 def read_mot(path: str) -> list[det_lib.Detection]:
-    """A MOTChallenge file's boxes (alm_tf.detections)."""
+    """A MOTChallenge file's boxes (alm_tf.people.detections)."""
     found, _ = det_lib.read_detections(path, need_ids=False)
     return found
 

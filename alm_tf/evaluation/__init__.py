@@ -1,0 +1,1 @@
+"""Evaluation: the field's metrics, the report with threshold tuning, localization quality."""

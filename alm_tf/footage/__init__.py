@@ -1,1 +1,0 @@
-"""From footage to people: person detectors and a tracker in front of the attribute model."""
