@@ -10,6 +10,7 @@ from absl import flags
 from alm_tf.people import detectors
 from alm_tf.people import footage as run
 from alm_tf.people import tracking
+from pipelines import _cli
 
 _OVERRIDE = {"allow_override": True}
 _DETECTOR_DEFAULTS = detectors.DetectorConfig()
@@ -18,13 +19,13 @@ DETECTOR = flags.DEFINE_string(
     "detector", detectors.HOG, f"Person detector: {detectors.HOG} (OpenCV's HOG people detector), a "
     "SavedModel folder (TF Object Detection API outputs) or an .onnx file (Ultralytics YOLOv8/11 layout).",
     **_OVERRIDE)
-UPSCALE = flags.DEFINE_float("detector_upscale", _DETECTOR_DEFAULTS.upscale, "hog: enlarge frames by this "
+UPSCALE = _cli.define_finite_float("detector_upscale", _DETECTOR_DEFAULTS.upscale, "hog: enlarge frames by this "
                              "factor first (its window is 64x128: people under ~128 px need 2).", **_OVERRIDE)
 EVERY = flags.DEFINE_integer("detector_every", 1, "Detect on every K-th frame; the frames between keep "
                              "the last tracked boxes.", lower_bound=1, **_OVERRIDE)
-THRESHOLD = flags.DEFINE_float("detector_threshold", None, "Drop detections with a lower score (default: "
+THRESHOLD = _cli.define_finite_float("detector_threshold", None, "Drop detections with a lower score (default: "
                                "hog 0, SavedModel 0.5, ONNX 0.25).", **_OVERRIDE)
-MIN_HEIGHT = flags.DEFINE_float("min_person_height", _DETECTOR_DEFAULTS.min_person_height,
+MIN_HEIGHT = _cli.define_finite_float("min_person_height", _DETECTOR_DEFAULTS.min_person_height,
                                 "Drop detections lower than this many pixels.", **_OVERRIDE)
 PERSON_CLASS = flags.DEFINE_integer("person_class", None, "The person class of a SavedModel (default "
                                     f"{detectors.OD_API_PERSON_CLASS}) or ONNX (default "
@@ -33,13 +34,13 @@ TRACKER = flags.DEFINE_enum("tracker", tracking.DEFAULT_TRACKER, list(tracking.T
                             "Tracker (the `trackers` library).", **_OVERRIDE)
 TRACK_BUFFER = flags.DEFINE_integer("track_buffer", None, "Frames a lost track is kept (library "
                                     "default 30).", **_OVERRIDE)
-TRACK_THRESHOLD = flags.DEFINE_float("track_threshold", None, "Score a detection needs to start a "
+TRACK_THRESHOLD = _cli.define_finite_float("track_threshold", None, "Score a detection needs to start a "
                                      "track (library default per tracker).", **_OVERRIDE)
-MATCH_IOU = flags.DEFINE_float("match_iou", None, "Overlap a detection needs to join a track (library "
+MATCH_IOU = _cli.define_finite_float("match_iou", None, "Overlap a detection needs to join a track (library "
                                "default per tracker).", **_OVERRIDE)
 TRACK_MIN_FRAMES = flags.DEFINE_integer("track_min_frames", None, "Frames before a new track gets an "
                                         "id (library default per tracker).", **_OVERRIDE)
-FPS = flags.DEFINE_float("fps", None, "Frames per second of --images frames (default "
+FPS = _cli.define_finite_float("fps", None, "Frames per second of --images frames (default "
                          f"{run.DEFAULT_FRAMES_FPS:g}) or of a video without timestamps.", **_OVERRIDE)
 CAMERA = flags.DEFINE_string("camera", None, "Camera name in tracks.csv (default: the video's file "
                              "stem, or the frames' folder).", **_OVERRIDE)

@@ -40,7 +40,7 @@ _MIN_H = flags.DEFINE_integer("person_height_min", None, "Smallest person height
                               "of the frame height, at least 32).", **_OVERRIDE)
 _MAX_H = flags.DEFINE_integer("person_height_max", None, "Largest person height in pixels (default: 60% "
                               "of the frame height).", **_OVERRIDE)
-_SPEED = flags.DEFINE_float("speed", _DEFAULTS.speed, "Largest speed in pixels per frame.", **_OVERRIDE)
+_SPEED = _cli.define_finite_float("speed", _DEFAULTS.speed, "Largest speed in pixels per frame.", **_OVERRIDE)
 _CROSSINGS = flags.DEFINE_bool("crossings", _DEFAULTS.crossings, "People walk across one street band from "
                                "both sides: they cross and occlude each other.", **_OVERRIDE)
 _VIDEO = flags.DEFINE_bool("write_video", _DEFAULTS.video, "Also write the frames as street.mp4 (PyAV).",

@@ -84,4 +84,4 @@ def test_synth_usage_shows_the_convert_command_on_two_lines():
     from pipelines import synth
 
     assert ("alm-convert --format=csv --annotations=D/annotations.csv --images_dir=D \\\n"
-            "      --output_dir=D/records") in _cli.help_text("alm-synth", synth)
+            "      --output_dir=records") in _cli.help_text("alm-synth", synth)
