@@ -29,7 +29,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import keras
 import tensorflow as tf
