@@ -6,8 +6,9 @@ Synthetic data -> TFRecords -> baseline training -> ALM training from the
 baseline -> evaluation of both -> SavedModel export -> predictions on the
 held-out images through the SavedModel -> localization pictures ->
 D/summary.json. The last line printed is `demo finished in N s`.
-Sizes default to a run of about 4 minutes on 2 CPU cores; see
-alm_tf/demo/run.py for the stages and the localization hit rate definition.
+The recipe and its defaults: alm_tf/demo/recipe.py (DemoConfig); the
+stages: alm_tf/demo/stages.py; the localization hit rate's definition:
+alm_tf/evaluation/localization.py.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ _OVERRIDE = {"allow_override": True}
 # Flag names shared with other binaries keep their defaults (output_dir
 # None, seed 0, progress True): with allow_override, the last definition's
 # default wins for every binary in a process (tests, notebooks).
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where everything goes (default: demo_output).",
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where everything goes (default: "
+                                  f"{demo.DemoConfig.output_dir}).",
                                   **_OVERRIDE)
 _NUM_IMAGES = flags.DEFINE_integer("synthetic_images", None, "Synthetic images (default: the demo's).", **_OVERRIDE)
 # The same name, default and choices as alm-synth's --crop.
@@ -51,13 +53,16 @@ _CACHE = flags.DEFINE_bool("alm_cache_features", True, "With a frozen backbone, 
                            "and its mirror (the same loss per batch, far faster steps).",
                            **_OVERRIDE)
 _BOX_INIT = flags.DEFINE_enum("alm_box_kernel_init", None, BOX_KERNEL_INITS,
-                              "ALM stage: box kernels' start (default zeros: one box for every "
+                              "ALM stage: box kernels' start (default "
+                              f"{demo.DemoConfig.alm_box_kernel_init}; zeros: one box for every "
                               "image at first; torch: the official init).", **_OVERRIDE)
 _BOX_LR = _cli.define_finite_float("alm_box_lr_multiplier", None, "ALM stage: learning rate of the "
-                                   "box kernels relative to the others (default 0.1).", **_OVERRIDE)
+                                   "box kernels relative to the others (default "
+                                   f"{demo.DemoConfig.alm_box_lr_multiplier:g}).", **_OVERRIDE)
 _BOX_BIAS_LR = _cli.define_finite_float("alm_box_bias_lr_multiplier", None, "ALM stage: learning "
                                         "rate of the box biases relative to the others (default "
-                                        "100).", **_OVERRIDE)
+                                        f"{demo.DemoConfig.alm_box_bias_lr_multiplier:g}).",
+                                        **_OVERRIDE)
 _TINY = flags.DEFINE_bool("tiny", False, "Tiny sizes (a smoke test of every stage, about a minute; "
                           "the model flags then keep their tiny values unless given).", **_OVERRIDE)
 
@@ -88,9 +93,9 @@ def main(argv: list[str]) -> None:
             model = model.replace(**{k: v for k, v in zip(("image_height", "image_width"),
                                                            demo.TINY_IMAGE_SIZE)
                                      if not flags.FLAGS[k].present})
-            config = demo.tiny_demo_config(_OUTPUT_DIR.value or "demo_output", model=model, **overrides)
+            config = demo.tiny_demo_config(_OUTPUT_DIR.value or demo.DemoConfig.output_dir, model=model, **overrides)
         else:
-            config = demo.default_demo_config(_OUTPUT_DIR.value or "demo_output", model=model,
+            config = demo.default_demo_config(_OUTPUT_DIR.value or demo.DemoConfig.output_dir, model=model,
                                               **overrides)
     except ValueError as e:
         message = str(e).splitlines()[0].replace("Received: num_images=", "Received: --synthetic_images=")

@@ -17,7 +17,7 @@ for a split, the most boxes that stay the same for every image could
 reach. A hit rate near it says the boxes found each attribute's body part;
 above it, they also follow each person.
 
-The demo (`alm_tf.demo.run`), `benchmarks/localization_study.py` and
+The demo (`alm_tf.demo.stages`), `benchmarks/localization_study.py` and
 `benchmarks/constant_box_ceiling.py` use these.
 """
 

@@ -5,6 +5,9 @@
   check, the model/optimizer/checkpoint state.
 - `step`: the optimizer and `make_train_step` (one distributed step).
 - `loop`: `train(config, callbacks=...)`, the resumable loop.
+- `hooks`: what the loop does around its steps (TensorBoard, progress,
+  validation and best model, the epoch's log line, Keras callbacks,
+  checkpoints).
 
 `train(TrainConfig(...))` is the library entry point; `pipelines/train.py`
 (`alm-train`) turns flags into a TrainConfig and calls it.

@@ -11,10 +11,10 @@ empty model dir; a resumed one `setup.check_resume` -> a finished run
 re-run with nothing to do returns, writing nothing -> the records of the
 train and validation splits counted against the manifest
 (`alm_tf.data.records`) -> `setup.build_state` -> config.json (with the
-`runs` history) -> `step.make_train_step` -> the loop, which calls Keras
-callbacks (`on_train_begin`, `on_train_batch_end(step, logs)`,
-`on_epoch_end(epoch, logs)`, `on_train_end`) so that studies can watch or
-steer a run without copying the step. A fresh run that fails before its
+`runs` history) -> `step.make_train_step` -> the loop, which runs the
+steps of each epoch and leaves the rest to hooks (`alm_tf.training.hooks`:
+TensorBoard, progress, validation and best model, the epoch's log line,
+the caller's Keras callbacks, checkpoints). A fresh run that fails before its
 first checkpoint removes what it created: no half-made model dir. A
 resume is refused on other data (the attribute list, the train split's
 size and, for runs that recorded it, every read shard's content hash:
@@ -42,15 +42,13 @@ from typing import Callable, Optional, Sequence
 
 import keras
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
-from tqdm import tqdm
 
 from alm_tf import artifacts, data as data_lib, outputs
-from alm_tf.evaluation import report as evaluation
 from alm_tf.evaluation import metrics
 from alm_tf.data import records
 from alm_tf.data.pipeline import split_info
 from alm_tf.training import distribution, feature_cache, lock, setup
+from alm_tf.training import hooks as hooks_lib
 from alm_tf.training.config import TrainConfig
 from alm_tf.training.step import StepSettings, make_train_step
 
@@ -76,17 +74,6 @@ class TrainResult:
     skipped_records: dict = dataclasses.field(default_factory=dict)
 
 
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-).SerializeToString()
-
-
-def scalar_summary(name: str, value, step: int) -> None:
-    """`tf.summary.scalar` without needing the tensorboard package installed."""
-    tf.summary.write(name, tf.constant(float(value), tf.float32), step=step,
-                     metadata=_SCALAR_METADATA)
-
-
 def epoch_seed(seed: int, epoch: int) -> int:
     """The shuffle seed of an epoch: a pure function of (seed, epoch)."""
     return (int(seed) * 100_003 + int(epoch)) % (2**31 - 1)
@@ -95,12 +82,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def learning_rate_for_epoch(config: TrainConfig, epoch: int) -> float:
     decays = sum(1 for e in config.decay_epochs if epoch >= e)
     return config.learning_rate * config.decay_factor**decays
-
-
-def save_keras(model: keras.Model, path: str, plan: setup.TrainingPlan) -> None:
-    """A .keras file of the run that carries its attribute names, model config and groups."""
-    artifacts.save_keras(model, path, artifacts.keras_description(plan.attributes, plan.model_config,
-                                                                  groups=plan.groups))
 
 
 def train(config: TrainConfig, model_builder: Optional[Callable] = None, data_module=None,
@@ -233,15 +214,8 @@ def _feature_cache(config, plan, model, data_module) -> _Cache:
     return _Cache(heads=heads, data=data)
 
 
-def _loop(config, strategy, plan, state, data_module, callbacks):
-    chief = distribution.is_chief(strategy)
-    replicas = strategy.num_replicas_in_sync
-    model, optimizer = state.model, state.optimizer
-    train_metric = metrics.ALMMetrics(len(plan.attributes), name="train_metrics")
-    cache = _feature_cache(config, plan, model, data_module) if config.cache_features else None
-    train_step = make_train_step(cache.heads if cache else model, optimizer,
-                                 StepSettings.from_config(config, plan.priors), strategy, train_metric)
-
+def _dataset_fn(config: TrainConfig, plan: setup.TrainingPlan, data_module, cache: Optional[_Cache]):
+    """`fn(epoch, skip)` -> the input function of that epoch, its first `skip` steps skipped."""
     def dataset_fn(epoch, skip):
         def fn(ctx: tf.distribute.InputContext):
             if cache:
@@ -258,124 +232,103 @@ def _loop(config, strategy, plan, state, data_module, callbacks):
                 exif_orientation=config.model.exif_orientation, **kwargs)
             return ds.skip(skip) if skip else ds
         return fn
+    return dataset_fn
 
-    predict = tf.function(lambda x: model(x, training=False))
 
-    def validate():
-        ds = data_module.make_dataset(config.data_dir, plan.val_split, batch_size=config.batch_size,
-                                      image_size=config.image_size, training=False,
-                                      allow_corrupt_records=config.allow_corrupt_records,
-                                      exif_orientation=config.model.exif_orientation)
-        labels, outputs = evaluation.collect_outputs(predict, ds, data_dir=config.data_dir,
-                                                     split=plan.val_split)
-        return evaluation.summarize(labels, outputs["logits"], from_logits=True)
+@dataclasses.dataclass
+class _Run:
+    """What the loop's epochs share: the step function, its metric, the hooks."""
 
-    def save_checkpoint():
-        path = state.manager.save(checkpoint_number=int(state.step.numpy()))
-        if not chief:
-            shutil.rmtree(state.write_dir, ignore_errors=True)
-        return path
+    config: TrainConfig
+    strategy: tf.distribute.Strategy
+    plan: setup.TrainingPlan
+    state: setup.TrainingState
+    train_step: Callable
+    train_metric: metrics.ALMMetrics
+    dataset_fn: Callable
+    hooks: list
+    checkpoints: hooks_lib.CheckpointHook
+    history: list = dataclasses.field(default_factory=list)
+    timings: list = dataclasses.field(default_factory=list)
 
-    if chief:
-        train_writer = tf.summary.create_file_writer(artifacts.logs_dir(config.model_dir, "train"))
-        val_writer = tf.summary.create_file_writer(artifacts.logs_dir(config.model_dir, "validation"))
-    else:
-        train_writer = val_writer = tf.summary.create_noop_writer()
-    for callback in callbacks:
-        callback.set_model(model)
-        callback.on_train_begin({})
-    history, timings = [], []
-    steps_per_epoch = plan.steps_per_epoch
+    def call(self, method: str, *args) -> None:
+        for hook in self.hooks:
+            getattr(hook, method)(*args)
+
+
+def _loop(config, strategy, plan, state, data_module, callbacks):
+    chief = distribution.is_chief(strategy)
+    model = state.model
+    train_metric = metrics.ALMMetrics(len(plan.attributes), name="train_metrics")
+    cache = _feature_cache(config, plan, model, data_module) if config.cache_features else None
+    train_step = make_train_step(cache.heads if cache else model, state.optimizer,
+                                 StepSettings.from_config(config, plan.priors), strategy, train_metric)
+    checkpoints = hooks_lib.CheckpointHook(state, chief)
+    run = _Run(config, strategy, plan, state, train_step, train_metric,
+               _dataset_fn(config, plan, data_module, cache),
+               hooks_lib.make_hooks(config, plan, state, data_module, chief, callbacks, checkpoints),
+               checkpoints)
+    run.call("on_begin")
     step = int(state.step.numpy())
-    last_saved = state.resumed_from
     while step < plan.total_steps:
-        epoch, offset = divmod(step, steps_per_epoch)
-        lr = learning_rate_for_epoch(config, epoch)
-        optimizer.learning_rate = lr
-        if offset == 0:
-            train_metric.reset_state()
-        loss_sum, loss_count = 0.0, 0
-        iterator = iter(strategy.distribute_datasets_from_function(dataset_fn(epoch, offset)))
-        bar = None
-        if config.progress and chief:
-            bar = tqdm(total=steps_per_epoch, initial=offset, unit="step",
-                       desc=f"epoch {epoch + 1}/{config.epochs}", leave=True)
-        for _ in range(offset, steps_per_epoch):
-            t0 = time.perf_counter()
-            try:
-                batch = next(iterator)
-            except tf.errors.OpError as e:  # a record that fails to decode (the shards were checked)
-                raise records.read_error(e, config.data_dir, plan.train_split) from None
-            t1 = time.perf_counter()
-            loss, branches = train_step(batch)
-            loss = float(loss)
-            t2 = time.perf_counter()
-            if not math.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"Loss is {loss} at step {step + 1} (epoch {epoch + 1}); training "
-                    f"stopped. Last good checkpoint: {last_saved or 'none'}")
-            step += 1
-            state.step.assign(step)
-            loss_sum, loss_count = loss_sum + loss, loss_count + 1
-            timings.append((t1 - t0, t2 - t0))
-            images_per_s = config.batch_size / max(t2 - t0, 1e-9)
-            with train_writer.as_default(step=step):
-                scalar_summary("loss/total", loss, step)
-                for name, value in branches.items():
-                    scalar_summary(f"loss/{name}", float(value), step)
-                scalar_summary("learning_rate", lr, step)
-                scalar_summary("images_per_second", images_per_s, step)
-                scalar_summary("input_wait_fraction", (t1 - t0) / max(t2 - t0, 1e-9), step)
-            if bar is not None:
-                bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{images_per_s:.1f}")
-                bar.update(1)
-            for callback in callbacks:
-                callback.on_train_batch_end(step, {"loss": loss, "learning_rate": lr})
-            end_of_epoch = step % steps_per_epoch == 0
-            periodic = config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
-            if end_of_epoch or periodic:
-                distribution.sync_non_trainable(strategy, model.non_trainable_variables)
-            if end_of_epoch:
-                state.epoch.assign(epoch + 1)
-                record = {"epoch": epoch + 1, "step": step,
-                          "train": {k: float(v) for k, v in train_metric.result().items()}}
-                # Mean over the steps this process ran in the epoch.
-                record["train"]["loss"] = loss_sum / max(loss_count, 1)
-                with train_writer.as_default(step=step):
-                    scalar_summary("train_mA", record["train"]["mA"], step)
-                if plan.val_split:
-                    result = validate()
-                    record["val"] = {k: result[k] for k in metrics.SUMMARY_KEYS}
-                    with val_writer.as_default(step=step):
-                        for key, value in record["val"].items():
-                            scalar_summary(key, value, step)
-                    if result["mA"] > float(state.best_mA.numpy()):
-                        state.best_mA.assign(result["mA"])
-                        if chief:
-                            save_keras(model, artifacts.weights_path(config.model_dir, "best"), plan)
-                history.append(record)
-                summary = (f"epoch {epoch + 1}: loss {record['train']['loss']:.4f}, train mA "
-                           f"{record['train']['mA']:.4f}")
-                if "val" in record:
-                    summary += (f"; {plan.val_split} mA {record['val']['mA']:.4f}, "
-                                f"F1 {record['val']['f1']:.4f}")
-                logging.info(summary)
-                for callback in callbacks:
-                    callback.on_epoch_end(epoch, record)
-            if end_of_epoch or periodic:
-                last_saved = save_checkpoint()
-        if bar is not None:
-            bar.close()
-        train_writer.flush()
-        val_writer.flush()
-
+        try:
+            step = _epoch(run, step)
+        finally:
+            run.call("on_epoch_close")
     distribution.sync_non_trainable(strategy, model.non_trainable_variables)
     if chief:
         final = artifacts.weights_path(config.model_dir, "final")
-        save_keras(model, final, plan)
+        hooks_lib.save_keras(model, final, plan)
         if not plan.val_split:  # nothing to pick by: best = final
             artifacts.copy_model_file(final, artifacts.weights_path(config.model_dir, "best"))
-    for callback in callbacks:
-        callback.on_train_end({"step": step})
-    return TrainResult(model=model, step=step, history=history, init_matched=state.init_matched,
-                       replicas=replicas, timings=timings)
+    run.call("on_end", step)
+    return TrainResult(model=model, step=step, history=run.history, init_matched=state.init_matched,
+                       replicas=strategy.num_replicas_in_sync, timings=run.timings)
+
+
+def _epoch(run: _Run, step: int) -> int:
+    """Runs the rest of the epoch `step` lies in; returns the step reached."""
+    config, plan, state = run.config, run.plan, run.state
+    steps_per_epoch = plan.steps_per_epoch
+    epoch, offset = divmod(step, steps_per_epoch)
+    lr = learning_rate_for_epoch(config, epoch)
+    state.optimizer.learning_rate = lr
+    if offset == 0:
+        run.train_metric.reset_state()
+    loss_sum, loss_count = 0.0, 0
+    iterator = iter(run.strategy.distribute_datasets_from_function(run.dataset_fn(epoch, offset)))
+    run.call("on_epoch_begin", epoch, offset)
+    for _ in range(offset, steps_per_epoch):
+        t0 = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except tf.errors.OpError as e:  # a record that fails to decode (the shards were checked)
+            raise records.read_error(e, config.data_dir, plan.train_split) from None
+        t1 = time.perf_counter()
+        loss, branches = run.train_step(batch)
+        loss = float(loss)
+        t2 = time.perf_counter()
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(
+                f"Loss is {loss} at step {step + 1} (epoch {epoch + 1}); training "
+                f"stopped. Last good checkpoint: {run.checkpoints.last_saved or 'none'}")
+        step += 1
+        state.step.assign(step)
+        loss_sum, loss_count = loss_sum + loss, loss_count + 1
+        run.timings.append((t1 - t0, t2 - t0))
+        run.call("on_step_end", hooks_lib.StepLog(step, epoch, loss, branches, lr, t1 - t0, t2 - t0))
+        end_of_epoch = step % steps_per_epoch == 0
+        periodic = config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0
+        if end_of_epoch or periodic:
+            distribution.sync_non_trainable(run.strategy, state.model.non_trainable_variables)
+        if end_of_epoch:
+            state.epoch.assign(epoch + 1)
+            record = {"epoch": epoch + 1, "step": step,
+                      "train": {k: float(v) for k, v in run.train_metric.result().items()}}
+            # Mean over the steps this process ran in the epoch.
+            record["train"]["loss"] = loss_sum / max(loss_count, 1)
+            run.history.append(record)
+            run.call("on_epoch_end", epoch, record)
+        if end_of_epoch or periodic:
+            run.call("on_save_point", step)
+    return step

@@ -3,12 +3,12 @@
 Keras 3 optimizers take one learning rate for every variable. The ALM's box
 regressors (`box_kernel`, `box_bias` of every AttributeLocalization layer)
 sometimes need their own: the bias of a box moves by at most about the
-learning rate per Adam step, so in a short schedule (the demo's few hundred
-steps at 1e-4) a box can move only through its kernel, i.e. through the
-image's features, and settles wherever the features first pull it (see
-BUILD_NOTES, "Demo, pictures, predictions"). A multiplier per variable name
-fixes that with ONE optimizer, so checkpoints, resumes, loss scaling and
-distribution strategies are unchanged.
+learning rate per Adam step, so in a short schedule (such as the demo's
+ALM stage) a box can move only through its kernel, i.e. through the
+image's features, and settles wherever the features first pull it. A
+multiplier per variable name fixes that with ONE optimizer, so
+checkpoints, resumes, loss scaling and distribution strategies are
+unchanged.
 
 A multiplier applies to the optimizer's update of the variables whose last
 path component (the weight's name, e.g. `box_bias`) it names; 0 freezes

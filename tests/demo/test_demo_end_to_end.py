@@ -18,7 +18,7 @@ from PIL import Image
 from cli_helpers import run_main
 
 
-CONTRACT_KEYS = ("alm", "baseline", "localization_hit_rate", "paths")
+SUMMARY_KEYS = ("alm", "baseline", "localization_hit_rate", "paths")
 
 
 def _run_main(module_name, args):
@@ -45,7 +45,7 @@ def test_last_line_and_table(demo_run):
 
 def test_summary_keys_and_ranges(demo_run):
     s = demo_run["summary"]
-    for key in CONTRACT_KEYS:
+    for key in SUMMARY_KEYS:
         assert key in s
     for model in ("alm", "baseline"):
         for metric in ("mA", "f1"):

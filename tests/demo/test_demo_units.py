@@ -157,3 +157,33 @@ def test_fixed_box_ceiling_is_the_best_point_over_present_pairs():
     none = localization.fixed_box_ceiling(["d"], np.array([[0, 1]]), ["hat", "female"], regions,
                                   {"hat": "head", "female": None})
     assert none == {"overall": None, "per_attribute": {}}
+
+
+def test_run_demo_runs_the_stages_it_is_given(tmp_path):
+    from alm_tf.demo import stages as demo_stages
+
+    def models(run):
+        run.summary["baseline"] = dict.fromkeys(demo_stages.METRIC_KEYS, 0.5)
+        run.summary["alm"] = dict.fromkeys(demo_stages.METRIC_KEYS, 0.75)
+
+    def boxes(run):
+        run.summary["localization_hit_rate"] = {
+            "num_pairs": 0, "overall": None, "level1": None, "per_attribute": {},
+            "vertical_only": {"overall": None, "level1": None}}
+        run.state["seen"] = True
+
+    def extra(run):
+        assert run.state["seen"]  # what the stages before it left
+        run.summary["extra"] = {"ok": True}
+        run.say(f"{run.label}extra")
+
+    said = []
+    stages = (demo_stages.Stage("models", models), demo_stages.Stage("boxes", boxes, numbered=False),
+              demo_stages.Stage("extra", extra))
+    config = demo.tiny_demo_config(str(tmp_path / "d"))
+    summary = demo.run_demo(config, say=said.append, stages=stages)
+    assert list(summary["timings_s"]) == ["models", "boxes", "extra"]
+    assert list(summary)[:2] == ["alm", "baseline"] and summary["extra"] == {"ok": True}
+    assert "[2/2] extra" in said  # numbered stages only
+    assert os.path.isfile(summary["paths"]["summary"])
+    assert summary["paths"]["records"] == os.path.join(config.output_dir, "records")

@@ -185,7 +185,7 @@ def test_cli_train_missing_manifest(tmp_path, capsys):
 @pytest.mark.slow
 def test_cli_bad_enum_in_subprocess():
     # absl rejects enum values while parsing, before main(): check the real binary.
-    # Slow (a fresh TensorFlow process, ~6 s): the same flag and the same one
+    # Slow (a fresh TensorFlow process): the same flag and the same one
     # line are checked in-process by test_cli_flags.py::test_bad_flag_is_one_line_and_exit_1.
     proc = _cli("pipelines.train", "--data_dir=d", "--model_dir=m", "--strategy=gpu")
     assert proc.returncode != 0 and "Traceback" not in proc.stderr

@@ -263,3 +263,37 @@ def test_box_options_zero_the_kernels_and_scale_their_updates(data_dir, tmp_path
 def test_bad_box_options_are_refused_by_name(data_dir, tmp_path, field, value):
     with pytest.raises(ConfigError, match=field):
         _config(data_dir, tmp_path, **{field: value})
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Every callback call, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def on_train_begin(self, logs=None):
+        self.calls.append(("begin",))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls.append(("batch", batch, tuple(sorted(logs))))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.calls.append(("epoch", epoch, tuple(sorted(logs.get("val", {})))))
+
+    def on_train_end(self, logs=None):
+        self.calls.append(("end", logs["step"]))
+
+
+def test_callbacks_see_every_step_and_each_validated_epoch(data_dir, tmp_path):
+    recorder = _Recorder()
+    train(_config(data_dir, tmp_path, epochs=2), model_builder=h.tiny_model, callbacks=[recorder])
+    per_epoch = 48 // 8
+    calls = recorder.calls
+    assert calls[0] == ("begin",) and calls[-1] == ("end", 2 * per_epoch)
+    assert [c[1] for c in calls if c[0] == "batch"] == list(range(1, 2 * per_epoch + 1))
+    assert {c[2] for c in calls if c[0] == "batch"} == {("learning_rate", "loss")}
+    epochs = [c for c in calls if c[0] == "epoch"]
+    assert [c[1] for c in epochs] == [0, 1] and all("mA" in c[2] for c in epochs)
+    # Each epoch's end comes right after its last step, with validation done.
+    assert calls.index(epochs[0]) == per_epoch + 1 and calls.index(epochs[1]) == 2 * per_epoch + 2

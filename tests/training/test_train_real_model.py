@@ -1,8 +1,8 @@
 """One end-to-end pass with the real BN-Inception ALM model (tiny input),
 started from the ImageNet file the paper's code starts from.
 
-A `slow` test (tracing the real network's training step takes about 50 s
-on 2 CPU cores): the fast suite covers the same behaviour in parts: the
+A `slow` test (tracing the real network's training step takes most of a
+minute on a small CPU): the fast suite covers the same behaviour in parts: the
 real model trains and evaluates from its model dir in the tiny demo
 (tests/demo/test_demo_end_to_end.py), training starts from the ImageNet
 file in tests/training/test_backbone_weights.py, and every trainer and

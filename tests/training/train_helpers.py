@@ -12,7 +12,10 @@ ATTRIBUTES = ("top_red", "bottom_green", "left_blue")
 
 def write_dataset(data_dir, splits=(("train", 48), ("val", 16), ("test", 16)),
                   num_shards=2, size=(64, 32), seed=0, attributes=ATTRIBUTES):
-    """Writes CONTRACT TFRecords + manifest.json; attribute m (of 3) shows as a colour patch."""
+    """Writes TFRecords in the project's example format + manifest.json.
+
+    Attribute m (of 3) shows as a colour patch.
+    """
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
