@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from alm_tf.data import synth as _synth
+from alm_tf.data import synth_attributes as _synth
 
 __all__ = [
     "ATTRIBUTE_GROUPS",
