@@ -41,6 +41,10 @@ from alm_tf.data.synth_attributes import (ATTRIBUTE_REGIONS, ATTRIBUTES, CLOTHIN
                                           COLOUR_GROUPS, GROUPS, REGION_ATTRIBUTES, attributes)
 
 SPLITS = ("train", "val", "test")
+#: The files of an alm-synth folder (the module docstring).
+IMAGES_DIR = "images"
+ANNOTATIONS_FILE = "annotations.csv"
+REGIONS_FILE = "regions.json"
 #: How a crop frames its labelled person: (person height range, top margin
 #: range, horizontal centre offset), as fractions of the crop height /
 #: height / width. The top margin's upper end is also capped by the room
@@ -51,8 +55,11 @@ CROPS: dict[str, tuple[tuple[float, float], tuple[float, float], float]] = {
 }
 
 __all__ = [
+    "ANNOTATIONS_FILE",
     "ATTRIBUTES",
     "ATTRIBUTE_REGIONS",
+    "IMAGES_DIR",
+    "REGIONS_FILE",
     "REGION_ATTRIBUTES",
     "CLOTHING_COLOURS",
     "COLOUR_ATTRIBUTES",
@@ -438,7 +445,7 @@ def _splits(num_images: int, fractions: tuple[float, float, float], seed: int) -
 def generate(cfg: SynthConfig) -> dict[str, Any]:
     """Writes the data set; returns {"num_images", "splits" (counts), "paths"}."""
     out = cfg.output_dir
-    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    os.makedirs(os.path.join(out, IMAGES_DIR), exist_ok=True)
     width = max(5, len(str(cfg.num_images - 1)))
     splits = _splits(cfg.num_images, cfg.split_fractions, cfg.seed)
     regions: dict[str, dict[str, list[float]]] = {}
@@ -448,17 +455,17 @@ def generate(cfg: SynthConfig) -> dict[str, Any]:
         rng = np.random.default_rng([cfg.seed, i])
         image, labels, boxes = render_pedestrian(rng, cfg.min_height, cfg.max_height, cfg.distractors, cfg.crop,
                                                  cfg.colours)
-        rel = f"images/{i:0{width}d}.jpg"
+        rel = f"{IMAGES_DIR}/{i:0{width}d}.jpg"
         image.save(os.path.join(out, rel), format="JPEG", quality=cfg.jpeg_quality, subsampling=0)
         regions[rel] = boxes
         rows.append([rel, splits[i]] + [labels[a] for a in names])
-    csv_path = os.path.join(out, "annotations.csv")
+    csv_path = os.path.join(out, ANNOTATIONS_FILE)
     with open(csv_path + ".tmp", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["image", "split", *names])
         writer.writerows(rows)
     os.replace(csv_path + ".tmp", csv_path)
-    regions_path = os.path.join(out, "regions.json")
+    regions_path = os.path.join(out, REGIONS_FILE)
     with open(regions_path + ".tmp", "w", encoding="utf-8") as f:
         attribute_regions = ({**ATTRIBUTE_REGIONS, **dict.fromkeys(COLOUR_ATTRIBUTES)} if cfg.colours
                              else ATTRIBUTE_REGIONS)

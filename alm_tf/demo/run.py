@@ -59,6 +59,7 @@ from alm_tf.inference import images as prediction
 from alm_tf.config import BOX_KERNEL_INITS, ModelConfig, check_lr_multiplier
 from alm_tf.data import convert as convert_lib
 from alm_tf.data import synth
+from alm_tf.data.manifest import MANIFEST
 from alm_tf.evaluation.localization import fixed_box_ceiling, localization_hit_rate
 from alm_tf.serving import export as export_lib
 from alm_tf.training import TrainConfig, train
@@ -257,7 +258,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
 
     # 1-2. Data.
     reuse = config.keep_data and os.path.exists(stamp_path) and os.path.exists(
-        os.path.join(paths["records"], "manifest.json"))
+        os.path.join(paths["records"], MANIFEST))
     if reuse:
         with open(stamp_path) as f:
             reuse = json.load(f) == stamp
@@ -332,11 +333,11 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] = _say) -> dict:
     # 7. Predictions through the SavedModel on every held-out image.
     say("[7/7] predictions on the held-out images through the SavedModel + localization pictures")
     t0 = time.monotonic()
-    with open(os.path.join(paths["synthetic_data"], "annotations.csv"), newline="") as f:
+    with open(os.path.join(paths["synthetic_data"], synth.ANNOTATIONS_FILE), newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
     predictor = prediction.load_image_predictor(saved_model)
     attributes = predictor.attributes
-    regions_file = os.path.join(paths["synthetic_data"], "regions.json")
+    regions_file = os.path.join(paths["synthetic_data"], synth.REGIONS_FILE)
     with open(regions_file) as f:
         regions_payload = json.load(f)
     attribute_regions = regions_payload["attribute_regions"]
