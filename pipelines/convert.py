@@ -24,8 +24,9 @@ import tensorflow as tf
 from absl import flags
 
 from alm_tf import outputs
-from alm_tf.data.convert import MANIFEST, ConvertConfig, convert, format_summary, parse_list_annotations, parse_splits
+from alm_tf.data.convert import ConvertConfig, convert, format_summary, parse_list_annotations, parse_splits
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, UNCERTAIN_POLICIES
+from alm_tf.data.manifest import MANIFEST
 from alm_tf.data.readers import FORMATS
 from alm_tf.data.schemas import SCHEMAS
 from pipelines import _cli, _image_flags

@@ -31,7 +31,7 @@ from absl import flags
 
 from alm_tf import artifacts, outputs
 from alm_tf.evaluation import report as evaluation
-from alm_tf.data.convert import MANIFEST
+from alm_tf.data.manifest import MANIFEST
 from pipelines import _cli
 
 # Other binaries define some of the same names (data_dir, model_dir, ...);

@@ -26,7 +26,8 @@ import tensorflow as tf
 from absl import flags
 
 from alm_tf import outputs
-from alm_tf.data.convert import MANIFEST, format_summary, parse_splits
+from alm_tf.data.convert import format_summary, parse_splits
+from alm_tf.data.manifest import MANIFEST, SOURCES_KEY
 from alm_tf.data.merge import MergeConfig, merge, parse_inputs
 from pipelines import _cli
 
@@ -97,7 +98,7 @@ def main(argv: list[str]) -> None:
         _fail(f"cannot write {cfg.output_dir!r}: {_cli.first_line(e)}")
         return
     print(format_summary(result.manifest))
-    for source in result.manifest["sources"]:
+    for source in result.manifest[SOURCES_KEY]:
         print(f"{source['name']}: labels {len(source['known_attributes'])} of "
               f"{result.manifest['num_attributes']} attributes")
     print(f"wrote {result.num_written} examples: {os.path.join(cfg.output_dir, MANIFEST)}")

@@ -6,6 +6,7 @@ Importing this package does no TensorFlow work beyond imports.
 """
 
 from alm_tf.data import example, schemas
-from alm_tf.data.pipeline import make_dataset, manifest_sources, read_manifest
+from alm_tf.data.manifest import manifest_sources, read_manifest
+from alm_tf.data.pipeline import make_dataset
 
 __all__ = ["example", "make_dataset", "manifest_sources", "read_manifest", "schemas"]

@@ -15,10 +15,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import glob
 import itertools
-import json
-import math
 import multiprocessing
 import os
 import re
@@ -26,50 +23,34 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
-from tqdm import tqdm
 
-from alm_tf.data import example, fingerprint, validation
-from alm_tf.preprocessing import image_input
+from alm_tf.data import example, validation
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, LabelCounts, check_uncertain
+from alm_tf.data.manifest import MANIFEST
 from alm_tf.data.readers import FORMATS, DataFormatError, Row, Source, open_source
 from alm_tf.data.readers._common import KNOWN_SPLITS
 from alm_tf.data.schemas import SCHEMAS
+from alm_tf.data.writing import (check_shard_options, plan_shards, prepare_output, progress, publish, remove_quietly,
+                                 remove_tmp_shards, tmp_path)
+from alm_tf.preprocessing import image_input
 
-MANIFEST = "manifest.json"
-DEFAULT_EXAMPLES_PER_SHARD = 1024
-_TMP_SUFFIX = ".tmp"
-_SHARD_RE = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.tfrecord$")
 _SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.]+$")
 _CHUNKSIZE = 8
 _MAX_REPORTED_ROWS = 10_000
 
 __all__ = [
-    "MANIFEST",
     "ConvertConfig",
     "ConversionResult",
     "StrictError",
-    "check_shard_options",
     "convert",
     "format_summary",
     "parse_list_annotations",
     "parse_splits",
-    "plan_shards",
-    "prepare_output",
-    "progress",
-    "publish",
-    "remove_tmp_shards",
-    "shard_name",
-    "tmp_path",
 ]
 
 
 class StrictError(ValueError):
     """Raised in strict mode when any source row would be skipped."""
-
-
-def shard_name(split: str, index: int, num_shards: int) -> str:
-    """`split-00000-of-000NN.tfrecord`."""
-    return f"{split}-{index:05d}-of-{num_shards:05d}.tfrecord"
 
 
 def _check_split_name(name: str, what: str) -> str:
@@ -278,10 +259,6 @@ def _problem_record(item: _Item, problem: validation.Problem) -> dict[str, str]:
     return {"source": item.row.source, "image": item.row.image, "reason": problem.reason, "detail": problem.detail}
 
 
-def progress(total: int, enabled: bool, desc: str):
-    return tqdm(total=total, unit="img", desc=desc, disable=not enabled, dynamic_ncols=True, smoothing=0.1)
-
-
 def _strict_check(items: Iterable[_Item], cfg: ConvertConfig, pool: Any, total: int) -> None:
     problems: list[dict[str, str]] = []
     with progress(total, cfg.show_progress, "checking") as bar:
@@ -301,11 +278,6 @@ def _problems_summary(problems: list[dict[str, str]]) -> str:
     return ("(" + ", ".join(f"{r}: {n}" for r, n in sorted(counts.items()))
             + f"); first: {first['source']} {first['image']!r}: {first['reason']}"
             + (f" ({first['detail']})" if first["detail"] else ""))
-
-
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
 
 
 def convert(cfg: ConvertConfig) -> ConversionResult:
@@ -353,67 +325,6 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
     return ConversionResult(manifest, os.path.join(cfg.output_dir, MANIFEST))
 
 
-def plan_shards(split: str, count: int, num_shards: int | None, examples_per_shard: int | None) -> list[str]:
-    """The shard file names of a split of `count` examples (none for 0)."""
-    if count == 0:
-        return []
-    if num_shards is not None:
-        n = min(num_shards, count)
-    else:
-        n = max(1, math.ceil(count / (examples_per_shard or DEFAULT_EXAMPLES_PER_SHARD)))
-    return [shard_name(split, i, n) for i in range(n)]
-
-
-def check_shard_options(num_shards: int | None, examples_per_shard: int | None) -> None:
-    """Raises ValueError for a bad --num_shards / --examples_per_shard pair."""
-    if num_shards is not None and examples_per_shard is not None:
-        raise ValueError("set only one of --num_shards and --examples_per_shard")
-    if num_shards is not None and not 1 <= num_shards <= 99_999:
-        raise ValueError(f"--num_shards must be in 1..99999; got {num_shards}")
-    if examples_per_shard is not None and examples_per_shard < 1:
-        raise ValueError(f"--examples_per_shard must be >= 1; got {examples_per_shard}")
-
-
-def prepare_output(out: str) -> None:
-    """Creates the output folder and removes temporary files of an aborted run."""
-    os.makedirs(out, exist_ok=True)
-    for stale in glob.glob(os.path.join(glob.escape(out), "*" + _TMP_SUFFIX)):
-        _remove_quietly(stale)
-
-
-def tmp_path(out: str, name: str) -> str:
-    """Where a shard or the manifest is written before its rename."""
-    return os.path.join(out, name + _TMP_SUFFIX)
-
-
-def remove_tmp_shards(out: str, shards: Mapping[str, Sequence[str]]) -> None:
-    for names in shards.values():
-        for name in names:
-            _remove_quietly(tmp_path(out, name))
-
-
-def publish(out: str, shards: Mapping[str, Sequence[str]], manifest: dict[str, Any]) -> None:
-    """Renames the written temporary shards, removes older shards of the same
-    splits, adds the data's fingerprint to `manifest` (`alm_tf.data.fingerprint`:
-    the shards are hashed once, here) and writes it last (under a temporary
-    name, renamed)."""
-    _remove_quietly(os.path.join(out, MANIFEST))
-    for names in shards.values():
-        for name in names:
-            os.replace(tmp_path(out, name), os.path.join(out, name))
-    keep = {n for names in shards.values() for n in names}
-    for path in sorted(os.listdir(out)):
-        match = _SHARD_RE.match(path)
-        if match and match.group("split") in shards and path not in keep:
-            _remove_quietly(os.path.join(out, path))
-    fingerprint.add_to_manifest(manifest, out)
-    tmp_manifest = tmp_path(out, MANIFEST)
-    with open(tmp_manifest, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.replace(tmp_manifest, os.path.join(out, MANIFEST))
-
-
 def _write(
     source: Source,
     split_map: Mapping[str, str],
@@ -426,7 +337,7 @@ def _write(
 ) -> dict[str, Any]:
     out = cfg.output_dir
     prepare_output(out)
-    _remove_quietly(os.path.join(out, MANIFEST))
+    remove_quietly(os.path.join(out, MANIFEST))
     shards = {s: plan_shards(s, planned[s], cfg.num_shards, cfg.examples_per_shard) for s in out_splits}
     written = collections.Counter()
     counts = {s: LabelCounts(len(source.attributes)) for s in out_splits}

@@ -1,6 +1,7 @@
 """The tf.Example feature keys of our TFRecords, and how to build and parse them.
 
-CONTRACT: `image/encoded` (JPEG or PNG bytes as found), `image/format`,
+The record format (fixed: converted data and exported models rely on it):
+`image/encoded` (JPEG or PNG bytes as found), `image/format`,
 `image/filename` (the path as the annotation wrote it, relative to the
 images folder), `image/height`, `image/width` (int64), `image/attributes`
 (int64 list of length M, values 0, 1 or -1 = unknown, `labels.LABEL_VALUES`).
@@ -60,7 +61,7 @@ def build_example(
     attributes: Sequence[int],
     source: str | None = None,
 ) -> bytes:
-    """A serialized tf.train.Example with the CONTRACT keys (and `image/source`
+    """A serialized tf.train.Example with the keys above (and `image/source`
     when `source` is given)."""
     features = {
         ENCODED: _bytes([encoded]),

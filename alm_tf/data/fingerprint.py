@@ -15,8 +15,8 @@ A training run records the fingerprint of the splits it reads
 (`of_splits`): the manifest's digest and, per split, its count and its
 shards. The content hashes of a manifest that has them are taken as
 stored (the shards' sizes are checked at every start by
-`alm_tf.data.records`); a manifest written before fingerprints existed
-has its used shards hashed when training starts.
+`alm_tf.data.records`); a manifest without a fingerprint has its used
+shards hashed when training starts.
 
 `difference` names the first thing two recorded fingerprints disagree on.
 """

@@ -58,9 +58,8 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
-from alm_tf.data import convert as _convert
-from alm_tf.data import example
-from alm_tf.data.pipeline import SOURCES_KEY, read_manifest
+from alm_tf.data import example, writing
+from alm_tf.data.manifest import MANIFEST, SOURCES_KEY, read_manifest
 from alm_tf.data.labels import LABEL_VALUES, LabelCounts
 from alm_tf.data.mapping import load_mapping, rule_to_json
 
@@ -138,15 +137,15 @@ class MergeConfig:
         for name, data_dir in self.inputs:
             if name is not None:
                 _check_name(name, "--inputs")
-            if not os.path.isfile(os.path.join(data_dir, _convert.MANIFEST)):
-                raise MergeError(f"--inputs: {data_dir!r} has no {_convert.MANIFEST} (not a converted data set)")
+            if not os.path.isfile(os.path.join(data_dir, MANIFEST)):
+                raise MergeError(f"--inputs: {data_dir!r} has no {MANIFEST} (not a converted data set)")
         if not self.mapping:
             raise MergeError("--mapping must be set")
         if not self.output_dir:
             raise MergeError("--output_dir must be set")
         if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
             raise MergeError(f"--output_dir exists and is not a folder: {self.output_dir!r}")
-        _convert.check_shard_options(self.num_shards, self.examples_per_shard)
+        writing.check_shard_options(self.num_shards, self.examples_per_shard)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,22 +340,22 @@ def merge(cfg: MergeConfig, write_to: str | None = None) -> MergeResult:
         s: {i.name: sum(i.manifest["splits"][p]["num_examples"] for p in i.parts[s]) for i in inputs}
         for s in out_splits
     }
-    shards = {s: _convert.plan_shards(s, sum(planned[s].values()), cfg.num_shards, cfg.examples_per_shard)
+    shards = {s: writing.plan_shards(s, sum(planned[s].values()), cfg.num_shards, cfg.examples_per_shard)
               for s in out_splits}
     out = write_to or cfg.output_dir
-    _convert.prepare_output(out)
+    writing.prepare_output(out)
     counts = {s: LabelCounts(len(mapping.attributes)) for s in out_splits}
     written = {s: dict.fromkeys(planned[s], 0) for s in out_splits}
     total = sum(sum(p.values()) for p in planned.values())
     duplicates = _Duplicates(cfg.allow_duplicates)
     try:
-        with _convert.progress(total, cfg.show_progress, "merging") as bar:
+        with writing.progress(total, cfg.show_progress, "merging") as bar:
             for s in out_splits:
                 if not shards[s]:
                     continue
                 streams = [(i, planned[s][i.name], _split_records(i, i.parts[s])) for i in inputs if i.parts[s]]
                 with contextlib.ExitStack() as stack:
-                    writers = [stack.enter_context(tf.io.TFRecordWriter(_convert.tmp_path(out, n))) for n in shards[s]]
+                    writers = [stack.enter_context(tf.io.TFRecordWriter(writing.tmp_path(out, n))) for n in shards[s]]
                     n_written = 0
                     for item, (shard, k, raw) in _interleaved(streams):
                         record, labels = _relabelled(item, shard, k, raw, len(item.manifest["attributes"]),
@@ -373,12 +372,12 @@ def merge(cfg: MergeConfig, write_to: str | None = None) -> MergeResult:
                             f"its manifest says {planned[s][name]} records, its shards hold {n}"
                         )
     except BaseException:
-        _convert.remove_tmp_shards(out, shards)
+        writing.remove_tmp_shards(out, shards)
         raise
     manifest = _manifest(cfg, mapping, inputs, out_splits, shards, written, counts, image_size)
     manifest["duplicates"] = {"allowed": cfg.allow_duplicates, "num_duplicate_images": duplicates.count}
-    _convert.publish(out, shards, manifest)
-    return MergeResult(manifest, os.path.join(out, _convert.MANIFEST))
+    writing.publish(out, shards, manifest)
+    return MergeResult(manifest, os.path.join(out, MANIFEST))
 
 
 def _manifest(cfg, mapping, inputs, out_splits, shards, written, counts, image_size) -> dict[str, Any]:

@@ -16,8 +16,7 @@ is usable (the input pipeline then skips the bad records).
 
 The result is cached per process, keyed by the shards' paths, sizes and
 modification times, so a trainer that builds its input pipeline every
-epoch (and every replica) reads the shards once per run. Measured cost:
-BUILD_NOTES.md, "Reliability record".
+epoch (and every replica) reads the shards once per run.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ import tensorflow as tf
 
 from alm_tf.data import example, fingerprint
 from alm_tf.data.labels import LABEL_VALUES
+from alm_tf.data.manifest import MANIFEST, shard_files
 
 __all__ = ["CorruptRecordsError", "RecordReadError", "SplitRecords", "check_split", "clear_cache",
            "read_error", "tf_error_line"]
@@ -133,7 +133,7 @@ def _record_problem(raw: bytes, num_attributes: int) -> str | None:
         return "is not a tf.train.Example"
     labels = list(features[example.ATTRIBUTES].int64_list.value) if example.ATTRIBUTES in features else []
     if len(labels) != num_attributes:
-        return f"has {len(labels)} labels where manifest.json names {num_attributes} attributes"
+        return f"has {len(labels)} labels where {MANIFEST} names {num_attributes} attributes"
     bad = [v for v in labels if v not in LABEL_VALUES]
     if bad:
         return f"has label value {bad[0]} (allowed: -1, 0, 1)"
@@ -162,10 +162,6 @@ def _inspect(path: str, num_attributes: int) -> tuple[int, str | None]:
             where += f" and {bad} of those are bad (first: {first})"
         return usable, where
     return usable, (f"{name}: {bad} of its {read} records are bad (first: {first})" if bad else None)
-
-
-def _shard_files(data_dir: str, manifest: dict[str, Any], split: str) -> list[str]:
-    return [os.path.join(data_dir, name) for name in manifest["splits"][split]["shards"]]
 
 
 def _key(data_dir: str, split: str, files: list[str], num_attributes: int, expected: int) -> tuple:
@@ -201,7 +197,7 @@ def _check(data_dir: str, split: str, files: list[str], num_attributes: int, exp
             total, problem = _inspect(path, num_attributes)
         recorded, size = sizes.get(name), os.path.getsize(path)
         if problem is None and recorded is not None and size != recorded:
-            problem = f"{name} is {size} bytes where manifest.json records {recorded} (changed since its conversion)"
+            problem = f"{name} is {size} bytes where {MANIFEST} records {recorded} (changed since its conversion)"
         if problem:
             problems.append(problem)
         usable += total
@@ -222,7 +218,7 @@ def check_split(data_dir: str, split: str, manifest: dict[str, Any], *,
     data_dir = os.fspath(data_dir)
     num_attributes = len(manifest["attributes"])
     expected = int(manifest["splits"][split]["num_examples"])
-    files = _shard_files(data_dir, manifest, split)
+    files = shard_files(data_dir, manifest, split)
     sizes = fingerprint.shard_sizes(manifest)
     key = _key(data_dir, split, files, num_attributes, expected) + (tuple(sorted(sizes.items())),)
     result = _CACHE.get(key)
@@ -234,10 +230,10 @@ def check_split(data_dir: str, split: str, manifest: dict[str, Any], *,
     if result.usable > expected:  # not corrupt records: shards of another conversion
         raise CorruptRecordsError(
             f"split {split!r} of {data_dir}: its shards hold {result.usable} usable records, more than the "
-            f"{expected} manifest.json counts ({result.problems[0]}): shards and manifest are not of one "
+            f"{expected} {MANIFEST} counts ({result.problems[0]}): shards and manifest are not of one "
             "conversion; convert the data again")
     summary = (f"split {split!r} of {data_dir}: {result.problems[0]}; {result.usable} of the "
-               f"{expected} records manifest.json counts are usable")
+               f"{expected} records {MANIFEST} counts are usable")
     if not allow_corrupt or result.usable == 0:
         more = f" (+{len(result.problems) - 1} more shard problems)" if len(result.problems) > 1 else ""
         raise CorruptRecordsError(summary + more + (f" ({ALLOW_HINT})" if result.usable else ""))

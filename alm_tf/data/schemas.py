@@ -3,7 +3,7 @@
 The evaluated attributes of each data set in the order used by the paper's
 code and its released checkpoints (column m of the label lists and of the
 logit vectors), with the training-set positive ratios the code uses for
-loss weighting. Source: `shared/reference/attributes_and_priors.md`.
+loss weighting.
 
 Each known attribute list also has attribute groups (`Group`): mutually
 exclusive attributes answered together by their argmax (age,
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from alm_tf.data import synth as _synth
+from alm_tf.data import synth_attributes as _synth
 
 __all__ = [
     "ATTRIBUTE_GROUPS",

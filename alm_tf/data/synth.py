@@ -37,47 +37,14 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-ATTRIBUTE_REGIONS: dict[str, str | None] = {
-    "hat": "head",
-    "glasses": "head",
-    "long_hair": "head",
-    "backpack": "torso",
-    "short_sleeves": "torso",
-    "skirt": "legs",
-    "shorts": "legs",
-    "boots": "feet",
-    "female": None,
-    "dark_clothing": None,
-}
-ATTRIBUTES: tuple[str, ...] = tuple(ATTRIBUTE_REGIONS)
-#: Readable answers for these attributes (`alm_tf.groups`), in the format of
-#: a groups file; `boots` stays on its own.
-GROUPS: tuple[dict, ...] = (
-    {"name": "gender", "kind": "binary", "attributes": ("female",), "values": ("female", "male")},
-    {"name": "hair", "kind": "binary", "attributes": ("long_hair",), "values": ("long", "short")},
-    {"name": "accessories", "kind": "multi", "attributes": ("hat", "glasses"), "values": ("hat", "glasses")},
-    {"name": "carrying", "kind": "multi", "attributes": ("backpack",), "values": ("backpack",)},
-    {"name": "sleeves", "kind": "binary", "attributes": ("short_sleeves",), "values": ("short", "long")},
-    {"name": "lower", "kind": "multi", "attributes": ("skirt", "shorts"), "values": ("skirt", "shorts")},
-    {"name": "clothing", "kind": "binary", "attributes": ("dark_clothing",), "values": ("dark", "light")},
-)
-REGION_ATTRIBUTES: tuple[str, ...] = tuple(a for a, r in ATTRIBUTE_REGIONS.items() if r)
-#: Clothing colours, drawn only on request (`colours=True`; the default data
-#: stays as it was, byte for byte): the labelled person's upper and lower
-#: garments each get one of these, labelled `upper_<colour>` and
-#: `lower_<colour>` after `ATTRIBUTES`. Dark clothing (`dark_clothing`) is
-#: black; other garments take one of the other colours. Yellow and orange
-#: are left out: they are the backpack's and the hat's cue colours.
-CLOTHING_COLOURS: dict[str, tuple[int, int, int]] = {
-    "black": (24, 24, 28), "white": (236, 236, 230), "red": (196, 28, 40), "green": (38, 146, 62),
-    "blue": (38, 70, 196), "purple": (120, 50, 150),
-}
-COLOUR_ATTRIBUTES: tuple[str, ...] = tuple(f"{part}_{c}" for part in ("upper", "lower") for c in CLOTHING_COLOURS)
-#: The readable answers of the colour attributes (with `colours=True`).
-COLOUR_GROUPS: tuple[dict, ...] = tuple(
-    {"name": f"{part}_color", "kind": "exclusive", "attributes": tuple(f"{part}_{c}" for c in CLOTHING_COLOURS),
-     "values": tuple(CLOTHING_COLOURS)} for part in ("upper", "lower"))
+from alm_tf.data.synth_attributes import (ATTRIBUTE_REGIONS, ATTRIBUTES, CLOTHING_COLOURS, COLOUR_ATTRIBUTES,
+                                          COLOUR_GROUPS, GROUPS, REGION_ATTRIBUTES, attributes)
+
 SPLITS = ("train", "val", "test")
+#: The files of an alm-synth folder (the module docstring).
+IMAGES_DIR = "images"
+ANNOTATIONS_FILE = "annotations.csv"
+REGIONS_FILE = "regions.json"
 #: How a crop frames its labelled person: (person height range, top margin
 #: range, horizontal centre offset), as fractions of the crop height /
 #: height / width. The top margin's upper end is also capped by the room
@@ -88,8 +55,11 @@ CROPS: dict[str, tuple[tuple[float, float], tuple[float, float], float]] = {
 }
 
 __all__ = [
+    "ANNOTATIONS_FILE",
     "ATTRIBUTES",
     "ATTRIBUTE_REGIONS",
+    "IMAGES_DIR",
+    "REGIONS_FILE",
     "REGION_ATTRIBUTES",
     "CLOTHING_COLOURS",
     "COLOUR_ATTRIBUTES",
@@ -125,10 +95,10 @@ class SynthConfig:
             (person 88-96% of the crop height, 1-4% from the top, centred
             within 4% of the width); `"loose"`, like a detector box with
             context and poor centring (person 78-93% of the height, anywhere
-            in the slack; centred within 10%). The data of alm-tf before
-            this option was `"loose"`, byte for byte.
+            in the slack; centred within 10%).
         colours: also draw and label clothing colours (`CLOTHING_COLOURS`,
-            `COLOUR_ATTRIBUTES`); off, the data is as without the option.
+            `COLOUR_ATTRIBUTES`); off, no colour is drawn or labelled and the
+            other attributes' images are unchanged.
     """
 
     output_dir: str
@@ -215,11 +185,6 @@ def _background(rng: np.random.Generator, h: int, w: int) -> Image.Image:
     return image
 
 
-def attributes(colours: bool = False) -> tuple[str, ...]:
-    """The attributes of a data set: `ATTRIBUTES`, then `COLOUR_ATTRIBUTES` with `colours`."""
-    return ATTRIBUTES + (COLOUR_ATTRIBUTES if colours else ())
-
-
 def _sample_colours(rng: np.random.Generator, labels: dict[str, int]) -> dict[str, int]:
     """Colour labels of the labelled person: black when `dark_clothing`, else another colour."""
     others = [c for c in CLOTHING_COLOURS if c != "black"]
@@ -302,10 +267,29 @@ def render_pedestrian(rng: np.random.Generator, min_height: int = 80, max_height
     return image, labels, regions
 
 
+@dataclasses.dataclass(frozen=True)
+class _Body:
+    """Where a drawn person stands and how it is built, in pixels."""
+
+    cx: float
+    top: float
+    ph: float  # Person height.
+    lean: float
+    shoulder: float
+    waist: float
+
+    def y(self, f: float) -> float:
+        """Person-relative height to pixels."""
+        return self.top + f * self.ph
+
+
 def _draw_person(draw: ImageDraw.ImageDraw, rng: np.random.Generator, labels: dict[str, int],
                  cx: float, top: float, ph: float) -> dict[str, Box]:
-    """Draws a person `ph` px tall from `top`, centred at `cx`; returns the attribute regions in px."""
-    Y = lambda f: top + f * ph  # noqa: E731  (person-relative height to pixels)
+    """Draws a person `ph` px tall from `top`, centred at `cx`; returns the attribute regions in px.
+
+    Back to front: long hair, legs and feet (the torso covers the hips),
+    torso and arms with the backpack, head.
+    """
     dark = bool(labels["dark_clothing"])
     upper, lower = _cloth_colour(rng, dark), _cloth_colour(rng, dark)
     upper, lower = _garment_colour(labels, "upper", upper), _garment_colour(labels, "lower", lower)
@@ -313,15 +297,44 @@ def _draw_person(draw: ImageDraw.ImageDraw, rng: np.random.Generator, labels: di
     shoulder = ph * (0.11 if labels["female"] else 0.13)
     waist = ph * (0.075 if labels["female"] else 0.1)
     head_r = ph * rng.uniform(0.06, 0.07)
-    lean = rng.uniform(-0.03, 0.03) * ph
-    hx, hy = cx + lean, Y(0.075)
+    body = _Body(cx, top, ph, rng.uniform(-0.03, 0.03) * ph, shoulder, waist)
+    Y = body.y
+    hx, hy = cx + body.lean, Y(0.075)
     head_box = (hy - head_r, hx - head_r * 0.85, hy + head_r, hx + head_r * 0.85)
 
     # Long hair: behind the head, down to the shoulders.
     hair_box = (hy - head_r * 1.05, hx - head_r * 1.15, Y(0.27), hx + head_r * 1.15)
     if labels["long_hair"]:
         draw.rounded_rectangle([hair_box[1], hair_box[0], hair_box[3], hair_box[2]], radius=head_r * 0.8, fill=hair)
-    # Legs and feet (drawn before the torso so that the torso covers the hips).
+    legs_box, feet_box, skirt_box = _draw_legs(draw, rng, labels, body, skin, lower)
+    torso_box, bag_box = _draw_torso(draw, rng, labels, body, skin, upper)
+    # Head: neck, face, hair on top, glasses, hat.
+    draw.rectangle([hx - head_r * 0.35, hy + head_r * 0.6, hx + head_r * 0.35, Y(0.15) + 1], fill=skin)
+    draw.ellipse([head_box[1], head_box[0], head_box[3], head_box[2]], fill=skin)
+    draw.chord([head_box[1], head_box[0], head_box[3], hy + head_r * 0.2], 180, 360, fill=hair)
+    glasses_box = (hy - head_r * 0.05, head_box[1], hy + head_r * 0.4, head_box[3])
+    if labels["glasses"]:
+        draw.rectangle([glasses_box[1], glasses_box[0], glasses_box[3], glasses_box[2]], fill=(12, 12, 12))
+    hat_box = (hy - head_r * 1.55, hx - head_r * 1.15, hy - head_r * 0.35, hx + head_r * 1.15)
+    if labels["hat"]:
+        _draw_hat(draw, hat_box, _hat_colour(rng))
+
+    return {
+        "hat": _union(head_box, hat_box),
+        "glasses": head_box,
+        "long_hair": _union(head_box, hair_box),
+        "backpack": _union(torso_box, bag_box),
+        "short_sleeves": torso_box,
+        "skirt": _union(legs_box, skirt_box),
+        "shorts": legs_box,
+        "boots": feet_box,
+    }
+
+
+def _draw_legs(draw: ImageDraw.ImageDraw, rng: np.random.Generator, labels: dict[str, int], body: _Body,
+               skin: tuple[int, int, int], lower: tuple[int, int, int]) -> tuple[Box, Box, Box]:
+    """Legs, shorts, boots or shoes, skirt; returns the legs, feet and skirt boxes."""
+    cx, ph, waist, Y = body.cx, body.ph, body.waist, body.y
     hip_y, ankle_y, foot_y = Y(0.5), Y(0.91), Y(0.985)
     stride = rng.uniform(0.0, 0.09) * ph
     leg_w = ph * 0.045
@@ -348,9 +361,14 @@ def _draw_person(draw: ImageDraw.ImageDraw, rng: np.random.Generator, labels: di
     skirt_box = (Y(0.47), cx - waist * 1.35, Y(0.72), cx + waist * 1.35)
     if labels["skirt"]:
         draw.polygon([(cx - waist * 0.65, skirt_box[0]), (cx + waist * 0.65, skirt_box[0]), (skirt_box[3], skirt_box[2]), (skirt_box[1], skirt_box[2])], fill=lower)
+    return legs_box, feet_box, skirt_box
 
-    # Torso and arms.
-    sh_y = Y(0.15)
+
+def _draw_torso(draw: ImageDraw.ImageDraw, rng: np.random.Generator, labels: dict[str, int], body: _Body,
+                skin: tuple[int, int, int], upper: tuple[int, int, int]) -> tuple[Box, Box]:
+    """Arms with their sleeves, torso, backpack; returns the torso and bag boxes."""
+    cx, ph, lean, shoulder, waist, Y = body.cx, body.ph, body.lean, body.shoulder, body.waist, body.y
+    hip_y, sh_y = Y(0.5), Y(0.15)
     torso = [(cx + lean * 0.5 - shoulder, sh_y), (cx + lean * 0.5 + shoulder, sh_y), (cx + waist * 0.75, hip_y), (cx - waist * 0.75, hip_y)]
     arm_w = ph * 0.032
     arms_x = []
@@ -377,27 +395,7 @@ def _draw_person(draw: ImageDraw.ImageDraw, rng: np.random.Generator, labels: di
         for side in (-1, 1):  # Straps over the shoulders.
             sx = cx + lean * 0.5 + side * shoulder * 0.55
             draw.line([(sx, sh_y), (sx + side * ph * 0.01, Y(0.36))], fill=colour, width=max(2, int(ph * 0.022)))
-    # Head: neck, face, hair on top, glasses, hat.
-    draw.rectangle([hx - head_r * 0.35, hy + head_r * 0.6, hx + head_r * 0.35, sh_y + 1], fill=skin)
-    draw.ellipse([head_box[1], head_box[0], head_box[3], head_box[2]], fill=skin)
-    draw.chord([head_box[1], head_box[0], head_box[3], hy + head_r * 0.2], 180, 360, fill=hair)
-    glasses_box = (hy - head_r * 0.05, head_box[1], hy + head_r * 0.4, head_box[3])
-    if labels["glasses"]:
-        draw.rectangle([glasses_box[1], glasses_box[0], glasses_box[3], glasses_box[2]], fill=(12, 12, 12))
-    hat_box = (hy - head_r * 1.55, hx - head_r * 1.15, hy - head_r * 0.35, hx + head_r * 1.15)
-    if labels["hat"]:
-        _draw_hat(draw, hat_box, _hat_colour(rng))
-
-    return {
-        "hat": _union(head_box, hat_box),
-        "glasses": head_box,
-        "long_hair": _union(head_box, hair_box),
-        "backpack": _union(torso_box, bag_box),
-        "short_sleeves": torso_box,
-        "skirt": _union(legs_box, skirt_box),
-        "shorts": legs_box,
-        "boots": feet_box,
-    }
+    return torso_box, bag_box
 
 
 def _draw_hat(draw: ImageDraw.ImageDraw, box: Box, colour: tuple[int, int, int]) -> None:
@@ -447,7 +445,7 @@ def _splits(num_images: int, fractions: tuple[float, float, float], seed: int) -
 def generate(cfg: SynthConfig) -> dict[str, Any]:
     """Writes the data set; returns {"num_images", "splits" (counts), "paths"}."""
     out = cfg.output_dir
-    os.makedirs(os.path.join(out, "images"), exist_ok=True)
+    os.makedirs(os.path.join(out, IMAGES_DIR), exist_ok=True)
     width = max(5, len(str(cfg.num_images - 1)))
     splits = _splits(cfg.num_images, cfg.split_fractions, cfg.seed)
     regions: dict[str, dict[str, list[float]]] = {}
@@ -457,17 +455,17 @@ def generate(cfg: SynthConfig) -> dict[str, Any]:
         rng = np.random.default_rng([cfg.seed, i])
         image, labels, boxes = render_pedestrian(rng, cfg.min_height, cfg.max_height, cfg.distractors, cfg.crop,
                                                  cfg.colours)
-        rel = f"images/{i:0{width}d}.jpg"
+        rel = f"{IMAGES_DIR}/{i:0{width}d}.jpg"
         image.save(os.path.join(out, rel), format="JPEG", quality=cfg.jpeg_quality, subsampling=0)
         regions[rel] = boxes
         rows.append([rel, splits[i]] + [labels[a] for a in names])
-    csv_path = os.path.join(out, "annotations.csv")
+    csv_path = os.path.join(out, ANNOTATIONS_FILE)
     with open(csv_path + ".tmp", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["image", "split", *names])
         writer.writerows(rows)
     os.replace(csv_path + ".tmp", csv_path)
-    regions_path = os.path.join(out, "regions.json")
+    regions_path = os.path.join(out, REGIONS_FILE)
     with open(regions_path + ".tmp", "w", encoding="utf-8") as f:
         attribute_regions = ({**ATTRIBUTE_REGIONS, **dict.fromkeys(COLOUR_ATTRIBUTES)} if cfg.colours
                              else ATTRIBUTE_REGIONS)

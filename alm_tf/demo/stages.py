@@ -39,6 +39,7 @@ import numpy as np
 from alm_tf import artifacts
 from alm_tf.data import convert as convert_lib
 from alm_tf.data import synth
+from alm_tf.data.manifest import MANIFEST
 from alm_tf.demo.recipe import DemoConfig, stage_schedule
 from alm_tf.evaluation import metrics
 from alm_tf.evaluation import report as evaluation
@@ -108,7 +109,7 @@ def _reusable_data(run: DemoRun) -> bool:
     """`keep_data` and D/synth, D/records made with the same data settings."""
     stamp = os.path.join(run.config.output_dir, DATA_SETTINGS)
     if not (run.config.keep_data and os.path.exists(stamp)
-            and os.path.exists(os.path.join(run.paths["records"], convert_lib.MANIFEST))):
+            and os.path.exists(os.path.join(run.paths["records"], MANIFEST))):
         return False
     with open(stamp) as f:
         return json.load(f) == _data_settings(run.config)
@@ -197,9 +198,9 @@ def export_stage(run: DemoRun) -> None:
 def _load_regions(run: DemoRun) -> tuple[list[dict], dict]:
     """The test split's annotation rows and regions.json of the synthetic data."""
     folder = run.paths["synthetic_data"]
-    with open(os.path.join(folder, "annotations.csv"), newline="") as f:
+    with open(os.path.join(folder, synth.ANNOTATIONS_FILE), newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
-    with open(os.path.join(folder, "regions.json")) as f:
+    with open(os.path.join(folder, synth.REGIONS_FILE)) as f:
         return rows, json.load(f)
 
 

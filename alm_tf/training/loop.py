@@ -46,7 +46,7 @@ import tensorflow as tf
 from alm_tf import artifacts, data as data_lib, outputs
 from alm_tf.evaluation import metrics
 from alm_tf.data import records
-from alm_tf.data.pipeline import split_info
+from alm_tf.data.manifest import split_info
 from alm_tf.training import distribution, feature_cache, lock, setup
 from alm_tf.training import hooks as hooks_lib
 from alm_tf.training.config import TrainConfig

@@ -24,7 +24,7 @@ from alm_tf import groups as groups_lib
 from alm_tf.config import ModelConfig
 from alm_tf.data import fingerprint
 from alm_tf.preprocessing import pixels as preprocessing
-from alm_tf.data.pipeline import split_info
+from alm_tf.data.manifest import MANIFEST, split_info
 from alm_tf.training import distribution, lock
 from alm_tf.training.config import CHANGEABLE_ON_RESUME, RESUMABLE_CHANGES, ConfigError, TrainConfig
 from alm_tf.training.step import make_optimizer
@@ -130,7 +130,7 @@ def run_config(config: TrainConfig, plan: TrainingPlan, runs: Optional[list] = N
                                                    plan.model_config.exif_orientation),
         "data": {
             "data_dir": os.path.abspath(config.data_dir),
-            "manifest": os.path.abspath(os.path.join(config.data_dir, "manifest.json")),
+            "manifest": os.path.abspath(os.path.join(config.data_dir, MANIFEST)),
             "dataset": plan.manifest.get("dataset"),
             "train_split": plan.train_split,
             "val_split": plan.val_split,

@@ -1,4 +1,4 @@
-"""Issue 18 for alm-convert, alm-synth and alm-merge (main() under flagsaver):
+"""Bad input and failures of alm-convert, alm-synth and alm-merge (main() under flagsaver):
 one line and exit 1 on bad input, no output overwritten without --overwrite,
 nothing stale after --overwrite, nothing half-written or lost after a failure."""
 

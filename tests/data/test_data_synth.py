@@ -143,10 +143,10 @@ def test_tight_crops_frame_the_person_like_annotated_boxes():
     assert loose[:, 2].max() > 0.12
 
 
-def test_loose_crops_are_the_earlier_data():
-    """crop="loose" draws the person where the generator before the option did (seed 0, image 0)."""
+def test_loose_crop_regions_are_pinned():
+    """crop="loose" draws the person at pinned regions (seed 0, image 0): its data does not move."""
     _, _, regions = synth.render_pedestrian(np.random.default_rng([0, 0]), crop="loose")
-    assert regions["hat"] == [0.0646, 0.4421, 0.2157, 0.7673]  # regions.json of that data
+    assert regions["hat"] == [0.0646, 0.4421, 0.2157, 0.7673]
     assert regions["backpack"] == [0.2209, 0.1699, 0.5214, 1.0]
     assert regions["boots"] == [0.7533, 0.3406, 0.938, 0.8312]
 
@@ -154,3 +154,19 @@ def test_loose_crops_are_the_earlier_data():
 def test_bad_crop_is_refused(tmp_path):
     with pytest.raises(ValueError, match="crop must be one of tight, loose. Received: crop='wide'"):
         synth.SynthConfig(str(tmp_path / "x"), num_images=1, crop="wide")
+
+
+def test_attribute_tables_do_not_import_the_renderer():
+    """schemas holds alm-synth's attribute list without importing the Pillow renderer."""
+    import ast
+
+    from alm_tf.data import schemas, synth_attributes
+
+    def imported(module):
+        tree = ast.parse(open(module.__file__, encoding="utf-8").read())
+        return {f"{node.module}.{a.name}" if node.module else a.name
+                for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for a in node.names}
+
+    assert "alm_tf.data.synth" not in imported(schemas)
+    assert not {name for name in imported(synth_attributes) if name != "__future__.annotations"}
+    assert schemas.ATTRIBUTE_GROUPS["synth"][0] is synth.ATTRIBUTES is synth_attributes.ATTRIBUTES

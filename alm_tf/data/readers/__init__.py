@@ -1,4 +1,4 @@
-"""Annotation readers, one per source layout (see shared/reference/DATASETS.md).
+"""Annotation readers, one per source layout (the layouts: `alm_tf/data/README.md`, "Sources").
 
 Each reader returns a `Source`: the data set's attribute names in the
 official order (the evaluated subset by default, all attributes on request)
