@@ -66,6 +66,7 @@ from alm_tf import groups as groups_lib
 from alm_tf import outputs
 from alm_tf.people import run as people_prediction
 from alm_tf.inference import images as prediction
+from alm_tf.inference import writers
 from alm_tf.people import tracks
 from pipelines import _cli, _image_flags
 from pipelines import _footage_flags as footage_flags
@@ -246,7 +247,7 @@ def _people(config: people_prediction.PeopleConfig) -> None:
     print(f"predicted {result.num_boxes} boxes in {result.num_frames} frames -> {what}: "
           + ", ".join(files[k] for k in sorted(files))
           + (f", {len(result.pictures)} pictures in "
-             f"{os.path.join(config.output_dir, people_prediction.PICTURES_DIR)}" if result.pictures else ""))
+             f"{os.path.join(config.output_dir, writers.PICTURES_DIR)}" if result.pictures else ""))
 
 
 def run() -> None:
