@@ -1,4 +1,4 @@
-"""Names of the portable exports, defined once (CONTRACT.md, "Portable exports").
+"""Names of the portable exports, defined once (savedmodel/PORTABLE.md describes the files).
 
 Light on purpose (no TensorFlow import): the exporter (`portable`,
 `litert`), the runtime wrappers (`runtimes`) and `alm-export` all take the
