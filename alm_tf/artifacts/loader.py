@@ -105,9 +105,9 @@ class LoadedModel:
         `thresholds`: per-request thresholds (a float, one per attribute, a
         name -> value map); default the model's (its `labels`).
         """
-        labels = groups_lib.relabel(outputs["probabilities"], outputs["labels"], thresholds,
+        labels = groups_lib.relabel(outputs[formats.PROBABILITIES], outputs[formats.LABELS], thresholds,
                                     self.attributes)
-        return self.groups.answers(outputs["probabilities"], labels)
+        return self.groups.answers(outputs[formats.PROBABILITIES], labels)
 
     @property
     def has_boxes(self) -> bool:
@@ -147,8 +147,8 @@ def _keras_loaded(model: keras.Model, attributes, thresholds, origin: str, *,
 
     def predict(images) -> dict:
         out = {k: np.asarray(v) for k, v in forward(tf.cast(images, tf.float32)).items()}
-        out["probabilities"] = tf.sigmoid(out[names.FUSED_OUTPUT]).numpy()
-        out["labels"] = _threshold_outputs(out["probabilities"], cut)
+        out[formats.PROBABILITIES] = tf.sigmoid(out[names.FUSED_OUTPUT]).numpy()
+        out[formats.LABELS] = _threshold_outputs(out[formats.PROBABILITIES], cut)
         return out
 
     return LoadedModel("keras", origin, attributes, thresholds, (height, width), predict,
@@ -258,7 +258,7 @@ def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> L
         stored = None  # names given by the caller: the stored groups do not apply
     groups = _groups_of(stored, attributes_, path)
     images_fn, bytes_fn = signatures[IMAGES_SIGNATURE], signatures[DEFAULT_SIGNATURE]
-    keys = ("probabilities", "labels", "boxes")
+    keys = formats.ANSWER_KEYS
 
     def predict(images) -> dict:
         out = images_fn(images=tf.cast(images, tf.float32))
@@ -308,7 +308,7 @@ def load_portable(path: str, attributes: Optional[Sequence[str]] = None) -> Load
 
     def predict(images) -> dict:
         out = portable.predict(np.asarray(images, np.float32))
-        out["labels"] = portable.labels(out["probabilities"])
+        out[formats.LABELS] = portable.labels(out[formats.PROBABILITIES])
         return out
 
     stored = portable.metadata.get(GROUPS_KEY) or None

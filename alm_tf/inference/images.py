@@ -37,7 +37,8 @@ import numpy as np
 from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
-from alm_tf import artifacts, names
+from alm_tf import artifacts
+from alm_tf.artifacts import formats as F
 from alm_tf.inference import pictures as visualization
 from alm_tf.inference import writers
 from alm_tf import groups as groups_lib
@@ -121,7 +122,7 @@ def find_images(spec: str) -> list[str]:
 
 
 def _loaded_predictor(loaded: artifacts.LoadedModel) -> ImagePredictor:
-    keys = ("probabilities", "labels", names.BOXES_OUTPUT)
+    keys = F.ANSWER_KEYS
 
     def fn(encoded: list[bytes]) -> dict:
         return {k: v for k, v in loaded.predict_encoded(encoded).items() if k in keys}
@@ -167,11 +168,11 @@ def _server_predictor(server: str, attributes: Optional[list[str]], model_name: 
         except client.ServingError as e:
             raise ValueError(f"TF Serving at {server}: {e}") from None
         out = {
-            "probabilities": np.array([[p.probabilities[a] for a in attributes] for p in preds], np.float32),
-            "labels": np.array([[p.labels[a] for a in attributes] for p in preds], np.int32),
+            F.PROBABILITIES: np.array([[p.probabilities[a] for a in attributes] for p in preds], np.float32),
+            F.LABELS: np.array([[p.labels[a] for a in attributes] for p in preds], np.int32),
         }
         if preds and preds[0].boxes is not None:
-            out["boxes"] = np.stack([np.asarray(p.boxes, np.float32) for p in preds])
+            out[F.BOXES] = np.stack([np.asarray(p.boxes, np.float32) for p in preds])
         return out
 
     def boxes_fn(frames, boxes, box_indices) -> dict:
@@ -307,14 +308,14 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
     os.makedirs(output_dir, exist_ok=True)
     outputs = _predict_batches(predictor, [d for _, d, _ in good], batch_size, progress)
     names = predictor.attributes
-    probs = outputs["probabilities"]
-    labels = outputs["labels"] = groups_lib.relabel(probs, outputs["labels"], thresholds, names)
+    probs = outputs[F.PROBABILITIES]
+    labels = outputs[F.LABELS] = groups_lib.relabel(probs, outputs[F.LABELS], thresholds, names)
     groups = predictor.groups or groups_lib.infer(names)
     answers = groups.answers(probs, labels)
     # Picture names first: two images named a.png in different folders get
     # a.png and a_2.png, and the CSV's `picture` column says which is whose.
     picture_names: dict[int, str] = {}
-    if pictures and "boxes" in outputs:
+    if pictures and F.BOXES in outputs:
         used: set = set()
         limit = len(good) if max_pictures is None else min(max_pictures, len(good))
         picture_names = {i: _picture_name(good[i][0], used) for i in range(limit)}
@@ -329,7 +330,7 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
         rows = pick_attributes(probs[i], labels[i], max_picture_rows, picture_attributes)
         target = os.path.join(output_dir, writers.PICTURES_DIR, picture)
         visualization.save_localization_picture(
-            target, image, outputs["boxes"][i], rows, names, probabilities=probs[i],
+            target, image, outputs[F.BOXES][i], rows, names, probabilities=probs[i],
             labels=labels[i], title=os.path.basename(path), panel_height=panel_height)
         written.append(target)
     return PredictionResult(csv_path, written, images, skipped, outputs)

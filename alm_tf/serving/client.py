@@ -55,9 +55,10 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from alm_tf import artifacts
 from alm_tf import groups as groups_lib
+from alm_tf.artifacts import formats as F
 
 DEFAULT_MODEL_NAME = artifacts.DEFAULT_MODEL_NAME
-OUTPUT_KEYS = ("probabilities", "labels", "boxes")
+OUTPUT_KEYS = F.ANSWER_KEYS
 BOXES_SIGNATURE = artifacts.BOXES_SIGNATURE
 _BYTES, _BOXES, _INDICES = artifacts.IMAGE_BYTES_INPUT, artifacts.BOXES_INPUT, artifacts.BOX_INDICES_INPUT
 #: Request layouts of predict_boxes (module docstring).
@@ -122,14 +123,14 @@ def to_predictions(outputs: dict, attributes: Sequence[str], *,
     `thresholds`: per-request thresholds that relabel the probabilities;
     `groups`: AttributeGroups (or a description) for `answers`.
     """
-    probabilities = np.asarray(outputs["probabilities"], np.float32)
+    probabilities = np.asarray(outputs[F.PROBABILITIES], np.float32)
     if probabilities.ndim != 2 or probabilities.shape[1] != len(attributes):
         raise ServingError(f"expected probabilities of shape (N, {len(attributes)}), "
                            f"got {probabilities.shape}")
-    labels = groups_lib.relabel(probabilities, np.asarray(outputs["labels"], np.int64), thresholds,
+    labels = groups_lib.relabel(probabilities, np.asarray(outputs[F.LABELS], np.int64), thresholds,
                                 attributes)
     groups = _as_groups(groups, attributes)
-    boxes = outputs.get("boxes")
+    boxes = outputs.get(F.BOXES)
     boxes = None if boxes is None else np.asarray(boxes, np.float32)
     result = []
     for n in range(probabilities.shape[0]):
@@ -243,12 +244,12 @@ def rest_outputs(body: dict) -> dict:
     """Batched arrays from a REST predict answer (row or columnar format)."""
     if "outputs" in body:
         outputs = body["outputs"]
-        return outputs if isinstance(outputs, dict) else {"probabilities": outputs}
+        return outputs if isinstance(outputs, dict) else {F.PROBABILITIES: outputs}
     rows = body.get("predictions")
     if rows is None:
         raise ServingError(f"answer has neither 'predictions' nor 'outputs': {sorted(body)}")
     if rows and not isinstance(rows[0], dict):  # a single output comes unnamed
-        return {"probabilities": rows}
+        return {F.PROBABILITIES: rows}
     return {k: [row[k] for row in rows] for k in (rows[0] if rows else {})}
 
 

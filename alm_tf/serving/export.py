@@ -61,6 +61,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 import alm_tf
 from alm_tf import artifacts, names, outputs
+from alm_tf.artifacts import formats as F
 from alm_tf.preprocessing import crops as people
 from alm_tf.data import example as example_keys
 from alm_tf.preprocessing import image_input
@@ -130,11 +131,11 @@ def _serve_function(source: ExportSource):
         outputs = model(preprocessing.normalize_images(images_at_size), training=False)
         probabilities = tf.sigmoid(tf.cast(outputs[names.FUSED_OUTPUT], tf.float32))
         result = {
-            "probabilities": probabilities,
-            "labels": tf.cast(probabilities > thresholds, tf.int32),
+            F.PROBABILITIES: probabilities,
+            F.LABELS: tf.cast(probabilities > thresholds, tf.int32),
         }
         if has_boxes:
-            result["boxes"] = tf.cast(outputs[names.BOXES_OUTPUT], tf.float32)
+            result[F.BOXES] = tf.cast(outputs[names.BOXES_OUTPUT], tf.float32)
         return result
 
     # The endpoints call this one concrete function: calling the tf.function
@@ -191,10 +192,10 @@ def make_endpoints(source: ExportSource, model_version: int = 0,
         return serve(preprocessing.resize_images(images, height, width))
 
     def no_people():  # K = 0 (a frame without people): empty answers, no model call
-        empty = {"probabilities": tf.zeros([0, num_attributes], tf.float32),
-                 "labels": tf.zeros([0, num_attributes], tf.int32)}
+        empty = {F.PROBABILITIES: tf.zeros([0, num_attributes], tf.float32),
+                 F.LABELS: tf.zeros([0, num_attributes], tf.int32)}
         if num_levels:
-            empty["boxes"] = tf.zeros([0, num_levels, num_attributes, 4], tf.float32)
+            empty[F.BOXES] = tf.zeros([0, num_levels, num_attributes, 4], tf.float32)
         return empty
 
     def predict_boxes(image_bytes, boxes, box_indices):
