@@ -67,8 +67,8 @@ _LITERT_PRECISION = flags.DEFINE_list("litert_precision", [], "Extra LiteRT file
                                       "float16, int8 (needs --calibration_data).", **_OVERRIDE)
 _CALIBRATION_DATA = flags.DEFINE_string("calibration_data", None, "TFRecords folder (alm-convert) "
                                         "whose training split calibrates int8.", **_OVERRIDE)
-_CALIBRATION_IMAGES = flags.DEFINE_integer("calibration_images", 200, "Images used to calibrate "
-                                           "int8.", **_OVERRIDE)
+_CALIBRATION_IMAGES = flags.DEFINE_integer("calibration_images", formats.DEFAULT_CALIBRATION_IMAGES,
+                                           "Images used to calibrate int8.", **_OVERRIDE)
 _PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
 
 
@@ -89,7 +89,7 @@ def _check_flags() -> str:
         if not artifacts.is_model_dir(_MODEL_DIR.value):
             raise ValueError(f"--model_dir has no {artifacts.CONFIG_NAME}: {_MODEL_DIR.value!r}")
         return _MODEL_DIR.value
-    if not _MODEL.value.endswith(".keras"):
+    if not _MODEL.value.endswith(artifacts.KERAS_SUFFIX):
         raise ValueError(f"--model must be a .keras file: {_MODEL.value!r}")
     if not os.path.isfile(_MODEL.value):
         raise ValueError(f"--model not found: {_MODEL.value!r}")
@@ -101,7 +101,6 @@ def _formats() -> tuple[str, ...]:
 
 
 def _check_portable_flags() -> None:
-
     wanted = _formats()
     precisions = formats.check_litert_precisions(_LITERT_PRECISION.value or [])
     if precisions and formats.LITERT not in wanted:
@@ -121,10 +120,8 @@ def main(argv: list[str]) -> None:
     try:
         path = _check_flags()
         version = _VERSION.value
-        if version is not None and not _OVERWRITE.value and os.path.exists(
-                os.path.join(_EXPORT_DIR.value, str(version))):
-            raise ValueError(f"version {version} already exists in {_EXPORT_DIR.value!r} "
-                             f"(use --overwrite)")
+        if version is not None:  # a clash fails before the model loads
+            export.check_version(_EXPORT_DIR.value, version, _OVERWRITE.value)
         source = export.load_source(path, _WHICH.value)
         calibration = None
         if formats.INT8 in (_LITERT_PRECISION.value or []):

@@ -62,10 +62,12 @@ import sys
 
 from absl import flags
 
+from alm_tf import artifacts
 from alm_tf import groups as groups_lib
 from alm_tf import outputs
 from alm_tf.people import run as people_prediction
 from alm_tf.inference import images as prediction
+from alm_tf.inference import writers
 from alm_tf.people import tracks
 from pipelines import _cli, _image_flags
 from pipelines import _footage_flags as footage_flags
@@ -74,7 +76,8 @@ _OVERRIDE = {"allow_override": True}
 _MODEL = flags.DEFINE_string("model", None, "SavedModel dir, .keras file, model dir, or a portable "
                              "export (.onnx, .tflite, OpenVINO .xml).", **_OVERRIDE)
 _SERVER = flags.DEFINE_string("server", None, "TF Serving host:port (instead of --model).", **_OVERRIDE)
-_MODEL_NAME = flags.DEFINE_string("model_name", "alm", "Model name on the TF Serving server.", **_OVERRIDE)
+_MODEL_NAME = flags.DEFINE_string("model_name", artifacts.DEFAULT_MODEL_NAME, "Model name on the TF Serving "
+                                  "server.", **_OVERRIDE)
 _IMAGES = flags.DEFINE_string("images", None, "A glob, a folder or an image file.", **_OVERRIDE)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where predictions.csv and pictures/ go.", **_OVERRIDE)
 _ATTRIBUTES = flags.DEFINE_string("attributes_file", None, "Attribute names, one a line.", **_OVERRIDE)
@@ -246,7 +249,7 @@ def _people(config: people_prediction.PeopleConfig) -> None:
     print(f"predicted {result.num_boxes} boxes in {result.num_frames} frames -> {what}: "
           + ", ".join(files[k] for k in sorted(files))
           + (f", {len(result.pictures)} pictures in "
-             f"{os.path.join(config.output_dir, people_prediction.PICTURES_DIR)}" if result.pictures else ""))
+             f"{os.path.join(config.output_dir, writers.PICTURES_DIR)}" if result.pictures else ""))
 
 
 def run() -> None:

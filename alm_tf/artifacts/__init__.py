@@ -1,6 +1,6 @@
 """What a model leaves on disk, and the one way to load it (`files`, `loader`).
 
-Layout of a trainer's model dir M (CONTRACT.md):
+Layout of a trainer's model dir M (`files` names each part):
   M/config.json      format 2: `model` (the `ModelConfig`, stored once),
                      `attributes`, `preprocessing`, `data` (data_dir,
                      manifest, dataset, splits, loss priors), `train` (the
@@ -35,27 +35,37 @@ config.json, the .keras description or the SavedModel's assets/groups.json;
 else the known groups of its attribute list).
 """
 
-from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, BOXES_SIGNATURE, CHECKPOINTS_DIR,
-                                    CONFIG_FORMAT, GROUPS_ASSET, GROUPS_KEY,
-                                    CONFIG_NAME, DEFAULT_THRESHOLD, KERAS_METADATA, LOGS_DIR,
-                                    METADATA_SIGNATURE, SAVED_MODEL_FILE, THRESHOLDS_NAME, WEIGHTS,
-                                    ModelSourceError, as_float32, check_names_and_thresholds,
-                                    checkpoints_dir, config_path, copy_model_file, is_model_dir,
-                                    keras_description, leaf_layers, load_keras_model, logs_dir,
-                                    model_config_of, read_attributes_file, read_config, read_json,
+from alm_tf.artifacts.files import (ASSETS_DIR, ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, BOXES_INPUT,
+                                    BOXES_SIGNATURE, BOX_INDICES_INPUT, CHECKPOINTS_DIR,
+                                    CONFIG_FORMAT, CONFIG_NAME, DEFAULT_MODEL_NAME,
+                                    DEFAULT_SIGNATURE, DEFAULT_THRESHOLD, EXAMPLES_INPUT,
+                                    EXAMPLES_SIGNATURE, GROUPS_ASSET, GROUPS_KEY, IMAGES_INPUT,
+                                    IMAGES_SIGNATURE, IMAGE_BYTES_INPUT, IMAGE_SIGNATURES,
+                                    KERAS_METADATA, KERAS_SUFFIX, LOGS_DIR, METADATA_SIGNATURE,
+                                    SAVED_MODEL_FILE,
+                                    THRESHOLDS_NAME, WEIGHTS, ModelSourceError, as_float32,
+                                    check_names_and_thresholds, checkpoints_dir, config_path,
+                                    copy_model_file, is_model_dir, keras_description, leaf_layers,
+                                    load_keras_model, logs_dir, model_config_of,
+                                    read_attributes_file, read_config, read_json,
                                     read_keras_description, read_thresholds, save_keras,
                                     thresholds_path, weights_path, write_json, write_thresholds)
 from alm_tf.artifacts.loader import (LoadedModel, from_keras_model, load, load_keras_file,
-                                     load_model_dir, load_portable, load_saved_model, resolve_saved_model_dir)
+                                     load_model_dir, load_portable, load_saved_model,
+                                     resolve_saved_model_dir)
 
 __all__ = [
-    "ATTRIBUTES_ASSET", "ATTRIBUTES_SIDECAR", "BOXES_SIGNATURE", "GROUPS_ASSET", "GROUPS_KEY", "CHECKPOINTS_DIR", "CONFIG_FORMAT", "CONFIG_NAME",
-    "DEFAULT_THRESHOLD", "KERAS_METADATA", "LOGS_DIR", "METADATA_SIGNATURE", "SAVED_MODEL_FILE",
-    "THRESHOLDS_NAME", "WEIGHTS", "LoadedModel", "ModelSourceError", "as_float32",
-    "check_names_and_thresholds", "checkpoints_dir", "config_path", "copy_model_file",
-    "from_keras_model", "is_model_dir", "keras_description", "leaf_layers", "load",
-    "load_keras_file", "load_keras_model", "load_model_dir", "load_portable", "load_saved_model", "logs_dir",
-    "model_config_of", "read_attributes_file", "read_config", "read_json", "read_keras_description",
-    "read_thresholds", "resolve_saved_model_dir", "save_keras", "thresholds_path", "weights_path",
-    "write_json", "write_thresholds",
+    "ASSETS_DIR", "ATTRIBUTES_ASSET", "ATTRIBUTES_SIDECAR", "BOXES_INPUT", "BOXES_SIGNATURE",
+    "BOX_INDICES_INPUT", "CHECKPOINTS_DIR", "CONFIG_FORMAT", "CONFIG_NAME", "DEFAULT_MODEL_NAME",
+    "DEFAULT_SIGNATURE", "DEFAULT_THRESHOLD", "EXAMPLES_INPUT", "EXAMPLES_SIGNATURE",
+    "GROUPS_ASSET", "GROUPS_KEY", "IMAGES_INPUT", "IMAGES_SIGNATURE", "IMAGE_BYTES_INPUT",
+    "IMAGE_SIGNATURES", "KERAS_METADATA", "KERAS_SUFFIX", "LOGS_DIR", "METADATA_SIGNATURE",
+    "SAVED_MODEL_FILE",
+    "THRESHOLDS_NAME", "WEIGHTS", "as_float32", "check_names_and_thresholds", "checkpoints_dir",
+    "config_path", "copy_model_file", "from_keras_model", "is_model_dir", "keras_description",
+    "leaf_layers", "load", "load_keras_file", "load_keras_model", "load_model_dir", "load_portable",
+    "load_saved_model", "LoadedModel", "logs_dir", "model_config_of", "ModelSourceError",
+    "read_attributes_file", "read_config", "read_json", "read_keras_description", "read_thresholds",
+    "resolve_saved_model_dir", "save_keras", "thresholds_path", "weights_path", "write_json",
+    "write_thresholds",
 ]

@@ -29,18 +29,38 @@ LOGS_DIR = "logs"
 #: Which weights of a model dir: `final` (end of training) or `best`.
 WEIGHTS = ("final", "best")
 CONFIG_FORMAT = 2
+#: The file name ending of a Keras model file.
+KERAS_SUFFIX = ".keras"
 #: The description a `.keras` file of this project carries inside its zip.
 KERAS_METADATA = "alm_tf.json"
 #: Sidecar with attribute names of `.keras` files written before KERAS_METADATA.
 ATTRIBUTES_SIDECAR = ".attributes.txt"
-#: SavedModel layout (alm-export): names one a line, the metadata signature.
+#: SavedModel layout (alm-export): assets/attributes.txt (names one a line), assets/groups.json.
 SAVED_MODEL_FILE = "saved_model.pb"
+ASSETS_DIR = "assets"
 ATTRIBUTES_ASSET = "attributes.txt"
 GROUPS_ASSET = "groups.json"
 #: The config.json / .keras description key holding the groups description.
 GROUPS_KEY = "groups"
+#: The SavedModel's endpoints: encoded images, decoded images, tf.Examples,
+#: frames with person boxes, and the description of the model.
+DEFAULT_SIGNATURE = "serving_default"
+IMAGES_SIGNATURE = "predict_images"
+EXAMPLES_SIGNATURE = "predict_examples"
 BOXES_SIGNATURE = "predict_boxes"
 METADATA_SIGNATURE = "metadata"
+#: The endpoints that answer one row per image.
+IMAGE_SIGNATURES = (DEFAULT_SIGNATURE, IMAGES_SIGNATURE, EXAMPLES_SIGNATURE)
+#: Input names: DEFAULT_SIGNATURE takes IMAGE_BYTES_INPUT, IMAGES_SIGNATURE
+#: IMAGES_INPUT, EXAMPLES_SIGNATURE EXAMPLES_INPUT, BOXES_SIGNATURE
+#: IMAGE_BYTES_INPUT (frames), BOXES_INPUT and BOX_INDICES_INPUT.
+IMAGE_BYTES_INPUT = "image_bytes"
+IMAGES_INPUT = "images"
+EXAMPLES_INPUT = "examples"
+BOXES_INPUT = "boxes"
+BOX_INDICES_INPUT = "box_indices"
+#: The name TF Serving serves an export under (savedmodel/models.config).
+DEFAULT_MODEL_NAME = "alm"
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -214,7 +234,7 @@ def keras_description(attributes: Sequence[str], model_config: Optional[ModelCon
 def save_keras(model: keras.Model, path: str, description: dict, *, overwrite: bool = True) -> str:
     """Saves `model` to `path` (.keras) with `description` inside, atomically,
     with the user's umask."""
-    if not str(path).endswith(".keras"):
+    if not str(path).endswith(KERAS_SUFFIX):
         raise ModelSourceError(f"a Keras model file must end with '.keras'. Received: {str(path)!r}")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists (pass overwrite=True)")
@@ -222,7 +242,7 @@ def save_keras(model: keras.Model, path: str, description: dict, *, overwrite: b
     os.makedirs(folder, exist_ok=True)
     # A fresh name, not mkstemp: the file gets the user's umask (mkstemp's
     # is 0600), and the pid in the name tells a dead run's leftover.
-    tmp = outputs.temp_name(folder, ".keras")
+    tmp = outputs.temp_name(folder, KERAS_SUFFIX)
     try:
         model.save(tmp, overwrite=True)
         with zipfile.ZipFile(tmp, "a") as archive:

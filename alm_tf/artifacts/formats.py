@@ -1,4 +1,4 @@
-"""Names of the portable exports, defined once (CONTRACT.md, "Portable exports").
+"""Names of the portable exports, defined once (savedmodel/PORTABLE.md describes the files).
 
 Light on purpose (no TensorFlow import): the exporter (`portable`,
 `litert`), the runtime wrappers (`runtimes`) and `alm-export` all take the
@@ -49,8 +49,13 @@ METADATA_SCHEMA_VERSION = 1
 
 #: The one input of every portable graph: (N, H, W, 3) RGB 0..255.
 INPUT_NAME = "images"
+#: What every model form answers (SavedModel endpoints, portable files, the
+#: loader, a server): probabilities (N, M), labels (N, M), boxes (N, L, M, 4)
+#: for ALM models.
 PROBABILITIES = "probabilities"
+LABELS = "labels"
 BOXES = "boxes"
+ANSWER_KEYS = (PROBABILITIES, LABELS, BOXES)
 
 ONNX_OPSET = 17
 #: Splits of a converted data set that calibration reads, in order of preference.

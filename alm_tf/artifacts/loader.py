@@ -18,8 +18,9 @@ import tensorflow as tf
 from alm_tf import groups as groups_lib
 from alm_tf import names
 from alm_tf.preprocessing import crops as people
-from alm_tf.artifacts.files import (ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, BOXES_SIGNATURE, CONFIG_NAME,
-                                    GROUPS_ASSET, GROUPS_KEY, METADATA_SIGNATURE, read_json,
+from alm_tf.artifacts.files import (ASSETS_DIR, ATTRIBUTES_ASSET, ATTRIBUTES_SIDECAR, BOXES_SIGNATURE,
+                                    CONFIG_NAME, DEFAULT_SIGNATURE, GROUPS_ASSET, GROUPS_KEY,
+                                    IMAGES_SIGNATURE, KERAS_SUFFIX, METADATA_SIGNATURE, read_json,
                                     SAVED_MODEL_FILE, ModelSourceError, as_float32,
                                     check_names_and_thresholds, config_path, is_model_dir,
                                     load_keras_model, model_config_of, read_attributes_file,
@@ -104,9 +105,9 @@ class LoadedModel:
         `thresholds`: per-request thresholds (a float, one per attribute, a
         name -> value map); default the model's (its `labels`).
         """
-        labels = groups_lib.relabel(outputs["probabilities"], outputs["labels"], thresholds,
+        labels = groups_lib.relabel(outputs[formats.PROBABILITIES], outputs[formats.LABELS], thresholds,
                                     self.attributes)
-        return self.groups.answers(outputs["probabilities"], labels)
+        return self.groups.answers(outputs[formats.PROBABILITIES], labels)
 
     @property
     def has_boxes(self) -> bool:
@@ -146,8 +147,8 @@ def _keras_loaded(model: keras.Model, attributes, thresholds, origin: str, *,
 
     def predict(images) -> dict:
         out = {k: np.asarray(v) for k, v in forward(tf.cast(images, tf.float32)).items()}
-        out["probabilities"] = tf.sigmoid(out[names.FUSED_OUTPUT]).numpy()
-        out["labels"] = _threshold_outputs(out["probabilities"], cut)
+        out[formats.PROBABILITIES] = tf.sigmoid(out[names.FUSED_OUTPUT]).numpy()
+        out[formats.LABELS] = _threshold_outputs(out[formats.PROBABILITIES], cut)
         return out
 
     return LoadedModel("keras", origin, attributes, thresholds, (height, width), predict,
@@ -165,7 +166,7 @@ def from_keras_model(model: keras.Model, attributes: Sequence[str],
 
 
 def _sidecar_attributes(path: str) -> Optional[list[str]]:
-    sidecar = path[: -len(".keras")] + ATTRIBUTES_SIDECAR
+    sidecar = path[: -len(KERAS_SUFFIX)] + ATTRIBUTES_SIDECAR
     return read_attributes_file(sidecar) if os.path.isfile(sidecar) else None
 
 
@@ -237,18 +238,18 @@ def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> L
         message = " ".join(str(e).split())[:200] or type(e).__name__
         raise ModelSourceError(f"cannot load SavedModel {path!r}: {message}") from None
     signatures = loaded.signatures
-    missing = [s for s in ("serving_default", "predict_images", METADATA_SIGNATURE) if s not in signatures]
+    missing = [s for s in (DEFAULT_SIGNATURE, IMAGES_SIGNATURE, METADATA_SIGNATURE) if s not in signatures]
     if missing:
         raise ModelSourceError(f"SavedModel {path!r} has no {missing[0]!r} signature: not one "
                                "alm-export wrote")
     meta = {k: v.numpy() for k, v in signatures[METADATA_SIGNATURE]().items()}
-    asset = os.path.join(path, "assets", ATTRIBUTES_ASSET)
+    asset = os.path.join(path, ASSETS_DIR, ATTRIBUTES_ASSET)
     names_found = (list(attributes) if attributes else read_attributes_file(asset) if os.path.isfile(asset)
                    else [a.decode("utf-8") for a in meta["attributes"].tolist()])
     height, width = int(meta["image_height"]), int(meta["image_width"])
     attributes_, thresholds = check_names_and_thresholds(
         names_found, meta["thresholds"].tolist(), len(meta["thresholds"]), path)
-    groups_file = os.path.join(path, "assets", GROUPS_ASSET)
+    groups_file = os.path.join(path, ASSETS_DIR, GROUPS_ASSET)
     if os.path.isfile(groups_file):
         stored = read_json(groups_file)
     else:  # the metadata signature carries the same JSON
@@ -256,8 +257,8 @@ def load_saved_model(path: str, attributes: Optional[Sequence[str]] = None) -> L
     if attributes and isinstance(stored, dict) and stored.get("attributes") != list(attributes_):
         stored = None  # names given by the caller: the stored groups do not apply
     groups = _groups_of(stored, attributes_, path)
-    images_fn, bytes_fn = signatures["predict_images"], signatures["serving_default"]
-    keys = ("probabilities", "labels", "boxes")
+    images_fn, bytes_fn = signatures[IMAGES_SIGNATURE], signatures[DEFAULT_SIGNATURE]
+    keys = formats.ANSWER_KEYS
 
     def predict(images) -> dict:
         out = images_fn(images=tf.cast(images, tf.float32))
@@ -307,7 +308,7 @@ def load_portable(path: str, attributes: Optional[Sequence[str]] = None) -> Load
 
     def predict(images) -> dict:
         out = portable.predict(np.asarray(images, np.float32))
-        out["labels"] = portable.labels(out["probabilities"])
+        out[formats.LABELS] = portable.labels(out[formats.PROBABILITIES])
         return out
 
     stored = portable.metadata.get(GROUPS_KEY) or None
@@ -355,7 +356,7 @@ def _load(source: str, which: str, attributes: Optional[Sequence[str]]) -> Loade
     saved = resolve_saved_model_dir(source)
     if saved:
         return load_saved_model(saved, attributes)
-    if os.path.isfile(source) and source.endswith(".keras"):
+    if os.path.isfile(source) and source.endswith(KERAS_SUFFIX):
         return load_keras_file(source, attributes)
     if os.path.isfile(source) and formats.is_portable_path(source):
         return load_portable(source, attributes)

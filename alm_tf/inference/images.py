@@ -37,17 +37,16 @@ import numpy as np
 from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
-from alm_tf import artifacts, names
-from alm_tf.people import run as people_prediction
+from alm_tf import artifacts
+from alm_tf.artifacts import formats as F
 from alm_tf.inference import pictures as visualization
+from alm_tf.inference import writers
 from alm_tf import groups as groups_lib
 from alm_tf.preprocessing import image_input
 from alm_tf.serving import client
 
 #: The file name extensions of a folder's images (`image_input.EXTENSIONS`).
 IMAGE_EXTENSIONS = image_input.EXTENSIONS
-#: The folder of the localization pictures inside the output folder.
-PICTURES_DIR = "pictures"
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -123,7 +122,7 @@ def find_images(spec: str) -> list[str]:
 
 
 def _loaded_predictor(loaded: artifacts.LoadedModel) -> ImagePredictor:
-    keys = ("probabilities", "labels", names.BOXES_OUTPUT)
+    keys = F.ANSWER_KEYS
 
     def fn(encoded: list[bytes]) -> dict:
         return {k: v for k, v in loaded.predict_encoded(encoded).items() if k in keys}
@@ -169,11 +168,11 @@ def _server_predictor(server: str, attributes: Optional[list[str]], model_name: 
         except client.ServingError as e:
             raise ValueError(f"TF Serving at {server}: {e}") from None
         out = {
-            "probabilities": np.array([[p.probabilities[a] for a in attributes] for p in preds], np.float32),
-            "labels": np.array([[p.labels[a] for a in attributes] for p in preds], np.int32),
+            F.PROBABILITIES: np.array([[p.probabilities[a] for a in attributes] for p in preds], np.float32),
+            F.LABELS: np.array([[p.labels[a] for a in attributes] for p in preds], np.int32),
         }
         if preds and preds[0].boxes is not None:
-            out["boxes"] = np.stack([np.asarray(p.boxes, np.float32) for p in preds])
+            out[F.BOXES] = np.stack([np.asarray(p.boxes, np.float32) for p in preds])
         return out
 
     def boxes_fn(frames, boxes, box_indices) -> dict:
@@ -202,7 +201,7 @@ def tf_png(array) -> bytes:
 
 
 def load_image_predictor(model: Optional[str] = None, *, attributes_file: Optional[str] = None,
-                         server: Optional[str] = None, model_name: str = "alm",
+                         server: Optional[str] = None, model_name: str = client.DEFAULT_MODEL_NAME,
                          which: str = "final", groups_file: Optional[str] = None,
                          max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> ImagePredictor:
     """A predictor for any model source (`alm_tf.artifacts.load`) or a TF Serving address.
@@ -305,6 +304,45 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
         ValueError: no image could be read.
     """
     groups_lib.request_thresholds(thresholds, predictor.attributes)  # bad thresholds fail first
+    good, skipped = _read_images(predictor, paths, max_image_pixels, report)
+    os.makedirs(output_dir, exist_ok=True)
+    outputs = _predict_batches(predictor, [d for _, d, _ in good], batch_size, progress)
+    names = predictor.attributes
+    probs = outputs[F.PROBABILITIES]
+    labels = outputs[F.LABELS] = groups_lib.relabel(probs, outputs[F.LABELS], thresholds, names)
+    groups = predictor.groups or groups_lib.infer(names)
+    answers = groups.answers(probs, labels)
+    # Picture names first: two images named a.png in different folders get
+    # a.png and a_2.png, and the CSV's `picture` column says which is whose.
+    picture_names: dict[int, str] = {}
+    if pictures and F.BOXES in outputs:
+        used: set = set()
+        limit = len(good) if max_pictures is None else min(max_pictures, len(good))
+        picture_names = {i: _picture_name(good[i][0], used) for i in range(limit)}
+    images = [path for path, _, _ in good]
+    csv_path = _write_csv(output_dir, images, picture_names, probs, labels, names, groups, answers)
+    writers.write_jsonl(os.path.join(output_dir, writers.PREDICTIONS_JSONL),
+                        (writers.jsonl_record(answers[i], probs[i], names, image=path)
+                         for i, path in enumerate(images)))
+    written = []
+    for i, picture in picture_names.items():
+        path, _, image = good[i]
+        rows = pick_attributes(probs[i], labels[i], max_picture_rows, picture_attributes)
+        target = os.path.join(output_dir, writers.PICTURES_DIR, picture)
+        visualization.save_localization_picture(
+            target, image, outputs[F.BOXES][i], rows, names, probabilities=probs[i],
+            labels=labels[i], title=os.path.basename(path), panel_height=panel_height)
+        written.append(target)
+    return PredictionResult(csv_path, written, images, skipped, outputs)
+
+
+def _read_images(predictor: ImagePredictor, paths: Sequence[str], max_image_pixels: int,
+                 report: Callable[[str], None]) -> tuple[list, list[tuple[str, str]]]:
+    """(path, bytes, PIL image) of every readable image and (path, reason) of the others.
+
+    Raises:
+        ValueError: none could be read (naming the first).
+    """
     good, skipped = [], []
     for path in paths:
         data, image, reason = _read_checked(path, predictor.image_limit(max_image_pixels),
@@ -319,56 +357,34 @@ def predict_files(predictor: ImagePredictor, paths: Sequence[str], output_dir: s
                          f"none of the {len(paths)} images could be read (first: {first})")
     for path, reason in skipped:
         report(f"skipped {path}: {reason}")
-    os.makedirs(output_dir, exist_ok=True)
-    bar = None
-    if progress:
-        bar = tqdm(total=len(good), unit="img", desc="predict")
+    return good, skipped
+
+
+def _predict_batches(predictor: ImagePredictor, encoded: list[bytes], batch_size: int,
+                     progress: bool) -> dict:
+    """The predictor's outputs of `encoded`, called `batch_size` images at a time, concatenated."""
+    bar = tqdm(total=len(encoded), unit="img", desc="predict") if progress else None
     outputs: dict = {}
-    for start in range(0, len(good), batch_size):
-        chunk = good[start:start + batch_size]
-        result = predictor([d for _, d, _ in chunk])
-        for key, value in result.items():
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start:start + batch_size]
+        for key, value in predictor(chunk).items():
             outputs.setdefault(key, []).append(np.asarray(value))
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    outputs = {k: np.concatenate(v) for k, v in outputs.items()}
-    names = predictor.attributes
-    probs = outputs["probabilities"]
-    labels = outputs["labels"] = groups_lib.relabel(probs, outputs["labels"], thresholds, names)
-    groups = predictor.groups or groups_lib.infer(names)
-    answers = groups.answers(probs, labels)
-    # Picture names first: two images named a.png in different folders get
-    # a.png and a_2.png, and the CSV's `picture` column says which is whose.
-    picture_names: dict[int, str] = {}
-    if pictures and "boxes" in outputs:
-        used: set = set()
-        limit = len(good) if max_pictures is None else min(max_pictures, len(good))
-        picture_names = {i: _picture_name(good[i][0], used) for i in range(limit)}
-    csv_path = os.path.join(output_dir, "predictions.csv")
+    return {k: np.concatenate(v) for k, v in outputs.items()}
+
+
+def _write_csv(output_dir: str, images: Sequence[str], picture_names: dict[int, str], probs, labels,
+               names: Sequence[str], groups: groups_lib.AttributeGroups, answers) -> str:
+    """predictions.csv: image, picture, `<attr>_prob` and `<attr>` per attribute, group answers."""
+    csv_path = os.path.join(output_dir, writers.PREDICTIONS_CSV)
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        header = ["image", "picture"]
-        for name in names:
-            header += [f"{name}_prob", name]
-        writer.writerow(header + list(groups.csv_columns))
-        for i, (path, _, _) in enumerate(good):
-            row = [path, f"{PICTURES_DIR}/{picture_names[i]}" if i in picture_names else ""]
-            for m in range(len(names)):
-                row += [f"{probs[i, m]:.6f}", int(labels[i, m])]
-            writer.writerow(row + groups.csv_values(answers[i]))
-    people_prediction.write_jsonl(
-        os.path.join(output_dir, people_prediction.PREDICTIONS_JSONL),
-        (people_prediction.jsonl_record(answers[i], probs[i], names, image=path)
-         for i, (path, _, _) in enumerate(good)))
-    written = []
-    for i, picture in picture_names.items():
-        path, _, image = good[i]
-        rows = pick_attributes(probs[i], labels[i], max_picture_rows, picture_attributes)
-        target = os.path.join(output_dir, PICTURES_DIR, picture)
-        visualization.save_localization_picture(
-            target, image, outputs["boxes"][i], rows, names, probabilities=probs[i],
-            labels=labels[i], title=os.path.basename(path), panel_height=panel_height)
-        written.append(target)
-    return PredictionResult(csv_path, written, [p for p, _, _ in good], skipped, outputs)
+        writer.writerow(["image", "picture"] + writers.attribute_columns(names) + list(groups.csv_columns))
+        for i, path in enumerate(images):
+            picture = f"{writers.PICTURES_DIR}/{picture_names[i]}" if i in picture_names else ""
+            writer.writerow([path, picture] + writers.attribute_cells(probs[i], labels[i])
+                            + groups.csv_values(answers[i]))
+    return csv_path

@@ -1,5 +1,6 @@
-"""Files written under temporary names and renamed together (the people
-folder's CSV and JSON lines writers)."""
+"""The answer files that image and people predictions write: their names,
+the CSV columns and JSON lines objects, and files written under temporary
+names and renamed together."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["StagedFiles", "attribute_cells", "attribute_columns", "jsonl_record", "write_jsonl"]
+#: One row per image: its path, its picture, then every attribute's probability and label.
+PREDICTIONS_CSV = "predictions.csv"
+#: One JSON object per image, box or track with its readable answers.
+PREDICTIONS_JSONL = "predictions.jsonl"
+#: The folder of the pictures (localization panels, frames with boxes) in an output folder.
+PICTURES_DIR = "pictures"
+
+__all__ = ["PICTURES_DIR", "PREDICTIONS_CSV", "PREDICTIONS_JSONL", "StagedFiles", "attribute_cells",
+           "attribute_columns", "jsonl_record", "write_jsonl"]
 
 
 def attribute_columns(attributes: Sequence[str]) -> list[str]:

@@ -51,11 +51,10 @@ from alm_tf.people import footage_outputs
 from alm_tf.people import footage as footage_run
 from alm_tf.inference.writers import StagedFiles as _Outputs
 from alm_tf.inference.writers import attribute_cells, attribute_columns, jsonl_record, write_jsonl
+from alm_tf.inference.writers import PICTURES_DIR, PREDICTIONS_JSONL
 
 BOXES_CSV = "boxes.csv"
 TRACKS_CSV = "tracks.csv"
-PREDICTIONS_JSONL = "predictions.jsonl"
-PICTURES_DIR = "pictures"
 MODES = ("boxes", "tracks")
 BOX_COLUMNS = ("frame", "image", "id", "x1", "y1", "x2", "y2", "score", "clipped")
 TRACK_COLUMNS = ("id", "first_frame", "last_frame", "num_frames", "camera", "start_time", "end_time")

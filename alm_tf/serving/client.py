@@ -55,10 +55,12 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from alm_tf import artifacts
 from alm_tf import groups as groups_lib
+from alm_tf.artifacts import formats as F
 
-DEFAULT_MODEL_NAME = "alm"
-OUTPUT_KEYS = ("probabilities", "labels", "boxes")
+DEFAULT_MODEL_NAME = artifacts.DEFAULT_MODEL_NAME
+OUTPUT_KEYS = F.ANSWER_KEYS
 BOXES_SIGNATURE = artifacts.BOXES_SIGNATURE
+_BYTES, _BOXES, _INDICES = artifacts.IMAGE_BYTES_INPUT, artifacts.BOXES_INPUT, artifacts.BOX_INDICES_INPUT
 #: Request layouts of predict_boxes (module docstring).
 BOX_LAYOUTS = ("rows", "frames")
 #: Seconds `check_server` waits for a server to answer.
@@ -93,14 +95,14 @@ class Prediction:
 def read_attributes(saved_model_dir: str) -> list[str]:
     """Attribute names from a SavedModel's assets/attributes.txt."""
     return artifacts.read_attributes_file(
-        os.path.join(saved_model_dir, "assets", artifacts.ATTRIBUTES_ASSET))
+        os.path.join(saved_model_dir, artifacts.ASSETS_DIR, artifacts.ATTRIBUTES_ASSET))
 
 
 def read_groups(saved_model_dir: str) -> groups_lib.AttributeGroups:
     """Attribute groups from a SavedModel's assets/groups.json (exports made
     before it existed: the known groups of their attribute names)."""
     attributes = read_attributes(saved_model_dir)
-    path = os.path.join(saved_model_dir, "assets", artifacts.GROUPS_ASSET)
+    path = os.path.join(saved_model_dir, artifacts.ASSETS_DIR, artifacts.GROUPS_ASSET)
     if not os.path.isfile(path):
         return groups_lib.infer(attributes)
     with open(path, encoding="utf-8") as f:
@@ -121,14 +123,14 @@ def to_predictions(outputs: dict, attributes: Sequence[str], *,
     `thresholds`: per-request thresholds that relabel the probabilities;
     `groups`: AttributeGroups (or a description) for `answers`.
     """
-    probabilities = np.asarray(outputs["probabilities"], np.float32)
+    probabilities = np.asarray(outputs[F.PROBABILITIES], np.float32)
     if probabilities.ndim != 2 or probabilities.shape[1] != len(attributes):
         raise ServingError(f"expected probabilities of shape (N, {len(attributes)}), "
                            f"got {probabilities.shape}")
-    labels = groups_lib.relabel(probabilities, np.asarray(outputs["labels"], np.int64), thresholds,
+    labels = groups_lib.relabel(probabilities, np.asarray(outputs[F.LABELS], np.int64), thresholds,
                                 attributes)
     groups = _as_groups(groups, attributes)
-    boxes = outputs.get("boxes")
+    boxes = outputs.get(F.BOXES)
     boxes = None if boxes is None else np.asarray(boxes, np.float32)
     result = []
     for n in range(probabilities.shape[0]):
@@ -156,10 +158,10 @@ def box_inputs(frames: Sequence[bytes], boxes, box_indices, layout: str = "rows"
     if bad:
         raise ValueError(f"box index {bad[0]} names no frame (there are {len(frames)} frames)")
     if layout == "rows":
-        return {"image_bytes": np.array([bytes(frames[i]) for i in box_indices], dtype=object),
-                "boxes": boxes, "box_indices": np.full([len(boxes)], -1, np.int32)}
-    return {"image_bytes": np.array([bytes(f) for f in frames], dtype=object), "boxes": boxes,
-            "box_indices": box_indices.astype(np.int32)}
+        return {_BYTES: np.array([bytes(frames[i]) for i in box_indices], dtype=object),
+                _BOXES: boxes, _INDICES: np.full([len(boxes)], -1, np.int32)}
+    return {_BYTES: np.array([bytes(f) for f in frames], dtype=object), _BOXES: boxes,
+            _INDICES: box_indices.astype(np.int32)}
 
 
 def _box_chunks(frames, boxes, box_indices, layout: str, max_boxes: int):
@@ -224,7 +226,7 @@ def rest_url(url: str, model_name: str = DEFAULT_MODEL_NAME, version: Optional[i
     return url.rstrip("/") + path + ":predict"
 
 
-def rest_request(images: Sequence[bytes], signature_name: str = "serving_default") -> dict:
+def rest_request(images: Sequence[bytes], signature_name: str = artifacts.DEFAULT_SIGNATURE) -> dict:
     """The JSON body of a row-format predict request on encoded images."""
     return {"signature_name": signature_name,
             "instances": [{"b64": base64.b64encode(bytes(b)).decode("ascii")} for b in images]}
@@ -233,27 +235,27 @@ def rest_request(images: Sequence[bytes], signature_name: str = "serving_default
 def rest_boxes_request(inputs: dict) -> dict:
     """The JSON body of a columnar (`inputs`) predict_boxes request."""
     return {"signature_name": BOXES_SIGNATURE, "inputs": {
-        "image_bytes": [{"b64": base64.b64encode(bytes(b)).decode("ascii")} for b in inputs["image_bytes"]],
-        "boxes": np.asarray(inputs["boxes"], np.float32).tolist(),
-        "box_indices": [int(i) for i in inputs["box_indices"]]}}
+        _BYTES: [{"b64": base64.b64encode(bytes(b)).decode("ascii")} for b in inputs[_BYTES]],
+        _BOXES: np.asarray(inputs[_BOXES], np.float32).tolist(),
+        _INDICES: [int(i) for i in inputs[_INDICES]]}}
 
 
 def rest_outputs(body: dict) -> dict:
     """Batched arrays from a REST predict answer (row or columnar format)."""
     if "outputs" in body:
         outputs = body["outputs"]
-        return outputs if isinstance(outputs, dict) else {"probabilities": outputs}
+        return outputs if isinstance(outputs, dict) else {F.PROBABILITIES: outputs}
     rows = body.get("predictions")
     if rows is None:
         raise ServingError(f"answer has neither 'predictions' nor 'outputs': {sorted(body)}")
     if rows and not isinstance(rows[0], dict):  # a single output comes unnamed
-        return {"probabilities": rows}
+        return {F.PROBABILITIES: rows}
     return {k: [row[k] for row in rows] for k in (rows[0] if rows else {})}
 
 
 def predict_rest(images: Sequence[bytes], attributes: Sequence[str], *,
                  url: str = "http://localhost:8501", model_name: str = DEFAULT_MODEL_NAME,
-                 version: Optional[int] = None, signature_name: str = "serving_default",
+                 version: Optional[int] = None, signature_name: str = artifacts.DEFAULT_SIGNATURE,
                  timeout: float = 30.0, thresholds: groups_lib.ThresholdSpec = None,
                  groups=None) -> list[Prediction]:
     """Predicts encoded images (JPEG/PNG bytes) through the REST API.
@@ -314,15 +316,15 @@ def _post(body: dict, url: str, model_name: str, version: Optional[int], timeout
 
 
 def grpc_request(images: Sequence[bytes], model_name: str = DEFAULT_MODEL_NAME,
-                 version: Optional[int] = None, signature_name: str = "serving_default"):
+                 version: Optional[int] = None, signature_name: str = artifacts.DEFAULT_SIGNATURE):
     """A PredictRequest with `image_bytes` (tf.string [N])."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
     if version:
         request.model_spec.version.value = int(version)
-    if signature_name != "metadata":
-        request.inputs["image_bytes"].CopyFrom(
+    if signature_name != artifacts.METADATA_SIGNATURE:
+        request.inputs[_BYTES].CopyFrom(
             tf.make_tensor_proto([bytes(b) for b in images], dtype=tf.string, shape=[len(images)]))
     return request
 
@@ -330,18 +332,15 @@ def grpc_request(images: Sequence[bytes], model_name: str = DEFAULT_MODEL_NAME,
 def grpc_boxes_request(inputs: dict, model_name: str = DEFAULT_MODEL_NAME,
                        version: Optional[int] = None):
     """A predict_boxes PredictRequest from `box_inputs`."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2
-
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = BOXES_SIGNATURE
     if version:
         request.model_spec.version.value = int(version)
-    request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(
-        [bytes(b) for b in inputs["image_bytes"]], dtype=tf.string, shape=[len(inputs["image_bytes"])]))
-    request.inputs["boxes"].CopyFrom(tf.make_tensor_proto(np.asarray(inputs["boxes"], np.float32)))
-    request.inputs["box_indices"].CopyFrom(tf.make_tensor_proto(np.asarray(inputs["box_indices"], np.int32)))
+    request.inputs[_BYTES].CopyFrom(tf.make_tensor_proto(
+        [bytes(b) for b in inputs[_BYTES]], dtype=tf.string, shape=[len(inputs[_BYTES])]))
+    request.inputs[_BOXES].CopyFrom(tf.make_tensor_proto(np.asarray(inputs[_BOXES], np.float32)))
+    request.inputs[_INDICES].CopyFrom(tf.make_tensor_proto(np.asarray(inputs[_INDICES], np.int32)))
     return request
 
 
@@ -365,7 +364,7 @@ def fetch_metadata_grpc(*, target: str = "localhost:8500", model_name: str = DEF
                         channel=None) -> dict:
     """The `metadata` signature: attributes (list of str), thresholds, sizes, versions."""
     stub, _ = _stub(target, channel)
-    values = _call(stub, grpc_request([], model_name, version, "metadata"), timeout)
+    values = _call(stub, grpc_request([], model_name, version, artifacts.METADATA_SIGNATURE), timeout)
     result = {}
     for key, value in values.items():
         if value.dtype == object:

@@ -23,7 +23,7 @@ labels, boxes):
                     (the model's: a JPEG's EXIF Orientation ignored or
                     applied in serving_default and predict_boxes)
 
-Outputs of the three image endpoints (CONTRACT.md): `probabilities`
+Outputs of the three image endpoints: `probabilities`
 float32 (N, M), `labels` int32 (N, M) (probability > threshold, the rule
 of `alm_tf.evaluation.report`), `boxes` float32 (N, L, M, 4) (absent for the
 baseline). Images are brought to the model size with
@@ -60,16 +60,17 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 import alm_tf
-from alm_tf import artifacts, outputs
+from alm_tf import artifacts, names, outputs
+from alm_tf.artifacts import formats as F
 from alm_tf.preprocessing import crops as people
 from alm_tf.data import example as example_keys
 from alm_tf.preprocessing import image_input
 from alm_tf.preprocessing import pixels as preprocessing
-from alm_tf.serving.client import DEFAULT_MODEL_NAME
 
-IMAGE_SIGNATURES = ("serving_default", "predict_images", "predict_examples")
+#: The endpoints that answer one row per image.
+IMAGE_SIGNATURES = artifacts.IMAGE_SIGNATURES
 #: Frames + person boxes -> one answer per box (alm_tf.preprocessing.crops).
-BOXES_SIGNATURE = "predict_boxes"
+BOXES_SIGNATURE = artifacts.BOXES_SIGNATURE
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 #: Batch sizes warmed up through serving_default (= allowed_batch_sizes
 #: in savedmodel/batching_parameters.txt); the other signatures use 1.
@@ -116,46 +117,71 @@ def _checked_decoder(max_image_pixels: int, exif_orientation: str):
     return decode
 
 
-def make_endpoints(source: ExportSource, model_version: int = 0,
-                   max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> dict:
-    """The endpoint functions: name -> (python function, input signature).
-
-    All image endpoints call one `serve` tf.function on (N, H, W, 3) RGB
-    0..255 float32 images already at the model size. The endpoints taking
-    encoded bytes refuse an image whose header claims more than
-    `max_image_pixels` before decoding it (InvalidArgumentError).
-    """
-    decode = _checked_decoder(max_image_pixels, source.exif_orientation)
+def _serve_function(source: ExportSource):
+    """The one concrete `serve` function: (N, H, W, 3) RGB 0..255 float32 at
+    the model size -> probabilities, thresholded labels and (ALM) boxes."""
     model = source.model
     height, width = source.image_size
     thresholds = tf.constant(source.thresholds, tf.float32)
-    has_boxes = "boxes" in model.output
+    has_boxes = names.BOXES_OUTPUT in model.output
 
     @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)],
                  autograph=False, jit_compile=False)
     def serve(images_at_size):
         outputs = model(preprocessing.normalize_images(images_at_size), training=False)
-        probabilities = tf.sigmoid(tf.cast(outputs["logits"], tf.float32))
+        probabilities = tf.sigmoid(tf.cast(outputs[names.FUSED_OUTPUT], tf.float32))
         result = {
-            "probabilities": probabilities,
-            "labels": tf.cast(probabilities > thresholds, tf.int32),
+            F.PROBABILITIES: probabilities,
+            F.LABELS: tf.cast(probabilities > thresholds, tf.int32),
         }
         if has_boxes:
-            result["boxes"] = tf.cast(outputs["boxes"], tf.float32)
+            result[F.BOXES] = tf.cast(outputs[names.BOXES_OUTPUT], tf.float32)
         return result
 
     # The endpoints call this one concrete function: calling the tf.function
     # itself traced the model twice (its first call's variable-creation
     # trace, then the call's own), one full model trace more per export.
-    serve = serve.get_concrete_function()
+    return serve.get_concrete_function()
 
-    def decode_to_size(encoded):
-        image = decode(encoded)
-        return preprocessing.resize_images(image, height, width)
+
+def _metadata_values(source: ExportSource, num_levels: int, model_version: int,
+                     max_image_pixels: int) -> dict:
+    """The metadata endpoint's constants (see the module docstring)."""
+    height, width = source.image_size
+    return {
+        "attributes": tf.constant(list(source.attributes), tf.string),
+        "thresholds": tf.constant(source.thresholds, tf.float32),
+        "image_height": tf.constant(height, tf.int32),
+        "image_width": tf.constant(width, tf.int32),
+        "num_levels": tf.constant(num_levels, tf.int32),
+        "model_name": tf.constant(source.model.name, tf.string),
+        "groups": tf.constant(source.groups.to_json(), tf.string),
+        "model_version": tf.constant(int(model_version), tf.int64),
+        "project_version": tf.constant(alm_tf.__version__, tf.string),
+        image_input.MAX_PIXELS_FLAG: tf.constant(max_image_pixels, tf.int64),
+        image_input.EXIF_FLAG: tf.constant(source.exif_orientation, tf.string),
+    }
+
+
+def make_endpoints(source: ExportSource, model_version: int = 0,
+                   max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> dict:
+    """The endpoint functions: name -> (python function, input signature).
+
+    All image endpoints call one `serve` function on (N, H, W, 3) RGB
+    0..255 float32 images already at the model size. The endpoints taking
+    encoded bytes refuse an image whose header claims more than
+    `max_image_pixels` before decoding it (InvalidArgumentError).
+    """
+    decode = _checked_decoder(max_image_pixels, source.exif_orientation)
+    serve = _serve_function(source)
+    height, width = source.image_size
+    boxes_output = source.model.output.get(names.BOXES_OUTPUT)
+    num_levels = 0 if boxes_output is None else int(boxes_output.shape[1])
+    num_attributes = len(source.attributes)
 
     def from_bytes(encoded_batch):
-        images = tf.map_fn(decode_to_size, encoded_batch,
-                           fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
+        images = tf.map_fn(lambda encoded: preprocessing.resize_images(decode(encoded), height, width),
+                           encoded_batch, fn_output_signature=tf.TensorSpec([height, width, 3], tf.float32))
         return serve(images)
 
     def serving_default(image_bytes):
@@ -165,20 +191,15 @@ def make_endpoints(source: ExportSource, model_version: int = 0,
         images = _check_image_sizes(images)
         return serve(preprocessing.resize_images(images, height, width))
 
-    num_levels = int(model.output["boxes"].shape[1]) if has_boxes else 0
-    num_attributes = len(source.attributes)
-
     def no_people():  # K = 0 (a frame without people): empty answers, no model call
-        empty = {"probabilities": tf.zeros([0, num_attributes], tf.float32),
-                 "labels": tf.zeros([0, num_attributes], tf.int32)}
-        if has_boxes:
-            empty["boxes"] = tf.zeros([0, num_levels, num_attributes, 4], tf.float32)
+        empty = {F.PROBABILITIES: tf.zeros([0, num_attributes], tf.float32),
+                 F.LABELS: tf.zeros([0, num_attributes], tf.int32)}
+        if num_levels:
+            empty[F.BOXES] = tf.zeros([0, num_levels, num_attributes, 4], tf.float32)
         return empty
 
     def predict_boxes(image_bytes, boxes, box_indices):
-        crops = people.crops_from_frames(
-            image_bytes, boxes, box_indices, height, width,
-            decode=decode)
+        crops = people.crops_from_frames(image_bytes, boxes, box_indices, height, width, decode=decode)
         return tf.cond(tf.shape(crops)[0] > 0, lambda: serve(crops), no_people)
 
     def predict_examples(examples):
@@ -186,32 +207,23 @@ def make_endpoints(source: ExportSource, model_version: int = 0,
             examples, {example_keys.ENCODED: tf.io.FixedLenFeature([], tf.string)})
         return from_bytes(features[example_keys.ENCODED])
 
-    metadata_values = {
-        "attributes": tf.constant(list(source.attributes), tf.string),
-        "thresholds": thresholds,
-        "image_height": tf.constant(height, tf.int32),
-        "image_width": tf.constant(width, tf.int32),
-        "num_levels": tf.constant(num_levels, tf.int32),
-        "model_name": tf.constant(model.name, tf.string),
-        "groups": tf.constant(source.groups.to_json(), tf.string),
-        "model_version": tf.constant(int(model_version), tf.int64),
-        "project_version": tf.constant(alm_tf.__version__, tf.string),
-        image_input.MAX_PIXELS_FLAG: tf.constant(max_image_pixels, tf.int64),
-        image_input.EXIF_FLAG: tf.constant(source.exif_orientation, tf.string),
-    }
+    metadata_values = _metadata_values(source, num_levels, model_version, max_image_pixels)
 
     def metadata():
         return {k: tf.identity(v) for k, v in metadata_values.items()}
 
+    def encoded(name):
+        return tf.TensorSpec([None], tf.string, name=name)
+
     return {
-        "serving_default": (serving_default, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
-        "predict_images": (predict_images,
-                           [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]),
-        "predict_examples": (predict_examples,
-                             [tf.TensorSpec([None], tf.string, name="examples")]),
-        BOXES_SIGNATURE: (predict_boxes, [tf.TensorSpec([None], tf.string, name="image_bytes"),
-                                          tf.TensorSpec([None, 4], tf.float32, name="boxes"),
-                                          tf.TensorSpec([None], tf.int32, name="box_indices")]),
+        artifacts.DEFAULT_SIGNATURE: (serving_default, [encoded(artifacts.IMAGE_BYTES_INPUT)]),
+        artifacts.IMAGES_SIGNATURE: (predict_images, [tf.TensorSpec([None, None, None, 3], tf.float32,
+                                                                    name=artifacts.IMAGES_INPUT)]),
+        artifacts.EXAMPLES_SIGNATURE: (predict_examples, [encoded(artifacts.EXAMPLES_INPUT)]),
+        artifacts.BOXES_SIGNATURE: (predict_boxes, [
+            encoded(artifacts.IMAGE_BYTES_INPUT),
+            tf.TensorSpec([None, 4], tf.float32, name=artifacts.BOXES_INPUT),
+            tf.TensorSpec([None], tf.int32, name=artifacts.BOX_INDICES_INPUT)]),
         artifacts.METADATA_SIGNATURE: (metadata, []),
     }
 
@@ -246,7 +258,7 @@ def warmup_image(height: int, width: int) -> np.ndarray:
                      (y + x) / 2.0 * np.ones((height, width), np.float32)], -1).astype(np.uint8)
 
 
-def warmup_requests(image_size: tuple[int, int], model_name: str = DEFAULT_MODEL_NAME):
+def warmup_requests(image_size: tuple[int, int], model_name: str = artifacts.DEFAULT_MODEL_NAME):
     """PredictionLog protos: serving_default and predict_boxes (row layout) at
     every WARMUP_BATCH_SIZES, the others at 1."""
 
@@ -264,17 +276,18 @@ def warmup_requests(image_size: tuple[int, int], model_name: str = DEFAULT_MODEL
         return prediction_log_pb2.PredictionLog(
             predict_log=prediction_log_pb2.PredictLog(request=request))
 
-    logs = [log("serving_default", "image_bytes", np.array([jpeg] * n, dtype=object))
+    logs = [log(artifacts.DEFAULT_SIGNATURE, artifacts.IMAGE_BYTES_INPUT, np.array([jpeg] * n, dtype=object))
             for n in WARMUP_BATCH_SIZES]
-    logs.append(log("predict_images", "images", picture[None].astype(np.float32)))
-    logs.append(log("predict_examples", "examples", np.array([serialized], dtype=object)))
+    logs.append(log(artifacts.IMAGES_SIGNATURE, artifacts.IMAGES_INPUT, picture[None].astype(np.float32)))
+    logs.append(log(artifacts.EXAMPLES_SIGNATURE, artifacts.EXAMPLES_INPUT,
+                    np.array([serialized], dtype=object)))
     # predict_boxes in the row layout (one frame per box, index -1), the one
     # a batching server accepts: every input's first dimension is K.
     for n in WARMUP_BATCH_SIZES:
         logs.append(log(BOXES_SIGNATURE, {
-            "image_bytes": np.array([jpeg] * n, dtype=object),
-            "boxes": np.tile(np.asarray([[0.1, 0.2, 0.9, 0.8]], np.float32), (n, 1)),
-            "box_indices": np.full([n], -1, np.int32)}))
+            artifacts.IMAGE_BYTES_INPUT: np.array([jpeg] * n, dtype=object),
+            artifacts.BOXES_INPUT: np.tile(np.asarray([[0.1, 0.2, 0.9, 0.8]], np.float32), (n, 1)),
+            artifacts.BOX_INDICES_INPUT: np.full([n], -1, np.int32)}))
     return logs
 
 
@@ -321,10 +334,10 @@ def write_saved_model(source: ExportSource, version: int, folder: str,
                       max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> None:
     """Writes the SavedModel, its assets and warmup requests into `folder`."""
     build_archive(source, version, max_image_pixels).write_out(folder, verbose=False)
-    os.makedirs(os.path.join(folder, "assets"), exist_ok=True)
-    with open(os.path.join(folder, "assets", artifacts.ATTRIBUTES_ASSET), "w") as f:
+    os.makedirs(os.path.join(folder, artifacts.ASSETS_DIR), exist_ok=True)
+    with open(os.path.join(folder, artifacts.ASSETS_DIR, artifacts.ATTRIBUTES_ASSET), "w") as f:
         f.write("".join(f"{name}\n" for name in source.attributes))
-    with open(os.path.join(folder, "assets", artifacts.GROUPS_ASSET), "w") as f:
+    with open(os.path.join(folder, artifacts.ASSETS_DIR, artifacts.GROUPS_ASSET), "w") as f:
         f.write(source.groups.to_json() + "\n")
     write_warmup(folder, source.image_size)
 

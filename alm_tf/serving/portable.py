@@ -11,7 +11,7 @@ The batch axis is dynamic in every file. Decoding and resizing stay
 outside (no ONNX or LiteRT kernel decodes JPEG): model.json describes that
 step (`alm_tf.preprocessing.pixels.description`).
 
-How each file is made (checked with TF 2.21 / Keras 3.15; BUILD_NOTES.md):
+How each file is made (BUILD_NOTES.md, "Portable exports", says why):
   - ONNX: `tf2onnx.convert.from_function` on the serving tf.function
     (opset ONNX_OPSET). Keras' `Model.export(format="onnx")` would export
     the bare model (normalized input, logits) instead of this graph.
@@ -79,7 +79,7 @@ def serving_function(model: keras.Model, image_size: Sequence[int]) -> tf.types.
 def write_frozen_saved_model(serve, path: str) -> None:
     """A SavedModel with `serve` as serving_default (what LiteRT and OpenVINO convert)."""
     archive = keras.export.ExportArchive()
-    archive.add_endpoint("serving_default", serve)
+    archive.add_endpoint(artifacts.DEFAULT_SIGNATURE, serve)
     archive.write_out(path, verbose=False)
 
 
@@ -137,7 +137,7 @@ def _write_openvino(saved_model_dir: str, xml_path: str) -> None:
 
 
 def metadata(attributes: Sequence[str], thresholds: Sequence[float], image_size: Sequence[int],
-             *, num_levels: int, files: Mapping[str, dict], model_name: str = "alm",
+             *, num_levels: int, files: Mapping[str, dict], model_name: str,
              model_version: int = 0, groups: Optional[dict] = None,
              exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> dict:
     """The model.json payload (see savedmodel/PORTABLE.md for each key)."""
@@ -283,24 +283,8 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
     os.makedirs(output_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-portable-", dir=output_dir)
     try:
-        serve = serving_function(model, image_size)
-        if F.ONNX in portable:
-            _write_onnx(serve, os.path.join(tmp, F.ONNX_FILE))
-        if F.LITERT in portable or F.OPENVINO in portable:
-            frozen = os.path.join(tmp, "frozen_saved_model")
-            write_frozen_saved_model(serve, frozen)
-            if F.LITERT in portable:
-                for precision in (F.FLOAT32,) + precisions:
-                    try:
-                        flatbuffer = litert.convert(frozen, precision, calibration_images,
-                                                    float_scopes=float_scopes, progress=progress)
-                    except litert.ConversionError as e:
-                        raise PortableExportError(str(e)) from None
-                    with open(os.path.join(tmp, F.LITERT_FILES[precision]), "wb") as f:
-                        f.write(flatbuffer)
-            if F.OPENVINO in portable:
-                _write_openvino(frozen, os.path.join(tmp, F.OPENVINO_FILE))
-            shutil.rmtree(frozen)
+        _write_formats(serving_function(model, image_size), tmp, portable, precisions,
+                       calibration_images, float_scopes, progress)
         payload = metadata(attributes, thresholds, image_size, num_levels=num_levels,
                            files=entries, model_name=model.name, model_version=model_version,
                            groups=groups, exif_orientation=exif_orientation)
@@ -313,6 +297,30 @@ def export_portable(model: keras.Model, attributes: Sequence[str], thresholds: S
         logging.info("wrote %s", path)
     keys = {e["path"]: k for k, e in entries.items()}
     return {keys.get(rel, "metadata"): path for rel, path in written.items()}
+
+
+def _write_formats(serve, tmp: str, portable: Sequence[str], precisions: Sequence[str],
+                   calibration_images: Optional[np.ndarray], float_scopes: Sequence[str],
+                   progress: bool) -> None:
+    """Converts the serving function into each of `portable` (and every LiteRT precision) in `tmp`."""
+    if F.ONNX in portable:
+        _write_onnx(serve, os.path.join(tmp, F.ONNX_FILE))
+    if F.LITERT not in portable and F.OPENVINO not in portable:
+        return
+    frozen = os.path.join(tmp, "frozen_saved_model")
+    write_frozen_saved_model(serve, frozen)
+    if F.LITERT in portable:
+        for precision in (F.FLOAT32,) + tuple(precisions):
+            try:
+                flatbuffer = litert.convert(frozen, precision, calibration_images,
+                                            float_scopes=float_scopes, progress=progress)
+            except litert.ConversionError as e:
+                raise PortableExportError(str(e)) from None
+            with open(os.path.join(tmp, F.LITERT_FILES[precision]), "wb") as f:
+                f.write(flatbuffer)
+    if F.OPENVINO in portable:
+        _write_openvino(frozen, os.path.join(tmp, F.OPENVINO_FILE))
+    shutil.rmtree(frozen)
 
 
 def _move_into_place(tmp: str, output_dir: str, relative_paths: Sequence[str]) -> dict[str, str]:
