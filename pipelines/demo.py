@@ -19,7 +19,7 @@ from absl import flags, logging
 
 from alm_tf import outputs
 from alm_tf.demo import run as demo
-from alm_tf.config import BOX_KERNEL_INITS
+from alm_tf.training.config import BOX_KERNEL_INITS
 from alm_tf.data.synth import CROPS, SynthConfig
 from pipelines import _cli, _model_flags
 

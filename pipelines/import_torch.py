@@ -124,7 +124,7 @@ def _run() -> str:
     except OSError as e:
         raise _UserError(f"cannot write {e.filename or output}: "
                          f"{e.strerror or e}") from None
-    what = ("official ALM checkpoint" if kind == "alm" else
+    what = (torch_import.KIND_DESCRIPTIONS[kind] if kind == torch_import.ALM_CHECKPOINT else
             "ImageNet BN-Inception backbone (rest of the model initialized)")
     return (f"imported {what} {_CHECKPOINT.value} for {_DATASET.value} "
             f"(M={len(names)}, input {model_config.image_height}x{model_config.image_width}) "

@@ -38,7 +38,7 @@ import sys
 from absl import flags
 
 from alm_tf import artifacts, outputs
-from alm_tf.config import BOX_KERNEL_INITS
+from alm_tf.training.config import BOX_KERNEL_INITS
 from alm_tf.losses import WEIGHTINGS
 from alm_tf.training import NonFiniteLossError, TrainConfig, train
 from alm_tf.training import config as cfg

@@ -56,7 +56,8 @@ from alm_tf import artifacts
 from alm_tf.evaluation import report as evaluation
 from alm_tf.evaluation import metrics
 from alm_tf.inference import images as prediction
-from alm_tf.config import BOX_KERNEL_INITS, ModelConfig, check_lr_multiplier
+from alm_tf.config import ModelConfig
+from alm_tf.training.config import BOX_KERNEL_INITS, check_lr_multiplier
 from alm_tf.data import convert as convert_lib
 from alm_tf.data import synth
 from alm_tf.evaluation.localization import fixed_box_ceiling, localization_hit_rate

@@ -202,7 +202,7 @@ def tf_png(array) -> bytes:
 
 
 def load_image_predictor(model: Optional[str] = None, *, attributes_file: Optional[str] = None,
-                         server: Optional[str] = None, model_name: str = "alm",
+                         server: Optional[str] = None, model_name: str = names.MODEL_NAME,
                          which: str = "final", groups_file: Optional[str] = None,
                          max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> ImagePredictor:
     """A predictor for any model source (`alm_tf.artifacts.load`) or a TF Serving address.

@@ -53,10 +53,10 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from alm_tf import artifacts
+from alm_tf import artifacts, names
 from alm_tf import groups as groups_lib
 
-DEFAULT_MODEL_NAME = "alm"
+DEFAULT_MODEL_NAME = names.MODEL_NAME
 OUTPUT_KEYS = ("probabilities", "labels", "boxes")
 BOXES_SIGNATURE = artifacts.BOXES_SIGNATURE
 #: Request layouts of predict_boxes (module docstring).

@@ -137,7 +137,7 @@ def _write_openvino(saved_model_dir: str, xml_path: str) -> None:
 
 
 def metadata(attributes: Sequence[str], thresholds: Sequence[float], image_size: Sequence[int],
-             *, num_levels: int, files: Mapping[str, dict], model_name: str = "alm",
+             *, num_levels: int, files: Mapping[str, dict], model_name: str = names.MODEL_NAME,
              model_version: int = 0, groups: Optional[dict] = None,
              exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> dict:
     """The model.json payload (see savedmodel/PORTABLE.md for each key)."""
