@@ -19,6 +19,13 @@ from typing import Callable, NoReturn
 
 from absl import app, flags
 
+#: Keyword arguments of every flag definition. Several binaries define some of
+#: the same names (output_dir, progress, ...), and the tests, the demo and
+#: notebooks import several of them into one process: absl refuses a second
+#: definition without this. A shared name keeps one default everywhere
+#: (tests/test_cli_flags.py checks it).
+OVERRIDE = {"allow_override": True}
+
 HELP_ARGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
 HELPFULL_ARGS = ("--helpfull", "-helpfull")
 
