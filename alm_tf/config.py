@@ -20,14 +20,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional, Tuple
 
-from alm_tf.backbones.registry import BACKBONES, IMAGENET, check_weights, get_spec
+from alm_tf.backbones.registry import BACKBONES, IMAGENET, SIZE_MULTIPLE, check_weights, get_spec
 from alm_tf.names import COMBINE_MODES, FUSION_MODES, LEVELS, UPSAMPLING_MODES
 from alm_tf.preprocessing import image_input
 
 #: How a level combines the upsampled coarser level with its lateral features.
 TOP_DOWN_MODES = COMBINE_MODES
-#: The input size must be a multiple of this (see the module docstring).
-SIZE_MULTIPLE = 32
 
 
 def check_image_size(name: str, value: Any) -> int:

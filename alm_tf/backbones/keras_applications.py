@@ -44,8 +44,7 @@ import keras
 
 from alm_tf import names
 from alm_tf.backbones.registry import (APPLICATION_OUTPUT, KERAS_APPLICATION_BACKBONES, REGISTRY,
-                                       BackboneSpec)
-from alm_tf.config import SIZE_MULTIPLE
+                                       SIZE_MULTIPLE, BackboneSpec)
 # The project's one input normalization (shared with training and serving).
 from alm_tf.preprocessing.pixels import IMAGENET_MEAN, IMAGENET_STD
 
