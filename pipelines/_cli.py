@@ -8,6 +8,9 @@
 - `--helpfull` prints the same, then every flag the process knows; exit 0.
 - anything else goes to `absl.app.run` with a parser that reports a bad
   flag as one line (`prog: error: ...`, exit 1).
+
+`OVERRIDE` goes with every flag definition (see there); the flags that
+several binaries define alike live in `pipelines._shared_flags`.
 """
 
 from __future__ import annotations
