@@ -3,7 +3,10 @@
 Every binary builds it once from its flags (`pipelines/_model_flags.py`),
 the trainer and the demo hold it (they do not repeat its fields), a model
 dir's config.json and every `.keras` file this project writes store it
-once, and a resume compares it. Its rules live in `__post_init__`.
+once, and a resume compares it. Its rules live in `__post_init__`. It is
+plain data and imports no Keras: its choices come from `alm_tf.names` and
+the backbone registry (the description does not depend on the code that
+builds it); training-only settings live in `alm_tf.training.config`.
 
 The input-size rule: height and width are multiples of 32 (at least 32),
 for every backbone. Each backbone is tapped at strides 8, 16 and 32 and the
