@@ -3,7 +3,10 @@
 Every binary builds it once from its flags (`pipelines/_model_flags.py`),
 the trainer and the demo hold it (they do not repeat its fields), a model
 dir's config.json and every `.keras` file this project writes store it
-once, and a resume compares it. Its rules live in `__post_init__`.
+once, and a resume compares it. Its rules live in `__post_init__`. It is
+plain data and imports no Keras: its choices come from `alm_tf.names` and
+the backbone registry (the description does not depend on the code that
+builds it); training-only settings live in `alm_tf.training.config`.
 
 The input-size rule: height and width are multiples of 32 (at least 32),
 for every backbone. Each backbone is tapped at strides 8, 16 and 32 and the
@@ -20,26 +23,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional, Tuple
 
-from alm_tf.backbones.registry import BACKBONES, IMAGENET, check_weights, get_spec
+from alm_tf.backbones.registry import BACKBONES, IMAGENET, SIZE_MULTIPLE, check_weights, get_spec
+from alm_tf.names import COMBINE_MODES, FUSION_MODES, LEVELS, UPSAMPLING_MODES
 from alm_tf.preprocessing import image_input
-from alm_tf.layers.attribute_localization import COMBINE_MODES
-from alm_tf.layers.logit_fusion import FUSION_MODES
-from alm_tf.names import LEVELS
-from alm_tf.ops import UPSAMPLING_MODES
 
 #: How a level combines the upsampled coarser level with its lateral features.
 TOP_DOWN_MODES = COMBINE_MODES
-#: Initialisations of the ALM box regressors' kernels (TrainConfig.box_kernel_init).
-BOX_KERNEL_INITS = ("torch", "zeros")
-#: The input size must be a multiple of this (see the module docstring).
-SIZE_MULTIPLE = 32
-
-
-def check_lr_multiplier(name: str, value: Any, error: type = ValueError) -> float:
-    """A learning-rate multiplier as a float; `error` naming `name` unless finite and >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-        raise error(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
-    return float(value)
 
 
 def check_image_size(name: str, value: Any) -> int:
@@ -165,6 +154,5 @@ class ModelConfig:
         return cls(**data)
 
 
-__all__ = ["BACKBONES", "BOX_KERNEL_INITS", "FUSION_MODES", "IMAGENET", "LEVELS", "ModelConfig",
-           "SIZE_MULTIPLE", "TOP_DOWN_MODES", "UPSAMPLING_MODES", "check_image_size",
-           "check_lr_multiplier"]
+__all__ = ["BACKBONES", "FUSION_MODES", "IMAGENET", "LEVELS", "ModelConfig", "SIZE_MULTIPLE",
+           "TOP_DOWN_MODES", "UPSAMPLING_MODES", "check_image_size"]

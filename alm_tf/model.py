@@ -2,59 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import keras
 
 from alm_tf import names
-from alm_tf.backbones import backbone_features, load_backbone_weights
+from alm_tf.backbones.factory import backbone_features, load_backbone_weights
 from alm_tf.config import ModelConfig
 from alm_tf.layers.attribute_localization import AttributeLocalization
 from alm_tf.layers.logit_fusion import LogitFusion
 
 PYRAMID_CHANNELS = 256
+#: ModelConfig fields `build_model` takes as its own arguments, not as options.
+_NOT_OPTIONS = {"num_attributes", "image_height", "image_width"}
 
 
-def build_model(num_attributes: int, backbone: str = "bn_inception",
-                input_shape=(256, 128, 3), *, alm_levels=(1, 2, 3),
-                top_down: str = "concat", channel_attention: bool = True,
-                fusion: str = "max", upsampling: str = "bilinear",
-                backbone_weights: Optional[str] = None,
-                name: Optional[str] = None) -> keras.Model:
+def build_model(num_attributes: int, backbone: Optional[str] = None,
+                input_shape: Optional[Sequence[int]] = None, *, name: Optional[str] = None,
+                **options: Any) -> keras.Model:
     """Build the ALM model (or the paper's baseline with `alm_levels=()`).
+
+    A shorthand for `build_model_from_config(ModelConfig(...))`: every
+    argument left out takes `ModelConfig`'s default, which is defined there
+    only (with what each field means).
 
     Args:
         num_attributes: M.
-        backbone: `bn_inception` (the paper's), `resnet50`,
-            `efficientnetv2_s`, `convnext_tiny` or `mobilenet_v3_large`.
-        input_shape: (H, W, 3).
-        alm_levels: levels carrying ALMs; 1 is the finest (stride 8).
-        top_down: `concat` (official), `add` or `none`.
-        channel_attention: SE attention inside the ALMs.
-        fusion: `max` (max voting) or `mean`.
-        upsampling: `bilinear` (official code) or `nearest` (paper text).
-        backbone_weights: None, "imagenet" or a local weights file
-            (`alm_tf.backbones`: a `*_notop.h5` file for the
-            keras.applications backbones, the PyTorch ImageNet file
-            `bn_inception-52deb4733.pth` for BN-Inception).
-        name: model name.
+        backbone: `ModelConfig.backbone` (one of `alm_tf.config.BACKBONES`).
+        input_shape: (H, W, 3): `ModelConfig.image_height` and
+            `image_width`.
+        name: the Keras model's name (default `names.MODEL_NAME`, or
+            `names.BASELINE_MODEL_NAME` without ALM levels).
+        **options: any other `ModelConfig` field: `alm_levels`,
+            `top_down`, `channel_attention`, `fusion`, `upsampling`,
+            `backbone_weights` (`alm_tf.backbones`), `exif_orientation`.
 
     Returns:
         A `keras.Model` mapping ImageNet-normalized RGB images (N, H, W, 3)
         to a dict: `level1..3` (the levels present), `global` and `logits`
         (fused), all (N, M) float32 logits, and `boxes` (N, L, M, 4)
         float32 [y1, x1, y2, x2] when there are ALM levels.
+
+    Raises:
+        ValueError: a value `ModelConfig` refuses, or a bad `input_shape`.
+        TypeError: an option that is not a `ModelConfig` field.
     """
-    if len(tuple(input_shape)) != 3 or tuple(input_shape)[2] != 3:
-        raise ValueError("input_shape must be (height, width, 3). "
-                         f"Received: input_shape={input_shape!r}")
-    config = ModelConfig(
-        num_attributes=num_attributes, backbone=backbone,
-        image_height=int(input_shape[0]), image_width=int(input_shape[1]),
-        alm_levels=tuple(alm_levels), top_down=top_down,
-        channel_attention=channel_attention, fusion=fusion,
-        upsampling=upsampling, backbone_weights=backbone_weights)
+    fields = {field.name for field in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(options) - (fields - _NOT_OPTIONS))
+    if unknown:
+        raise TypeError(f"build_model() got unknown options {unknown}; it takes "
+                        f"{sorted(fields - _NOT_OPTIONS)}")
+    if backbone is not None:
+        options["backbone"] = backbone
+    if input_shape is not None:
+        if len(tuple(input_shape)) != 3 or tuple(input_shape)[2] != 3:
+            raise ValueError("input_shape must be (height, width, 3). "
+                             f"Received: input_shape={input_shape!r}")
+        options["image_height"], options["image_width"] = int(input_shape[0]), int(input_shape[1])
+    config = ModelConfig(num_attributes=num_attributes, **options)
     return build_model_from_config(config, name=name)
 
 
@@ -132,7 +139,7 @@ def build_model_from_config(config: ModelConfig,
     else:
         outputs[names.FUSED_OUTPUT] = keras.layers.Identity(name=names.FUSED_OUTPUT,
                                                             dtype="float32")(global_logits)
-    default = "alm" if config.alm_levels else "alm_baseline"
+    default = names.MODEL_NAME if config.alm_levels else names.BASELINE_MODEL_NAME
     model = keras.Model(inputs, outputs, name=name or default)
     load_backbone_weights(model, config.backbone, config.backbone_weights)
     return model

@@ -1,12 +1,27 @@
-"""Names the ALM model gives its levels, layers and outputs.
+"""Names the ALM model gives itself, its levels, layers and outputs, and its choices.
 
 The model builder, the checkpoint import, `--init_checkpoint`,
 `--freeze_backbone`, the loss, the evaluator and the exporters all refer to
 them; they are defined here once. Layer names follow the official
-checkpoint (`st_3b`, `latlayer_4d`, `finalfc`).
+checkpoint (`st_3b`, `latlayer_4d`, `finalfc`). The choice tuples are plain
+data, so that `alm_tf.config` and the flags read them without importing
+the Keras layers that use them.
 """
 
 from __future__ import annotations
+
+#: The model's name: the Keras model's and the one it is served under.
+MODEL_NAME = "alm"
+#: The Keras name of the paper's baseline (no ALM level).
+BASELINE_MODEL_NAME = f"{MODEL_NAME}_baseline"
+
+#: How an ALM layer combines the upsampled coarser level with its lateral
+#: features (`ModelConfig.top_down`, `AttributeLocalization(combine=...)`).
+COMBINE_MODES = ("concat", "add", "none")
+#: How the branch logits are fused (`ModelConfig.fusion`, `LogitFusion`).
+FUSION_MODES = ("max", "mean")
+#: How the feature pyramid upsamples (`ModelConfig.upsampling`, `alm_tf.ops`).
+UPSAMPLING_MODES = ("bilinear", "nearest")
 
 #: Pyramid levels, finest (stride 8) first.
 LEVELS = (1, 2, 3)

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-UPSAMPLING_MODES = ("bilinear", "nearest")
+from alm_tf.names import UPSAMPLING_MODES
 
 
 def _source_coordinates(scale, shift, out_size: int, in_size: int):

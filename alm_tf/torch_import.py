@@ -35,6 +35,9 @@ from alm_tf.layers import attribute_localization as alm
 from alm_tf.names import ALM_LAYERS, ALM_PREFIX, GLOBAL_CLASSIFIER, LATERAL_PREFIX
 
 __all__ = [
+    "ALM_CHECKPOINT",
+    "BACKBONE_CHECKPOINT",
+    "CHECKPOINT_KINDS",
     "CheckpointError",
     "require_torch",
     "load_state_dict",
@@ -43,6 +46,13 @@ __all__ = [
     "backbone_part",
     "import_checkpoint",
 ]
+
+#: The kinds of checkpoint (see the module docstring).
+ALM_CHECKPOINT, BACKBONE_CHECKPOINT = "alm", "backbone"
+CHECKPOINT_KINDS = (ALM_CHECKPOINT, BACKBONE_CHECKPOINT)
+#: What each kind is, in messages.
+KIND_DESCRIPTIONS = {ALM_CHECKPOINT: "official ALM checkpoint",
+                     BACKBONE_CHECKPOINT: "ImageNet BN-Inception state dict"}
 
 BACKBONE_PREFIX = "main_branch."
 DATA_PARALLEL_PREFIX = "module."
@@ -161,11 +171,11 @@ def backbone_part(state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def checkpoint_kind(state: Mapping[str, np.ndarray]) -> str:
-    """`"alm"` (official ALM model) or `"backbone"` (ImageNet BN-Inception)."""
+    """`ALM_CHECKPOINT` (official ALM model) or `BACKBONE_CHECKPOINT` (ImageNet BN-Inception)."""
     if any(k.startswith(BACKBONE_PREFIX) for k in state):
-        return "alm"
+        return ALM_CHECKPOINT
     if "conv1_7x7_s2.weight" in state:
-        return "backbone"
+        return BACKBONE_CHECKPOINT
     raise CheckpointError(
         "unrecognized checkpoint: it has neither 'main_branch.*' tensors "
         "(official ALM model) nor 'conv1_7x7_s2.weight' (ImageNet "
@@ -284,7 +294,7 @@ def _alm_slots(layer):
 
 def _model_slots(model: keras.Model, kind: str) -> dict[str, _Slot]:
     """Every checkpoint key the model expects for `kind`, and its target."""
-    backbone_prefix = BACKBONE_PREFIX if kind == "alm" else ""
+    backbone_prefix = BACKBONE_PREFIX if kind == ALM_CHECKPOINT else ""
     slots: dict[str, _Slot] = {}
     for name, layers in _all_layers(model).items():
         if not any(layer.weights for layer in layers):
@@ -296,13 +306,13 @@ def _model_slots(model: keras.Model, kind: str) -> dict[str, _Slot]:
         is_conv = isinstance(layer, keras.layers.Conv2D)
         is_bn = isinstance(layer, keras.layers.BatchNormalization)
         if is_conv and name.startswith(LATERAL_PREFIX):
-            if kind == "alm":
+            if kind == ALM_CHECKPOINT:
                 slots.update(_conv_slots(layer, ""))
         elif is_conv:
             slots.update(_conv_slots(layer, backbone_prefix))
         elif is_bn:
             slots.update(_bn_slots(layer, backbone_prefix))
-        elif kind != "alm":
+        elif kind != ALM_CHECKPOINT:
             continue
         elif name == GLOBAL_CLASSIFIER:
             slots[f"{name}.weight"] = _Slot(
@@ -312,7 +322,7 @@ def _model_slots(model: keras.Model, kind: str) -> dict[str, _Slot]:
                 layer.bias, None, tuple(layer.bias.shape), _same)
         elif name in ALM_LAYERS:
             slots.update(_alm_slots(layer))
-    if kind == "alm":
+    if kind == ALM_CHECKPOINT:
         covered = {id(s.variable) for s in slots.values()}
         for v in model.weights:
             if id(v) not in covered:
@@ -325,7 +335,7 @@ def _model_slots(model: keras.Model, kind: str) -> dict[str, _Slot]:
 def _ignored(key: str, kind: str) -> bool:
     if key.endswith(_IGNORED_SUFFIXES):
         return True
-    return kind == "backbone" and key in _IMAGENET_CLASSIFIER
+    return kind == BACKBONE_CHECKPOINT and key in _IMAGENET_CLASSIFIER
 
 
 def _describe(keys: list[str]) -> str:
@@ -340,7 +350,7 @@ def import_state_dict(model: keras.Model, state: Mapping[str, np.ndarray],
     Args:
         model: a model from `alm_tf.build_model` (built).
         state: tensor name -> array, names without `module.`.
-        kind: `"alm"`, `"backbone"` or None to detect it.
+        kind: one of `CHECKPOINT_KINDS`, or None to detect it.
 
     Returns:
         The kind that was imported.
@@ -350,17 +360,16 @@ def import_state_dict(model: keras.Model, state: Mapping[str, np.ndarray],
             model is left unchanged).
     """
     kind = kind or checkpoint_kind(state)
-    if kind not in ("alm", "backbone"):
-        raise ValueError("kind must be one of ['alm', 'backbone', None]. "
+    if kind not in CHECKPOINT_KINDS:
+        raise ValueError(f"kind must be one of {list(CHECKPOINT_KINDS) + [None]}. "
                          f"Received: kind={kind!r}")
     slots = _model_slots(model, kind)
     present = [k for k in state if not _ignored(k, kind)]
     missing = [k for k in slots if k not in state]
     extra = [k for k in present if k not in slots]
-    what = ("official ALM checkpoint" if kind == "alm"
-            else "ImageNet BN-Inception state dict")
+    what = KIND_DESCRIPTIONS[kind]
     classifier = f"{GLOBAL_CLASSIFIER}.weight"
-    if kind == "alm" and classifier in slots and classifier in state:
+    if kind == ALM_CHECKPOINT and classifier in slots and classifier in state:
         want = slots[classifier].torch_shape[0]
         got = np.shape(state[classifier])
         if len(got) == 2 and got[0] != want:
@@ -409,7 +418,7 @@ def import_checkpoint(path: str | os.PathLike, model: keras.Model) -> str:
     """Reads `path` and assigns it to `model` (built by `alm_tf.build_model`).
 
     Returns:
-        The kind imported, `"alm"` or `"backbone"`.
+        The kind imported (`CHECKPOINT_KINDS`).
 
     Raises:
         CheckpointError: the file is unreadable or does not fit the model

@@ -8,6 +8,9 @@
 - `--helpfull` prints the same, then every flag the process knows; exit 0.
 - anything else goes to `absl.app.run` with a parser that reports a bad
   flag as one line (`prog: error: ...`, exit 1).
+
+`OVERRIDE` goes with every flag definition (see there); the flags that
+several binaries define alike live in `pipelines._shared_flags`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ import types
 from typing import Callable, NoReturn
 
 from absl import app, flags
+
+#: Keyword arguments of every flag definition. Several binaries define some of
+#: the same names (output_dir, progress, ...), and the tests, the demo and
+#: notebooks import several of them into one process: absl refuses a second
+#: definition without this. A shared name keeps one default everywhere
+#: (tests/test_cli_flags.py checks it).
+OVERRIDE = {"allow_override": True}
 
 HELP_ARGS = ("--help", "-help", "-h", "-?", "--helpshort", "-helpshort")
 HELPFULL_ARGS = ("--helpfull", "-helpfull")

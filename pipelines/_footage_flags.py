@@ -11,8 +11,8 @@ from alm_tf.people import detectors
 from alm_tf.people import footage as run
 from alm_tf.people import tracking
 from pipelines import _cli
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-_OVERRIDE = {"allow_override": True}
 _DETECTOR_DEFAULTS = detectors.DetectorConfig()
 
 DETECTOR = flags.DEFINE_string(

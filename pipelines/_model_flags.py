@@ -14,9 +14,9 @@ from absl import flags
 
 from alm_tf.config import BACKBONES, FUSION_MODES, IMAGENET, TOP_DOWN_MODES, UPSAMPLING_MODES, ModelConfig
 from alm_tf.preprocessing import image_input
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
 _DEFAULTS = ModelConfig()
-_OVERRIDE = {"allow_override": True}
 #: The `--backbone_weights` value for "none" (random initialisation).
 NO_WEIGHTS = "none"
 

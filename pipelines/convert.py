@@ -29,11 +29,9 @@ from alm_tf.data.labels import DEFAULT_UNCERTAIN, UNCERTAIN_POLICIES
 from alm_tf.data.manifest import MANIFEST
 from alm_tf.data.readers import FORMATS
 from alm_tf.data.schemas import SCHEMAS
-from pipelines import _cli, _image_flags
+from pipelines import _cli, _image_flags, _shared_flags
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-# allow_override: other binaries define some of the same names (output_dir,
-# progress, ...) and tests import several binaries into one process.
-_OVERRIDE = {"allow_override": True}
 # A string, not an enum: alm-export's --format (a list) shares the name, and
 # a process importing both keeps one parser (tests/test_cli_flags.py).
 _FORMAT = flags.DEFINE_string("format", None, f"Annotation layout: {', '.join(FORMATS)}.", **_OVERRIDE)
@@ -44,7 +42,6 @@ _ANNOTATIONS = flags.DEFINE_string(
     **_OVERRIDE,
 )
 _IMAGES_DIR = flags.DEFINE_string("images_dir", None, "Folder the image paths are relative to.", **_OVERRIDE)
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.", **_OVERRIDE)
 _SCHEMA = flags.DEFINE_enum(
     "schema", None, list(SCHEMAS), "Attribute schema of an alm_list.", **_OVERRIDE
 )
@@ -57,13 +54,7 @@ _SPLITS = flags.DEFINE_list(
 _PARTITION = flags.DEFINE_integer(
     "partition", 0, "Split number 0-4 (rap, rapv2, PETA.mat).", lower_bound=0, upper_bound=4, **_OVERRIDE
 )
-_NUM_SHARDS = flags.DEFINE_integer(
-    "num_shards", None, "Shards per split.", lower_bound=1, upper_bound=99_999, **_OVERRIDE
-)
-_EXAMPLES_PER_SHARD = flags.DEFINE_integer(
-    "examples_per_shard", None, "Examples per shard (default 1024 when --num_shards is not set).",
-    lower_bound=1, **_OVERRIDE,
-)
+_OUTPUT_DIR, _NUM_SHARDS, _EXAMPLES_PER_SHARD = _shared_flags.records_output()
 _STRICT = flags.DEFINE_bool("strict", False, "Fail, writing nothing, if any row is bad.", **_OVERRIDE)
 _WORKERS = flags.DEFINE_integer(
     "workers", os.cpu_count() or 1, "Image-decoding processes.", lower_bound=0, **_OVERRIDE
@@ -79,7 +70,7 @@ _UNCERTAIN = flags.DEFINE_enum(
     "training lists hold); 'skip' skips such rows as out-of-set labels.",
     **_OVERRIDE,
 )
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+_PROGRESS = _shared_flags.progress()
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 

@@ -20,11 +20,11 @@ from absl import flags, logging
 
 from alm_tf import outputs
 from alm_tf.demo import run as demo
-from alm_tf.config import BOX_KERNEL_INITS
+from alm_tf.training.config import BOX_KERNEL_INITS
 from alm_tf.data.synth import CROPS, SynthConfig
-from pipelines import _cli, _model_flags
+from pipelines import _cli, _model_flags, _shared_flags
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-_OVERRIDE = {"allow_override": True}
 # Flag names shared with other binaries keep their defaults (output_dir
 # None, seed 0, progress True): with allow_override, the last definition's
 # default wins for every binary in a process (tests, notebooks).
@@ -44,7 +44,7 @@ _BASELINE_LR = _cli.define_finite_float("baseline_learning_rate", None, "The bas
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data and the initialisation.", **_OVERRIDE)
 _KEEP_DATA = flags.DEFINE_bool("keep_data", False, "Reuse D/synth and D/records of an earlier run "
                                "with the same data settings.", **_OVERRIDE)
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show progress bars.", **_OVERRIDE)
+_PROGRESS = _shared_flags.progress()
 _FREEZE = flags.DEFINE_bool("alm_freeze_backbone", True, "Train the ALM stage's heads on the "
                             "baseline's frozen backbone (--noalm_freeze_backbone: train all).",
                             **_OVERRIDE)

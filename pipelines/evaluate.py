@@ -29,23 +29,19 @@ import sys
 
 from absl import flags
 
-from alm_tf import artifacts, outputs
+from alm_tf import outputs
 from alm_tf.evaluation import report as evaluation
 from alm_tf.data.manifest import MANIFEST
-from pipelines import _cli
+from pipelines import _cli, _shared_flags
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-# Other binaries define some of the same names (data_dir, model_dir, ...);
-# allow_override lets several of them share one process (tests, the demo).
-_OVERRIDE = {"allow_override": True}
-
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Converted data (manifest.json + shards).", **_OVERRIDE)
+_DATA_DIR = _shared_flags.data_dir()
 _SPLIT = flags.DEFINE_string("split", "test", "Split to evaluate.", **_OVERRIDE)
 _MODEL = flags.DEFINE_string("model", None, "Model dir, .keras file, SavedModel dir, or a portable "
                              "export (.onnx, .tflite, OpenVINO .xml).", **_OVERRIDE)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where metrics.json and per_attribute.csv go.", **_OVERRIDE)
 _BATCH = flags.DEFINE_integer("batch_size", 32, "Evaluation batch size.", **_OVERRIDE)
-_WHICH = flags.DEFINE_enum("which", artifacts.WEIGHTS[0], artifacts.WEIGHTS, "Weights of a model dir.",
-                           **_OVERRIDE)
+_WHICH = _shared_flags.which()
 _TUNE = flags.DEFINE_bool("tune_thresholds", False, "Tune per-attribute thresholds on "
                           "--threshold_split; writes thresholds.json into --output_dir and, when "
                           "--model is a model dir, into the model dir, where every later alm-export "

@@ -41,11 +41,8 @@ from absl import flags
 from alm_tf import artifacts
 from alm_tf.serving import export, litert, portable
 from alm_tf.artifacts import formats
-from pipelines import _cli, _image_flags
-
-# Other binaries define some of the same names; allow_override lets several
-# of them share one process (tests, the demo).
-_OVERRIDE = {"allow_override": True}
+from pipelines import _cli, _image_flags, _shared_flags
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Trainer model dir (config.json + final/best.keras).", **_OVERRIDE)
 _MODEL = flags.DEFINE_string("model", None, "A .keras file (it carries its attribute names; older "
@@ -54,8 +51,7 @@ _MODEL = flags.DEFINE_string("model", None, "A .keras file (it carries its attri
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Base dir; the SavedModel goes to <export_dir>/<version>/.", **_OVERRIDE)
 _VERSION = flags.DEFINE_integer("version", None, "Version number (default: highest existing + 1).", **_OVERRIDE)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing version.", **_OVERRIDE)
-_WHICH = flags.DEFINE_enum("which", artifacts.WEIGHTS[0], artifacts.WEIGHTS, "Weights of a model dir.",
-                           **_OVERRIDE)
+_WHICH = _shared_flags.which()
 # Portable exports. --format is a string (split here) with default None
 # (= saved_model) because alm-convert's --format shares the name: a process
 # importing both keeps one definition (tests/test_cli_flags.py).
@@ -69,7 +65,7 @@ _CALIBRATION_DATA = flags.DEFINE_string("calibration_data", None, "TFRecords fol
                                         "whose training split calibrates int8.", **_OVERRIDE)
 _CALIBRATION_IMAGES = flags.DEFINE_integer("calibration_images", formats.DEFAULT_CALIBRATION_IMAGES,
                                            "Images used to calibrate int8.", **_OVERRIDE)
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+_PROGRESS = _shared_flags.progress()
 
 
 def _fail(message: str) -> None:

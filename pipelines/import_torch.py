@@ -28,29 +28,28 @@ from alm_tf import artifacts, outputs, torch_import
 from alm_tf.data import schemas
 from alm_tf.model import build_model_from_config
 from pipelines import _cli, _model_flags
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
 DATASETS = ("pa100k", "rap", "peta", "custom")
 
-# allow_override: other pipelines define some of the same names, and the
-# test suite imports several pipelines into one process.
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None,
     "PyTorch checkpoint: the official ALM training script's file (dict with "
     "'state_dict', keys 'module.*'), a bare ALM state dict, or an ImageNet "
-    "BN-Inception state dict.", allow_override=True)
+    "BN-Inception state dict.", **_OVERRIDE)
 _DATASET = flags.DEFINE_enum(
     "dataset", None, DATASETS,
     "Attribute schema of the checkpoint; 'custom' needs --num_attributes.",
-    allow_override=True)
+    **_OVERRIDE)
 _NUM_ATTRIBUTES = flags.DEFINE_integer(
     "num_attributes", None,
     "Number of attributes M; only with --dataset=custom.", lower_bound=1,
-    allow_override=True)
+    **_OVERRIDE)
 _OUTPUT = flags.DEFINE_string(
     "output", None, "Keras model file to write (must end with '.keras').",
-    allow_override=True)
+    **_OVERRIDE)
 _OVERWRITE = flags.DEFINE_bool(
-    "overwrite", False, "Replace --output if it exists.", allow_override=True)
+    "overwrite", False, "Replace --output if it exists.", **_OVERRIDE)
 
 PROG = "alm-import-torch"
 
@@ -124,7 +123,7 @@ def _run() -> str:
     except OSError as e:
         raise _UserError(f"cannot write {e.filename or output}: "
                          f"{e.strerror or e}") from None
-    what = ("official ALM checkpoint" if kind == "alm" else
+    what = (torch_import.KIND_DESCRIPTIONS[kind] if kind == torch_import.ALM_CHECKPOINT else
             "ImageNet BN-Inception backbone (rest of the model initialized)")
     return (f"imported {what} {_CHECKPOINT.value} for {_DATASET.value} "
             f"(M={len(names)}, input {model_config.image_height}x{model_config.image_width}) "

@@ -18,8 +18,8 @@ from absl import flags
 
 from alm_tf.search import index as index_lib
 from pipelines import _cli
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-_OVERRIDE = {"allow_override": True}
 _INPUTS = flags.DEFINE_list("inputs", [], "alm-predict people folders to index, comma-separated.", **_OVERRIDE)
 _INDEX = flags.DEFINE_string("index", None, "The index folder (created when missing or empty).", **_OVERRIDE)
 

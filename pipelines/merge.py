@@ -29,33 +29,23 @@ from alm_tf import outputs
 from alm_tf.data.convert import format_summary, parse_splits
 from alm_tf.data.manifest import MANIFEST, SOURCES_KEY
 from alm_tf.data.merge import MergeConfig, merge, parse_inputs
-from pipelines import _cli
+from pipelines import _cli, _shared_flags
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-# allow_override: other binaries define some of the same names (output_dir,
-# splits, num_shards, progress) and tests import several binaries into one
-# process; shared names keep alm-convert's defaults.
-_OVERRIDE = {"allow_override": True}
 _INPUTS = flags.DEFINE_list(
     "inputs", [], "Converted data sets: NAME=DIR or DIR (name from its manifest), comma-separated.", **_OVERRIDE
 )
 _MAPPING = flags.DEFINE_string(
     "mapping", None, "Mapping file (JSON) or the name of a shipped mapping, e.g. to_pa100k.", **_OVERRIDE
 )
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the shards and manifest.json go.", **_OVERRIDE)
+_OUTPUT_DIR, _NUM_SHARDS, _EXAMPLES_PER_SHARD = _shared_flags.records_output()
 _SPLITS = flags.DEFINE_list(
     "splits", [],
     "Output splits: NAME (that split of every input having it) or NAME=A+B (splits A and B "
     "of every input having them), e.g. trainval=train+val+trainval,test. Empty: every split name.",
     **_OVERRIDE,
 )
-_NUM_SHARDS = flags.DEFINE_integer(
-    "num_shards", None, "Shards per split.", lower_bound=1, upper_bound=99_999, **_OVERRIDE
-)
-_EXAMPLES_PER_SHARD = flags.DEFINE_integer(
-    "examples_per_shard", None, "Examples per shard (default 1024 when --num_shards is not set).",
-    lower_bound=1, **_OVERRIDE,
-)
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+_PROGRESS = _shared_flags.progress()
 _ALLOW_DUPLICATES = flags.DEFINE_bool(
     "allow_duplicates", False, "Keep images that two inputs both hold (the same bytes); by default "
     "the first such pair is refused: a copy of one data set would count twice.")

@@ -69,10 +69,10 @@ from alm_tf.people import run as people_prediction
 from alm_tf.inference import images as prediction
 from alm_tf.inference import writers
 from alm_tf.people import tracks
-from pipelines import _cli, _image_flags
+from pipelines import _cli, _image_flags, _shared_flags
 from pipelines import _footage_flags as footage_flags
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-_OVERRIDE = {"allow_override": True}
 _MODEL = flags.DEFINE_string("model", None, "SavedModel dir, .keras file, model dir, or a portable "
                              "export (.onnx, .tflite, OpenVINO .xml).", **_OVERRIDE)
 _SERVER = flags.DEFINE_string("server", None, "TF Serving host:port (instead of --model).", **_OVERRIDE)
@@ -86,7 +86,7 @@ _BATCH = flags.DEFINE_integer("images_per_call", 16, "Images per model call.", l
 _PICTURES = flags.DEFINE_bool("pictures", True, "Write a localization PNG per image.", **_OVERRIDE)
 _ROWS = flags.DEFINE_integer("picture_attributes", 4, "Attributes per picture (predicted present "
                              "first).", lower_bound=1, **_OVERRIDE)
-_PROGRESS = flags.DEFINE_bool("progress", True, "Show a progress bar.", **_OVERRIDE)
+_PROGRESS = _shared_flags.progress()
 _MAX_PICTURES = flags.DEFINE_integer("max_pictures", people_prediction.DEFAULT_MAX_PICTURES,
                                      "Pictures of at most this many images or frames.", lower_bound=0,
                                      **_OVERRIDE)

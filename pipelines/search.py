@@ -21,8 +21,8 @@ from absl import flags
 
 from alm_tf import search
 from pipelines import _cli
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-_OVERRIDE = {"allow_override": True}
 _INDEX = flags.DEFINE_string("index", None, "The index folder (alm-index).", **_OVERRIDE)
 _QUERY = flags.DEFINE_string("query", None, "The query, e.g. 'female long_hair -hat'.", **_OVERRIDE)
 _TOP = flags.DEFINE_integer("top", search.DEFAULT_TOP, "How many tracks to return.", lower_bound=1,

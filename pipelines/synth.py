@@ -20,14 +20,11 @@ from absl import flags
 
 from alm_tf import outputs
 from alm_tf.data.synth import CROPS, SynthConfig, generate
-from pipelines import _cli
+from pipelines import _cli, _shared_flags
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-# allow_override: other binaries define some of the same names (output_dir,
-# seed) and tests import several binaries into one process.
-_OVERRIDE = {"allow_override": True}
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Output folder.", **_OVERRIDE)
+_OUTPUT_DIR, _SEED = _shared_flags.synthetic_output()
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 2000, "Number of images.", lower_bound=1, **_OVERRIDE)
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).", lower_bound=0, **_OVERRIDE)
 _MIN_HEIGHT = flags.DEFINE_integer("min_image_height", 80, "Smallest image height in pixels.", **_OVERRIDE)
 _MAX_HEIGHT = flags.DEFINE_integer("max_image_height", 240, "Largest image height in pixels.", **_OVERRIDE)
 _CROP = flags.DEFINE_enum(

@@ -26,11 +26,11 @@ from absl import flags
 
 from alm_tf import outputs
 from alm_tf.people.synth_frames import FramesConfig, generate_frames
-from pipelines import _cli
+from pipelines import _cli, _shared_flags
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-_OVERRIDE = {"allow_override": True}
 _DEFAULTS = FramesConfig(output_dir="-")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Output folder.", **_OVERRIDE)
+_OUTPUT_DIR, _SEED = _shared_flags.synthetic_output()
 _NUM_FRAMES = flags.DEFINE_integer("num_frames", _DEFAULTS.num_frames, "Frames.", lower_bound=1, **_OVERRIDE)
 _NUM_PEOPLE = flags.DEFINE_integer("num_people", _DEFAULTS.num_people, "People (tracks).", lower_bound=1,
                                    **_OVERRIDE)
@@ -45,7 +45,6 @@ _CROSSINGS = flags.DEFINE_bool("crossings", _DEFAULTS.crossings, "People walk ac
                                "both sides: they cross and occlude each other.", **_OVERRIDE)
 _VIDEO = flags.DEFINE_bool("write_video", _DEFAULTS.video, "Also write the frames as street.mp4 (PyAV).",
                            **_OVERRIDE)
-_SEED = flags.DEFINE_integer("seed", 0, "Random seed (same seed, same bytes).", lower_bound=0, **_OVERRIDE)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 

@@ -38,19 +38,17 @@ import sys
 from absl import flags
 
 from alm_tf import artifacts, outputs
-from alm_tf.config import BOX_KERNEL_INITS
+from alm_tf.training.config import BOX_KERNEL_INITS
 from alm_tf.losses import WEIGHTINGS
 from alm_tf.training import NonFiniteLossError, TrainConfig, train
 from alm_tf.training import config as cfg
-from pipelines import _cli, _model_flags
+from pipelines import _cli, _model_flags, _shared_flags
+from pipelines._cli import OVERRIDE as _OVERRIDE
 
-# Other binaries define some of the same names (data_dir, model_dir, ...);
-# allow_override lets several of them share one process (tests, the demo).
-_OVERRIDE = {"allow_override": True}
 #: Flag defaults are TrainConfig's (the paper's recipe), defined there once.
 _D = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Converted data (manifest.json + shards).", **_OVERRIDE)
+_DATA_DIR = _shared_flags.data_dir()
 _MODEL_DIR = flags.DEFINE_string("model_dir", None, "Output / resume folder.", **_OVERRIDE)
 _BATCH = flags.DEFINE_integer("batch_size", _D["batch_size"], "GLOBAL batch size (split across replicas).", **_OVERRIDE)
 _EPOCHS = flags.DEFINE_integer("epochs", _D["epochs"], "Epochs.", **_OVERRIDE)
@@ -102,7 +100,7 @@ _CKPT_EVERY = flags.DEFINE_integer("checkpoint_every_steps", _D["checkpoint_ever
                                    "Checkpoint period in steps (0: epoch ends only).", **_OVERRIDE)
 _KEEP = flags.DEFINE_integer("keep_checkpoints", _D["keep_checkpoints"], "Checkpoints kept.", **_OVERRIDE)
 _SHUFFLE = flags.DEFINE_integer("shuffle_buffer", _D["shuffle_buffer"], "Input shuffle buffer.", **_OVERRIDE)
-_PROGRESS = flags.DEFINE_bool("progress", _D["progress"], "Show a progress bar.", **_OVERRIDE)
+_PROGRESS = _shared_flags.progress(_D["progress"])
 _ALLOW_CORRUPT = flags.DEFINE_bool(
     "allow_corrupt_records", _D["allow_corrupt_records"], "Go on when shards hold fewer usable "
     "records than the manifest says (missing, truncated or corrupt shards, records that do not "

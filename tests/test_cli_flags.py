@@ -5,6 +5,7 @@ silently change a binary's behaviour. Nor its parser: alm-convert's
 process imported last decided how both parsed."""
 
 import importlib
+import os
 
 import fresh_python
 
@@ -14,7 +15,7 @@ from absl import flags
 seen = {}
 conflicts = []
 for name in ["synth", "synth_frames", "convert", "merge", "train", "evaluate", "export",
-             "import_torch", "predict", "demo"]:
+             "import_torch", "predict", "demo", "index", "search"]:
     importlib.import_module("pipelines." + name)
     for flag_name in flags.FLAGS:
         flag = flags.FLAGS[flag_name]  # The default and how the value parses.
@@ -33,9 +34,22 @@ def test_no_binary_changes_another_binarys_flag_default():
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_flag_overrides_and_shared_flags_are_defined_once():
+    """`allow_override` is spelled only in `_cli.OVERRIDE`; a shared flag's help only in `_shared_flags`."""
+    folder = os.path.dirname(importlib.import_module("pipelines").__file__)
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py") and name != "_cli.py":
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                text = f.read()
+            assert "allow_override=" not in text and '"allow_override"' not in text, name
+            if name != "_shared_flags.py":
+                for help_text in ("Show a progress bar.", "Weights of a model dir.", "Shards per split."):
+                    assert help_text not in text, (name, help_text)
+
+
 def test_every_console_script_module_has_run_and_main():
     for name in ["synth", "synth_frames", "convert", "merge", "train", "evaluate", "export",
-                 "import_torch", "predict", "demo"]:
+                 "import_torch", "predict", "demo", "index", "search"]:
         module = importlib.import_module("pipelines." + name)
         assert callable(module.run) and callable(module.main), name
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 import alm_tf
 import mini_model
+from alm_tf import names
 from alm_tf.backbones.bn_inception import build_bn_inception, feature_sizes
 from alm_tf.model import count_params
 
@@ -239,6 +240,37 @@ def test_model_config_round_trip():
         alm_tf.ModelConfig.from_dict({"num_attributes": 2, "depth": 3})
     model = alm_tf.build_model_from_config(again)
     assert model.output["boxes"].shape[1] == 2
+
+
+def test_build_model_forwards_to_model_config():
+    """build_model restates no default: what it leaves out is ModelConfig's."""
+    model = alm_tf.build_model(4, input_shape=SMALL, alm_levels=[2], top_down="add", fusion="mean",
+                               channel_attention=False)
+    assert model.name == names.MODEL_NAME
+    assert set(model.output) == {"level2", "global", "logits", "boxes"}
+    alm = model.get_layer(names.alm_layer(2))
+    assert (alm.combine, alm.channel_attention) == ("add", False)
+    assert model.get_layer(names.FUSION).mode == "mean"
+    assert alm.upsampling == alm_tf.ModelConfig().upsampling
+    with pytest.raises(TypeError, match=r"unknown options \['depth'\]"):
+        alm_tf.build_model(4, depth=3)
+    with pytest.raises(TypeError, match="image_height"):
+        alm_tf.build_model(4, image_height=64)
+
+
+def test_model_config_imports_no_keras():
+    """alm_tf.config and what it imports are plain data: no Keras, no TensorFlow."""
+    code = ("import os, sys, types\n"
+            "package = types.ModuleType('alm_tf')\n"
+            "package.__path__ = [os.path.join(sys.argv[1], 'alm_tf')]\n"
+            "sys.modules['alm_tf'] = package  # skip alm_tf/__init__, which registers the layers\n"
+            "import alm_tf.config\n"
+            "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(alm_tf.__file__)))
+    result = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
 
 
 # Trainable parameters of the whole model at M = 26, 256x128 (the pyramid

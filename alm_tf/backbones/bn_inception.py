@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import keras
 
+from alm_tf import names
 from alm_tf.backbones.registry import REGISTRY
 from alm_tf.layers.fused_batch_norm import FusedBatchNormalization
 from alm_tf.layers.torch_pooling_2d import TorchPooling2D, pooled_size
@@ -125,6 +126,6 @@ def bn_inception_features(inputs):
 
 def build_bn_inception(input_shape=(256, 128, 3)) -> keras.Model:
     """BN-Inception as a standalone model returning the three taps."""
-    inputs = keras.Input(shape=input_shape, name="images")
+    inputs = keras.Input(shape=input_shape, name=names.INPUT)
     return keras.Model(inputs, bn_inception_features(inputs),
                        name="bn_inception")

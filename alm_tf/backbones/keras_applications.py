@@ -42,16 +42,16 @@ from typing import Any
 
 import keras
 
-# The project's one input normalization (shared with training and serving).
+from alm_tf import names
 from alm_tf.backbones.registry import (APPLICATION_OUTPUT, KERAS_APPLICATION_BACKBONES, REGISTRY,
-                                       BackboneSpec)
+                                       SIZE_MULTIPLE, BackboneSpec)
+# The project's one input normalization (shared with training and serving).
 from alm_tf.preprocessing.pixels import IMAGENET_MEAN, IMAGENET_STD
 
 # `keras.applications.imagenet_utils` caffe mode: BGR means in 0..255.
 CAFFE_BGR_MEAN: tuple[float, float, float] = (103.939, 116.779, 123.68)
 
 _PREPROCESSING_LAYER_NAME = "folded_preprocessing"
-_MIN_SIZE = 32
 
 
 def _spec(name: str) -> BackboneSpec:
@@ -156,8 +156,8 @@ class FoldedImageNetPreprocessing(keras.layers.Layer):
 
 def _check_input_shape(input_shape: Any) -> tuple[int | None, int | None, int]:
     legal = (
-        "a tuple (height, width, 3) with height and width multiples of 32 "
-        "(at least 32) or None"
+        f"a tuple (height, width, 3) with height and width multiples of {SIZE_MULTIPLE} "
+        f"(at least {SIZE_MULTIPLE}) or None"
     )
     error = ValueError(
         f"Invalid backbone input_shape: expected {legal}. "
@@ -184,7 +184,7 @@ def _check_input_shape(input_shape: Any) -> tuple[int | None, int | None, int]:
     if channels != 3:
         raise error
     for dim in (height, width):
-        if dim is not None and (dim < _MIN_SIZE or dim % 32):
+        if dim is not None and (dim < SIZE_MULTIPLE or dim % SIZE_MULTIPLE):
             raise error
     return height, width, 3
 
@@ -274,61 +274,63 @@ def build_keras_application_backbone(
     spec = _spec(name)
     shape = _check_input_shape(input_shape)
     resolved = _resolve_weights(weights)
-    constructor = getattr(keras.applications, spec.application)
-    kwargs = dict(spec.application_kwargs)
-
-    inputs = keras.Input(shape=shape, name="images", dtype="float32")
+    inputs = keras.Input(shape=shape, name=names.INPUT, dtype="float32")
     # float32 even under a mixed-precision policy: the caffe range (+-150)
     # would lose its fractional part in bfloat16 before the first conv.
     x = FoldedImageNetPreprocessing(
         spec.preprocessing, name=_PREPROCESSING_LAYER_NAME, dtype="float32"
     )(inputs)
-    app_weights = "imagenet" if resolved == "imagenet" else None
+    app = _application(spec, x, shape, imagenet=resolved == "imagenet")
+    outputs = [app.output if layer_name == APPLICATION_OUTPUT else app.get_layer(layer_name).output
+               for layer_name in spec.taps]
+    model = keras.Model(inputs, outputs, name=model_name)
+    if resolved not in (None, "imagenet"):
+        _load_weights_file(model, resolved, name, weights)
+    return model
+
+
+def _application(spec: BackboneSpec, x, shape, *, imagenet: bool) -> keras.Model:
+    """The `keras.applications` network of `spec` on tensor `x` (no top)."""
+    constructor = getattr(keras.applications, spec.application)
+    app_weights = "imagenet" if imagenet else None
     with warnings.catch_warnings():
         # MobileNetV3 warns that ImageNet weights were trained at 224x224;
         # the convolution weights fit any input size.
         warnings.filterwarnings("ignore", message=".*input_shape.*")
         try:
-            app = constructor(
+            return constructor(
                 include_top=False,
                 weights=app_weights,
                 input_tensor=x,
                 input_shape=shape,
-                **kwargs,
+                **dict(spec.application_kwargs),
             )
         except Exception as error:  # noqa: BLE001 - narrowed below
-            if app_weights == "imagenet" and _is_download_error(error):
-                raise _download_error(name, error) from None
+            if imagenet and _is_download_error(error):
+                raise _download_error(spec.name, error) from None
             raise
 
-    outputs = []
-    for layer_name in spec.taps:
-        if layer_name == APPLICATION_OUTPUT:
-            outputs.append(app.output)
-        else:
-            outputs.append(app.get_layer(layer_name).output)
-    model = keras.Model(inputs, outputs, name=model_name)
 
-    if resolved not in (None, "imagenet"):
-        try:
-            # `model` holds the application's layers in the application's
-            # order, so keras' own _notop.h5 files and files written by
-            # `model.save_weights` both load. A file that does not fit makes
-            # keras warn once per layer before raising: keep only the error.
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                model.load_weights(resolved)
-            for warning in caught:
-                warnings.warn_explicit(
-                    warning.message, warning.category,
-                    warning.filename, warning.lineno,
-                )
-        except Exception as error:  # noqa: BLE001 - re-raised as one line
-            first = " ".join(str(error).split())[:300]
-            raise ValueError(
-                f"Could not load weights file {resolved!r} into backbone "
-                f"{name!r} ({type(error).__name__}: {first}). Pass the "
-                f"_notop.h5 file of this application or a .weights.h5 file "
-                f"saved from this backbone. Received: weights={weights!r}"
-            ) from None
-    return model
+def _load_weights_file(model: keras.Model, path: str, name: str, weights: Any) -> None:
+    """Loads a local weights file into a built backbone; ValueError in one line if it does not fit."""
+    try:
+        # `model` holds the application's layers in the application's
+        # order, so keras' own _notop.h5 files and files written by
+        # `model.save_weights` both load. A file that does not fit makes
+        # keras warn once per layer before raising: keep only the error.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(path)
+        for warning in caught:
+            warnings.warn_explicit(
+                warning.message, warning.category,
+                warning.filename, warning.lineno,
+            )
+    except Exception as error:  # noqa: BLE001 - re-raised as one line
+        first = " ".join(str(error).split())[:300]
+        raise ValueError(
+            f"Could not load weights file {path!r} into backbone "
+            f"{name!r} ({type(error).__name__}: {first}). Pass the "
+            f"_notop.h5 file of this application or a .weights.h5 file "
+            f"saved from this backbone. Received: weights={weights!r}"
+        ) from None

@@ -17,6 +17,11 @@ from typing import Optional
 #: `alm_tf.backbones.keras_applications.FoldedImageNetPreprocessing`).
 PREPROCESSING_MODES = ("caffe", "torch", "tf", "tf128")
 
+#: Every backbone is tapped at strides 8, 16 and 32, and the feature
+#: pyramid doubles each level to exactly the next finer one's size: an input
+#: side must be a multiple of the coarsest stride (`alm_tf.config` says why).
+SIZE_MULTIPLE = 32
+
 #: Tap value meaning "the application's own output" (its last layer), for
 #: last layers whose Keras names are auto-generated (`activation_N`).
 APPLICATION_OUTPUT = "<application output>"

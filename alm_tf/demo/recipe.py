@@ -12,7 +12,8 @@ import dataclasses
 import math
 from typing import Any, Optional
 
-from alm_tf.config import BOX_KERNEL_INITS, ModelConfig, check_lr_multiplier
+from alm_tf.config import ModelConfig
+from alm_tf.training.config import BOX_KERNEL_INITS, check_lr_multiplier
 from alm_tf.data import synth
 
 __all__ = ["DemoConfig", "TINY_IMAGE_SIZE", "default_demo_config", "stage_schedule",

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import UnidentifiedImageError
 from tqdm import tqdm
 
-from alm_tf import artifacts
+from alm_tf import artifacts, names
 from alm_tf.artifacts import formats as F
 from alm_tf.inference import pictures as visualization
 from alm_tf.inference import writers
@@ -201,7 +201,7 @@ def tf_png(array) -> bytes:
 
 
 def load_image_predictor(model: Optional[str] = None, *, attributes_file: Optional[str] = None,
-                         server: Optional[str] = None, model_name: str = client.DEFAULT_MODEL_NAME,
+                         server: Optional[str] = None, model_name: str = names.MODEL_NAME,
                          which: str = "final", groups_file: Optional[str] = None,
                          max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS) -> ImagePredictor:
     """A predictor for any model source (`alm_tf.artifacts.load`) or a TF Serving address.

@@ -9,8 +9,7 @@ import numpy as np
 from keras import ops
 
 from alm_tf import ops as alm_ops
-
-COMBINE_MODES = ("concat", "add", "none")
+from alm_tf.names import COMBINE_MODES, UPSAMPLING_MODES
 
 #: The layer's weight names (the checkpoint import and the optimizer's
 #: learning-rate multipliers refer to them).
@@ -90,9 +89,9 @@ class AttributeLocalization(keras.layers.Layer):
                 f"`combine` must be one of {COMBINE_MODES}. "
                 f"Received: combine={combine!r}"
             )
-        if upsampling not in alm_ops.UPSAMPLING_MODES:
+        if upsampling not in UPSAMPLING_MODES:
             raise ValueError(
-                f"`upsampling` must be one of {alm_ops.UPSAMPLING_MODES}. "
+                f"`upsampling` must be one of {UPSAMPLING_MODES}. "
                 f"Received: upsampling={upsampling!r}"
             )
         if not isinstance(reduction, int) or reduction < 1:
@@ -115,6 +114,12 @@ class AttributeLocalization(keras.layers.Layer):
 
     # ------------------------------------------------------------------ build
     def build(self, input_shape):
+        shapes = self._check_parts(input_shape)
+        self._fold_upsampling([(s[1], s[2]) for s in shapes])
+        self._add_weights(c_in=shapes[-1][3])
+
+    def _check_parts(self, input_shape) -> list:
+        """Checks the parts' shapes; sets the level's size and channels."""
         shapes = [tuple(s) for s in input_shape]
         if not shapes or any(len(s) != 4 for s in shapes):
             raise ValueError(
@@ -143,29 +148,35 @@ class AttributeLocalization(keras.layers.Layer):
             )
         self.part_channels = channels
         self.channels = channels[0] if self.combine == "add" else sum(channels)
-        # Folded upsampling: the chain of steps from each part to the level
-        # (None for the last part: the identity).
+        return shapes
+
+    def _fold_upsampling(self, sizes) -> None:
+        """The chain of upsampling steps from each part to the level, folded.
+
+        None for the last part (the identity); `_mean_weights` is the plain
+        mean of the level map as weights on each part.
+        """
         self._fold_y, self._fold_x, self._mean_weights = [], [], []
-        sizes = [(s[1], s[2]) for s in shapes]
-        for k in range(len(shapes)):
+        for k in range(len(sizes)):
             my = np.eye(sizes[k][0])
             mx = np.eye(sizes[k][1])
-            for step in range(k + 1, len(shapes)):
+            for step in range(k + 1, len(sizes)):
                 my = alm_ops.upsampling_matrix(
                     sizes[step - 1][0], sizes[step][0], self.upsampling) @ my
                 mx = alm_ops.upsampling_matrix(
                     sizes[step - 1][1], sizes[step][1], self.upsampling) @ mx
-            last = k == len(shapes) - 1
+            last = k == len(sizes) - 1
             self._fold_y.append(None if last else my.astype(np.float32))
             self._fold_x.append(None if last else mx.astype(np.float32))
-            # The plain mean of the level map, as weights on this part:
             # mean_hw (My X Mx^T) = sum_ab mean_h(My)[a] mean_w(Mx)[b] X[a, b].
             self._mean_weights.append(np.outer(my.mean(0), mx.mean(0)).reshape(
                 1, 1, -1).astype(np.float32))
 
+    def _add_weights(self, c_in: int) -> None:
+        """The layer's weights. Keras saves a layer's variables by position
+        (`vars/0`, `vars/1`, ...), so their order is part of every saved file."""
         m, c = self.num_attributes, self.channels
         if self.lateral_units:
-            c_in = shapes[-1][3]
             self.lateral_kernel = self.add_weight(
                 name=LATERAL_KERNEL, shape=(c_in, self.lateral_units),
                 initializer=_torch_uniform(c_in))

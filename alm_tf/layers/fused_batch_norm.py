@@ -3,10 +3,9 @@
 Keras 3's `BatchNormalization` computes the batch moments and the
 normalization as separate element-wise ops (mean, squared difference,
 mean, rsqrt, mul, add, and as many again for the gradient): on a CPU
-every one is a pass over the activation. BN-Inception has a BatchNorm
-after each of its 69 convolutions, so those passes were about 12% of a
-training step's op time (a TensorFlow profile of the baseline's step,
-BUILD_NOTES.md, issue 17). `FusedBatchNormalization` computes the same thing with
+every one is a pass over the activation, and BN-Inception has a BatchNorm
+after each of its 69 convolutions (BUILD_NOTES.md gives their share of a
+training step's time). `FusedBatchNormalization` computes the same thing with
 `FusedBatchNormV3` (one pass forward, one `FusedBatchNormGradV3` pass
 backward, oneDNN kernels on CPU, cuDNN on GPU, supported by XLA and by
 the ONNX, LiteRT and OpenVINO converters).

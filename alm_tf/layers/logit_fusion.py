@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-FUSION_MODES = ("max", "mean")
+from alm_tf.names import FUSION_MODES
 
 
 @keras.saving.register_keras_serializable(package="alm_tf")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from alm_tf.config import BOX_KERNEL_INITS, ModelConfig, check_lr_multiplier
+from alm_tf.config import ModelConfig
 from alm_tf.losses import WEIGHTINGS
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -19,6 +19,8 @@ OPTIMIZERS = ("adam", "adamw")
 PRECISIONS = ("none", "mixed_float16", "mixed_bfloat16")
 #: Strategies `cache_features` runs under: one process holds the whole cache.
 CACHE_STRATEGIES = ("default", "mirrored")
+#: Initialisations of the ALM box regressors' kernels (`TrainConfig.box_kernel_init`).
+BOX_KERNEL_INITS = ("torch", "zeros")
 
 #: Fields a resumed run may change: they change where and how the run is
 #: kept or shown, or how long it goes on, not what a step computes. Every
@@ -38,6 +40,13 @@ RESUMABLE_CHANGES = ("data_dir", "model_dir", "epochs", "strategy", "jit_compile
 CHANGEABLE_ON_RESUME = ("learning_rate", "decay_epochs", "decay_factor", "weight_decay",
                         "loss_weighting", "seed", "deterministic", "shuffle_buffer",
                         "cache_features")
+
+
+def check_lr_multiplier(name: str, value: Any, error: type = ValueError) -> float:
+    """A learning-rate multiplier as a float; `error` naming `name` unless finite and >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise error(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
+    return float(value)
 
 
 class ConfigError(ValueError):

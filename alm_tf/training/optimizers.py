@@ -29,7 +29,7 @@ from typing import Mapping, Optional
 import keras
 import tensorflow as tf
 
-from alm_tf.config import check_lr_multiplier
+from alm_tf.training.config import check_lr_multiplier
 # Weight names of the ALM box regressors (theta = kernel . features + bias).
 from alm_tf.layers.attribute_localization import BOX_BIAS, BOX_KERNEL
 
