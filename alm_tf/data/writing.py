@@ -24,20 +24,19 @@ from alm_tf.data.manifest import MANIFEST, SHARD_PATTERN, shard_name
 
 DEFAULT_EXAMPLES_PER_SHARD = 1024
 _TMP_SUFFIX = ".tmp"
-
-__all__ = ["DEFAULT_EXAMPLES_PER_SHARD", "check_shard_options", "plan_shards", "prepare_output", "progress",
-           "publish", "remove_quietly", "remove_tmp_shards", "tmp_path"]
-
-
 #: The most shards a split may have (five digits in `<split>-NNNNN-of-NNNNN`).
 MAX_SHARDS = 99_999
+
+__all__ = ["DEFAULT_EXAMPLES_PER_SHARD", "MAX_SHARDS", "check_shard_options", "plan_shards", "prepare_output", "progress",
+           "publish", "remove_quietly", "remove_tmp_shards", "tmp_path"]
+
 
 def check_shard_options(num_shards: int | None, examples_per_shard: int | None) -> None:
     """Raises ValueError for a bad --num_shards / --examples_per_shard pair."""
     if num_shards is not None and examples_per_shard is not None:
         raise ValueError("set only one of --num_shards and --examples_per_shard")
     if num_shards is not None and not 1 <= num_shards <= MAX_SHARDS:
-        raise ValueError(f"--num_shards must be in 1..99999; got {num_shards}")
+        raise ValueError(f"--num_shards must be in 1..{MAX_SHARDS}; got {num_shards}")
     if examples_per_shard is not None and examples_per_shard < 1:
         raise ValueError(f"--examples_per_shard must be >= 1; got {examples_per_shard}")
 
