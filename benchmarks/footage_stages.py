@@ -23,7 +23,7 @@ from alm_tf.data import schemas
 from alm_tf.people import synth_frames  # noqa: E402
 from alm_tf.people import detectors
 from alm_tf.people import mot_metrics
-from alm_tf.people import footage_outputs as outputs
+from alm_tf.people import footage_files as outputs
 from alm_tf.people import tracking  # noqa: E402
 from alm_tf.serving import export  # noqa: E402
 
