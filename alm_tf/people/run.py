@@ -63,7 +63,7 @@ BOX_COLUMNS = ("frame", "image", "id", "x1", "y1", "x2", "y2", "score", "clipped
 TRACK_COLUMNS = ("id", "first_frame", "last_frame", "num_frames", "camera", "start_time", "end_time")
 DEFAULT_MAX_PICTURES = 100
 #: Boxes per track the model answers (tracks runs); chosen by measurement (BUILD_NOTES.md).
-DEFAULT_CROPS_PER_TRACK = 8
+DEFAULT_CROPS_PER_TRACK = 4
 
 __all__ = ["PeopleConfig", "PeoplePlan", "PeopleResult", "attribute_columns", "jsonl_record", "plan_people",
            "predict_people", "write_jsonl"]
