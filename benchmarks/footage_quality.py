@@ -2,7 +2,8 @@
 
 For each sequence (alm-synth-frames --crossings: people walk across one
 street band from both sides, crossing and occluding each other) and each
-detector / tracker: detector precision and recall, tracker IDF1, MOTA and
+detector / tracker: detector precision and recall (also of the true boxes at least half
+visible: the crossings hide people behind each other), tracker IDF1, MOTA and
 identity switches (motmetrics, IoU >= 0.5). With --model: the attribute
 model's per-box and per-track mA on the true tracks (alm-predict --tracks
 with the ground truth; each box and each track judged against its person),
@@ -43,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", default="4,12")
     parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--detectors", default="hog", help="hog, hog@SCALE, a SavedModel or .onnx")
+    parser.add_argument("--detectors", default="hog", help="hog, hog@SCALE, hog#THRESHOLD, a SavedModel or .onnx")
     parser.add_argument("--trackers", default="bytetrack,sort")
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--model", default=None)
@@ -64,12 +65,14 @@ def main() -> None:
             truth = mot_metrics.read_mot(info["gt"])
             frames = list(run.iter_source_frames(None, info["frames"]))
             for spec in [v for v in args.detectors.split(",") if v]:
-                name, _, scale = spec.partition("@")
-                detector = quality.load(name, float(scale or 1))
+                spec_name, _, threshold = spec.partition("#")
+                name, _, scale = spec_name.partition("@")
+                detector = quality.load(name, float(scale or 1), float(threshold) if threshold else None)
                 for tracker in args.trackers.split(","):
                     row = {"people": k, "frames": args.frames, "seed": seed, "detector": spec, "tracker": tracker,
                            **quality.detection_quality(frames, truth, detector, tracking.TrackerConfig(tracker),
-                                                       synth_frames.VIDEO_FPS, args.every)}
+                                                       synth_frames.VIDEO_FPS, args.every,
+                                                       mot_metrics.read_visibility(info["gt"]))}
                     rows.append(row)
                     print(json.dumps({key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()}),
                           flush=True)

@@ -22,8 +22,14 @@ __all__ = ["crops_per_track_ma", "detection_quality", "found_people_ma", "match_
 
 
 def detection_quality(frames: Sequence, truth: Sequence[det_lib.Detection], detector,
-                      tracker_config: tracking.TrackerConfig, fps: float, every: int = 1) -> dict:
-    """Detector precision / recall (every frame) and the tracker's metrics on `frames`."""
+                      tracker_config: tracking.TrackerConfig, fps: float, every: int = 1,
+                      visibility: Optional[dict] = None, min_visibility: float = 0.5) -> dict:
+    """Detector precision / recall (every frame) and the tracker's metrics on `frames`.
+
+    visibility: (frame, id) -> visible share of each true box
+    (`mot_metrics.read_visibility`): adds the recall of the boxes at least
+    `min_visibility` visible (`detector_recall_visible`), and their share.
+    """
     raw = []
     for number, _, frame in frames:
         boxes, scores = detector(frame)
@@ -32,7 +38,12 @@ def detection_quality(frames: Sequence, truth: Sequence[det_lib.Detection], dete
     found, _ = run.detect_tracks(frames, detector, tracking.make_tracker(tracker_config, fps), every)
     det = mot_metrics.mot_metrics(truth, raw, ignore_ids=True)
     trk = mot_metrics.mot_metrics(truth, found)
-    return {"detector_precision": det["precision"], "detector_recall": det["recall"],
+    extra = {}
+    if visibility is not None:
+        seen = [d for d in truth if visibility.get((int(d.frame), d.track_id), 1.0) >= min_visibility]
+        extra = {"visible_share": len(seen) / max(len(truth), 1),
+                 "detector_recall_visible": mot_metrics.mot_metrics(seen, raw, ignore_ids=True)["recall"]}
+    return {**extra, "detector_precision": det["precision"], "detector_recall": det["recall"],
             "idf1": trk["idf1"], "mota": trk["mota"], "id_switches": int(trk["num_switches"]),
             "tracks_found": len({d.track_id for d in found}), "people": int(trk["num_unique_objects"])}
 
@@ -70,8 +81,8 @@ def per_box_and_track_ma(people_file: str, boxes_csv: str, tracks_csv: str,
             "tracks": len(tracks), "attributes": len(names)}
 
 
-def load(spec: str, upscale: float = 1.0) -> detectors.Detector:
-    return detectors.load_detector(detectors.DetectorConfig(spec, upscale=upscale))
+def load(spec: str, upscale: float = 1.0, threshold: Optional[float] = None) -> detectors.Detector:
+    return detectors.load_detector(detectors.DetectorConfig(spec, threshold=threshold, upscale=upscale))
 
 
 def match_boxes(truth: Sequence[det_lib.Detection], found: Sequence[det_lib.Detection],
