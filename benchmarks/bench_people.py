@@ -26,14 +26,16 @@ street (alm-synth-frames --crossings --video) with 4 and with 12 people:
 frames/s of decoding (PyAV), detection (per detector kind), tracking
 (ByteTrack on the true boxes), writing (drawing + H.264 people.mp4), and
 people/s and frames/s of the attribute model (predict_boxes on the true
-boxes, up to --boxes_per_call crops of several frames per call). The
+boxes, up to --boxes_per_call crops of several frames per call; again on
+at most --crops_per_track boxes per track, as alm-predict answers them;
+and with calls twice as large). The
 SavedModel and ONNX detectors are the tests' constant-output stand-ins
 (no detector weights ship offline): their figures are the wrapper's cost
 (letterbox, runtime call, NMS), not a network's.
 
 Usage:
   .venv/bin/python benchmarks/bench_people.py [--runs=5] [--people=1,8,32] [--json=out.json]
-  .venv/bin/python benchmarks/bench_people.py --stages [--people=4,12] [--frames=30]
+  .venv/bin/python benchmarks/bench_people.py --stages [--people=4,12] [--frames=30] [--crops_per_track=4]
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def main() -> None:
     parser.add_argument("--stages", action="store_true")
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--boxes_per_call", type=int, default=16)
+    parser.add_argument("--crops_per_track", type=int, default=4)
     args = parser.parse_args()
     if args.stages:
         import footage_stages

@@ -9,6 +9,7 @@ from absl import flags
 
 from alm_tf.people import detectors
 from alm_tf.people import footage as run
+from alm_tf.people import run as people_run
 from alm_tf.people import tracking
 from pipelines import _cli
 from pipelines._cli import OVERRIDE as _OVERRIDE
@@ -44,17 +45,26 @@ FPS = _cli.define_finite_float("fps", None, "Frames per second of --images frame
                          f"{run.DEFAULT_FRAMES_FPS:g}) or of a video without timestamps.", **_OVERRIDE)
 CAMERA = flags.DEFINE_string("camera", None, "Camera name in tracks.csv (default: the video's file "
                              "stem, or the frames' folder).", **_OVERRIDE)
+CROPS_PER_TRACK = flags.DEFINE_integer(
+    "crops_per_track", people_run.DEFAULT_CROPS_PER_TRACK, "The model answers at most this many boxes of a "
+    "track, spread over it (the highest-scoring, then largest, of each stretch); 0: every box.", lower_bound=0,
+    **_OVERRIDE)
 NO_VIDEO = flags.DEFINE_bool("no_video", False, "Do not write the annotated people.mp4.", **_OVERRIDE)
 
 #: Flags that only the detector + tracker path reads.
 FOOTAGE_ONLY = ("detector", "detector_upscale", "detector_every", "detector_threshold", "min_person_height",
                 "person_class", "tracker", "track_buffer", "track_threshold", "match_iou", "track_min_frames")
 #: Flags of every run on footage that ends in tracks.
-TRACKS_ONLY = ("fps", "camera", "no_video")
+TRACKS_ONLY = ("fps", "camera", "no_video", "crops_per_track")
 
 
 def any_present(names) -> bool:
     return any(flags.FLAGS[name].present for name in names)
+
+
+def crops_per_track():
+    """--crops_per_track as PeopleConfig takes it (None: every box)."""
+    return CROPS_PER_TRACK.value or None
 
 
 def footage_config() -> run.FootageConfig:

@@ -214,6 +214,7 @@ def _people_config() -> people_prediction.PeopleConfig:
             mode="boxes" if _BOXES.value else "tracks", boxes_file=_TRACKS.value or _BOXES.value or None,
             footage=footage_flags.footage_config() if footage_run else None, fps=footage_flags.FPS.value,
             camera=footage_flags.CAMERA.value, source=_IMAGES.value, video_out=not footage_flags.NO_VIDEO.value,
+            crops_per_track=footage_flags.crops_per_track(),
             output_dir=_OUTPUT_DIR.value, images=images, images_root=root, video=_VIDEO.value,
             thresholds=groups_lib.parse_threshold_values(_THRESHOLDS.value), track=track,
             min_score=_MIN_SCORE.value, boxes_per_call=_BATCH.value, pictures=_PICTURES.value,

@@ -128,7 +128,11 @@ def _finish(boxes, scores, config: DetectorConfig, default_threshold: float, hei
 
 
 class HogDetector:
-    """OpenCV's default HOG people detector (weights inside the OpenCV wheel)."""
+    """OpenCV's default HOG people detector (weights inside the OpenCV wheel).
+
+    Its scores are the SVM's margins; the threshold is also OpenCV's
+    `hitThreshold`, so a negative one finds windows OpenCV would not return.
+    """
 
     default_threshold = 0.0
 
@@ -145,7 +149,9 @@ class HogDetector:
         scale = self.config.upscale
         image = frame if scale == 1.0 else self._cv2.resize(
             frame, (int(round(width * scale)), int(round(height * scale))), interpolation=self._cv2.INTER_LINEAR)
-        rects, weights = self._hog.detectMultiScale(image, winStride=(8, 8), padding=(8, 8), scale=1.05)
+        hit = self.default_threshold if self.config.threshold is None else self.config.threshold
+        rects, weights = self._hog.detectMultiScale(image, hitThreshold=hit, winStride=(8, 8), padding=(8, 8),
+                                                    scale=1.05)
         rects = np.asarray(rects, np.float32).reshape(-1, 4) / scale
         boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
         return _finish(boxes, np.asarray(weights).reshape(-1), self.config, self.default_threshold,

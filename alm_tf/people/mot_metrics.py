@@ -19,7 +19,7 @@ METRICS = ("idf1", "mota", "motp", "precision", "recall", "num_switches", "num_f
            "num_misses", "num_objects", "mostly_tracked", "num_unique_objects")
 QUALITY_EXTRA = "dev"
 
-__all__ = ["METRICS", "mot_metrics", "read_mot"]
+__all__ = ["METRICS", "mot_metrics", "read_mot", "read_visibility"]
 
 
 def _require():
@@ -36,6 +36,17 @@ def read_mot(path: str) -> list[det_lib.Detection]:
     """A MOTChallenge file's boxes (alm_tf.people.detections)."""
     found, _ = det_lib.read_detections(path, need_ids=False)
     return found
+
+
+def read_visibility(path: str) -> dict[tuple[int, int], float]:
+    """(frame, id) -> the visibility column (9th) of a MOTChallenge gt file."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            fields = line.strip().split(",")
+            if len(fields) >= 9:
+                out[(int(float(fields[0])), int(float(fields[1])))] = float(fields[8])
+    return out
 
 
 def _by_frame(boxes: Iterable[det_lib.Detection]) -> dict[int, list[det_lib.Detection]]:

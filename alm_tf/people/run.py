@@ -1,12 +1,14 @@
 """alm-predict on camera frames: person boxes in, readable answers out.
 
 `predict_people` reads frames (image files, or a video through PyAV),
-person boxes (`alm_tf.people.detections`: a MOT det/gt file or a box CSV), runs
-a predictor on every box (the `predict_boxes` path: crop at full
-resolution, then the model's resize; `alm_tf.preprocessing.crops`) and writes, into
-the output folder V:
+person boxes (`alm_tf.people.detections`: a MOT det/gt file or a box CSV;
+or a detector and a tracker, `alm_tf.people.footage`), runs a predictor on
+the boxes (the `predict_boxes` path: crop at full resolution, then the
+model's resize; `alm_tf.preprocessing.crops`; per track at most
+`crops_per_track` boxes, `alm_tf.people.answering`) and writes, into the
+output folder V:
 
-  V/boxes.csv          a row per box: frame, image, id, x1, y1, x2, y2,
+  V/boxes.csv          a row per answered box: frame, image, id, x1, y1, x2, y2,
                        score, clipped, one column per attribute group
                        (the readable answer), then `<attr>_prob`, `<attr>`
   V/tracks.csv         (tracks) a row per track: id, first_frame,
@@ -17,6 +19,8 @@ the output folder V:
   V/predictions.jsonl  a JSON object per box (boxes) or per track (tracks)
                        with `answers`
   V/pictures/<frame>.png   frames with each person's box and answers
+  (tracks) V/tracks.txt, V/thumbnails/, V/people.mp4, V/run.json
+                       (alm_tf.people.footage_files)
 
 Boxes reaching outside their frame are clipped (the `clipped` column, and a
 line on `report`); an empty box, a frame the file names that does not
@@ -34,21 +38,19 @@ from collections.abc import Callable
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
 from alm_tf.people import detections as det_lib
 from alm_tf import groups as groups_lib
-from alm_tf.preprocessing import crops as people
 from alm_tf.people import tracks as tracks_lib
 from alm_tf.people import video as video_lib
 from alm_tf.inference import pictures as visualization
 from alm_tf.preprocessing import image_input
-from alm_tf.preprocessing import pixels as preprocessing
+from alm_tf.people import answering
 from alm_tf.people import footage_files
-from alm_tf.people import footage_outputs
 from alm_tf.people import footage as footage_run
+from alm_tf.people import frames as frames_lib
 from alm_tf.inference.writers import StagedFiles as _Outputs
 from alm_tf.inference.writers import attribute_cells, attribute_columns, jsonl_record, write_jsonl
 from alm_tf.inference.writers import PICTURES_DIR, PREDICTIONS_JSONL
@@ -59,6 +61,8 @@ MODES = ("boxes", "tracks")
 BOX_COLUMNS = ("frame", "image", "id", "x1", "y1", "x2", "y2", "score", "clipped")
 TRACK_COLUMNS = ("id", "first_frame", "last_frame", "num_frames", "camera", "start_time", "end_time")
 DEFAULT_MAX_PICTURES = 100
+#: Boxes per track the model answers (tracks runs); chosen by measurement (BUILD_NOTES.md).
+DEFAULT_CROPS_PER_TRACK = 4
 
 __all__ = ["PeopleConfig", "PeoplePlan", "PeopleResult", "attribute_columns", "jsonl_record", "plan_people",
            "predict_people", "write_jsonl"]
@@ -80,6 +84,8 @@ class PeopleConfig:
         track: TrackConfig (mode `tracks`).
         min_score: drop boxes with a lower score.
         boxes_per_call: person crops per model call.
+        crops_per_track: (tracks) the model answers at most this many boxes
+            of a track, spread over it (None: every box).
         pictures, max_pictures: frame pictures (the first frames with boxes).
         progress: a progress bar.
         footage: the detector and tracker (alm_tf.people.footage.FootageConfig)
@@ -103,6 +109,7 @@ class PeopleConfig:
     track: tracks_lib.TrackConfig = tracks_lib.TrackConfig()
     min_score: Optional[float] = None
     boxes_per_call: int = 16
+    crops_per_track: Optional[int] = DEFAULT_CROPS_PER_TRACK
     pictures: bool = True
     max_pictures: Optional[int] = DEFAULT_MAX_PICTURES
     progress: bool = True
@@ -127,6 +134,8 @@ class PeopleConfig:
             raise ValueError("give the frames as image files or as a video (exactly one)")
         if self.boxes_per_call < 1:
             raise ValueError(f"boxes_per_call must be >= 1. Received: {self.boxes_per_call}")
+        if self.crops_per_track is not None and self.crops_per_track < 1:
+            raise ValueError(f"crops_per_track must be >= 1. Received: {self.crops_per_track}")
         if self.max_pictures is not None and self.max_pictures < 0:
             raise ValueError(f"max_pictures must be >= 0. Received: {self.max_pictures}")
 
@@ -148,161 +157,10 @@ class PeopleResult:
     answers: list = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
-class _Box:
-    detection: det_lib.Detection
-    frame: int
-    image: Optional[str]
-    box: tuple[int, int, int, int]  # clipped pixels x1, y1, x2, y2
-    normalized: tuple[float, float, float, float]
-    clipped: bool
-
-
-# ----------------------------------------------------------------- frames
-
-
-def _frame_size(data, max_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS,
-                exif_orientation: str = image_input.DEFAULT_EXIF_ORIENTATION) -> tuple[int, int]:
-    """(height, width) of a frame as the model decodes it (boxes refer to those pixels)."""
-    if isinstance(data, (bytes, bytearray)):
-        with image_input.open_image(bytes(data), max_pixels) as im:
-            width, height = image_input.oriented_size(im, exif_orientation)
-            return height, width
-    return int(data.shape[0]), int(data.shape[1])
-
-
-def _read_file(path: str, max_pixels: int) -> bytes:
-    """A frame's bytes, its header checked (size within `max_pixels`) before any decoding."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data:
-        raise det_lib.DetectionsError(f"frame {path!r} is an empty file")
-    try:
-        _frame_size(data, max_pixels)
-    except image_input.ImageTooLarge as e:
-        raise det_lib.DetectionsError(f"frame {path!r}: {e}") from None
-    except (OSError, ValueError):
-        raise det_lib.DetectionsError(f"frame {path!r} is not an image") from None
-    return data
-
-
-def _frames(config: PeopleConfig, numbers: list[int], paths: dict[int, str], times: Optional[dict] = None):
-    """(number, image path or None, bytes or RGB array) of the wanted frames, in order."""
-    if config.video is None:
-        for number in numbers:
-            yield number, paths[number], _read_file(paths[number], config.max_image_pixels)
-        return
-    wanted = set(numbers)
-    seen = 0
-    for number, array in video_lib.iter_frames(config.video, wanted, last=max(numbers), times=times):
-        seen = number
-        yield number, None, array
-    if seen < max(numbers):
-        raise det_lib.DetectionsError(f"frame {max(numbers)} does not exist: the video {config.video!r} "
-                                      f"has {seen if seen else 'no'} frames with boxes up to there")
-
-
-def _place(config: PeopleConfig, found: list[det_lib.Detection]):
-    """Frame numbers, frame paths and the detections of each frame number."""
-    by_frame: dict[int, list[det_lib.Detection]] = {}
-    paths: dict[int, str] = {}
-    if config.images is not None:
-        index = det_lib.FrameIndex(config.images, config.images_root)
-        for d in found:
-            path = index.path_of(d)
-            number = index.number_of(path)
-            paths[number] = path
-            by_frame.setdefault(number, []).append(d)
-    else:
-        for d in found:
-            if d.frame is None:
-                raise det_lib.DetectionsError(f"{d.line}: a video's boxes need frame numbers (column "
-                                              f"'frame'), not image names")
-            by_frame.setdefault(d.frame, []).append(d)
-    return sorted(by_frame), paths, by_frame
-
-
-def _clip(d: det_lib.Detection, number: int, image: Optional[str], height: int, width: int) -> _Box:
-    x1, y1 = max(d.x1, 0.0), max(d.y1, 0.0)
-    x2, y2 = min(d.x2, float(width)), min(d.y2, float(height))
-    clipped = (x1, y1, x2, y2) != (d.x1, d.y1, d.x2, d.y2)
-    normalized = people.from_pixels(x1, y1, x2, y2, height, width)
-    top, left, bottom, right = (int(v) for v in people.pixel_boxes(np.asarray([normalized]), height, width)[0])
-    if bottom <= top or right <= left:
-        raise det_lib.DetectionsError(
-            f"{d.line}: the box (x1={d.x1:g}, y1={d.y1:g}, x2={d.x2:g}, y2={d.y2:g}) is empty inside its "
-            f"{width}x{height} frame {number}")
-    return _Box(d, number, image, (left, top, right, bottom), tuple(normalized), clipped)
-
-
-# ----------------------------------------------------------------- running
-
-
-def _predict(predictor, frames: list, boxes: list[_Box], numbers: list[int], limit: int) -> dict:
-    position = {n: k for k, n in enumerate(numbers)}
-    normalized = np.asarray([b.normalized for b in boxes], np.float32)
-    indices = np.asarray([position[b.frame] for b in boxes], np.int32)
-    boxes_fn = getattr(predictor, "boxes_fn", None)
-    if boxes_fn is not None:
-        return boxes_fn(frames, normalized, indices)
-    crops = []  # a predictor of crops only: crop here, by the same rule
-    for box, index in zip(normalized, indices):
-        frame = frames[index]
-        array = preprocessing.decode_image(frame, limit).numpy() if isinstance(frame, bytes) else frame
-        crops.append(tf.io.encode_png(people.crop_array(np.asarray(array, np.uint8), box)).numpy())
-    return predictor(crops)
-
-
-def _run(predictor, config: PeopleConfig, numbers, paths, by_frame, report, times=None,
-         thumbnails=None) -> tuple[list[_Box], dict]:
-    total = sum(len(v) for v in by_frame.values())
-    bar = tqdm(total=total, unit="box", desc="people", disable=not config.progress)
-    done: list[_Box] = []
-    outputs: dict[str, list] = {}
-    chunk_frames: list = []
-    chunk_numbers: list[int] = []
-    chunk_boxes: list[_Box] = []
-    exif = getattr(predictor, "exif_orientation", image_input.DEFAULT_EXIF_ORIENTATION)
-
-    def flush():
-        if chunk_boxes:
-            result = _predict(predictor, chunk_frames, chunk_boxes, chunk_numbers, config.max_image_pixels)
-            for key in ("probabilities", "labels"):
-                outputs.setdefault(key, []).append(np.asarray(result[key]))
-            done.extend(chunk_boxes)
-            bar.update(len(chunk_boxes))
-        chunk_frames.clear(), chunk_numbers.clear(), chunk_boxes.clear()
-
-    try:
-        for number, image, data in _frames(config, numbers, paths, times):
-            height, width = _frame_size(data, config.max_image_pixels, exif)
-            for d in by_frame[number]:
-                if len(chunk_boxes) >= config.boxes_per_call:
-                    flush()
-                if not chunk_numbers or chunk_numbers[-1] != number:
-                    chunk_frames.append(data)
-                    chunk_numbers.append(number)
-                chunk_boxes.append(_clip(d, number, image, height, width))
-                if thumbnails is not None:
-                    thumbnails.offer(d.track_id, d.score, chunk_boxes[-1].box, data)
-        flush()
-    finally:
-        bar.close()
-    clipped = [b for b in done if b.clipped]
-    if clipped:
-        first = clipped[0].detection
-        report(f"clipped {len(clipped)} of {len(done)} boxes to their frames (first: {first.line}, "
-               f"x1={first.x1:g}, y1={first.y1:g}, x2={first.x2:g}, y2={first.y2:g})")
-    if not outputs:  # footage with nobody in it
-        empty = np.zeros((0, len(predictor.attributes)), np.float32)
-        return done, {"probabilities": empty, "labels": empty.astype(np.int32)}
-    return done, {k: np.concatenate(v) for k, v in outputs.items()}
-
-
 # ------------------------------------------------------------------ output
 
 
-def _box_rows(boxes: list[_Box], groups, probabilities, labels, answers):
+def _box_rows(boxes: list[frames_lib.PersonBox], groups, probabilities, labels, answers):
     for b, p, y, answer in zip(boxes, probabilities, labels, answers):
         d = b.detection
         yield ([b.frame, b.image or "", d.track_id if d.track_id >= 0 else "", *b.box,
@@ -351,7 +209,7 @@ def plan_people(config: PeopleConfig, report: Callable[[str], None] = print) -> 
         report(f"dropped {dropped} boxes with a score below {config.min_score}")
     if config.video is not None:
         video_lib.require_av()
-    return PeoplePlan(*_place(config, found), dropped)
+    return PeoplePlan(*frames_lib.place(config, found), dropped)
 
 
 def _fps(config: PeopleConfig) -> float:
@@ -369,12 +227,7 @@ def _plan_footage(config: PeopleConfig, report: Callable[[str], None]) -> People
     fps = _fps(config)
     detector = detectors.load_detector(config.footage.detector)
     tracker = tracking.make_tracker(config.footage.tracker, fps)
-    numbers = None
-    images = config.images
-    if images is not None:
-        index = det_lib.FrameIndex(images, config.images_root)
-        numbers = {p: n for n, p in index.by_number.items()}
-        images = [index.by_number[n] for n in sorted(index.by_number)]
+    images, numbers = frames_lib.numbered_images(config)
     bar = tqdm(unit="frame", desc="detect", disable=not config.progress)
     try:
         found, seen = footage_run.detect_tracks(footage_run.iter_source_frames(config.video, images, numbers),
@@ -384,14 +237,26 @@ def _plan_footage(config: PeopleConfig, report: Callable[[str], None]) -> People
         bar.close()
     report(f"{detector.name} and {tracker.name} found {len({d.track_id for d in found})} tracks "
            f"({len(found)} boxes) in {seen} frames")
-    plan = PeoplePlan(*_place(config, found), 0, num_frames=seen, fps=fps, detector=detector.name,
+    return PeoplePlan(*frames_lib.place(config, found), 0, num_frames=seen, fps=fps, detector=detector.name,
                       tracker=tracker.name)
-    return plan
+
+
+def _check_request(predictor, config: PeopleConfig, groups, attributes) -> None:
+    """Thresholds and per-frame names the run cannot use fail before any work."""
+    groups_lib.request_thresholds(config.thresholds, attributes)
+    if config.mode == "tracks":
+        config.track.per_frame_keys(groups)
+        if getattr(predictor, "model_thresholds", None) is None and (
+                config.thresholds is None or isinstance(config.thresholds, dict)):
+            raise ValueError("--tracks needs the model's thresholds, which this server does not tell "
+                             "(its metadata is unreachable); pass --thresholds with one value or one "
+                             "per attribute")
 
 
 def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan] = None,
                    report: Callable[[str], None] = print) -> PeopleResult:
-    """Answers every box of `config.boxes_file` and writes the files (module docstring).
+    """Answers the boxes of `config.boxes_file` (or of the detector and tracker)
+    and writes the files (module docstring).
 
     `predictor`: `alm_tf.inference.images.ImagePredictor` (its `boxes_fn`,
     `attributes`, `groups`, `model_thresholds`).
@@ -402,27 +267,25 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
     """
     attributes = list(predictor.attributes)
     groups = getattr(predictor, "groups", None) or groups_lib.infer(attributes)
-    groups_lib.request_thresholds(config.thresholds, attributes)  # bad thresholds fail first
+    _check_request(predictor, config, groups, attributes)
     tracking = config.mode == "tracks"
-    if tracking:
-        config.track.per_frame_keys(groups)  # unknown per-frame names fail first
-        if getattr(predictor, "model_thresholds", None) is None and (
-                config.thresholds is None or isinstance(config.thresholds, dict)):
-            raise ValueError("--tracks needs the model's thresholds, which this server does not tell "
-                             "(its metadata is unreachable); pass --thresholds with one value or one "
-                             "per attribute")
     plan = plan or plan_people(config, report)
-    numbers, paths, dropped = plan.numbers, plan.paths, plan.dropped
     clock = footage_files.FrameClock(plan.fps or _fps(config)) if tracking else None
-    thumbnails = footage_outputs.Thumbnails() if tracking else None
-    boxes, outputs = _run(predictor, config, numbers, paths, plan.by_frame, report,
-                          clock.times if tracking and config.video is not None else None, thumbnails)
+    thumbnails = footage_files.Thumbnails() if tracking else None
+    chosen = answering.select_for_tracks(plan.by_frame, config.crops_per_track) if tracking else None
+    placed, answered, outputs = answering.answer_boxes(
+        predictor, config, plan.numbers, plan.paths, plan.by_frame, report,
+        clock.times if tracking and config.video is not None else None, thumbnails, chosen)
+    boxes = [placed[i] for i in answered]
     probabilities = outputs["probabilities"]
     labels = groups_lib.relabel(probabilities, outputs["labels"], config.thresholds, attributes)
     answers = groups.answers(probabilities, labels)
+    all_answers: list = [None] * len(placed)
+    for i, answer in zip(answered, answers):
+        all_answers[i] = answer
     os.makedirs(config.output_dir, exist_ok=True)
     out = _Outputs(config.output_dir)
-    result = PeopleResult({}, len(boxes), len(numbers), sum(b.clipped for b in boxes), dropped,
+    result = PeopleResult({}, len(boxes), len(plan.numbers), sum(b.clipped for b in placed), plan.dropped,
                           probabilities=probabilities, labels=labels, answers=answers)
     try:
         out.csv(BOXES_CSV, [*BOX_COLUMNS, *groups.csv_columns, *attribute_columns(attributes)],
@@ -430,21 +293,10 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
         if tracking:
             result.tracks, result.short_tracks = tracks_lib.aggregate_tracks(
                 [b.detection.track_id for b in boxes], [b.frame for b in boxes], probabilities, labels,
-                groups, config.track, config.thresholds, getattr(predictor, "model_thresholds", None))
-            out.csv(TRACKS_CSV, [*TRACK_COLUMNS, *groups.csv_columns, *attribute_columns(attributes)],
-                    _track_rows(result.tracks, groups, camera := footage_files.default_camera(config), clock))
-            out.jsonl(PREDICTIONS_JSONL, (jsonl_record(
-                t.answers, t.probabilities, attributes, id=t.track_id, camera=camera,
-                start_time=clock.seconds(t.frames[0]), end_time=clock.seconds(t.frames[-1]),
-                first_frame=t.frames[0], last_frame=t.frames[-1], num_frames=t.num_frames,
-                per_frame=t.per_frame) for t in result.tracks))
-            footage_files.write_footage_files(
-                out, config, boxes, result.tracks, answers, thumbnails, clock, camera, predictor,
-                lambda: _all_frames(config), plan.num_frames, plan.detector, plan.tracker)
-            if result.short_tracks:
-                report(f"{len(result.short_tracks)} tracks shorter than {config.track.min_track_length} "
-                       f"frames have no row (ids {', '.join(map(str, result.short_tracks[:10]))}"
-                       f"{', ...' if len(result.short_tracks) > 10 else ''})")
+                groups, config.track, config.thresholds, getattr(predictor, "model_thresholds", None),
+                _track_frames(placed))
+            _write_tracks(out, config, plan, predictor, placed, all_answers, result, groups, clock, thumbnails,
+                          report)
         else:
             out.jsonl(PREDICTIONS_JSONL, (jsonl_record(
                 answer, p, attributes, frame=b.frame, image=b.image,
@@ -452,7 +304,7 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
                 score=b.detection.score, clipped=b.clipped)
                 for b, p, answer in zip(boxes, probabilities, answers)))
         if config.pictures and config.max_pictures != 0:
-            result.pictures = _pictures(config, boxes, answers, result.tracks, numbers, paths,
+            result.pictures = _pictures(config, placed, all_answers, result.tracks, plan.numbers, plan.paths,
                                         getattr(predictor, "exif_orientation",
                                                 image_input.DEFAULT_EXIF_ORIENTATION))
         result.files = out.commit()
@@ -462,38 +314,54 @@ def predict_people(predictor, config: PeopleConfig, *, plan: Optional[PeoplePlan
     return result
 
 
-def _all_frames(config: PeopleConfig):
-    """Every frame of the footage, (number, path or None, RGB array)."""
-    images, numbers = config.images, None
-    if images is not None:
-        index = det_lib.FrameIndex(images, config.images_root)
-        numbers = {p: n for n, p in index.by_number.items()}
-        images = [index.by_number[n] for n in sorted(index.by_number)]
-    return footage_run.iter_source_frames(config.video, images, numbers)
+def _track_frames(placed: list[frames_lib.PersonBox]) -> dict[int, list[int]]:
+    """track id -> the frames of all its boxes (answered or not)."""
+    out: dict[int, list[int]] = {}
+    for b in placed:
+        out.setdefault(b.detection.track_id, []).append(b.frame)
+    return out
 
 
-def _pictures(config: PeopleConfig, boxes: list[_Box], answers, track_answers, numbers, paths,
+def _write_tracks(out, config: PeopleConfig, plan: PeoplePlan, predictor, placed, all_answers, result, groups,
+                  clock, thumbnails, report) -> None:
+    """tracks.csv, predictions.jsonl (a record per track) and the footage files."""
+    attributes = list(groups.attributes)
+    camera = footage_files.default_camera(config)
+    out.csv(TRACKS_CSV, [*TRACK_COLUMNS, *groups.csv_columns, *attribute_columns(attributes)],
+            _track_rows(result.tracks, groups, camera, clock))
+    out.jsonl(PREDICTIONS_JSONL, (jsonl_record(
+        t.answers, t.probabilities, attributes, id=t.track_id, camera=camera,
+        start_time=clock.seconds(t.frames[0]), end_time=clock.seconds(t.frames[-1]),
+        first_frame=t.frames[0], last_frame=t.frames[-1], num_frames=t.num_frames,
+        per_frame=t.per_frame) for t in result.tracks))
+    footage_files.write_footage_files(
+        out, config, placed, result.tracks, all_answers, thumbnails, clock, camera, predictor,
+        lambda: frames_lib.all_frames(config), plan.num_frames, plan.detector, plan.tracker)
+    if result.short_tracks:
+        report(f"{len(result.short_tracks)} tracks shorter than {config.track.min_track_length} "
+               f"frames have no row (ids {', '.join(map(str, result.short_tracks[:10]))}"
+               f"{', ...' if len(result.short_tracks) > 10 else ''})")
+
+
+def _pictures(config: PeopleConfig, boxes: list[frames_lib.PersonBox], answers, track_answers, numbers, paths,
               exif_orientation: str) -> list[str]:
-    """The first `max_pictures` frames with their people (written atomically, one by one)."""
+    """The first `max_pictures` frames with their people (written atomically, one by one);
+    `answers[i]`: box i's own answer, None when the model did not answer it."""
     chosen = numbers if config.max_pictures is None else numbers[:config.max_pictures]
     by_track = {t.track_id: t for t in track_answers}
-    per_frame: dict[int, list[tuple[_Box, dict]]] = {}
+    per_frame: dict[int, list[tuple[frames_lib.PersonBox, Optional[dict]]]] = {}
     for b, answer in zip(boxes, answers):
         per_frame.setdefault(b.frame, []).append((b, answer))
     written, used = [], set()
     folder = os.path.join(config.output_dir, PICTURES_DIR)
-    for number, image, data in _frames(config, list(chosen), paths):
+    for number, image, data in frames_lib.iter_frames(config, list(chosen), paths):
         frame = (image_input.oriented(Image.open(io.BytesIO(data)), exif_orientation).convert("RGB")
                  if isinstance(data, bytes) else data)
         items = per_frame.get(number, [])
         lines, keys = [], []
         for b, answer in items:
             track = by_track.get(b.detection.track_id)
-            if track is not None:  # the track's answer, with this frame's per-frame answers
-                shown = dict(track.answers)
-                shown.update({k: answer[k] for k in track.per_frame})
-            else:
-                shown = answer
+            shown = track.shown(number, answer) if track is not None else (answer or {})
             tid = b.detection.track_id
             lines.append(visualization.answer_lines(shown, f"#{tid}" if tid >= 0 else ""))
             keys.append(tid if tid >= 0 else len(keys))

@@ -8,7 +8,9 @@ velocity and bounces off the frame's borders; each person is visible over
 one contiguous stretch of the sequence, later people on top. Layout:
 
   D/img1/000001.jpg ...    the frames (MOT's image folder)
-  D/gt/gt.txt              frame, id, left, top, width, height, 1, 1, 1.0
+  D/gt/gt.txt              frame, id, left, top, width, height, 1, 1,
+                           visibility (the share of the box that people
+                           pasted later leave uncovered, as MOT17's gt)
   D/det/det.txt            frame, -1, left, top, width, height, 1.0, -1, -1, -1
   D/seqinfo.ini            MOT's sequence description
   D/people.json            {"attributes": [...], "tracks": {id: {"labels":
@@ -149,6 +151,18 @@ def _crossing(rng: np.random.Generator, cfg: FramesConfig, w: int, h: int, k: in
     return {"first_frame": first, "last_frame": max(boxes), "boxes": boxes}
 
 
+def _visibility(box, above) -> float:
+    """The share of `box` (left, top, w, h) that the boxes `above` it leave uncovered."""
+    left, top, w, h = box
+    mask = np.ones((h, w), bool)
+    for x, y, bw, bh in above:
+        x1, y1 = max(x - left, 0), max(y - top, 0)
+        x2, y2 = min(x + bw - left, w), min(y + bh - top, h)
+        if x2 > x1 and y2 > y1:
+            mask[y1:y2, x1:x2] = False
+    return float(mask.mean())
+
+
 def _write_text(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -174,11 +188,13 @@ def generate_frames(cfg: FramesConfig) -> dict[str, Any]:
     gt_rows, det_rows, frames, arrays = [], [], [], []
     for frame in range(1, cfg.num_frames + 1):
         image = background.copy()
+        here = [(track_id, track["boxes"][frame]) for track_id, _, _, track in people if frame in track["boxes"]]
         for track_id, crop, _, track in people:
             if frame in track["boxes"]:
                 left, top, w, h = track["boxes"][frame]
                 image.paste(crop, (left, top))
-                gt_rows.append(f"{frame},{track_id},{left},{top},{w},{h},1,1,1.0")
+                seen = _visibility(track["boxes"][frame], [b for other, b in here if other > track_id])
+                gt_rows.append(f"{frame},{track_id},{left},{top},{w},{h},1,1,{seen:.3f}")
                 det_rows.append(f"{frame},-1,{left},{top},{w},{h},1.0,-1,-1,-1")
         path = os.path.join(images_dir, f"{frame:06d}.jpg")
         image.save(path + ".tmp", format="JPEG", quality=cfg.jpeg_quality, subsampling=0)

@@ -146,11 +146,25 @@ class TrackAnswer:
     def num_frames(self) -> int:
         return len(self.frames)
 
+    def shown(self, frame: int, answer: Optional[dict] = None) -> dict[str, Any]:
+        """What a picture of `frame` shows for this track: its answers, with the
+        per-frame keys of that frame (`answer`, the box's own answer, when
+        the model answered it; else the run reaching furthest up to `frame`)."""
+        out = dict(self.answers)
+        for key, items in self.per_frame.items():
+            if answer is not None:
+                out[key] = answer[key]
+            elif items:
+                before = [item for item in items if item["first_frame"] <= frame]
+                out[key] = (before[-1] if before else items[0])["value"]
+        return out
+
 
 def aggregate_tracks(track_ids: Sequence[int], frames: Sequence[int], probabilities: np.ndarray,
                      labels: np.ndarray, groups: groups_lib.AttributeGroups, config: TrackConfig,
                      thresholds: groups_lib.ThresholdSpec = None,
-                     model_thresholds: Optional[Sequence[float]] = None
+                     model_thresholds: Optional[Sequence[float]] = None,
+                     track_frames: Optional[dict[int, Sequence[int]]] = None
                      ) -> tuple[list[TrackAnswer], list[int]]:
     """One TrackAnswer per track long enough, in id order.
 
@@ -162,6 +176,9 @@ def aggregate_tracks(track_ids: Sequence[int], frames: Sequence[int], probabilit
         thresholds: the request's thresholds (as given to alm-predict).
         model_thresholds: the model's (M,) thresholds, for attributes the
             request leaves alone (aggregated probability > threshold).
+        track_frames: track id -> every frame of the track, when the boxes
+            given are a sample of it: a track's frames, length and span are
+            then the whole track's (default: the frames given).
 
     Returns:
         (answers, ids of the tracks shorter than min_track_length).
@@ -180,7 +197,8 @@ def aggregate_tracks(track_ids: Sequence[int], frames: Sequence[int], probabilit
     for track in sorted(set(track_ids.tolist())):
         rows = np.flatnonzero(track_ids == track)
         rows = rows[np.argsort(frames[rows], kind="stable")]
-        if len(rows) < config.min_track_length:
+        span = sorted(track_frames[track]) if track_frames is not None else frames[rows].tolist()
+        if len(span) < config.min_track_length:
             short.append(int(track))
             continue
         mean = aggregate(probabilities[rows], config.aggregation, config.smoothing)
@@ -194,6 +212,6 @@ def aggregate_tracks(track_ids: Sequence[int], frames: Sequence[int], probabilit
         label_runs = {m: runs(frames[rows].tolist(), labels[rows, m].tolist()) for m in per_frame_attrs}
         mean[per_frame_attrs] = np.nan
         track_labels[per_frame_attrs] = -1
-        answers.append(TrackAnswer(int(track), frames[rows].tolist(), mean, track_labels, answer,
+        answers.append(TrackAnswer(int(track), span, mean, track_labels, answer,
                                    per_frame, label_runs))
     return answers, short

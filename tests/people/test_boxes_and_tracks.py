@@ -182,3 +182,28 @@ def test_alm_synth_frames_cli(tmp_path, capsys):
     assert "wrote 3 frames" in captured.out and len(os.listdir(tmp_path / "s" / "img1")) == 3
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("alm-synth-frames: error:") and "height=30" in lines[0]
+
+
+def test_crops_per_track_spreads_over_the_track_and_prefers_high_scores():
+    from alm_tf.people import answering
+
+    def d(frame, tid, score, size=10):
+        return det.Detection(frame, None, tid, 0.0, 0.0, float(size), float(size), score, f"f{frame}")
+
+    by_frame = {n: [d(n, 1, 0.5 + (0.3 if n in (2, 7) else 0.0)), d(n, 2, 0.9)] for n in range(1, 11)}
+    by_frame[3].append(d(3, -1, 0.1))  # no track id: always answered
+    chosen = answering.select_for_tracks(by_frame, 2)
+    track1 = sorted(n for n, k in chosen if by_frame[n][k].track_id == 1)
+    assert track1 == [2, 7]  # the best of frames 1-5 and of frames 6-10
+    assert len([1 for n, k in chosen if by_frame[n][k].track_id == 2]) == 2 and (3, 2) in chosen
+    assert len(answering.select_for_tracks(by_frame, None)) == 21
+    assert len(answering.select_for_tracks(by_frame, 50)) == 21
+
+
+def test_a_track_shows_its_answers_with_the_frames_per_frame_keys():
+    track = tracks.TrackAnswer(1, [1, 5, 9], np.zeros(1), np.zeros(1), {"gender": "female"},
+                               {"orientation": [{"value": "front", "first_frame": 1, "last_frame": 5},
+                                                {"value": "back", "first_frame": 9, "last_frame": 9}]})
+    assert track.shown(7) == {"gender": "female", "orientation": "front"}
+    assert track.shown(9) == {"gender": "female", "orientation": "back"}
+    assert track.shown(7, {"gender": "male", "orientation": "side"}) == {"gender": "female", "orientation": "side"}

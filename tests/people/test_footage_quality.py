@@ -50,6 +50,10 @@ def test_synth_crossings_and_video(tmp_path):
     assert len({first[i].y2 for i in first}) <= 4 and max(d.y2 for d in truth) <= 120
     people = json.load(open(info["people"]))
     assert sorted(people["tracks"]) == ["1", "2", "3", "4"]
+    seen = mot_metrics.read_visibility(info["gt"])  # later people cover earlier ones
+    assert len(seen) == len(truth) and all(0.0 <= v <= 1.0 for v in seen.values())
+    last = max(d.track_id for d in truth)
+    assert all(v == 1.0 for (_, tid), v in seen.items() if tid == last) and min(seen.values()) < 1.0
     from alm_tf.people import video
     assert video.count_frames(info["video"]) == 8
 

@@ -130,3 +130,17 @@ def test_bad_video_and_wrong_person_class(street, fast_model, tmp_path):
     assert code == 1 and "--detector applies without --boxes and --tracks" in err
     code, _, err = _main([f"--model={MODEL}", f"--video={street['video']}", f"--output_dir={street['video']}"])
     assert code == 1 and len(err.strip().splitlines()) == 1 and os.path.getsize(street["video"]) > 0
+
+
+def test_crops_per_track_answers_fewer_boxes_and_keeps_every_box_in_tracks_txt(street, fast_model, tmp_path):
+    out = tmp_path / "people"
+    code, _, err = _main([f"--model={MODEL}", f"--images={street['images_dir']}", f"--tracks={street['gt']}",
+                          "--crops_per_track=2", "--no_video", f"--output_dir={out}"])
+    assert code == 0, err
+    tracks, boxes = _rows(out / "tracks.csv"), _rows(out / "boxes.csv")
+    assert len(boxes) == 2 * len(tracks) and sum(int(t["num_frames"]) for t in tracks) == street["num_boxes"]
+    assert {b["frame"] for b in boxes} != {t["first_frame"] for t in tracks} | {t["last_frame"] for t in tracks}
+    assert len((out / "tracks.txt").read_text().splitlines()) == street["num_boxes"]
+    code, _, err = _main([f"--model={MODEL}", f"--images={street['images_dir']}", f"--boxes={street['det']}",
+                          "--crops_per_track=2", f"--output_dir={tmp_path / 'boxes'}"])
+    assert code == 1 and "--crops_per_track applies to --tracks" in err

@@ -51,7 +51,8 @@ def fast_model(saved, monkeypatch):
 def test_tracks_one_row_per_track_deterministic(exported, saved, sequence, tmp_path, capsys):
     out = tmp_path / "V"
     code, stdout, err = _main([f"--model={exported.saved_model}", f"--images={sequence['images_dir']}",
-                               f"--tracks={sequence['gt']}", f"--output_dir={out}"], capsys)
+                               f"--tracks={sequence['gt']}", "--crops_per_track=0", f"--output_dir={out}"],
+                              capsys)
     assert code == 0, err
     assert "3 tracks" in stdout
     assert sorted(os.listdir(out)) == ["boxes.csv", "people.mp4", "pictures", "predictions.jsonl", "run.json",
@@ -73,7 +74,7 @@ def test_tracks_one_row_per_track_deterministic(exported, saved, sequence, tmp_p
     assert len(os.listdir(out / "pictures")) == 6
     # the library, again, with the same model: the same bytes (deterministic)
     config = people_prediction.PeopleConfig("tracks", sequence["gt"], str(tmp_path / "again"),
-                                            images=tuple(sorted(sequence["frames"])),
+                                            images=tuple(sorted(sequence["frames"])), crops_per_track=None,
                                             images_root=sequence["images_dir"], pictures=False, progress=False)
     people_prediction.predict_people(prediction._loaded_predictor(saved), config, report=lambda line: None)
     for name in ("boxes.csv", "tracks.csv", "predictions.jsonl"):
@@ -122,7 +123,7 @@ def test_tracks_from_a_video_and_ema(exported, sequence, fast_model, tmp_path, c
     out = tmp_path / "V"
     code, stdout, err = _main([f"--video={path}", f"--tracks={sequence['gt']}", f"--output_dir={out}",
                                f"--model={exported.saved_model}", "--aggregate=ema", "--smoothing=0.5", "--min_track_length=5",
-                               "--per_frame=gender", "--max_pictures=2"], capsys)
+                               "--per_frame=gender", "--max_pictures=2", "--crops_per_track=0"], capsys)
     assert code == 0, err
     tracks = _rows(out / "tracks.csv")
     boxes = _rows(out / "boxes.csv")
