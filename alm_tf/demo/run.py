@@ -54,6 +54,10 @@ def format_summary(summary: dict) -> str:
     if "fixed_box_ceiling" in hit:
         lines.append(f"  a fixed box per attribute could reach {fmt(hit['fixed_box_ceiling']['overall']).strip()}"
                      " (above it, boxes must follow each person)")
+    if "footage" in summary:
+        f = summary["footage"]
+        lines += ["", f"footage: {f['tracks']} tracks of {f['people']} people, tracker IDF1 {f['idf1']:.3f}, "
+                      f"MOTA {f['mota']:.3f}, per-track mA {fmt(f['per_track_mA']).strip()}"]
     lines += ["", "made:"]
     for key, value in summary["paths"].items():
         if isinstance(value, list):

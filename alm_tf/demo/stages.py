@@ -40,6 +40,7 @@ from alm_tf import artifacts
 from alm_tf.data import convert as convert_lib
 from alm_tf.data import synth
 from alm_tf.data.manifest import MANIFEST
+from alm_tf.demo import footage_stage as footage_stage_lib
 from alm_tf.demo.recipe import DemoConfig, stage_schedule
 from alm_tf.evaluation import metrics
 from alm_tf.evaluation import report as evaluation
@@ -58,6 +59,7 @@ FOLDERS = {
     "alm_eval": ("eval", "alm"),
     "export": ("export",),
     "predictions": ("predictions",),
+    "footage": ("footage",),
 }
 #: What the data stages record in D to tell whether `keep_data` may reuse D/synth and D/records.
 DATA_SETTINGS = "data_settings.json"
@@ -241,6 +243,19 @@ def localization_stage(run: DemoRun) -> None:
     run.summary["localization_hit_rate"] = hit
 
 
+def footage_stage(run: DemoRun) -> None:
+    """A synthetic street video through the default detector, tracker and the SavedModel, scored."""
+    run.say(f"{run.label}a synthetic street video through the person detector, the tracker and the "
+            "SavedModel")
+    shutil.rmtree(run.paths["footage"], ignore_errors=True)
+    result = footage_stage_lib.run_footage_stage(run.paths["footage"], run.paths["saved_model"],
+                                                 run.config.seed, report=run.say)
+    made = result.pop("paths")
+    run.paths["street_video"] = made["video"]
+    run.paths["people"] = made["people_dir"]
+    run.summary["footage"] = result
+
+
 #: The demo's stages, in order.
 STAGES = (
     Stage("synth", synth_stage),
@@ -251,4 +266,5 @@ STAGES = (
     Stage("export", export_stage),
     Stage("predict", predict_stage),
     Stage("localization", localization_stage, numbered=False),
+    Stage("footage", footage_stage),
 )

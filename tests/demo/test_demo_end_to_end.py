@@ -18,7 +18,7 @@ from PIL import Image
 from cli_helpers import run_main
 
 
-SUMMARY_KEYS = ("alm", "baseline", "localization_hit_rate", "paths")
+SUMMARY_KEYS = ("alm", "baseline", "localization_hit_rate", "footage", "paths")
 
 
 def _run_main(module_name, args):
@@ -60,6 +60,17 @@ def test_summary_keys_and_ranges(demo_run):
     assert "a fixed box per attribute could reach" in demo_run["stdout"]
     assert 0.0 <= s["alm_saved_model_test_mA"] <= 1.0
     assert s["demo_seconds"] > 0
+
+
+def test_the_footage_stage_scores_the_street_video(demo_run):
+    footage = demo_run["summary"]["footage"]
+    assert set(footage) >= {"idf1", "mota", "per_track_mA", "per_box_mA", "tracks", "people"}
+    assert footage["people"] > 0 and footage["tracks"] >= 0
+    p = demo_run["summary"]["paths"]
+    assert os.path.isfile(p["street_video"])
+    for name in ("tracks.csv", "tracks.txt", "run.json"):
+        assert os.path.isfile(os.path.join(p["people"], name)), name
+    assert "footage:" in demo_run["stdout"] and "IDF1" in demo_run["stdout"]
 
 
 def test_every_stage_made_its_artifacts(demo_run):
