@@ -63,7 +63,7 @@ def _models(workdir: str) -> tuple[str, str]:
     from alm_tf.config import ModelConfig
     from alm_tf.serving import export
 
-    import mini_model as ph
+    from tests import mini_model as ph
 
     model_dir = os.path.join(workdir, "alm")
     if not os.path.isdir(model_dir):

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data"))
-from data_helpers import image_bytes  # noqa: E402
+from tests.data.data_helpers import image_bytes  # noqa: E402
 
 from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402
 from alm_tf.data.merge import MergeConfig, merge  # noqa: E402

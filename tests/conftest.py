@@ -1,15 +1,18 @@
 """Shared pytest set-up: quiet TensorFlow, one thread per OpenMP runtime,
-make the repo importable.
+the longest test files handed out first.
 
-OMP_NUM_THREADS=1: PyTorch's OpenMP threads spin while they wait; with the
-suite's two pytest-xdist workers on two cores (or any other load) a 2x64x16x8
-convolution took 30 ms instead of 0.35 ms, and the reference model's
-set-up in tests/test_parity.py 11 s instead of 1 s. The tests' tensors are
-small: one thread each is also the fastest when the machine is idle.
+tests/ is a package: pytest puts the repository root on sys.path (its
+`prepend` import mode, the root being the folder above the top `__init__.py`),
+so test files import the library as `alm_tf` and shared helpers as
+`from tests import mini_model` or `from tests.training import train_helpers`.
+
+OMP_NUM_THREADS=1: PyTorch's OpenMP threads spin while they wait; with two
+pytest-xdist workers on two cores (or any other load) a small convolution
+waits on spinning threads for many times its own run time. The tests'
+tensors are small: one thread each is also the fastest on an idle machine.
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -17,18 +20,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # One pytest-xdist worker per core (make test): each TensorFlow runs one
     # op thread instead of a core's worth, so the workers do not fight over
-    # the cores (about 10% faster in total, measured on two cores).
+    # the cores.
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-TESTS = os.path.dirname(os.path.abspath(__file__))
-if TESTS not in sys.path:
-    sys.path.insert(0, TESTS)
-TRAINING = os.path.join(TESTS, "training")  # train_helpers: tiny data and models for every folder
-if TRAINING not in sys.path:
-    sys.path.insert(0, TRAINING)
 
 # The files that take longest, longest first (seconds summed over a file's
 # tests in `make test --durations=0`, 2026-12-03): with `--dist loadfile`

@@ -6,7 +6,7 @@ process imported last decided how both parsed."""
 
 import importlib
 
-import fresh_python
+from tests import fresh_python
 
 SCRIPT = """
 import importlib, json

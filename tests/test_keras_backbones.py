@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import fresh_python
+from tests import fresh_python
 from alm_tf.backbones.keras_applications import (
     FoldedImageNetPreprocessing,
     build_keras_application_backbone,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import fresh_python
+from tests import fresh_python
 from alm_tf import losses
 
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import alm_tf
-import mini_model
+from tests import mini_model
 from alm_tf.backbones.bn_inception import build_bn_inception, feature_sizes
 from alm_tf.model import count_params
 

@@ -14,7 +14,7 @@ from absl import flags  # noqa: E402
 from absl.testing import flagsaver  # noqa: E402
 
 import alm_tf  # noqa: E402
-import torch_reference as ref  # noqa: E402
+from tests import torch_reference as ref  # noqa: E402
 from alm_tf import torch_import  # noqa: E402
 from alm_tf.torch_import import CheckpointError  # noqa: E402
 from pipelines import import_torch  # noqa: E402

@@ -15,7 +15,7 @@ if not flags.FLAGS.is_parsed():
 @pytest.fixture
 def csv17(tmp_path):
     """17 valid images with a csv of 3 attributes; returns (root, csv path)."""
-    from data_helpers import csv_dataset
+    from tests.data.data_helpers import csv_dataset
 
     root = tmp_path / "src"
     return str(root), csv_dataset(str(root), n=17)

@@ -10,8 +10,8 @@ import os
 import pytest
 from absl.testing import flagsaver
 
-from data_helpers import csv_dataset, write_csv, write_image
-from merge_helpers import converted, write_mapping
+from tests.data.data_helpers import csv_dataset, write_csv, write_image
+from tests.data.merge_helpers import converted, write_mapping
 from pipelines import convert as convert_cli
 from pipelines import merge as merge_cli
 from pipelines import synth as synth_cli

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from data_helpers import image_bytes, write_csv, write_image, write_truncated_jpeg
+from tests.data.data_helpers import image_bytes, write_csv, write_image, write_truncated_jpeg
 
 from alm_tf.data import example
 from alm_tf.data.convert import ConvertConfig, StrictError, convert, parse_list_annotations, parse_splits

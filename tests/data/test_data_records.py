@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from alm_tf.data import example, make_dataset, read_manifest, records
-from data_helpers import image_bytes
+from tests.data.data_helpers import image_bytes
 
 ATTRS = ["x", "y"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl.testing import flagsaver
-from data_helpers import write_csv, write_image
+from tests.data.data_helpers import write_csv, write_image
 
 from alm_tf.data import example, labels, make_dataset, schemas, validation
 from alm_tf.data.convert import ConvertConfig, convert

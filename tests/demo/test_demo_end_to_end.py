@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from absl.testing import flagsaver
 from PIL import Image
-from cli_helpers import run_main
+from tests.cli_helpers import run_main
 
 
 CONTRACT_KEYS = ("alm", "baseline", "localization_hit_rate", "paths")

@@ -22,8 +22,8 @@ from PIL import Image
 from alm_tf import artifacts
 from alm_tf.config import ModelConfig
 
-import mini_model as ph
-from cli_helpers import run_main
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
 
 
 def _run_main(module_name, args):

@@ -5,8 +5,8 @@ import os
 
 import pandas as pd
 import pytest
-import search_folders as sf
-from cli_helpers import run_main
+from tests.search import search_folders as sf
+from tests.cli_helpers import run_main
 
 from alm_tf import search
 

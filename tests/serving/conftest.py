@@ -1,11 +1,8 @@
-import os
-import sys
+"""Fixtures of the serving tests: one small export per session."""
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import serving_helpers  # noqa: E402
+from tests.serving import serving_helpers
 
 
 @pytest.fixture(scope="session")

@@ -66,7 +66,7 @@ def make_exported(root) -> Exported:
     backbone of BN-Inception's own building blocks (tests/mini_model.py): every
     signature sees what the full model gives it, and the export takes seconds.
     test_backbones_end_to_end.py and the tiny demo export full backbones."""
-    import mini_model
+    from tests import mini_model
 
     from alm_tf.serving import export
 

@@ -9,13 +9,13 @@ import os
 import numpy as np
 import pytest
 
-import serving_helpers as sh
+from tests.serving import serving_helpers as sh
 from alm_tf.people import run as people_prediction
 from alm_tf.inference import images as prediction
 from alm_tf.people import video
 from alm_tf.people import synth_frames
 from alm_tf.serving import client
-from cli_helpers import run_main
+from tests.cli_helpers import run_main
 
 
 def _main(args, capsys):

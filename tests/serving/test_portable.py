@@ -16,8 +16,8 @@ import os
 import numpy as np
 import pytest
 
-import mini_model as ph
-from cli_helpers import run_main
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
 
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
@@ -112,7 +112,7 @@ def test_every_format_in_one_version_evaluates_and_predicts_like_the_saved_model
 
     from PIL import Image
 
-    import train_helpers as h
+    from tests.training import train_helpers as h
     from alm_tf import artifacts
     from alm_tf.evaluation import report as evaluation
     from alm_tf.inference import images as prediction

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-import mini_model as ph
-from cli_helpers import run_main
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
 
 pytest.importorskip("tf2onnx")
 

@@ -15,8 +15,8 @@ import shutil
 import numpy as np
 import pytest
 
-import mini_model as ph
-from cli_helpers import run_main
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
 
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
@@ -40,7 +40,7 @@ def export(tmp_path_factory):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """An image folder and a test split for the two binaries."""
-    import train_helpers as h
+    from tests.training import train_helpers as h
     from PIL import Image
 
     root = tmp_path_factory.mktemp("portable_inputs")

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-import mini_model as ph
-from cli_helpers import run_main
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
 
 
 @pytest.fixture

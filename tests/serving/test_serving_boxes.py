@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import serving_helpers as sh
+from tests.serving import serving_helpers as sh
 from alm_tf import artifacts
 from alm_tf.preprocessing import crops as people
 from alm_tf.serving import export

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-import serving_helpers as sh
-from cli_helpers import run_main
+from tests.serving import serving_helpers as sh
+from tests.cli_helpers import run_main
 
 
 def _main(args, capsys):
@@ -53,7 +53,7 @@ def test_mixed_precision_baseline_export(tmp_path, capsys):
     import keras
     import tensorflow as tf
 
-    import train_helpers as th
+    from tests.training import train_helpers as th
     from alm_tf import artifacts
     from alm_tf.config import ModelConfig
 

@@ -6,7 +6,7 @@ import re
 
 from google.protobuf import text_format
 
-import serving_helpers as sh
+from tests.serving import serving_helpers as sh
 
 SAVEDMODEL = os.path.join(sh.REPO, "savedmodel")
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-import mini_model as ph
+from tests import mini_model as ph
 from alm_tf import artifacts
 from alm_tf.config import ModelConfig
 from alm_tf.preprocessing import image_input
@@ -127,7 +127,7 @@ def test_pictures_show_what_the_model_saw(applied, tmp_path):
 def test_frames_boxes_refer_to_the_turned_pixels(applied, tmp_path):
     import csv
 
-    from cli_helpers import run_main
+    from tests.cli_helpers import run_main
 
     frames = tmp_path / "frames"
     frames.mkdir()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import fresh_python
-import serving_helpers as sh
+from tests import fresh_python
+from tests.serving import serving_helpers as sh
 from alm_tf.serving import export
 
 ATOL = 1e-5

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import image_bombs
-import serving_helpers as sh
+from tests import image_bombs
+from tests.serving import serving_helpers as sh
 from alm_tf.preprocessing import image_input
 from alm_tf.serving import export
 
@@ -74,7 +74,7 @@ def test_loaded_keras_model_checks_its_limit(exported):
 
 
 def test_alm_export_records_its_limit(exported, tmp_path):
-    from cli_helpers import run_main
+    from tests.cli_helpers import run_main
 
     code, _, stderr = run_main("pipelines.export", [
         f"--model_dir={exported.model_dir}", f"--export_dir={tmp_path / 'e'}", "--max_image_pixels=5000"])

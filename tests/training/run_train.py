@@ -21,7 +21,7 @@ def main():
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * cpus)
     from alm_tf.training import train
-    from train_helpers import tiny_model, train_config
+    from tests.training.train_helpers import tiny_model, train_config
 
     with open(config_json) as f:
         config = train_config(**json.load(f))

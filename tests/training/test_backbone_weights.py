@@ -7,12 +7,12 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-import train_helpers as h
+from tests.training import train_helpers as h
 from alm_tf import model as model_lib
 from alm_tf.backbones import registry
 from alm_tf.config import ModelConfig
 from alm_tf.training import train
-from weights_files import cadene_bn_inception_file, keras_notop_file
+from tests.training.weights_files import cadene_bn_inception_file, keras_notop_file
 
 
 class _Stop(Exception):
@@ -68,7 +68,7 @@ def test_alm_train_starts_bn_inception_from_the_imagenet_pth(data_dir, tmp_path)
 def test_an_official_alm_checkpoint_can_start_the_backbone(tmp_path):
     import torch
 
-    import torch_reference as ref
+    from tests import torch_reference as ref
 
     torch_model = ref.ALMNet(3)
     path = tmp_path / "alm_rap.pth.tar"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train_helpers as h
+from tests.training import train_helpers as h
 from alm_tf.evaluation import report as evaluation
 from alm_tf.evaluation import metrics
 from alm_tf.training import train

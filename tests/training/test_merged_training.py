@@ -10,7 +10,7 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-import train_helpers as h
+from tests.training import train_helpers as h
 from alm_tf.evaluation import report as evaluation
 from alm_tf.evaluation import metrics
 from alm_tf.data.merge import MergeConfig, merge

@@ -13,13 +13,13 @@ import keras
 import numpy as np
 import pytest
 
-import train_helpers as h
+from tests.training import train_helpers as h
 from alm_tf import artifacts
 from alm_tf.inference import images as prediction
 from alm_tf.config import ModelConfig
 from alm_tf.data import records
 from alm_tf.training import ConfigError, train
-from cli_helpers import run_main
+from tests.cli_helpers import run_main
 
 
 def _main(module_name, args, capsys):

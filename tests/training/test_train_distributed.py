@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-import fresh_python
-import train_helpers as h
+from tests import fresh_python
+from tests.training import train_helpers as h
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "run_train.py")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train_helpers as h
+from tests.training import train_helpers as h
 from alm_tf.training import ConfigError, NonFiniteLossError, TrainConfig, loop, train
 
 
@@ -75,7 +75,7 @@ def test_l2_decay_added_to_gradient_like_pytorch(data_dir, tmp_path):
 def test_l2_gradients_are_the_term_in_the_objective():
     """step.l2_gradients adds what autodiff computes for 0.5 * l2 * ||w||^2 (to float
     rounding); with loss scaling the term is scaled as the loss's gradients are."""
-    import mini_model
+    from tests import mini_model
 
     from alm_tf import losses
     from alm_tf.training import step as step_lib

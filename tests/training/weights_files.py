@@ -17,7 +17,7 @@ def cadene_bn_inception_file(path) -> dict:
     """
     import torch
 
-    import torch_reference as ref
+    from tests import torch_reference as ref
 
     state = ref.BNInception().state_dict()
     gen = torch.Generator().manual_seed(7)
