@@ -7,11 +7,8 @@ import numpy as np
 import pytest
 
 from alm_tf.people import detections as det_lib
-from alm_tf.people import synth_frames
-from alm_tf.people import mot_metrics
-from alm_tf.people import quality
 from alm_tf.people import footage as run
-from alm_tf.people import tracking
+from alm_tf.people import mot_metrics, quality, synth_frames, tracking, video
 
 
 def _box(frame, tid, x):
@@ -50,7 +47,6 @@ def test_synth_crossings_and_video(tmp_path):
     assert len({first[i].y2 for i in first}) <= 4 and max(d.y2 for d in truth) <= 120
     people = json.load(open(info["people"]))
     assert sorted(people["tracks"]) == ["1", "2", "3", "4"]
-    from alm_tf.people import video
     assert video.count_frames(info["video"]) == 8
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from alm_tf import artifacts
 from tests.serving import serving_helpers
 
 
@@ -14,8 +15,6 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="session")
 def saved(exported):
     """The export through the one loader: alm_tf.artifacts.LoadedModel."""
-    from alm_tf import artifacts
-
     return artifacts.load(exported.saved_model)
 
 

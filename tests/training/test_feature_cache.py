@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import mini_model
-from tests.training import train_helpers as h
 from alm_tf import model as model_lib
+from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.training import ConfigError, TrainConfig, feature_cache, train
 from alm_tf.training.step import StepSettings, make_optimizer, make_train_step
-
+from tests import mini_model
+from tests.training import train_helpers as h
 
 
 def _mini(config=None, seed=0):
@@ -22,7 +22,6 @@ def _mini(config=None, seed=0):
 
 
 def _normalized(n, seed):
-    from alm_tf.preprocessing import pixels as preprocessing
     return preprocessing.normalize_images(tf.constant(mini_model.images(n, seed=seed)))
 
 
