@@ -8,7 +8,7 @@ model's per-box and per-track mA on the true tracks (alm-predict --tracks
 with the ground truth; each box and each track judged against its person).
 
 Usage:
-  .venv/bin/python benchmarks/footage_quality.py [--people=4,12] [--frames=40]
+  .venv/bin/python -m benchmarks.footage_quality [--people=4,12] [--frames=40]
       [--detectors=hog,hog@1.5] [--trackers=bytetrack,sort] [--model=export/1]
 """
 
@@ -22,7 +22,6 @@ import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from alm_tf.people import synth_frames  # noqa: E402
 from alm_tf.people import mot_metrics
