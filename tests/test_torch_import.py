@@ -14,11 +14,8 @@ from absl import flags  # noqa: E402
 from absl.testing import flagsaver  # noqa: E402
 
 import alm_tf  # noqa: E402
-from alm_tf import (
-    artifacts,
-    torch_import,  # noqa: E402
-)
-from alm_tf.data import schemas
+from alm_tf import artifacts, torch_import  # noqa: E402
+from alm_tf.data import schemas  # noqa: E402
 from alm_tf.torch_import import CheckpointError  # noqa: E402
 from pipelines import import_torch  # noqa: E402
 from tests import torch_reference as ref  # noqa: E402

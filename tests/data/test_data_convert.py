@@ -12,13 +12,7 @@ import pytest
 import tensorflow as tf
 
 from alm_tf.data import example
-from alm_tf.data.convert import (
-    ConvertConfig,
-    StrictError,
-    convert,
-    parse_list_annotations,
-    parse_splits,
-)
+from alm_tf.data.convert import ConvertConfig, StrictError, convert, parse_list_annotations, parse_splits
 from tests.data.data_helpers import image_bytes, write_csv, write_image, write_truncated_jpeg
 
 
