@@ -24,26 +24,42 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
-# The files that take longest, longest first (seconds summed over a file's
-# tests in `make test --durations=0`, 2026-12-03): with `--dist loadfile`
-# a file runs on one worker, and `--no-loadscope-reorder` (Makefile) keeps
-# this order, so no long file starts last while the other worker idles.
-# The other files follow in collection order. A stale list costs nothing
-# but balance.
+# The files that take longest, longest first: the seconds summed over a
+# file's tests (setup included) in the output of
+#   python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=0
+# With `--dist loadfile` a file runs on one worker, and `--no-loadscope-reorder`
+# (Makefile) keeps this order, so no long file starts last while the other
+# worker idles. The other files follow in collection order. A stale list costs
+# nothing but balance.
 LONGEST_FILES_FIRST = (
-    "tests/demo/test_demo_end_to_end.py",         # 61 s, the tiny demo
-    "tests/test_keras_backbones.py",              # 49
-    "tests/training/test_train_distributed.py",   # 43
-    "tests/serving/test_portable.py",             # 38
-    "tests/training/test_train_loop.py",          # 31
-    "tests/test_model.py",                        # 29
+    "tests/demo/test_demo_end_to_end.py",  # the tiny demo
+    "tests/test_keras_backbones.py",
+    "tests/serving/test_portable_errors.py",
+    "tests/serving/test_serving_cli.py",
+    "tests/training/test_train_distributed.py",
+    "tests/serving/test_portable.py",
+    "tests/test_model.py",
+    "tests/training/test_train_loop.py",
+    "tests/serving/test_serving_export.py",
+    "tests/training/test_feature_cache.py",
+    "tests/test_torch_import.py",
+    "tests/test_backbones_end_to_end.py",
+    "tests/training/test_backbone_weights.py",
+    "tests/demo/test_predict_cli.py",
+    "tests/serving/test_serving_exif.py",
+    "tests/data/test_data_convert.py",
     "tests/training/test_reliability_train_eval.py",
-    "tests/test_torch_import.py",                 # 25
-    "tests/test_backbones_end_to_end.py",         # 24
-    "tests/training/test_backbone_weights.py",    # 16
-    "tests/serving/test_serving_export.py",       # 15
+    "tests/training/test_model_dir_trust.py",
+    "tests/serving/test_footage_cli.py",
+    "tests/training/test_evaluation.py",
+    "tests/test_parity.py",
+    "tests/demo/test_predict_image_input.py",
+    "tests/data/test_data_pipeline.py",
+    "tests/test_torch_reference.py",
+    "tests/search/test_search_page_browser.py",
+    "tests/training/test_merged_training.py",
+    "tests/serving/test_serving_image_limits.py",
 )
-
 
 def pytest_collection_modifyitems(config, items):
     rank = {path: i for i, path in enumerate(LONGEST_FILES_FIRST)}
