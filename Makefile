@@ -65,7 +65,7 @@ test-slow: $(VENV)/.installed-test
 	$(PY) -m pytest -q -m slow $(XDIST) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test
-	$(PY) benchmarks/bench_model.py
+	$(PY) -m benchmarks.bench_model
 
 clean:
 	rm -rf $(VENV) demo_output build *.egg-info .pytest_cache

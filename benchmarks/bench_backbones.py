@@ -15,7 +15,7 @@ keras builds its 7x7 depthwise convolutions as `Conv2D(groups=C)`, and the
 grouped convolution runs about 100x slower than `DepthwiseConv2D` on CPU.
 
 Usage:
-  .venv/bin/python benchmarks/bench_backbones.py \
+  .venv/bin/python -m benchmarks.bench_backbones \
       [--backbones=resnet50,mobilenet_v3_large] [--batch_size=32] \
       [--height=256] [--width=128] [--iters=3] [--json=out.json]
 """
@@ -25,12 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

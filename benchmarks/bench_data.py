@@ -9,7 +9,7 @@ the pipeline could feed (pipeline images/s / train images/s; above 1 means
 the input is not the bottleneck).
 
 Usage:
-  .venv/bin/python benchmarks/bench_data.py [--num_images=1000] \
+  .venv/bin/python -m benchmarks.bench_data [--num_images=1000] \
       [--workers=2] [--batch_size=32] [--height=256] [--width=128] \
       [--min_image_height=80] [--max_image_height=240] \
       [--model_backbone=bn_inception|''] [--compare_resize] [--json=out.json]
@@ -30,7 +30,6 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
 
@@ -69,7 +68,7 @@ def _time_pipeline(records: str, batch_size: int, height: int, width: int, epoch
 
 def _train_images_per_s(backbone: str, batch_size: int, height: int, width: int) -> float | None:
     try:
-        from bench_backbones import throughput  # noqa: PLC0415
+        from benchmarks.bench_backbones import throughput  # noqa: PLC0415
 
         from alm_tf import build_model
     except ImportError as e:
@@ -118,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.num_images < args.batch_size * 4:
         parser.error(f"--num_images must be >= 4 batches. Received: {args.num_images}")
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     tmp = tempfile.mkdtemp(prefix="bench_data_")
     try:
         src = os.path.join(tmp, "synth")

@@ -9,7 +9,7 @@ prints TensorFlow's per-op times of this tree's heads instead (op type,
 then the costliest ops with their input shapes): where the time goes.
 
 Usage:
-    .venv/bin/python benchmarks/bench_heads.py [--reference main]
+    .venv/bin/python -m benchmarks.bench_heads [--reference main]
         [--batch_sizes 1,8,32] [--mode infer,train] [--rounds 15]
         [--threads 0] [--clock wall|cpu] [--profile]
 
@@ -22,44 +22,19 @@ from __future__ import annotations
 import argparse
 import collections
 import glob
-import importlib.util
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
+from benchmarks._common import reference_layer  # noqa: E402
+
 TAPS = ("inception_3b_output", "inception_4d_output", "inception_5b_output")
-
-
-def _reference_layer(ref: str, workdir: str):
-    """The AttributeLocalization class (and its ops module) of git revision `ref`."""
-    sources = {}
-    for path in ("alm_tf/ops.py", "alm_tf/layers/attribute_localization.py"):
-        sources[path] = subprocess.run(["git", "-C", ROOT, "show", f"{ref}:{path}"], check=True,
-                                       capture_output=True, text=True).stdout
-    ops_path = os.path.join(workdir, "reference_alm_ops.py")
-    with open(ops_path, "w") as f:
-        f.write(sources["alm_tf/ops.py"])
-    layer_src = sources["alm_tf/layers/attribute_localization.py"]
-    layer_src = layer_src.replace("from alm_tf import ops as alm_ops", "import reference_alm_ops as alm_ops")
-    layer_src = layer_src.replace('package="alm_tf"', 'package="alm_tf_reference"')
-    layer_path = os.path.join(workdir, "reference_alm_layer.py")
-    with open(layer_path, "w") as f:
-        f.write(layer_src)
-    sys.path.insert(0, workdir)
-    spec = importlib.util.spec_from_file_location("reference_alm_layer", layer_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.AttributeLocalization
 
 
 def _heads(model, layer_cls):
@@ -159,7 +134,7 @@ def main() -> None:
     workdir = tempfile.mkdtemp(prefix="bench_heads_")
     classes = {"this tree": AttributeLocalization}
     if not args.profile:
-        classes[args.reference] = _reference_layer(args.reference, workdir)
+        classes[args.reference] = reference_layer(args.reference, workdir)
     heads = {}
     for name, cls in classes.items():
         heads[name], tap_shapes = _heads(model, cls)

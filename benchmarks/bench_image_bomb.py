@@ -11,12 +11,12 @@ again (`resource.getrusage(RUSAGE_SELF).ru_maxrss`). Entry points:
                    (what alm-predict runs), a .keras model
 
 The model is the tests' mini ALM model (tests/mini_model.py): the figures
-are the image's cost, not the network's. Run it with PYTHONPATH set to the
-checkout to measure (an older checkout gives the figures before the
-header check).
+are the image's cost, not the network's. It measures the checkout it is
+run from (`python -m` imports that checkout's alm_tf; an older checkout
+gives the figures before the header check).
 
 Usage:
-  PYTHONPATH=. .venv/bin/python benchmarks/bench_image_bomb.py [--size=12000] [--workdir=/tmp/bomb]
+  .venv/bin/python -m benchmarks.bench_image_bomb [--size=12000] [--workdir=/tmp/bomb]
 """
 
 from __future__ import annotations
@@ -57,13 +57,11 @@ print(json.dumps({"kind": kind, "after_load_mb": round(before), "peak_mb": round
 
 def _models(workdir: str) -> tuple[str, str]:
     """(SavedModel dir, model dir) of the mini ALM model, made once."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path.insert(0, os.path.join(here, "tests"))
     from alm_tf import artifacts
     from alm_tf.config import ModelConfig
     from alm_tf.serving import export
 
-    import mini_model as ph
+    from tests import mini_model as ph
 
     model_dir = os.path.join(workdir, "alm")
     if not os.path.isdir(model_dir):

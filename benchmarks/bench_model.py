@@ -10,11 +10,11 @@ measured side by side mean much):
 - peak resident memory of a training loop, each model in its own process.
 
 `--reference REV` adds the full model built with git revision REV's ALM
-layer (`benchmarks/bench_heads.py`), timed in the same interleaved rounds:
+layer (`benchmarks/_common.py`), timed in the same interleaved rounds:
 a before/after of a change to the heads from one run.
 
 Usage:
-    .venv/bin/python benchmarks/bench_model.py [--batch_sizes 1,8,32]
+    .venv/bin/python -m benchmarks.bench_model [--batch_sizes 1,8,32]
         [--repeats 5] [--num_attributes 51] [--backbone bn_inception]
         [--reference main]
 """
@@ -31,6 +31,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
@@ -93,10 +94,10 @@ def _build(kind, args):
                                   input_shape=(256, 128, 3), alm_levels=levels)
     import tempfile
 
-    from bench_heads import _reference_layer
+    from benchmarks._common import reference_layer
 
     ours = model_module.AttributeLocalization
-    model_module.AttributeLocalization = _reference_layer(
+    model_module.AttributeLocalization = reference_layer(
         args.reference, tempfile.mkdtemp(prefix="bench_model_"))
     try:
         return alm_tf.build_model(args.num_attributes, backbone=args.backbone,
@@ -227,10 +228,10 @@ def run_memory_child(kind, batch, args):
 
 
 def measure_memory(kind, batch, args):
-    cmd = [sys.executable, __file__, "--memory_child", kind,
+    cmd = [sys.executable, "-m", "benchmarks.bench_model", "--memory_child", kind,
            "--batch_sizes", str(batch), "--num_attributes",
            str(args.num_attributes), "--backbone", args.backbone]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     peak, rise = out.stdout.strip().splitlines()[-1].split()
     return int(peak), int(rise)
 
@@ -248,8 +249,6 @@ def main():
                         help="also time the full model with this git revision's ALM layer")
     args = parser.parse_args()
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    sys.path.insert(0, os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
     if args.memory_child:
         run_memory_child(args.memory_child, args.batch_sizes[0], args)
         return

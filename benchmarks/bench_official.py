@@ -11,7 +11,7 @@ variants run alternately, one step each per round, and each figure is the
 median over the rounds; the ratio is official time / ours.
 
 Usage:
-    .venv/bin/python benchmarks/bench_official.py [--batch_size 32]
+    .venv/bin/python -m benchmarks.bench_official [--batch_size 32]
         [--rounds 5] [--mode train,infer] [--variants eager,xla]
         [--threads 0] [--num_attributes 51]
 
@@ -29,11 +29,9 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 

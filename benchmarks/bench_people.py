@@ -34,8 +34,8 @@ SavedModel and ONNX detectors are the tests' constant-output stand-ins
 (letterbox, runtime call, NMS), not a network's.
 
 Usage:
-  .venv/bin/python benchmarks/bench_people.py [--runs=5] [--people=1,8,32] [--json=out.json]
-  .venv/bin/python benchmarks/bench_people.py --stages [--people=4,12] [--frames=30] [--crops_per_track=4]
+  .venv/bin/python -m benchmarks.bench_people [--runs=5] [--people=1,8,32] [--json=out.json]
+  .venv/bin/python -m benchmarks.bench_people --stages [--people=4,12] [--frames=30] [--crops_per_track=4]
 """
 
 from __future__ import annotations
@@ -44,12 +44,10 @@ import argparse
 import io
 import json
 import os
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -104,7 +102,7 @@ def main() -> None:
     parser.add_argument("--crops_per_track", type=int, default=4)
     args = parser.parse_args()
     if args.stages:
-        import footage_stages
+        from benchmarks import footage_stages
 
         footage_stages.main(args)
         return

@@ -1,6 +1,6 @@
 """CPU speed of the exported formats, side by side in one run.
 
-    python benchmarks/bench_portable.py [--num_attributes=26] [--reps=30] [--reps32=5]
+    python -m benchmarks.bench_portable [--num_attributes=26] [--reps=30] [--reps32=5]
         [--threads=N] [--calibration_images=16]
 
 The full ALM model (BN-Inception, 256x128, random weights: speed does not
@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _size(path):

@@ -9,7 +9,7 @@ input pipeline over the same split (decode, resize 256x128, flip,
 normalize, batch 32), with the ratio.
 
 Usage:
-  .venv/bin/python benchmarks/bench_records.py [--num_images=2000] [--copies=10] [--json=out.json]
+  .venv/bin/python -m benchmarks.bench_records [--num_images=2000] [--copies=10] [--json=out.json]
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from alm_tf.data import make_dataset, read_manifest, records, synth  # noqa: E402
 from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402

@@ -9,7 +9,7 @@ rest. The 1-minute load average is printed: timings taken while other
 processes share the CPUs are not comparable.
 
 Usage:
-  .venv/bin/python benchmarks/bench_search.py [--tracks=1000000] [--videos=10] \
+  .venv/bin/python -m benchmarks.bench_search [--tracks=1000000] [--videos=10] \
       [--query='Female LongHair -Hat'] [--repeats=5] [--work_dir=DIR] [--json=out.json]
 """
 
@@ -20,12 +20,10 @@ import json
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402

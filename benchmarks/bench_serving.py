@@ -15,7 +15,7 @@ average is printed: timings taken while other processes share the CPUs are
 not comparable.
 
 Usage:
-  .venv/bin/python benchmarks/bench_serving.py [--latency_runs=50]
+  .venv/bin/python -m benchmarks.bench_serving [--latency_runs=50]
       [--throughput_runs=5] [--batch_size=32] [--json=out.json]
 """
 
@@ -24,12 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -8,7 +8,7 @@ that include tracing) and the share of step time spent waiting for the
 input batch (`next(iterator)` on the distributed dataset).
 
 Usage:
-  .venv/bin/python benchmarks/bench_train.py [--steps=5] [--warmup=2] \
+  .venv/bin/python -m benchmarks.bench_train [--steps=5] [--warmup=2] \
       [--batch_size=32] [--height=256] [--width=128] [--backbone=bn_inception] \
       [--alm_levels=1,2,3] [--mixed_precision=none] [--jit_compile] [--json=out.json]
 """
@@ -19,12 +19,10 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 

@@ -8,7 +8,7 @@ The images are tiny, so the merge time is the per-record cost (protobuf
 parse and re-serialization), not I/O.
 
 Usage:
-  .venv/bin/python benchmarks/bench_unknown_labels.py /tmp/bench_unknown
+  .venv/bin/python -m benchmarks.bench_unknown_labels /tmp/bench_unknown
 """
 
 import os
@@ -17,8 +17,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data"))
-from data_helpers import image_bytes  # noqa: E402
+from tests.data.data_helpers import image_bytes  # noqa: E402
 
 from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402
 from alm_tf.data.merge import MergeConfig, merge  # noqa: E402

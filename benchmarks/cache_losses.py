@@ -12,7 +12,7 @@ absolute and relative difference of the per-step losses and how many
 are bit-identical.
 
 Usage:
-  .venv/bin/python benchmarks/cache_losses.py --model_dir=demo_output/models/alm \
+  .venv/bin/python -m benchmarks.cache_losses --model_dir=demo_output/models/alm \
       --data_dir=demo_output/records [--images=256] [--steps=20] [--seed=0]
 """
 
@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

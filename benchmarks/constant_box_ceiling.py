@@ -10,7 +10,7 @@ reach at most this localization hit rate; above it, boxes must follow the
 person image by image. BUILD_NOTES.md (issue 6) quotes it for the demo data.
 
 Usage:
-  .venv/bin/python benchmarks/constant_box_ceiling.py --synth=demo_output/synth [--split=test]
+  .venv/bin/python -m benchmarks.constant_box_ceiling --synth=demo_output/synth [--split=test]
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from alm_tf.evaluation.localization import fixed_box_ceiling  # noqa: E402  (the demo's own, in summary.json)
 

@@ -11,7 +11,7 @@ for each --crops_per_track (0: every box answered): per-box mA of the
 answered boxes, per-track mA, and the boxes the model answered.
 
 Usage:
-  .venv/bin/python benchmarks/footage_quality.py [--people=4,12] [--frames=40]
+  .venv/bin/python -m benchmarks.footage_quality [--people=4,12] [--frames=40]
       [--detectors=hog,hog@1.5] [--trackers=bytetrack,sort] [--model=export/1]
       [--crops_per_track=0,2,4,8] [--seeds=0,1,2]
 """
@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from alm_tf.people import synth_frames  # noqa: E402
 from alm_tf.people import mot_metrics

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import alm_tf  # noqa: E402
-import detector_files  # noqa: E402  (the tests' stand-in detector files)
+from tests import detector_files  # noqa: E402  (the tests' stand-in detector files)
 from alm_tf import artifacts
 from alm_tf.preprocessing import crops as people
 from alm_tf.people import video  # noqa: E402

@@ -10,7 +10,7 @@ backbone frozen (`--freeze_backbone`, the demo's choice) or not. This is the scr
 freezes the backbone" and "boxes that start equal" figures in BUILD_NOTES.md.
 
 Usage (after `make demo`, which leaves the data and the baseline):
-  .venv/bin/python benchmarks/localization_study.py \
+  .venv/bin/python -m benchmarks.localization_study \
       --synth=demo_output/synth --records=demo_output/records \
       --baseline=demo_output/models/baseline/final.keras \
       [--height=256 --width=128] [--steps=320] [--eval_every=80] \
@@ -28,11 +28,9 @@ import argparse
 import csv
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 

@@ -11,7 +11,7 @@ the float16 and int8 LiteRT files), and alm-predict of the exported
 SavedModel on the demo's synthetic images.
 
 Usage:
-  .venv/bin/python benchmarks/peak_memory.py --work_dir=/tmp/peaks \
+  .venv/bin/python -m benchmarks.peak_memory --work_dir=/tmp/peaks \
       [--demo_dir=demo_output] [--json=peaks.json]
 """
 

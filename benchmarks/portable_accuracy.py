@@ -1,6 +1,6 @@
 """What the portable formats cost in accuracy: mA of each file vs the Keras model.
 
-    python benchmarks/portable_accuracy.py --model=/tmp/p_demo/models/alm \
+    python -m benchmarks.portable_accuracy --model=/tmp/p_demo/models/alm \
         --data_dir=/tmp/p_demo/records [--split=test] [--calibration_images=200]
 
 Exports the model (a model dir or .keras file, `alm_tf.serving.export.load_source`)
@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def read_split(data_dir, split, image_size):

@@ -13,7 +13,7 @@ numbers / --fps; the model's attributes, thresholds and groups from the
 model) into a copy, so that alm-index takes it.
 
 Usage:
-  .venv/bin/python benchmarks/search_quality.py --model=demo_output/models/alm \
+  .venv/bin/python -m benchmarks.search_quality --model=demo_output/models/alm \
       [--cameras=2] [--num_people=40] [--num_frames=60] [--fps=10] [--work_dir=DIR] [--json=out.json]
 """
 
@@ -30,7 +30,6 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from alm_tf import artifacts  # noqa: E402
 from alm_tf import search  # noqa: E402

@@ -3,13 +3,12 @@ Detection API convention and an ONNX graph in the Ultralytics YOLO layout,
 each returning known boxes whatever the frame."""
 
 import numpy as np
+import tensorflow as tf
 
 
 def od_api_saved_model(path, boxes, scores, classes, outputs=None):
     """A SavedModel whose serving_default answers the given normalized
     [ymin, xmin, ymax, xmax] boxes; `outputs`: other output names (a wrong layout)."""
-    import tensorflow as tf
-
     boxes = np.asarray(boxes, np.float32).reshape(1, -1, 4)
     scores = np.asarray(scores, np.float32).reshape(1, -1)
     classes = np.asarray(classes, np.float32).reshape(1, -1)
@@ -33,8 +32,12 @@ def od_api_saved_model(path, boxes, scores, classes, outputs=None):
 def yolo_onnx(path, output, size=64, input_shape=None):
     """An ONNX file with input `images` float [1, 3, size, size] whose only
     output is the constant `output` ((1, 4 + C, N) for the YOLO layout)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    import onnx  # optional dependency: imported only where used
+    from onnx import (  # optional dependency: imported only where used
+        TensorProto,
+        helper,
+        numpy_helper,
+    )
 
     output = np.asarray(output, np.float32)
     shape = list(input_shape or [1, 3, size, size])

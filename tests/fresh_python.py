@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import traceback
 import weakref
 
 _CONTEXT = multiprocessing.get_context("forkserver")
@@ -99,7 +100,6 @@ def _child(args, env, cwd, out_path, err_path, base_path):
             print(exit_.code, file=sys.stderr)
             code = 1
     except BaseException:  # Printed like the interpreter would, exit status 1.
-        import traceback
 
         traceback.print_exc()
         code = 1

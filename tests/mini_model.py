@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from unittest import mock
 
+import keras
 import numpy as np
+import tensorflow as tf
+
+import alm_tf
+from alm_tf import model as model_lib
+from alm_tf.layers.torch_pooling_2d import TorchPooling2D
+from alm_tf.preprocessing import pixels as preprocessing
 
 ATTRIBUTES = ("hat", "long_hair", "backpack")
 THRESHOLDS = (0.5, 0.3, 0.7)
@@ -22,10 +29,6 @@ IMAGE_SIZE = (64, 32)
 
 
 def _tiny_backbone(name, inputs, weights=None):
-    import keras
-
-    from alm_tf.layers.torch_pooling_2d import TorchPooling2D
-
     def block(x, channels, stride, label):
         x = keras.layers.Conv2D(channels, 3, strides=stride, padding="same", name=f"{label}_conv")(x)
         x = keras.layers.BatchNormalization(name=f"{label}_bn")(x)
@@ -47,11 +50,6 @@ def mini_alm_model(num_attributes=len(ATTRIBUTES), image_size=IMAGE_SIZE, alm_le
 
     `options`: other ModelConfig fields (top_down, fusion, upsampling).
     """
-    import keras
-
-    import alm_tf
-    from alm_tf import model as model_lib
-
     keras.utils.set_random_seed(seed)
     config = alm_tf.ModelConfig(num_attributes=num_attributes, image_height=image_size[0],
                                 image_width=image_size[1], alm_levels=tuple(alm_levels),
@@ -91,10 +89,6 @@ def images(n=3, image_size=IMAGE_SIZE, seed=0):
 
 def reference(model, rgb_images):
     """The Keras model's probabilities and boxes on RGB 0..255 images."""
-    import tensorflow as tf
-
-    from alm_tf.preprocessing import pixels as preprocessing
-
     outputs = model(preprocessing.normalize_images(rgb_images), training=False)
     result = {"probabilities": tf.sigmoid(outputs["logits"]).numpy()}
     if "boxes" in outputs:

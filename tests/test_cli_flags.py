@@ -7,7 +7,11 @@ process imported last decided how both parsed."""
 import importlib
 import os
 
-import fresh_python
+import pytest
+from absl.testing import flagsaver
+
+from pipelines import _cli
+from tests import fresh_python
 
 SCRIPT = """
 import importlib, json
@@ -55,11 +59,6 @@ def test_every_console_script_module_has_run_and_main():
 
 
 def test_bad_flag_is_one_line_and_exit_1(capsys):
-    import pytest
-    from absl.testing import flagsaver
-
-    from pipelines import _cli
-
     importlib.import_module("pipelines.train")
     with flagsaver.flagsaver(), pytest.raises(SystemExit) as exc:
         _cli.parse_flags("alm-train", ["alm-train", "--strategy=gpu"])

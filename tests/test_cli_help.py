@@ -60,12 +60,6 @@ def test_helpfull_exits_0_with_own_flags_first(monkeypatch, capsys):
 
 
 def test_a_stray_argument_is_one_line_and_exit_1(capsys):
-    import importlib
-
-    import pytest
-
-    from pipelines import _cli
-
     importlib.import_module("pipelines.evaluate")
     with pytest.raises(SystemExit) as info:
         _cli.parse_flags("alm-evaluate", ["alm-evaluate", "--split=test", "stray.keras"])

@@ -12,7 +12,8 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-from pipelines import _cli
+from alm_tf import groups
+from pipelines import _cli, synth
 
 BINARIES = {"alm-synth": "synth", "alm-synth-frames": "synth_frames", "alm-convert": "convert",
             "alm-merge": "merge", "alm-train": "train", "alm-evaluate": "evaluate",
@@ -64,8 +65,6 @@ def test_float_flags_take_finite_values():
     (["b=-1"], "threshold of 'b' must lie in [0, 1]. Received: -1.0"),
 ])
 def test_threshold_messages_name_the_value(text, needle):
-    from alm_tf import groups
-
     with pytest.raises(groups.GroupsError) as info:
         groups.request_thresholds(groups.parse_threshold_values(text), ["a", "b", "c"])
     assert str(info.value) == needle
@@ -81,7 +80,5 @@ def test_usage_keeps_its_line_breaks(prog):
 
 
 def test_synth_usage_shows_the_convert_command_on_two_lines():
-    from pipelines import synth
-
     assert ("alm-convert --format=csv --annotations=D/annotations.csv --images_dir=D \\\n"
             "      --output_dir=records") in _cli.help_text("alm-synth", synth)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-import fresh_python
+from tests import fresh_python
 
 PROBE = r"""
 import json, os, sys

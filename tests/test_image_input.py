@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-import image_bombs
+from tests import image_bombs
 from alm_tf.preprocessing import image_header
 from alm_tf.preprocessing import image_input
 from alm_tf.preprocessing import pixels as preprocessing

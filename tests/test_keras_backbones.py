@@ -3,13 +3,13 @@
 import os
 import socket
 import urllib.error
+import warnings
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import fresh_python
 from alm_tf.backbones.keras_applications import (
     FoldedImageNetPreprocessing,
     build_keras_application_backbone,
@@ -18,6 +18,7 @@ from alm_tf.backbones.keras_applications import (
 from alm_tf.backbones.registry import KERAS_APPLICATION_BACKBONES as BACKBONE_NAMES
 from alm_tf.backbones.registry import REGISTRY
 from alm_tf.preprocessing.pixels import normalize_images
+from tests import fresh_python
 
 # Pinned once from keras 3 (include_top=False): the application's own count.
 PARAMS = {
@@ -268,16 +269,12 @@ def test_layer_names_stay_nested_in_a_larger_model():
 
 
 def test_no_input_shape_warning_with_weights_none():
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build_keras_application_backbone("mobilenet_v3_large", (256, 128, 3))
 
 
 def test_imagenet_mobilenet_does_not_warn_about_input_shape(monkeypatch, tmp_path):
-    import warnings
-
     _no_network(monkeypatch, tmp_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from alm_tf import ops as alm_ops
 from alm_tf.layers import AttributeLocalization, LogitFusion, TorchPooling2D
-from layer_test_utils import run_layer_test
+from tests.layer_test_utils import run_layer_test
 
 
 def _rng(seed=0):

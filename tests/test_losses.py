@@ -3,12 +3,13 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import fresh_python
 from alm_tf import losses
+from tests import fresh_python
 
 
 def _numpy_bce_mean(labels, logits, weights):
@@ -206,8 +207,6 @@ def test_flipping_an_unknown_label_changes_neither_loss_nor_any_gradient():
 
 
 def test_unknown_label_gives_no_gradient_to_model_weights():
-    import keras
-
     labels, unknown, priors, _ = _unknown_example(seed=4, n=4, m=3)
     x = np.random.default_rng(5).normal(size=(4, 7)).astype(np.float32)
     inputs = keras.Input((7,))

@@ -10,10 +10,12 @@ import pytest
 import tensorflow as tf
 
 import alm_tf
-import mini_model
-from alm_tf import names
 from alm_tf.backbones.bn_inception import build_bn_inception, feature_sizes
-from alm_tf.model import count_params
+from alm_tf.layers import AttributeLocalization, LogitFusion, TorchPooling2D
+from alm_tf.model import backbone_layers, count_params, freeze_backbone
+from alm_tf import names
+from alm_tf.names import HEAD_LAYER_PREFIXES
+from tests import mini_model
 
 SMALL = (64, 32, 3)
 
@@ -108,8 +110,6 @@ def test_custom_layers_compile_under_xla_with_gradients():
     pyramid with its lateral, the fusion) under jit_compile: equal to eager,
     every weight gets a gradient. Keras' convs and batch norms are XLA's
     business; the whole model under XLA is the slow test below."""
-    from alm_tf.layers import AttributeLocalization, LogitFusion, TorchPooling2D
-
     rng = np.random.default_rng(0)
     taps = [tf.constant(rng.normal(size=(2, 8, 4, c)).astype(np.float32)) for c in (16,)]
     taps += [tf.constant(rng.normal(size=(2, 4, 2, 32)).astype(np.float32)),
@@ -293,9 +293,6 @@ def test_backbone_parameter_counts_pinned(backbone):
 
 
 def test_freeze_backbone_leaves_only_the_heads_trainable():
-    from alm_tf.model import backbone_layers, freeze_backbone
-    from alm_tf.names import HEAD_LAYER_PREFIXES
-
     m = 5
     baseline = alm_tf.build_model(m, input_shape=(64, 32, 3), alm_levels=())
     total = sum(int(np.prod(v.shape)) for v in baseline.trainable_variables)

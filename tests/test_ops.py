@@ -97,7 +97,7 @@ def test_explicit_resample_gradients_reach_theta():
 @pytest.mark.parametrize("sizes", [(4, 8), (3, 7), (8, 16)])
 def test_upsampling_matrix_matches_torch(mode, sizes):
     torch = pytest.importorskip("torch")
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # optional dependency: imported only where used
 
     in_size, out_size = sizes
     x = torch.randn(1, 1, in_size, 2, dtype=torch.float64)
@@ -110,7 +110,7 @@ def test_upsampling_matrix_matches_torch(mode, sizes):
 
 def test_grid_sample_matches_torch():
     torch = pytest.importorskip("torch")
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # optional dependency: imported only where used
 
     rng = _rng(4)
     x = rng.normal(size=(2, 7, 5, 3)).astype(np.float32)

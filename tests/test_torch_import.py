@@ -14,10 +14,11 @@ from absl import flags  # noqa: E402
 from absl.testing import flagsaver  # noqa: E402
 
 import alm_tf  # noqa: E402
-import torch_reference as ref  # noqa: E402
-from alm_tf import torch_import  # noqa: E402
+from alm_tf import artifacts, torch_import  # noqa: E402
+from alm_tf.data import schemas  # noqa: E402
 from alm_tf.torch_import import CheckpointError  # noqa: E402
 from pipelines import import_torch  # noqa: E402
+from tests import torch_reference as ref  # noqa: E402
 
 M = 3
 SIZE = (64, 32)  # the smallest input the official network accepts
@@ -245,8 +246,6 @@ def test_backbone_dict_with_missing_tensor_is_refused(torch_model,
 
 
 def test_save_keras_is_atomic_and_refuses_overwrite(keras_model, tmp_path):
-    from alm_tf import artifacts
-
     path = tmp_path / "sub" / "m.keras"
     names = [f"a{m}" for m in range(keras_model.output["logits"].shape[-1])]
     artifacts.save_keras(keras_model, str(path), artifacts.keras_description(names),
@@ -280,7 +279,6 @@ def _cli(capsys, **flag_values):
 
 def test_cli_imports_official_checkpoint(parsed_flags, capsys, tmp_path,
                                          images):
-    from alm_tf.data import schemas
     names = schemas.get_schema("pa100k").attributes
     torch_model = ref.randomize_(ref.ALMNet(len(names)), seed=5)
     checkpoint = tmp_path / "pa100k_best.pth.tar"
@@ -291,7 +289,6 @@ def test_cli_imports_official_checkpoint(parsed_flags, capsys, tmp_path,
                           image_height=SIZE[0], image_width=SIZE[1])
     assert code == 0, err
     assert "M=26" in out and str(output) in out
-    from alm_tf import artifacts
 
     described = artifacts.load(str(output))  # the file carries its names and size
     assert described.attributes == tuple(names) and described.image_size == SIZE

@@ -7,6 +7,7 @@ from absl import flags
 
 import pipelines.convert  # noqa: F401  (defines the flags the CLI tests set)
 import pipelines.synth  # noqa: F401
+from tests.data.data_helpers import csv_dataset
 
 if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
@@ -15,7 +16,5 @@ if not flags.FLAGS.is_parsed():
 @pytest.fixture
 def csv17(tmp_path):
     """17 valid images with a csv of 3 attributes; returns (root, csv path)."""
-    from data_helpers import csv_dataset
-
     root = tmp_path / "src"
     return str(root), csv_dataset(str(root), n=17)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-from data_helpers import write_csv, write_image
+from tests.data.data_helpers import write_csv, write_image
 
 from alm_tf.data.convert import ConvertConfig, convert
 

@@ -6,10 +6,13 @@ import json
 import os
 
 import pytest
+from absl import flags
 from absl.testing import flagsaver
 
-from pipelines import convert as convert_cli
+from alm_tf.data import synth
+from alm_tf.data.readers import FORMATS
 from pipelines import _cli
+from pipelines import convert as convert_cli
 from pipelines import synth as synth_cli
 
 
@@ -35,8 +38,6 @@ def _one_error_line(captured, *needles):
 
 @pytest.mark.parametrize("fmt", ["bogus", "PA100K", "onnx"])
 def test_format_flag_offers_the_library_formats(tmp_path, csv17, capsys, fmt):
-    from alm_tf.data.readers import FORMATS
-
     root, ann = csv17
     code, captured = _run(convert_cli.main, capsys, format=fmt, annotations=ann, images_dir=root,
                           output_dir=str(tmp_path / "o"), workers=1)
@@ -125,8 +126,4 @@ def test_synth_cli(tmp_path, capsys):
 
 
 def test_synth_crop_flag_offers_the_library_crops():
-    from alm_tf.data import synth
-
-    from absl import flags
-
     assert tuple(flags.FLAGS["crop"].parser.enum_values) == tuple(synth.CROPS)

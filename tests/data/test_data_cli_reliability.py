@@ -8,13 +8,16 @@ import json
 import os
 
 import pytest
+import tensorflow as tf
 from absl.testing import flagsaver
+from PIL import Image
 
-from data_helpers import csv_dataset, write_csv, write_image
-from merge_helpers import converted, write_mapping
 from pipelines import convert as convert_cli
 from pipelines import merge as merge_cli
 from pipelines import synth as synth_cli
+from pipelines import synth_frames as frames_cli
+from tests.data.data_helpers import csv_dataset, write_csv, write_image
+from tests.data.merge_helpers import converted, write_mapping
 
 
 def _run(main, capsys, **flag_values):
@@ -198,7 +201,6 @@ class _FullDisk:
         open(path, "wb").close()
 
     def write(self, record):
-        import tensorflow as tf
         raise tf.errors.ResourceExhaustedError(None, None, "x.tfrecord.tmp; No space left on device")
 
     def close(self):
@@ -213,7 +215,6 @@ class _FullDisk:
 
 def test_convert_on_a_full_disk_says_one_line_and_keeps_the_old_conversion(tmp_path, two_splits, capsys,
                                                                           monkeypatch):
-    import tensorflow as tf
     root, ann, only = two_splits
     out = str(tmp_path / "rec")
     assert _convert(capsys, root, ann, out)[0] == 0
@@ -243,9 +244,6 @@ def test_a_dead_runs_staging_is_removed_with_a_line(tmp_path, two_splits, capsys
 
 
 def test_synth_frames_refuses_an_existing_sequence_and_replaces_it_whole(tmp_path, capsys, monkeypatch):
-    from PIL import Image
-
-    from pipelines import synth_frames as frames_cli
     seq = str(tmp_path / "seq")
     args = dict(output_dir=seq, num_frames=4, num_people=1, frame_height=96, frame_width=96)
     assert _run(frames_cli.main, capsys, **args)[0] == 0

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from data_helpers import image_bytes, write_csv, write_image, write_truncated_jpeg
 
 from alm_tf.data import example
 from alm_tf.data.convert import ConvertConfig, StrictError, convert, parse_list_annotations, parse_splits
+from tests.data.data_helpers import image_bytes, write_csv, write_image, write_truncated_jpeg
 
 
 def _cfg(**kw):
@@ -215,9 +217,6 @@ def test_image_bytes_helper_roundtrip():
 
 def test_same_bytes_in_another_process(tmp_path, csv17):
     """Protobuf map order may vary between processes: the writer must not."""
-    import subprocess
-    import sys
-
     root, ann = csv17
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     convert(_cfg(format="csv", annotations=ann, images_dir=root, output_dir=a, num_shards=2))

@@ -7,7 +7,7 @@ import tomllib
 
 import numpy as np
 import pytest
-from merge_helpers import converted
+from tests.data.merge_helpers import converted
 
 from alm_tf.data import mapping, schemas
 from alm_tf.data.merge import MergeConfig, merge

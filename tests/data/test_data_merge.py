@@ -9,7 +9,7 @@ import shutil
 import pytest
 import tensorflow as tf
 from absl.testing import flagsaver
-from merge_helpers import MAPPING, TARGETS, converted, write_mapping
+from tests.data.merge_helpers import MAPPING, TARGETS, converted, write_mapping
 
 from alm_tf.data import example, make_dataset, manifest_sources
 from alm_tf.data.mapping import MappingError

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from data_helpers import image_bytes, write_csv
+from tests.data.data_helpers import image_bytes, write_csv
 from PIL import Image
 
 from alm_tf.data import example, make_dataset, read_manifest

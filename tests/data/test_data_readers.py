@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 import scipy.io
-from data_helpers import cell, savemat, struct_cell, write_csv, write_image
+from tests.data.data_helpers import cell, savemat, struct_cell, write_csv, write_image
 
 from alm_tf.data import schemas
 from alm_tf.data.readers import DataFormatError, open_source

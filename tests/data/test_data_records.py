@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from alm_tf.data import example, make_dataset, read_manifest, records
-from data_helpers import image_bytes
+from alm_tf.evaluation import report as evaluation
+from tests.data.data_helpers import image_bytes
 
 ATTRS = ["x", "y"]
 
@@ -124,8 +125,6 @@ def test_checked_once_per_run_for_repeated_pipelines(tmp_path, monkeypatch):
 
 
 def test_undecodable_image_in_a_well_formed_record_raises_one_line(tmp_path):
-    from alm_tf.evaluation import report as evaluation
-
     out = str(tmp_path)
     _write(out, counts=(1,))
     with tf.io.TFRecordWriter(os.path.join(out, "test-00000-of-00001.tfrecord")) as w:

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 from absl.testing import flagsaver
-from merge_helpers import converted, write_mapping
+from tests.data.merge_helpers import converted, write_mapping
 
 from alm_tf.data import fingerprint, read_manifest, records
 from alm_tf.data.merge import MergeConfig, MergeError, merge

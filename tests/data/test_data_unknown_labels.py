@@ -8,13 +8,14 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 from absl.testing import flagsaver
-from data_helpers import write_csv, write_image
 
 from alm_tf.data import example, labels, make_dataset, schemas, validation
 from alm_tf.data.convert import ConvertConfig, convert
 from alm_tf.data.readers import open_source
 from pipelines import convert as convert_cli
+from tests.data.data_helpers import write_csv, write_image
 
 RAP_M = len(schemas.RAP_ATTRIBUTES)
 
@@ -47,8 +48,6 @@ def _rap_list(root, n=6, uncertain_rows=(1, 4)):
 
 
 def test_uncertain_flag_offers_the_library_policies():
-    from absl import flags
-
     flag = flags.FLAGS["uncertain"]
     assert tuple(flag.parser.enum_values) == labels.UNCERTAIN_POLICIES
     assert flag.default == labels.DEFAULT_UNCERTAIN == "ignore"

@@ -11,12 +11,17 @@ import json
 import os
 import re
 
+import keras
 import numpy as np
 import pytest
 from absl.testing import flagsaver
 from PIL import Image
-from cli_helpers import run_main
 
+import alm_tf  # noqa: F401  registers the custom layers
+import pipelines.demo  # noqa: F401  (defines the flags)
+from alm_tf.model import backbone_layers
+from pipelines import _cli
+from tests.cli_helpers import run_main
 
 SUMMARY_KEYS = ("alm", "baseline", "localization_hit_rate", "footage", "paths")
 
@@ -107,11 +112,6 @@ def test_every_stage_made_its_artifacts(demo_run):
 
 
 def test_alm_stage_kept_the_baseline_backbone(demo_run):
-    import keras
-
-    import alm_tf  # noqa: F401  registers the custom layers
-    from alm_tf.model import backbone_layers
-
     p = demo_run["summary"]["paths"]
     baseline = keras.saving.load_model(os.path.join(p["baseline_model"], "final.keras"), compile=False)
     alm = keras.saving.load_model(os.path.join(p["alm_model"], "final.keras"), compile=False)
@@ -159,9 +159,6 @@ def test_demo_cli_bad_flag(tmp_path, flag, name):
 
 def test_demo_cli_bad_crop_is_one_line(capsys):
     """--crop is an enum: absl refuses a bad value at parse time, in one line."""
-    import pipelines.demo  # noqa: F401  (defines the flags)
-    from pipelines import _cli
-
     with flagsaver.flagsaver():
         with pytest.raises(SystemExit) as e:
             _cli.parse_flags("alm-demo", ["alm-demo", "--crop=wide"])

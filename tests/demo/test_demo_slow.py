@@ -8,11 +8,11 @@ import json
 
 import pytest
 
+from alm_tf.demo import run as demo
+
 
 @pytest.fixture(scope="module")
 def full_demo(tmp_path_factory):
-    from alm_tf.demo import run as demo
-
     out = tmp_path_factory.mktemp("full") / "demo_output"
     summary = demo.run_demo(demo.default_demo_config(str(out), progress=False))
     with open(out / "summary.json") as f:

@@ -1,15 +1,18 @@
 """Fast pieces of the demo and alm-predict: hit rate, step plan, image lookup."""
 
+import csv
+import importlib
 import os
 
 import numpy as np
 import pytest
+from absl import flags
 from PIL import Image
 
+from alm_tf.config import ModelConfig
 from alm_tf.demo import run as demo
 from alm_tf.evaluation import localization
 from alm_tf.inference import images as prediction
-from alm_tf.config import ModelConfig
 
 ATTRS = ["hat", "boots", "female"]
 REGIONS = {"hat": "head", "boots": "feet", "female": None}
@@ -93,7 +96,6 @@ def test_predict_files_with_a_fake_predictor(tmp_path):
                                       report=lines.append)
     assert [os.path.basename(p) for p in result.images] == ["a.png", "b.jpg"]
     assert len(result.skipped) == 1 and "c.jpg" in lines[0]
-    import csv
 
     with open(result.csv_path) as f:
         rows = list(csv.DictReader(f))
@@ -130,10 +132,6 @@ def test_hit_rate_vertical_diagnostic():
 def test_shared_flag_names_keep_the_other_binaries_defaults():
     # allow_override: the last definition's default wins in a process that
     # imports several binaries; ours must not change the others'.
-    import importlib
-
-    from absl import flags
-
     for name in ("pipelines.synth", "pipelines.convert", "pipelines.train", "pipelines.evaluate",
                  "pipelines.demo", "pipelines.predict"):
         importlib.import_module(name)

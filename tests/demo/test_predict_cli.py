@@ -21,9 +21,9 @@ from PIL import Image
 
 from alm_tf import artifacts
 from alm_tf.config import ModelConfig
-
-import mini_model as ph
-from cli_helpers import run_main
+from alm_tf.serving import export
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
 
 
 def _run_main(module_name, args):
@@ -32,8 +32,6 @@ def _run_main(module_name, args):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """{"alm_model": a model dir, "saved_model": E/1, "export": E} of the mini ALM model."""
-    from alm_tf.serving import export
-
     root = tmp_path_factory.mktemp("models")
     model = ph.mini_alm_model()
     model_dir = str(root / "alm")

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import image_bombs
-import mini_model as ph
+from tests import image_bombs
+from tests import mini_model as ph
 from alm_tf import artifacts
 from alm_tf.config import ModelConfig
 from alm_tf.preprocessing import image_input
-from cli_helpers import run_main
+from tests.cli_helpers import run_main
 
 LIMIT = image_input.DEFAULT_MAX_IMAGE_PIXELS
 

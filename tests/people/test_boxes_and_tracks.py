@@ -1,17 +1,20 @@
 """Box files (alm_tf.people.detections), crops (alm_tf.preprocessing.crops), track aggregation
 (alm_tf.people.tracks) and synthetic sequences (alm_tf.people.synth_frames): no model."""
 
+import importlib
 import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from absl import flags
+from absl.testing import flagsaver
 from PIL import Image
 
-from alm_tf.people import detections as det
 from alm_tf import groups as g
+from alm_tf.people import detections as det
+from alm_tf.people import synth_frames, tracks
 from alm_tf.preprocessing import crops as people
-from alm_tf.people import tracks
-from alm_tf.people import synth_frames
 
 
 def _write(tmp_path, text, name="det.txt"):
@@ -72,8 +75,6 @@ def test_frame_index_numbers_names_and_missing_frames(tmp_path):
 
 
 def test_pixel_rule_matches_pillow_crop_and_the_tf_crop():
-    import tensorflow as tf
-
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
     boxes = np.array([[0.1, 0.2, 0.8, 0.7], [0.0, 0.0, 1.0, 1.0], [-0.3, 0.5, 0.4, 1.4],
@@ -160,11 +161,6 @@ def test_synthetic_sequence_layout_and_determinism(tmp_path):
 
 
 def test_alm_synth_frames_cli(tmp_path, capsys):
-    import importlib
-
-    from absl import flags
-    from absl.testing import flagsaver
-
     module = importlib.import_module("pipelines.synth_frames")
     for args, code in (([f"--output_dir={tmp_path / 's'}", "--num_frames=3", "--num_people=2",
                          "--frame_height=100", "--frame_width=120"], None),

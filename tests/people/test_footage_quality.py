@@ -7,11 +7,8 @@ import numpy as np
 import pytest
 
 from alm_tf.people import detections as det_lib
-from alm_tf.people import synth_frames
-from alm_tf.people import mot_metrics
-from alm_tf.people import quality
 from alm_tf.people import footage as run
-from alm_tf.people import tracking
+from alm_tf.people import mot_metrics, quality, synth_frames, tracking, video
 
 
 def _box(frame, tid, x):
@@ -54,7 +51,6 @@ def test_synth_crossings_and_video(tmp_path):
     assert len(seen) == len(truth) and all(0.0 <= v <= 1.0 for v in seen.values())
     last = max(d.track_id for d in truth)
     assert all(v == 1.0 for (_, tid), v in seen.items() if tid == last) and min(seen.values()) < 1.0
-    from alm_tf.people import video
     assert video.count_frames(info["video"]) == 8
 
 

@@ -11,19 +11,17 @@ import os
 
 import pytest
 
+from alm_tf import artifacts
 from alm_tf.data.synth import ATTRIBUTES
 from alm_tf.demo import footage_stage
+from alm_tf.serving import export
+from tests import mini_model
 
 KEYS = {"idf1", "mota", "per_track_mA", "per_box_mA", "tracks", "people", "paths"}
 
 
 @pytest.fixture(scope="module")
 def tiny_export(tmp_path_factory):
-    import mini_model
-
-    from alm_tf import artifacts
-    from alm_tf.serving import export
-
     attributes = list(ATTRIBUTES[:4])
     model = mini_model.mini_alm_model(num_attributes=len(attributes), seed=1)
     source = artifacts.from_keras_model(model, attributes, origin="test")

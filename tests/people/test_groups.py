@@ -5,8 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from alm_tf import artifacts
 from alm_tf import groups as g
 from alm_tf.data import mapping, schemas, synth
+from alm_tf.training import setup
+from alm_tf.training.config import TrainConfig
 
 PA = schemas.PA100K_ATTRIBUTES
 
@@ -164,10 +167,6 @@ def test_bad_thresholds(spec, needle):
 
 
 def test_keras_description_and_run_config_carry_groups(tmp_path):
-    from alm_tf import artifacts
-    from alm_tf.training import setup
-    from alm_tf.training.config import TrainConfig
-
     assert artifacts.keras_description(PA)["groups"]["source"] == "pa100k"
     data_dir = tmp_path / "data"
     data_dir.mkdir()

@@ -1,14 +1,16 @@
 """alm-index and alm-search: results files and one-line errors."""
 
+import importlib
 import json
 import os
 
 import pandas as pd
 import pytest
-import search_folders as sf
-from cli_helpers import run_main
 
 from alm_tf import search
+from pipelines import _cli
+from tests.cli_helpers import run_main
+from tests.search import search_folders as sf
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +87,6 @@ def test_index_refusals_are_one_line(tmp_path):
 
 
 def test_help_lists_own_flags():
-    import importlib
-
-    from pipelines import _cli
     for module, flag in (("pipelines.index", "--inputs"), ("pipelines.search", "--strict")):
         text = _cli.help_text(module, importlib.import_module(module))
         assert flag in text and "Flags:" in text

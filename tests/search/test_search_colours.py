@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-import search_folders as sf
+from tests.search import search_folders as sf
 from PIL import Image
 
 from alm_tf import groups as groups_lib

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import search_folders as sf
+from tests.search import search_folders as sf
 
 from alm_tf import search
 from alm_tf.search import layout

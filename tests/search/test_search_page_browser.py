@@ -17,7 +17,7 @@ import subprocess
 
 import numpy as np
 import pytest
-import search_folders as sf
+from tests.search import search_folders as sf
 from PIL import Image
 
 from alm_tf import search

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-import search_folders as sf
+from tests.search import search_folders as sf
 
 from alm_tf import search
 from alm_tf.search import quality

@@ -3,7 +3,7 @@
 import math
 
 import pytest
-import search_folders as sf
+from tests.search import search_folders as sf
 
 from alm_tf import groups as groups_lib
 from alm_tf import search

@@ -1,11 +1,9 @@
-import os
-import sys
+"""Fixtures of the serving tests: one small export per session."""
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import serving_helpers  # noqa: E402
+from alm_tf import artifacts
+from tests.serving import serving_helpers
 
 
 @pytest.fixture(scope="session")
@@ -17,8 +15,6 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="session")
 def saved(exported):
     """The export through the one loader: alm_tf.artifacts.LoadedModel."""
-    from alm_tf import artifacts
-
     return artifacts.load(exported.saved_model)
 
 

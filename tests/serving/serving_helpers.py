@@ -9,9 +9,20 @@ import json
 import os
 import re
 import threading
+from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import grpc
 import numpy as np
+import tensorflow as tf
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from alm_tf import artifacts
+from alm_tf.config import ModelConfig
+from alm_tf.preprocessing import pixels as preprocessing
+from alm_tf.serving import export
+from tests import mini_model
 
 ATTRIBUTES = ["hat", "long_hair", "backpack", "female"]
 THRESHOLDS = [0.5, 0.3, 0.7, 0.45]
@@ -37,9 +48,6 @@ def write_model_dir(model_dir, model, attributes, thresholds=None, groups=None):
     """A model dir as the trainer of an EARLIER version wrote it (config.json
     format 1, a final.keras that carries no description): older model dirs
     keep loading. `groups`: a groups description recorded in config.json."""
-    from alm_tf import artifacts
-    from alm_tf.config import ModelConfig
-
     os.makedirs(model_dir, exist_ok=True)
     shape = model.inputs[0].shape
     levels = sorted(int(k[-1]) for k in model.output if k.startswith("level"))
@@ -66,10 +74,6 @@ def make_exported(root) -> Exported:
     backbone of BN-Inception's own building blocks (tests/mini_model.py): every
     signature sees what the full model gives it, and the export takes seconds.
     test_backbones_end_to_end.py and the tiny demo export full backbones."""
-    import mini_model
-
-    from alm_tf.serving import export
-
     model = mini_model.mini_alm_model(num_attributes=len(ATTRIBUTES),
                                             image_size=INPUT_SHAPE[:2], seed=1)
     _perturb_boxes(model)
@@ -97,8 +101,6 @@ def images(n=3, seed=0, sizes=((80, 40), (64, 32), (37, 23))):
 
 
 def encode(image, fmt="png"):
-    import tensorflow as tf
-
     if fmt == "png":
         return tf.io.encode_png(image).numpy()
     return tf.io.encode_jpeg(image, quality=95).numpy()
@@ -106,10 +108,6 @@ def encode(image, fmt="png"):
 
 def reference(model, rgb_images, thresholds=THRESHOLDS):
     """Direct Keras call after the input pipeline's preprocessing, image by image."""
-    import tensorflow as tf
-
-    from alm_tf.preprocessing import pixels as preprocessing
-
     height, width = model.inputs[0].shape[1:3]
     batch = tf.stack([preprocessing.resize_images(tf.convert_to_tensor(x), height, width)
                       for x in rgb_images])
@@ -123,8 +121,6 @@ def reference(model, rgb_images, thresholds=THRESHOLDS):
 
 
 def decoded(encoded_images):
-    import tensorflow as tf
-
     return [tf.io.decode_image(e, channels=3, expand_animations=False).numpy()
             for e in encoded_images]
 
@@ -141,9 +137,6 @@ def serving_config_protos():
     config/monitoring_config.proto, so the text files are parsed with the
     real field names, types and numbers.
     """
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-    from google.protobuf import wrappers_pb2
-
     F = descriptor_pb2.FieldDescriptorProto
     pool = descriptor_pool.DescriptorPool()
     pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
@@ -179,8 +172,6 @@ def serving_config_protos():
 
 
 def _run_signature(loaded, signature_name, inputs):
-    import tensorflow as tf
-
     signature = loaded.signatures[signature_name or "serving_default"]
     return {k: v.numpy() for k, v in signature(**{k: tf.constant(v) for k, v in inputs.items()}).items()}
 
@@ -276,12 +267,6 @@ class GrpcServer:
     differ in their 0th dimension (batching_session.cc ComputeInputSize)."""
 
     def __init__(self, loaded, model_name="alm", batching=False):
-        from concurrent import futures
-
-        import grpc
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
         server = self
         self.requests = []
 

@@ -9,11 +9,11 @@ import os
 import numpy as np
 import pytest
 
-import detector_files
+from tests import detector_files
 from alm_tf.inference import images as prediction
 from alm_tf.people import video
 from alm_tf.people import synth_frames
-from cli_helpers import run_main
+from tests.cli_helpers import run_main
 
 FPS = 5
 HEIGHT, WIDTH = 120, 160

@@ -2,20 +2,21 @@
 sequence (frames folder and video), answers equal to the API and the
 client, bad input (one line, exit 1, nothing written)."""
 
+import builtins
 import csv
 import json
 import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
-import serving_helpers as sh
-from alm_tf.people import run as people_prediction
 from alm_tf.inference import images as prediction
-from alm_tf.people import video
-from alm_tf.people import synth_frames
+from alm_tf.people import run as people_prediction
+from alm_tf.people import synth_frames, video
 from alm_tf.serving import client
-from cli_helpers import run_main
+from tests.cli_helpers import run_main
+from tests.serving import serving_helpers as sh
 
 
 def _main(args, capsys):
@@ -115,7 +116,6 @@ def test_boxes_answers_equal_api_and_client(loaded, saved, exported, sequence, f
 
 def test_tracks_from_a_video_and_ema(exported, sequence, fast_model, tmp_path, capsys):
     pytest.importorskip("av")
-    from PIL import Image
 
     path = video.write_video(str(tmp_path / "seq.mp4"),
                              [np.asarray(Image.open(f)) for f in sorted(sequence["frames"])])
@@ -135,8 +135,6 @@ def test_tracks_from_a_video_and_ema(exported, sequence, fast_model, tmp_path, c
 
 
 def test_missing_pyav_is_one_line(sequence, tmp_path, capsys, monkeypatch):
-    import builtins
-
     real_import = builtins.__import__
 
     def no_av(name, *args, **kwargs):

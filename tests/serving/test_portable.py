@@ -10,14 +10,28 @@ BN-Inception model is the slow test at the end.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
-import mini_model as ph
-from cli_helpers import run_main
+import alm_tf
+from alm_tf import artifacts
+from alm_tf.artifacts import formats as F
+from alm_tf.artifacts import runtimes
+from alm_tf.data import example
+from alm_tf.evaluation import report as evaluation
+from alm_tf.inference import images as prediction
+from alm_tf.preprocessing import pixels as preprocessing
+from alm_tf.serving import litert, portable
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
+from tests.training import train_helpers as h
 
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
@@ -44,8 +58,6 @@ def mini():
 @pytest.fixture(scope="module")
 def keras_file(mini, tmp_path_factory):
     """`mini` as a .keras file carrying its names and (uneven) thresholds."""
-    from alm_tf import artifacts
-
     path = str(tmp_path_factory.mktemp("keras") / "mini.keras")
     artifacts.save_keras(mini, path, artifacts.keras_description(
         ph.ATTRIBUTES, thresholds=ph.THRESHOLDS, image_size=ph.IMAGE_SIZE))
@@ -58,11 +70,6 @@ def exported(keras_file, tmp_path_factory):
     --version=7` of `keras_file`, int8 calibrated on the 8 images ph.images(8, seed=1)
     written as TFRecords: (version folder, {file key: path}, what
     portable.export_portable returned inside alm-export, alm-export's stdout)."""
-    from unittest import mock
-
-    from alm_tf.artifacts import formats as F
-    from alm_tf.serving import portable
-
     root = tmp_path_factory.mktemp("portable")
     calibration = root / "records"
     calibration.mkdir()
@@ -90,8 +97,6 @@ def exported(keras_file, tmp_path_factory):
 
 
 def test_files_and_layout(exported):
-    from alm_tf.artifacts import formats as F
-
     out, files, returned, _ = exported
     assert set(returned) == {"onnx", "litert_float32", "litert_float16", "litert_int8", "openvino",
                              "metadata"}
@@ -108,16 +113,6 @@ def test_every_format_in_one_version_evaluates_and_predicts_like_the_saved_model
     """alm-export --format=saved_model,onnx,litert,openvino (the fixture), then alm-evaluate
     and alm-predict through the one loader on each file: the same metrics report
     and predictions as the SavedModel's."""
-    import csv
-
-    from PIL import Image
-
-    import train_helpers as h
-    from alm_tf import artifacts
-    from alm_tf.evaluation import report as evaluation
-    from alm_tf.inference import images as prediction
-    from alm_tf.artifacts import runtimes
-
     version, all_files, _, stdout = exported
     files = {"onnx": all_files["onnx"], "litert": all_files["litert_float32"],
              "openvino": all_files["openvino"]}
@@ -159,8 +154,6 @@ def test_every_format_in_one_version_evaluates_and_predicts_like_the_saved_model
 @pytest.mark.parametrize("key", FLOAT32_KEYS)
 @pytest.mark.parametrize("batch", [1, 3])
 def test_float32_formats_equal_keras(exported, mini, key, batch):
-    from alm_tf.artifacts import runtimes
-
     model = runtimes.open_portable(exported[1][key])
     images = ph.images(batch, seed=batch)
     want = ph.reference(mini, images)
@@ -172,8 +165,6 @@ def test_float32_formats_equal_keras(exported, mini, key, batch):
 
 
 def test_batch_sizes_change_between_calls(exported, mini):
-    from alm_tf.artifacts import runtimes
-
     images = ph.images(4, seed=5)
     want = ph.reference(mini, images)["probabilities"]
     for key in FLOAT32_KEYS:
@@ -184,8 +175,6 @@ def test_batch_sizes_change_between_calls(exported, mini):
 
 
 def test_float16_close_to_keras(exported, mini):
-    from alm_tf.artifacts import runtimes
-
     images = ph.images(3, seed=2)
     want = ph.reference(mini, images)
     got = runtimes.open_portable(exported[1]["litert_float16"]).predict(images)
@@ -194,9 +183,6 @@ def test_float16_close_to_keras(exported, mini):
 
 
 def test_int8_takes_raw_uint8_pixels_and_is_close(exported, mini):
-    from alm_tf.serving import litert
-    from alm_tf.artifacts import runtimes
-
     path = exported[1]["litert_int8"]
     with open(path, "rb") as f:
         assert litert.input_quantization(f.read()) == (1.0, 0)
@@ -211,8 +197,6 @@ def test_int8_takes_raw_uint8_pixels_and_is_close(exported, mini):
 
 
 def test_no_flex_or_custom_ops_in_any_tflite(exported):
-    from alm_tf.serving import litert
-
     for key in ("litert_float32", "litert_float16", "litert_int8"):
         with open(exported[1][key], "rb") as f:
             flatbuffer = f.read()
@@ -223,10 +207,6 @@ def test_no_flex_or_custom_ops_in_any_tflite(exported):
 
 def test_custom_operators_detects_flex_ops():
     """The check above can fail: a graph with a TF-only op converted with SELECT_TF_OPS."""
-    import tensorflow as tf
-
-    from alm_tf.serving import litert
-
     @tf.function(input_signature=[tf.TensorSpec([2, 2], tf.float32)])
     def fn(x):
         return tf.linalg.det(x)  # no builtin: becomes FlexMatrixDeterminant
@@ -240,9 +220,7 @@ def test_custom_operators_detects_flex_ops():
 
 
 def test_onnx_graph_names_and_ops(exported):
-    import onnx
-
-    from alm_tf.artifacts import formats as F
+    import onnx  # optional dependency: imported only where used
 
     graph = onnx.load(exported[1]["onnx"]).graph
     op_types = {node.op_type for node in graph.node}
@@ -254,9 +232,6 @@ def test_onnx_graph_names_and_ops(exported):
 
 
 def test_model_json(exported):
-    from alm_tf.preprocessing import pixels as preprocessing
-    from alm_tf.artifacts import formats as F
-
     out, files = exported[:2]
     with open(files["metadata"]) as f:
         meta = json.load(f)
@@ -275,8 +250,6 @@ def test_model_json(exported):
 
 
 def test_runtime_object_surface(exported):
-    from alm_tf.artifacts import runtimes
-
     model = runtimes.open_portable(exported[1]["openvino"])
     assert model.attributes == ph.ATTRIBUTES and model.image_size == (64, 32)
     assert model.format == "openvino" and model.metadata["model_version"] == 7
@@ -288,8 +261,6 @@ def test_runtime_object_surface(exported):
 
 
 def test_runtime_open_errors(exported, tmp_path):
-    from alm_tf.artifacts import runtimes
-
     with pytest.raises(runtimes.PortableModelError, match="model.pb"):
         runtimes.open_portable(str(tmp_path / "model.pb"))
     with pytest.raises(runtimes.PortableModelError, match="no such model file"):
@@ -308,8 +279,6 @@ def test_runtime_open_errors(exported, tmp_path):
     (["saved_model"], [], None, "no portable format"),
 ])
 def test_bad_requests_write_nothing(mini, tmp_path, formats, precisions, calibration, needle):
-    from alm_tf.serving import portable
-
     with pytest.raises(portable.PortableExportError, match=needle):
         portable.export_portable(mini, ph.ATTRIBUTES, ph.THRESHOLDS, ph.IMAGE_SIZE,
                                  str(tmp_path / "out"), formats, litert_precisions=precisions,
@@ -318,8 +287,6 @@ def test_bad_requests_write_nothing(mini, tmp_path, formats, precisions, calibra
 
 
 def test_failed_conversion_leaves_no_file(mini, tmp_path, monkeypatch):
-    from alm_tf.serving import litert, portable
-
     def broken(*args, **kwargs):
         raise litert.ConversionError("simulated converter failure")
 
@@ -334,8 +301,6 @@ def test_failed_conversion_leaves_no_file(mini, tmp_path, monkeypatch):
 
 
 def test_wrong_number_of_names(mini, tmp_path):
-    from alm_tf.serving import portable
-
     with pytest.raises(portable.PortableExportError, match="2 attribute names"):
         portable.export_portable(mini, ["a", "b"], [0.5, 0.5], ph.IMAGE_SIZE, str(tmp_path),
                                  ["onnx"])
@@ -344,10 +309,6 @@ def test_wrong_number_of_names(mini, tmp_path):
 @pytest.mark.slow
 def test_bn_inception_alm_all_formats(tmp_path):
     """The real model (BN-Inception, 64x32): every float32 format to 1e-4, float16, int8."""
-    import alm_tf
-    from alm_tf.serving import portable
-    from alm_tf.artifacts import runtimes
-
     model = alm_tf.build_model(3, input_shape=(64, 32, 3))
     ph._randomize_statistics(model, 0)
     files = portable.export_portable(
@@ -371,10 +332,6 @@ def _write_records(root, splits, num_images=5, size=(40, 20), pictures=None):
     """A converter-like folder: one PNG-encoded shard per split and manifest.json.
 
     `pictures`: uint8 (N, H, W, 3) to write instead of `num_images` random ones of `size`."""
-    import tensorflow as tf
-
-    from alm_tf.data import example
-
     if pictures is None:
         rng = np.random.RandomState(0)
         pictures = rng.randint(0, 256, (num_images, *size, 3)).astype(np.uint8)
@@ -394,9 +351,6 @@ def _write_records(root, splits, num_images=5, size=(40, 20), pictures=None):
 
 
 def test_calibration_images_are_the_pipelines_pixels(tmp_path):
-    from alm_tf.preprocessing import pixels as preprocessing
-    from alm_tf.serving import litert
-
     pictures = _write_records(str(tmp_path), ["val", "trainval"])
     got = litert.load_calibration_images(str(tmp_path), ph.IMAGE_SIZE, 3)
     want = preprocessing.resize_images(pictures[:3], *ph.IMAGE_SIZE).numpy()

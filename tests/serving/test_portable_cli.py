@@ -6,12 +6,13 @@ ones that file checks against the Keras model."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
-import mini_model as ph
-from cli_helpers import run_main
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
 
 pytest.importorskip("tf2onnx")
 
@@ -50,8 +51,6 @@ def test_bad_flags_one_line(keras_file, tmp_path, extra, needle, capsys):
 
 
 def test_calibration_dir_without_training_split(keras_file, tmp_path, capsys):
-    import json
-
     records = tmp_path / "records"
     records.mkdir()
     (records / "manifest.json").write_text(json.dumps({

@@ -8,15 +8,20 @@ image size beside a model.json that says another.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
-import mini_model as ph
-from cli_helpers import run_main
+from alm_tf.artifacts import runtimes
+from alm_tf.serving import portable
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
+from tests.training import train_helpers as h
 
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
@@ -29,8 +34,6 @@ FILES = {"onnx": "model.onnx", "litert": "model.tflite", "openvino": "openvino/m
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     """The mini ALM model (64x32) as ONNX, LiteRT float32 and OpenVINO with its model.json."""
-    from alm_tf.serving import portable
-
     out = tmp_path_factory.mktemp("portable_errors") / "export"
     portable.export_portable(ph.mini_alm_model(), ph.ATTRIBUTES, ph.THRESHOLDS, ph.IMAGE_SIZE,
                              str(out), ["onnx", "litert", "openvino"])
@@ -40,9 +43,6 @@ def export(tmp_path_factory):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """An image folder and a test split for the two binaries."""
-    import train_helpers as h
-    from PIL import Image
-
     root = tmp_path_factory.mktemp("portable_inputs")
     (root / "images").mkdir()
     Image.fromarray(ph.images(1, image_size=(80, 40))[0].astype(np.uint8)).save(
@@ -121,8 +121,6 @@ def test_bad_portable_file_is_one_line(export, inputs, tmp_path, binary, kind, d
 
 def test_matching_files_still_open(export):
     """The input-shape check passes the files of their own model.json."""
-    from alm_tf.artifacts import runtimes
-
     for kind, name in FILES.items():
         model = runtimes.open_portable(str(export / name))
         assert model.format == kind and model.image_size == tuple(ph.IMAGE_SIZE)
@@ -132,11 +130,7 @@ def test_matching_files_still_open(export):
 def test_onnx_optimizers_collect_the_replaced_graph_copies(monkeypatch):
     """alm-export's ONNX step: a garbage collection before each tf2onnx optimizer
     (their graph copies otherwise pile up); the same optimizers, restored after."""
-    import gc
-
-    from tf2onnx import optimizer
-
-    from alm_tf.serving import portable
+    from tf2onnx import optimizer  # optional dependency: imported only where used
 
     calls = []
     monkeypatch.setattr(gc, "collect", lambda *a: calls.append(1) or 0)

@@ -10,15 +10,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from PIL import Image
 
-import mini_model as ph
-from cli_helpers import run_main
+from alm_tf.serving import client
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
 
 
 @pytest.fixture
 def inputs(tmp_path):
-    from PIL import Image
-
     (tmp_path / "images").mkdir()
     for i, image in enumerate(ph.images(3, image_size=(80, 40)).astype(np.uint8)):
         Image.fromarray(image).save(tmp_path / "images" / f"p{i}.png")
@@ -55,8 +55,6 @@ def _predict(server, inputs):
 @pytest.mark.parametrize("scheme, needle", [("", "no gRPC server answered within 0.5 s"),
                                             ("http://", "cannot reach the REST server")])
 def test_unreachable_server_is_one_line_before_any_progress(inputs, monkeypatch, scheme, needle):
-    from alm_tf.serving import client
-
     monkeypatch.setattr(client, "CONNECT_TIMEOUT_S", 0.5)
     server = f"{scheme}127.0.0.1:{_closed_port()}"
     code, out, err = _predict(server, inputs)

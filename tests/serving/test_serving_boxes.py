@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tensorflow_serving.apis import prediction_log_pb2
 
-import serving_helpers as sh
 from alm_tf import artifacts
 from alm_tf.preprocessing import crops as people
 from alm_tf.serving import export
+from tests.serving import serving_helpers as sh
 
 M = len(sh.ATTRIBUTES)
 
@@ -107,8 +108,6 @@ def test_groups_ship_inside_the_export(exported, loaded, saved):
 
 
 def test_warmup_has_predict_boxes_in_the_row_layout(exported):
-    from tensorflow_serving.apis import prediction_log_pb2
-
     sizes = []
     for record in tf.data.TFRecordDataset(os.path.join(exported.saved_model, export.WARMUP_FILE)):
         request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request

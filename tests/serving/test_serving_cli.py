@@ -2,12 +2,19 @@
 mixed-precision baseline model)."""
 
 import os
+import shutil
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-import serving_helpers as sh
-from cli_helpers import run_main
+from alm_tf import artifacts
+from alm_tf.config import ModelConfig
+from alm_tf.serving import export
+from tests.cli_helpers import run_main
+from tests.serving import serving_helpers as sh
+from tests.training import train_helpers as th
 
 
 def _main(args, capsys):
@@ -50,13 +57,6 @@ def test_mixed_precision_baseline_export(tmp_path, capsys):
 
     The tiny model of the trainer tests (conv + batch norm + the output dict of
     a baseline): the float32 conversion is the same for every Keras layer."""
-    import keras
-    import tensorflow as tf
-
-    import train_helpers as th
-    from alm_tf import artifacts
-    from alm_tf.config import ModelConfig
-
     names = ["a", "b", "c"]
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
@@ -88,8 +88,6 @@ def test_mixed_precision_baseline_export(tmp_path, capsys):
 
 
 def test_corrupt_weights_one_line(exported, tmp_path, capsys):
-    import shutil
-
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     shutil.copy(os.path.join(exported.model_dir, "config.json"), model_dir / "config.json")
@@ -111,10 +109,6 @@ def test_a_version_inside_the_model_dir_is_refused(exported, capsys):
 
 @pytest.mark.parametrize("formats", ["saved_model", "saved_model,onnx"])
 def test_a_full_disk_says_one_line_and_leaves_no_version(exported, tmp_path, capsys, monkeypatch, formats):
-    import tensorflow as tf
-
-    from alm_tf.serving import export
-
     def full_disk(*args, **kwargs):
         raise tf.errors.ResourceExhaustedError(None, None, "tf_serving_warmup_requests; No space left on device")
 

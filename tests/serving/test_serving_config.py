@@ -5,8 +5,10 @@ import os
 import re
 
 from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
-import serving_helpers as sh
+from alm_tf.serving import export
+from tests.serving import serving_helpers as sh
 
 SAVEDMODEL = os.path.join(sh.REPO, "savedmodel")
 
@@ -17,8 +19,6 @@ def _read(name):
 
 
 def test_models_config_parses():
-    from tensorflow_serving.config import model_server_config_pb2
-
     config = text_format.Parse(_read("models.config"), model_server_config_pb2.ModelServerConfig())
     (model,) = config.model_config_list.config
     assert model.name == "alm" and model.model_platform == "tensorflow"
@@ -28,8 +28,6 @@ def test_models_config_parses():
 
 
 def test_batching_parameters_parse():
-    from alm_tf.serving import export
-
     batching_class, _ = sh.serving_config_protos()
     params = text_format.Parse(_read("batching_parameters.txt"), batching_class())
     sizes = list(params.allowed_batch_sizes)

@@ -2,6 +2,7 @@
 training pipeline, the loaded model, the SavedModel signatures and the
 pictures; `ignore` (the default) keeps the pixels as stored."""
 
+import csv
 import io
 import os
 
@@ -10,12 +11,16 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-import mini_model as ph
 from alm_tf import artifacts
 from alm_tf.config import ModelConfig
+from alm_tf.data import make_dataset
+from alm_tf.data.convert import ConvertConfig, convert
+from alm_tf.inference import images as prediction
 from alm_tf.preprocessing import image_input
 from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.serving import export
+from tests import mini_model as ph
+from tests.cli_helpers import run_main
 
 ORIENTATION = 6  # a phone held upright: the stored pixels are turned 90 degrees
 
@@ -95,9 +100,6 @@ def test_an_ignore_model_keeps_the_stored_pixels(saved):
 
 
 def test_training_pipeline_turns_the_records(tmp_path):
-    from alm_tf.data import make_dataset
-    from alm_tf.data.convert import ConvertConfig, convert
-
     pixels = ph.images(1, image_size=(40, 24), seed=8)[0].astype(np.uint8)
     data = _exif_jpeg(pixels)
     (tmp_path / "a.jpg").write_bytes(data)
@@ -113,8 +115,6 @@ def test_training_pipeline_turns_the_records(tmp_path):
 
 
 def test_pictures_show_what_the_model_saw(applied, tmp_path):
-    from alm_tf.inference import images as prediction
-
     path = tmp_path / "upright.jpg"
     path.write_bytes(_exif_jpeg(ph.images(1, image_size=(40, 24), seed=7)[0].astype(np.uint8)))
     predictor = prediction.load_image_predictor(applied[0])
@@ -125,10 +125,6 @@ def test_pictures_show_what_the_model_saw(applied, tmp_path):
 
 
 def test_frames_boxes_refer_to_the_turned_pixels(applied, tmp_path):
-    import csv
-
-    from cli_helpers import run_main
-
     frames = tmp_path / "frames"
     frames.mkdir()
     (frames / "a.jpg").write_bytes(_exif_jpeg(ph.images(1, image_size=(40, 24), seed=7)[0].astype(np.uint8)))

@@ -3,14 +3,19 @@
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 
-import fresh_python
-import serving_helpers as sh
+import alm_tf
+from alm_tf import artifacts
 from alm_tf.serving import export
+from tests import fresh_python
+from tests.serving import serving_helpers as sh
 
 ATOL = 1e-5
 M = len(sh.ATTRIBUTES)
@@ -137,7 +142,6 @@ def test_thresholds_and_metadata(exported, loaded):
     np.testing.assert_allclose(meta["thresholds"], sh.THRESHOLDS)
     assert (int(meta["image_height"]), int(meta["image_width"])) == sh.INPUT_SHAPE[:2]
     assert int(meta["num_levels"]) == 3 and int(meta["model_version"]) == 1
-    import alm_tf
     assert meta["project_version"].decode() == alm_tf.__version__
     # labels follow the per-attribute thresholds, not 0.5
     out = _run(loaded.signatures["serving_default"],
@@ -187,8 +191,6 @@ def test_good_image_after_bad_one(loaded):
 
 
 def test_warmup_records_replay(exported, loaded):
-    from tensorflow_serving.apis import prediction_log_pb2
-
     path = os.path.join(exported.saved_model, export.WARMUP_FILE)
     seen = {}
     for record in tf.data.TFRecordDataset(path):
@@ -258,8 +260,6 @@ def test_overwrite_replaces_version(exported, tmp_path, monkeypatch):
 
 
 def test_keras_file_needs_attribute_names(exported, tmp_path):
-    import shutil
-
     path = tmp_path / "lonely.keras"
     shutil.copy(os.path.join(exported.model_dir, "final.keras"), path)
     with pytest.raises(export.ExportError, match="no attribute names"):
@@ -278,8 +278,6 @@ def test_keras_file_needs_attribute_names(exported, tmp_path):
     (["a", "b", "c", "d"], [0.5, 0.5, 0.5, float("nan")], "thresholds must lie in [0, 1]"),
 ])
 def test_names_and_thresholds_checked(names, thresholds, needle):
-    from alm_tf import artifacts
-
     with pytest.raises(artifacts.ModelSourceError) as info:
         artifacts.check_names_and_thresholds(names, thresholds, 4, "M")
     assert needle in str(info.value)
@@ -287,8 +285,6 @@ def test_names_and_thresholds_checked(names, thresholds, needle):
 
 def test_evaluator_loads_the_export(exported):
     """The one loader reads SavedModels through predict_images + metadata."""
-    from alm_tf import artifacts
-
     loaded = artifacts.load(exported.saved_model)
     assert loaded.kind == "saved_model" and list(loaded.attributes) == sh.ATTRIBUTES
     assert loaded.image_size == sh.INPUT_SHAPE[:2]
@@ -302,8 +298,6 @@ def test_evaluator_loads_the_export(exported):
 
 def test_no_xla_in_signatures(exported):
     """No function of the SavedModel asks for XLA (jit_compile) compilation."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(exported.saved_model, "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
@@ -315,8 +309,6 @@ def test_no_xla_in_signatures(exported):
 
 
 def test_thresholds_for_other_attributes_refused(tmp_path):
-    from alm_tf import artifacts
-
     path = artifacts.thresholds_path(str(tmp_path))
     artifacts.write_json(path, {"attributes": ["x", "y"], "thresholds": [0.1, 0.2]})
     with pytest.raises(artifacts.ModelSourceError, match="tuned for other attributes"):

@@ -2,14 +2,19 @@
 before decoding, in every signature taking encoded bytes; the limit is in
 its metadata; WebP is served; the loader keeps the export's limit."""
 
+import io
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
-import image_bombs
-import serving_helpers as sh
+from alm_tf import artifacts
 from alm_tf.preprocessing import image_input
 from alm_tf.serving import export
+from tests import image_bombs
+from tests.cli_helpers import run_main
+from tests.serving import serving_helpers as sh
 
 LIMIT = image_input.DEFAULT_MAX_IMAGE_PIXELS
 
@@ -51,9 +56,7 @@ def test_limit_is_in_the_metadata_and_the_loader(loaded, saved):
 
 def test_webp_is_served(exported, loaded):
     picture = sh.images(1, seed=4)[0].astype(np.uint8)
-    import io
 
-    from PIL import Image
     buffer = io.BytesIO()
     Image.fromarray(picture).save(buffer, "WEBP", lossless=True)
     out = loaded.signatures["serving_default"](image_bytes=tf.constant([buffer.getvalue()]))
@@ -62,8 +65,6 @@ def test_webp_is_served(exported, loaded):
 
 
 def test_loaded_keras_model_checks_its_limit(exported):
-    from alm_tf import artifacts
-
     model = artifacts.load(exported.model_dir)
     bomb = image_bombs.png_bomb(9000, 9000)
     with pytest.raises(tf.errors.InvalidArgumentError, match="exceeds --max_image_pixels=40000000"):
@@ -74,8 +75,6 @@ def test_loaded_keras_model_checks_its_limit(exported):
 
 
 def test_alm_export_records_its_limit(exported, tmp_path):
-    from cli_helpers import run_main
-
     code, _, stderr = run_main("pipelines.export", [
         f"--model_dir={exported.model_dir}", f"--export_dir={tmp_path / 'e'}", "--max_image_pixels=5000"])
     assert code == 0, stderr

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import serving_helpers as sh
+from tests.serving import serving_helpers as sh
 from alm_tf import groups as groups_lib
 from alm_tf.serving import client
 

@@ -1,11 +1,8 @@
-import os
-import sys
+"""Fixtures of the training tests: the tiny data set."""
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import train_helpers  # noqa: E402
+from tests.training import train_helpers
 
 
 @pytest.fixture(scope="module")

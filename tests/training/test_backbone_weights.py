@@ -7,12 +7,13 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-import train_helpers as h
 from alm_tf import model as model_lib
 from alm_tf.backbones import registry
 from alm_tf.config import ModelConfig
-from alm_tf.training import train
-from weights_files import cadene_bn_inception_file, keras_notop_file
+from alm_tf.training import ConfigError, train
+from pipelines import train as train_cli
+from tests.training import train_helpers as h
+from tests.training.weights_files import cadene_bn_inception_file, keras_notop_file
 
 
 class _Stop(Exception):
@@ -32,8 +33,6 @@ class _CheckStart(keras.callbacks.Callback):
 
 
 def test_alm_train_flags_start_resnet50_from_its_notop_file(data_dir, tmp_path):
-    from pipelines import train as train_cli
-
     path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
     expected = keras_notop_file("resnet50", path)
     with flagsaver.flagsaver():
@@ -66,9 +65,9 @@ def test_alm_train_starts_bn_inception_from_the_imagenet_pth(data_dir, tmp_path)
 
 
 def test_an_official_alm_checkpoint_can_start_the_backbone(tmp_path):
-    import torch
+    import torch  # optional dependency: imported only where used
 
-    import torch_reference as ref
+    from tests import torch_reference as ref  # optional dependency: imported only where used
 
     torch_model = ref.ALMNet(3)
     path = tmp_path / "alm_rap.pth.tar"
@@ -81,7 +80,7 @@ def test_an_official_alm_checkpoint_can_start_the_backbone(tmp_path):
 
 
 def test_a_cadene_file_with_a_missing_tensor_is_one_line(tmp_path):
-    import torch
+    import torch  # optional dependency: imported only where used
 
     path = tmp_path / "bn_inception.pth"
     cadene_bn_inception_file(path)
@@ -122,8 +121,6 @@ def test_bad_backbone_weights_are_refused_by_name(backbone, weights, needle):
 def test_resume_may_drop_the_weights_flag_but_not_change_it(data_dir, tmp_path):
     """On a resume the checkpoint holds the weights: the flag may be dropped (the
     file is not read again), a different file is another run."""
-    from alm_tf.training import ConfigError
-
     first = dict(epochs=1, steps_per_epoch=1, val_split="none")
     train(h.train_config(data_dir, tmp_path / "m", backbone_weights="imagenet", **first),
           model_builder=h.tiny_model)  # the tiny model reads no weights

@@ -1,6 +1,7 @@
 """Evaluation library and alm-evaluate / alm-train CLI error handling."""
 
 import csv
+import importlib
 import json
 import os
 import subprocess
@@ -9,11 +10,16 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
+from absl.testing import flagsaver
 
-import train_helpers as h
-from alm_tf.evaluation import report as evaluation
+import alm_tf.data as data
+from alm_tf import artifacts
 from alm_tf.evaluation import metrics
+from alm_tf.evaluation import report as evaluation
+from alm_tf.serving import export
 from alm_tf.training import train
+from tests.training import train_helpers as h
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LABELS = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]])
@@ -95,7 +101,6 @@ def test_run_evaluation_keras_file(trained, tmp_path):
     tuned = json.loads((out / "thresholds.json").read_text())
     assert tuned["split"] == "val" and len(tuned["thresholds"]) == 3
     # The same numbers from a direct model call.
-    import alm_tf.data as data
     ds = data.make_dataset(data_dir, "test", batch_size=16, image_size=(64, 32))
     labels, outputs = evaluation.collect_outputs(lambda x: model(x, training=False), ds)
     direct = metrics.compute_metrics(labels, outputs["logits"], tuned["thresholds"],
@@ -107,7 +112,6 @@ def test_run_evaluation_keras_file(trained, tmp_path):
 
 def test_run_evaluation_saved_model(trained, tmp_path):
     data_dir, _, model = trained
-    from alm_tf.serving import export
 
     keras_path = _save(model, tmp_path)
     path = export.export_saved_model(export.load_source(keras_path), str(tmp_path / "e"), 1)
@@ -133,8 +137,6 @@ def test_saved_model_without_metadata_is_refused(trained, tmp_path):
 
 
 def _save(model, tmp_path):
-    from alm_tf import artifacts
-
     path = str(tmp_path / "m.keras")
     artifacts.save_keras(model, path, artifacts.keras_description(h.ATTRIBUTES, image_size=(64, 32)))
     return path
@@ -148,11 +150,6 @@ def _cli(module, *args):
 
 def _main(module_name, args, capsys):
     """Runs a binary's main() in-process under flagsaver; (exit code, stderr)."""
-    import importlib
-
-    from absl import flags
-    from absl.testing import flagsaver
-
     module = importlib.import_module(module_name)
     with flagsaver.flagsaver():
         flags.FLAGS.unparse_flags()

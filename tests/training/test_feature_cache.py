@@ -2,20 +2,18 @@
 
 import dataclasses
 import os
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import train_helpers as h
 from alm_tf import model as model_lib
+from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.training import ConfigError, TrainConfig, feature_cache, train
 from alm_tf.training.step import StepSettings, make_optimizer, make_train_step
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-import mini_model  # noqa: E402
+from tests import mini_model
+from tests.training import train_helpers as h
 
 
 def _mini(config=None, seed=0):
@@ -24,7 +22,6 @@ def _mini(config=None, seed=0):
 
 
 def _normalized(n, seed):
-    from alm_tf.preprocessing import pixels as preprocessing
     return preprocessing.normalize_images(tf.constant(mini_model.images(n, seed=seed)))
 
 

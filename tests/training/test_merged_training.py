@@ -10,11 +10,13 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
-import train_helpers as h
-from alm_tf.evaluation import report as evaluation
-from alm_tf.evaluation import metrics
+import alm_tf.data as data
 from alm_tf.data.merge import MergeConfig, merge
+from alm_tf.evaluation import metrics
+from alm_tf.evaluation import report as evaluation
 from alm_tf.training import train
+from pipelines import evaluate as evaluate_cli
+from tests.training import train_helpers as h
 
 # ---- evaluation functions with unknown labels ------------------------------
 
@@ -110,8 +112,6 @@ def test_training_on_the_merged_set(merged, trained):
 
 
 def _evaluate_cli(args):
-    from pipelines import evaluate as evaluate_cli
-
     with flagsaver.flagsaver():
         flags.FLAGS.unparse_flags()
         flags.FLAGS(["alm-evaluate", *args])
@@ -132,7 +132,6 @@ def test_evaluate_reports_per_source_and_overall(merged, trained, tmp_path, caps
     assert payload["per_source"]["b"]["num_known"] == [0, 0, 12]
     assert payload["per_source"]["a"]["per_attribute_mA"][2] is None
     # The same numbers from a direct model call.
-    import alm_tf.data as data
 
     ds = data.make_dataset(merged, "test", batch_size=5, image_size=(64, 32), with_sources=True)
     labels, outputs, sources = evaluation.collect_outputs(

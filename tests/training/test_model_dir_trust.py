@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-import train_helpers as h
+from tests.training import train_helpers as h
 from alm_tf import artifacts
 from alm_tf.training import ConfigError, lock, train
-from cli_helpers import run_main
+from tests.cli_helpers import run_main
 
 _BASE = dict(epochs=1, steps_per_epoch=2, val_split="none")
 

@@ -12,14 +12,16 @@ import shutil
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
-import train_helpers as h
 from alm_tf import artifacts
-from alm_tf.inference import images as prediction
 from alm_tf.config import ModelConfig
 from alm_tf.data import records
+from alm_tf.inference import images as prediction
 from alm_tf.training import ConfigError, train
-from cli_helpers import run_main
+from tests.cli_helpers import run_main
+from tests.training import train_helpers as h
 
 
 def _main(module_name, args, capsys):
@@ -119,8 +121,6 @@ def test_tuned_thresholds_reach_the_model_dir_only_after_success(run, bad_data, 
 
 
 def test_evaluate_records_with_other_label_count_one_line(run, tmp_path, capsys):
-    import tensorflow as tf
-
     data_dir = str(tmp_path / "d")
     shutil.copytree(run[0], data_dir)
     path = os.path.join(data_dir, "test-00001-of-00002.tfrecord")
@@ -241,8 +241,6 @@ def test_train_allow_corrupt_records(bad_data, tmp_path):
 # ------------------------------------------------------------------- alm-predict
 
 def test_predict_refuses_non_empty_output_and_overwrite_leaves_no_stale_picture(run, tmp_path, capsys):
-    from PIL import Image
-
     images = tmp_path / "imgs"
     images.mkdir()
     Image.new("RGB", (32, 64), (200, 10, 10)).save(images / "a.png")
@@ -269,8 +267,6 @@ def test_predict_a_non_image_named_jpg(run, tmp_path, capsys):
 
 
 def test_predictions_csv_says_which_picture_is_whose(tmp_path):
-    from PIL import Image
-
     paths = []
     for folder in ("x", "y"):
         (tmp_path / folder).mkdir()

@@ -4,15 +4,18 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 
 import numpy as np
+from tensorflow.python.framework import config as tf_config
 
-import fresh_python
-import train_helpers as h
+from alm_tf.training import train
+from tests import fresh_python
+from tests.training import train_helpers as h
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "run_train.py")
+# run_train runs as a module from the repository root, as `python -m` runs the binaries.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _write_config(path, data_dir, model_dir, **kw):
@@ -35,7 +38,8 @@ def _start(config, weights, cpus=1, env=None):
     """run_train.py in a process of its own (fresh_python.py: forked from
     the worker's TensorFlow-only forkserver, or a new interpreter where
     `env` sets a variable TensorFlow reads at import)."""
-    return fresh_python.start([SCRIPT, config, str(weights), str(cpus)], env=_env(env))
+    return fresh_python.start(["-m", "tests.training.run_train", config, str(weights), str(cpus)],
+                              env=_env(env), cwd=ROOT)
 
 
 def _finish(proc, timeout=180):
@@ -47,10 +51,6 @@ def _finish(proc, timeout=180):
 def _train_here(config_path):
     """run_train.py's training in this process (op determinism switched back
     off afterwards when it was off): the weights and the last step."""
-    from tensorflow.python.framework import config as tf_config
-
-    from alm_tf.training import train
-
     was_deterministic = tf_config.is_op_determinism_enabled()
     with open(config_path) as f:
         config = h.train_config(**json.load(f))
@@ -67,8 +67,6 @@ def test_killed_and_resumed_run_equals_uninterrupted(data_dir, tmp_path):
     the point) and resumed equals the uninterrupted run, bit for bit. The
     uninterrupted run goes on in this process while the victim runs, and the
     resume too (one TensorFlow start instead of three)."""
-    import threading
-
     ref_cfg = _write_config(tmp_path / "ref.json", data_dir, tmp_path / "ref")
     run_cfg = _write_config(tmp_path / "run.json", data_dir, tmp_path / "run")
     victim = _start(run_cfg, tmp_path / "killed.npz")

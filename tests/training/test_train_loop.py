@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import train_helpers as h
+from alm_tf import losses
+from alm_tf.layers.attribute_localization import AttributeLocalization
 from alm_tf.training import ConfigError, NonFiniteLossError, TrainConfig, loop, train
+from alm_tf.training import step as step_lib
+from tests import mini_model
+from tests.training import train_helpers as h
 
 
 def _tags(log_dir):
@@ -75,11 +79,6 @@ def test_l2_decay_added_to_gradient_like_pytorch(data_dir, tmp_path):
 def test_l2_gradients_are_the_term_in_the_objective():
     """step.l2_gradients adds what autodiff computes for 0.5 * l2 * ||w||^2 (to float
     rounding); with loss scaling the term is scaled as the loss's gradients are."""
-    import mini_model
-
-    from alm_tf import losses
-    from alm_tf.training import step as step_lib
-
     model = mini_model.mini_alm_model(seed=0)
     variables = model.trainable_variables
     images = tf.constant(mini_model.images(4))
@@ -209,8 +208,6 @@ def test_freeze_backbone_trains_only_the_heads(data_dir, tmp_path):
 
 def _tiny_alm_model(model_config, record=None):
     """A conv stem and one real ALM layer (level 1) beside the global branch."""
-    from alm_tf.layers.attribute_localization import AttributeLocalization
-
     m = model_config.num_attributes
     inputs = keras.Input((model_config.image_height, model_config.image_width, 3), name="images")
     x = keras.layers.Conv2D(8, 3, strides=4, padding="same", name="conv1")(inputs)

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 import pytest
 
-import train_helpers as h
-from weights_files import cadene_bn_inception_file
+from tests.training import train_helpers as h
+from tests.training.weights_files import cadene_bn_inception_file
 from alm_tf.evaluation import report as evaluation
 from alm_tf.training import train
 

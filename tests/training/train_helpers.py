@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
+import keras
 import numpy as np
+import tensorflow as tf
+
+from alm_tf.config import ModelConfig
+from alm_tf.training import TrainConfig
 
 ATTRIBUTES = ("top_red", "bottom_green", "left_blue")
 
@@ -16,8 +22,6 @@ def write_dataset(data_dir, splits=(("train", 48), ("val", 16), ("test", 16)),
 
     Attribute m (of 3) shows as a colour patch.
     """
-    import tensorflow as tf
-
     rng = np.random.default_rng(seed)
     os.makedirs(data_dir, exist_ok=True)
     manifest = {"dataset": "tiny", "attributes": list(attributes),
@@ -56,19 +60,15 @@ def write_dataset(data_dir, splits=(("train", 48), ("val", 16), ("test", 16)),
 
 
 def _bytes(value):
-    import tensorflow as tf
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
 def _ints(values):
-    import tensorflow as tf
     return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 
 
 def tiny_model(model_config):
     """Conv-BN stem + one dense head per supervised branch, max-fused logits."""
-    import keras
-
     m = model_config.num_attributes
     inputs = keras.Input((model_config.image_height, model_config.image_width, 3),
                          name="images")
@@ -96,11 +96,6 @@ def load_weights_npz(path):
 
 def train_config(data_dir, model_dir, **kw):
     """A TrainConfig for the tiny data: model fields (image size, levels, ...) go to its ModelConfig."""
-    import dataclasses
-
-    from alm_tf.config import ModelConfig
-    from alm_tf.training import TrainConfig
-
     base = dict(data_dir=str(data_dir), model_dir=str(model_dir), image_height=64, image_width=32,
                 batch_size=8, epochs=3, learning_rate=1e-2, seed=1, progress=False)
     base.update(kw)

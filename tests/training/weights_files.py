@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
+import keras
 import numpy as np
+
+from alm_tf.backbones.registry import REGISTRY
 
 
 def cadene_bn_inception_file(path) -> dict:
@@ -15,9 +18,9 @@ def cadene_bn_inception_file(path) -> dict:
     (1, C) (as some conversions of that Caffe model store them), and an
     ImageNet classifier `last_linear`. Returns the numpy values written.
     """
-    import torch
+    import torch  # optional dependency: imported only where used
 
-    import torch_reference as ref
+    from tests import torch_reference as ref  # optional dependency: imported only where used
 
     state = ref.BNInception().state_dict()
     gen = torch.Generator().manual_seed(7)
@@ -44,10 +47,6 @@ def cadene_bn_inception_file(path) -> dict:
 def keras_notop_file(name: str, path, input_shape=(64, 32, 3)) -> list:
     """A `*_notop.h5` file as keras.applications downloads it (legacy HDF5,
     the application with its own preprocessing), random weights. Returns them."""
-    import keras
-
-    from alm_tf.backbones.registry import REGISTRY
-
     spec = REGISTRY[name]
     kwargs = {k: v for k, v in spec.application_kwargs if k != "include_preprocessing"}
     app = getattr(keras.applications, spec.application)(
