@@ -6,7 +6,7 @@ take only one of the model's formats. This handler loads whatever
 `alm-predict --model` takes (a model dir, a `.keras` file, a SavedModel
 from alm-export, a portable export) on each worker, once per process, and
 answers batches of person crops (RGB 0..255 float32 at the model's image
-size, cut by `alm_tf.people`'s rule) with the model's `predict`: the same
+size, cut by `alm_tf.preprocessing.crops`'s rule) with the model's `predict`: the same
 numbers `alm-predict` gets for the same crops.
 """
 
