@@ -23,7 +23,7 @@ $(VENV)/bin/python:
 # machine keeps torch's CPU wheel) are passed on. pip is the fallback
 # wherever uv is missing or fails. Neither byte-compiles (see below).
 DEV_SPEC := -e '.[dev]'
-TEST_SPEC := -e '.[dev,torch,export,video,search]'
+TEST_SPEC := -e '.[dev,torch,export,video,search,beam]'
 install = if [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install -q --python $(PY) \
 	$$(for l in $${PIP_FIND_LINKS:-$$($(PY) -m pip config get global.find-links 2>/dev/null)}; \
 	do printf -- '--find-links %s ' "$$l"; done) $(1); \

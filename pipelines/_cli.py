@@ -58,15 +58,22 @@ def define_finite_float(name: str, default, help: str, **kwargs) -> flags.FlagHo
     return holder
 
 
-def parse_flags(prog: str, argv: list[str]) -> list[str]:
-    """absl's parser, with a bad flag or a stray argument reported as one line (no usage dump)."""
+def parse_flags(prog: str, argv: list[str], after_dashes: bool = False) -> list[str]:
+    """absl's parser, with a bad flag or a stray argument reported as one line (no usage dump).
+
+    With `after_dashes`, the arguments after `--` are another tool's (Beam's
+    pipeline options) and come back after argv[0], unparsed.
+    """
+    extra: list[str] = []
+    if after_dashes and "--" in argv:
+        argv, extra = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     try:
         rest = flags.FLAGS(argv)
     except flags.Error as e:
         fail(prog, str(e))
     if len(rest) > 1:  # every binary takes flags only
         fail(prog, f"unexpected arguments: {' '.join(rest[1:])}")
-    return rest
+    return rest + extra
 
 
 def _flag_modules(module: types.ModuleType) -> list[types.ModuleType]:
@@ -118,10 +125,13 @@ def _help_request(argv: list[str]) -> str | None:
     return None
 
 
-def run(prog: str, main: Callable[[list[str]], object]) -> None:
-    """Console-script entry point: help (see the module doc), else `app.run` with the one-line parser."""
+def run(prog: str, main: Callable[[list[str]], object], after_dashes: bool = False) -> None:
+    """Console-script entry point: help (see the module doc), else `app.run` with the one-line parser.
+
+    `after_dashes`: main takes the arguments after `--` (see `parse_flags`).
+    """
     request = _help_request(sys.argv)
     if request:
         print(help_text(prog, sys.modules[main.__module__], full=request == "full"))
         sys.exit(0)
-    app.run(main, flags_parser=lambda argv: parse_flags(prog, argv))
+    app.run(main, flags_parser=lambda argv: parse_flags(prog, argv, after_dashes))

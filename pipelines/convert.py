@@ -8,6 +8,10 @@ r"""alm-convert: raw pedestrian-attribute annotations to sharded TFRecords.
       --images_dir=. --output_dir=records/peta
 
 Writes `<split>-00000-of-000NN.tfrecord` shards and `manifest.json`.
+With --engine=beam the conversion runs as an Apache Beam pipeline (the
+`beam` extra; the same shards and manifest), Beam's options after `--`:
+  alm-convert --format=csv ... --engine=beam -- --runner=DirectRunner \
+      --direct_num_workers=2 --direct_running_mode=multi_processing
 A non-empty --output_dir is refused unless --overwrite, which replaces it
 whole; everything is written beside it first and swapped in at the end, so
 a failure (a full disk included) leaves an earlier conversion as it was;
@@ -71,6 +75,8 @@ _UNCERTAIN = flags.DEFINE_enum(
     **_OVERRIDE,
 )
 _PROGRESS = _shared_flags.progress()
+_ENGINE = flags.DEFINE_enum("engine", "local", ["local", "beam"], "local: a process pool here; beam: an "
+                            "Apache Beam pipeline (its options after --).", **_OVERRIDE)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
@@ -116,6 +122,18 @@ def _config():
     )
 
 
+def _convert(cfg: ConvertConfig, beam_args: list[str]):
+    if _ENGINE.value == "beam":
+        from alm_tf.beam import convert as beam_convert
+        from alm_tf.beam import options as beam_options
+
+        beam_options.quiet_logs()
+        return beam_convert.convert(cfg, beam_args)
+    if beam_args:
+        raise ValueError(f"arguments after -- are Beam's options, for --engine=beam only: {' '.join(beam_args)}")
+    return convert(cfg)
+
+
 def main(argv: list[str]) -> None:
     """Converts; exits 1 with one line on stderr on bad flags or input."""
     try:
@@ -123,7 +141,7 @@ def main(argv: list[str]) -> None:
         inputs = [cfg.images_dir] + ([p for _, p in cfg.annotations] if cfg.format == "alm_list"
                                      else [cfg.annotations])
         with outputs.replaced_dir(cfg.output_dir, overwrite=_OVERWRITE.value, inputs=inputs) as staging:
-            result = convert(dataclasses.replace(cfg, output_dir=staging))
+            result = _convert(dataclasses.replace(cfg, output_dir=staging), argv[1:])
     except (ValueError, OSError) as e:  # DataFormatError, StrictError, OutputError are ValueErrors.
         _fail(_cli.first_line(e))
         return
@@ -137,7 +155,7 @@ def main(argv: list[str]) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    _cli.run("alm-convert", main)
+    _cli.run("alm-convert", main, after_dashes=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from absl import flags
 from absl.testing import flagsaver
 
 
-def run_main(module_name: str, args, prog: str | None = None) -> tuple[int, str, str]:
-    """Parses `args` and runs `module_name`.main under flagsaver.
+def run_main(module_name: str, args, prog: str | None = None, after_dashes=()) -> tuple[int, str, str]:
+    """Parses `args` and runs `module_name`.main under flagsaver (`after_dashes`:
+    the arguments after `--`, which `_cli.run` hands to main unparsed).
 
     Returns (exit code, stdout, stderr); the code is 0 when main returns.
     """
@@ -23,7 +24,7 @@ def run_main(module_name: str, args, prog: str | None = None) -> tuple[int, str,
         flags.FLAGS.unparse_flags()
         flags.FLAGS([prog, *args])
         try:
-            module.main([prog])
+            module.main([prog, *after_dashes])
         except SystemExit as e:
             code = e.code
     return code, out.getvalue(), err.getvalue()

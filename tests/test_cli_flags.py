@@ -19,7 +19,7 @@ from absl import flags
 seen = {}
 conflicts = []
 for name in ["synth", "synth_frames", "convert", "merge", "train", "evaluate", "export",
-             "import_torch", "predict", "demo", "index", "search"]:
+             "import_torch", "predict", "demo", "index", "search", "archive"]:
     importlib.import_module("pipelines." + name)
     for flag_name in flags.FLAGS:
         flag = flags.FLAGS[flag_name]  # The default and how the value parses.
@@ -53,7 +53,7 @@ def test_flag_overrides_and_shared_flags_are_defined_once():
 
 def test_every_console_script_module_has_run_and_main():
     for name in ["synth", "synth_frames", "convert", "merge", "train", "evaluate", "export",
-                 "import_torch", "predict", "demo", "index", "search"]:
+                 "import_torch", "predict", "demo", "index", "search", "archive"]:
         module = importlib.import_module("pipelines." + name)
         assert callable(module.run) and callable(module.main), name
 

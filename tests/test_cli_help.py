@@ -11,7 +11,7 @@ from pipelines import _cli
 
 BINARIES = {"alm-synth": "synth", "alm-convert": "convert", "alm-merge": "merge", "alm-train": "train",
             "alm-evaluate": "evaluate", "alm-export": "export", "alm-import-torch": "import_torch",
-            "alm-predict": "predict", "alm-demo": "demo"}
+            "alm-predict": "predict", "alm-demo": "demo", "alm-archive": "archive"}
 
 
 def _run(prog, arg, monkeypatch, capsys):

@@ -18,7 +18,7 @@ from pipelines import _cli, synth
 BINARIES = {"alm-synth": "synth", "alm-synth-frames": "synth_frames", "alm-convert": "convert",
             "alm-merge": "merge", "alm-train": "train", "alm-evaluate": "evaluate",
             "alm-export": "export", "alm-import-torch": "import_torch", "alm-predict": "predict",
-            "alm-demo": "demo"}
+            "alm-demo": "demo", "alm-archive": "archive"}
 
 
 def _float_flags():

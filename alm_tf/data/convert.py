@@ -18,145 +18,44 @@ import dataclasses
 import itertools
 import multiprocessing
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
 
 from alm_tf.data import example, validation
-from alm_tf.data.labels import DEFAULT_UNCERTAIN, LabelCounts, check_uncertain
+from alm_tf.data.convert_config import (  # noqa: F401  (re-exported: the API stays here)
+    ConvertConfig, parse_list_annotations, parse_splits)
+from alm_tf.data.labels import LabelCounts
 from alm_tf.data.manifest import MANIFEST
-from alm_tf.data.readers import FORMATS, DataFormatError, Row, Source, open_source
+from alm_tf.data.readers import DataFormatError, Row, Source, open_source
 from alm_tf.data.readers._common import KNOWN_SPLITS
-from alm_tf.data.schemas import SCHEMAS
-from alm_tf.data.writing import (check_shard_options, plan_shards, prepare_output, progress, publish, remove_quietly,
-                                 remove_tmp_shards, tmp_path)
-from alm_tf.preprocessing import image_input
+from alm_tf.data.writing import (plan_shards, prepare_output, progress, publish, remove_quietly, remove_tmp_shards,
+                                 tmp_path)
 
-_SPLIT_NAME_RE = re.compile(r"^[A-Za-z0-9_.]+$")
 _CHUNKSIZE = 8
 _MAX_REPORTED_ROWS = 10_000
 
 __all__ = [
+    "ConversionPlan",
     "ConvertConfig",
     "ConversionResult",
     "StrictError",
+    "build_manifest",
+    "check_converted",
     "convert",
+    "convert_item",
     "format_summary",
     "parse_list_annotations",
     "parse_splits",
+    "plan_conversion",
+    "problem_record",
+    "strict_error",
 ]
 
 
 class StrictError(ValueError):
     """Raised in strict mode when any source row would be skipped."""
-
-
-def _check_split_name(name: str, what: str) -> str:
-    if not _SPLIT_NAME_RE.match(name):
-        raise ValueError(f"bad split name in {what}: {name!r} (letters, digits, _ and . only)")
-    return name
-
-
-def parse_list_annotations(entries: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    """`["trainval=train.txt", "test=test.txt"]` -> ((split, path), ...)."""
-    out: dict[str, str] = {}
-    for entry in entries:
-        split, sep, path = entry.partition("=")
-        if not sep or not split.strip() or not path.strip():
-            raise ValueError(f"--annotations entry must be SPLIT=PATH, got {entry!r}")
-        split = _check_split_name(split.strip(), "--annotations")
-        if split in out:
-            raise ValueError(f"--annotations names split {split!r} twice")
-        out[split] = path.strip()
-    if not out:
-        raise ValueError("--annotations needs at least one SPLIT=PATH entry")
-    return tuple(out.items())
-
-
-def parse_splits(entries: Sequence[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`["trainval=train+val", "test"]` -> (("trainval", ("train", "val")), ("test", ("test",)))."""
-    out: dict[str, tuple[str, ...]] = {}
-    for entry in entries:
-        name, sep, parts = entry.partition("=")
-        name = _check_split_name(name.strip(), "--splits")
-        sources = tuple(p.strip() for p in parts.split("+")) if sep else (name,)
-        if not all(sources):
-            raise ValueError(f"--splits entry must be NAME or NAME=A+B, got {entry!r}")
-        if name in out:
-            raise ValueError(f"--splits names output split {name!r} twice")
-        out[name] = sources
-    return tuple(out.items())
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvertConfig:
-    """Everything a conversion needs; validated on construction.
-
-    Args:
-        format: one of `readers.FORMATS`.
-        annotations: annotation path; for `alm_list`, ((split, path), ...).
-        images_dir: the folder image paths are relative to.
-        output_dir: where shards and manifest go.
-        schema: `alm_list` attribute schema (pa100k, rap, peta).
-        splits: ((output split, (source splits...)), ...); empty: every
-            source split under its own name.
-        partition: split number 0-4 (rap, rapv2, PETA .mat).
-        num_shards: shards per split; exclusive with examples_per_shard.
-        examples_per_shard: target examples per shard (default 1024).
-        strict: any bad row fails the conversion before writing.
-        workers: decoding processes (<= 1: in this process).
-        all_attributes: every attribute of the source.
-        uncertain: RAP value-2 policy (`labels.UNCERTAIN_POLICIES`; default
-            `ignore`: the label is unknown, -1).
-        show_progress: show a tqdm progress bar on stderr.
-        max_image_pixels: an image whose header claims more pixels is a bad
-            row (`image_input`), refused before decoding.
-    """
-
-    format: str
-    annotations: str | tuple[tuple[str, str], ...]
-    images_dir: str
-    output_dir: str
-    schema: str | None = None
-    splits: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    partition: int = 0
-    num_shards: int | None = None
-    examples_per_shard: int | None = None
-    strict: bool = False
-    workers: int = 1
-    all_attributes: bool = False
-    uncertain: str = DEFAULT_UNCERTAIN
-    show_progress: bool = True
-    max_image_pixels: int = image_input.DEFAULT_MAX_IMAGE_PIXELS
-
-    def __post_init__(self) -> None:
-        image_input.check_max_pixels(self.max_image_pixels)
-        if self.format not in FORMATS:
-            raise ValueError(f"--format must be one of {', '.join(FORMATS)}; got {self.format!r}")
-        if self.format == "alm_list":
-            if isinstance(self.annotations, str):
-                raise ValueError("--annotations for alm_list must be SPLIT=PATH entries")
-            if self.schema not in SCHEMAS:
-                raise ValueError(f"--schema must be one of {', '.join(SCHEMAS)} for alm_list; got {self.schema!r}")
-        elif not isinstance(self.annotations, str) or not self.annotations:
-            raise ValueError(f"--annotations must be one path for format {self.format}; got {self.annotations!r}")
-        if not self.images_dir or not os.path.isdir(self.images_dir):
-            raise ValueError(f"--images_dir is not a folder: {self.images_dir!r}")
-        if not self.output_dir:
-            raise ValueError("--output_dir must be set")
-        if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
-            raise ValueError(f"--output_dir exists and is not a folder: {self.output_dir!r}")
-        if not 0 <= self.partition <= 4:
-            raise ValueError(f"--partition must be in 0..4; got {self.partition}")
-        check_shard_options(self.num_shards, self.examples_per_shard)
-        if self.workers < 0:
-            raise ValueError(f"--workers must be >= 0; got {self.workers}")
-        try:
-            check_uncertain(self.uncertain)
-        except ValueError as e:
-            raise ValueError(f"--{e}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,6 +133,24 @@ def _decode(task: tuple[str, _Item, bool, int]) -> tuple[_Item, validation.Check
     return item, validation.check_image(images_dir, item.path, keep_bytes, max_pixels)
 
 
+def example_or_problem(images_dir: str, item: _Item, result: Any) -> bytes | validation.Problem:
+    """One row as a serialized example, or why it is skipped (`result`: its
+    `check_image` result, None for a row the cheap pass already refused)."""
+    problem = item.problem or (result if isinstance(result, validation.Problem) else None)
+    if problem is not None:
+        return problem
+    encoded = validation.image_bytes(images_dir, item.path, result)
+    if isinstance(encoded, validation.Problem):
+        return encoded
+    return example.build_example(encoded=encoded, image_format=result.image_format, filename=item.row.image,
+                                 height=result.height, width=result.width, attributes=item.labels)
+
+
+def convert_item(images_dir: str, item: _Item, max_pixels: int) -> bytes | validation.Problem:
+    """`example_or_problem` of a row decoded here (one work item of a distributed conversion)."""
+    return example_or_problem(images_dir, item, _decode((images_dir, item, True, max_pixels))[1])
+
+
 def _decoded(items: Iterable[_Item], images_dir: str, pool: Any, workers: int,
              max_pixels: int) -> Iterator[tuple[_Item, Any]]:
     """Items with their decode results, in order, in bounded windows (at
@@ -255,7 +172,8 @@ def _decoded(items: Iterable[_Item], images_dir: str, pool: Any, workers: int,
         yield from pending.popleft()
 
 
-def _problem_record(item: _Item, problem: validation.Problem) -> dict[str, str]:
+def problem_record(item: _Item, problem: validation.Problem) -> dict[str, str]:
+    """A skipped row as the manifest lists it."""
     return {"source": item.row.source, "image": item.row.image, "reason": problem.reason, "detail": problem.detail}
 
 
@@ -266,9 +184,14 @@ def _strict_check(items: Iterable[_Item], cfg: ConvertConfig, pool: Any, total: 
             bar.update()
             problem = item.problem or (result if isinstance(result, validation.Problem) else None)
             if problem is not None:
-                problems.append(_problem_record(item, problem))
+                problems.append(problem_record(item, problem))
     if problems:
-        raise StrictError(f"--strict: {len(problems)} bad row(s) {_problems_summary(problems)}")
+        raise strict_error(problems)
+
+
+def strict_error(problems: list[dict[str, str]]) -> StrictError:
+    """The --strict failure for the bad rows `problems` (manifest records, in row order)."""
+    return StrictError(f"--strict: {len(problems)} bad row(s) {_problems_summary(problems)}")
 
 
 def _problems_summary(problems: list[dict[str, str]]) -> str:
@@ -280,19 +203,25 @@ def _problems_summary(problems: list[dict[str, str]]) -> str:
             + (f" ({first['detail']})" if first["detail"] else ""))
 
 
-def convert(cfg: ConvertConfig) -> ConversionResult:
-    """Runs a conversion (see the module docstring).
+@dataclasses.dataclass(frozen=True)
+class ConversionPlan:
+    """The first, cheap pass of a conversion: the source, the split mapping
+    and the planned examples per output split (before decoding)."""
 
-    Returns:
-        The written manifest.
+    source: Source
+    split_map: dict[str, str]
+    out_splits: list[str]
+    planned: collections.Counter
+    ignored: collections.Counter
+    total: int
 
-    Raises:
-        readers.DataFormatError: the annotations do not have the layout, hold
-            no row of the selected splits, name a split outside
-            `KNOWN_SPLITS` without `cfg.splits` (csv), or no row converts.
-        StrictError: `cfg.strict` and some row would be skipped.
-        ValueError: a split selection names an unknown split.
-    """
+    def items(self) -> Iterator[_Item]:
+        """The source rows of the selected splits after the cheap checks, in order."""
+        return _cheap_checked(self.source, self.split_map, collections.Counter())
+
+
+def plan_conversion(cfg: ConvertConfig) -> ConversionPlan:
+    """Opens the source and runs the cheap pass (see `convert` for the errors)."""
     annotations = dict(cfg.annotations) if cfg.format == "alm_list" else cfg.annotations
     source = open_source(
         cfg.format, annotations, schema=cfg.schema, partition=cfg.partition,
@@ -316,6 +245,25 @@ def convert(cfg: ConvertConfig) -> ConversionResult:
         other = f" (rows of other splits: {sum(ignored.values())})" if ignored else ""
         where = cfg.annotations if isinstance(cfg.annotations, str) else ", ".join(p for _, p in cfg.annotations)
         raise DataFormatError(f"{where}: no annotated rows to convert{other}")
+    return ConversionPlan(source, split_map, out_splits, planned, ignored, total)
+
+
+def convert(cfg: ConvertConfig) -> ConversionResult:
+    """Runs a conversion (see the module docstring).
+
+    Returns:
+        The written manifest.
+
+    Raises:
+        readers.DataFormatError: the annotations do not have the layout, hold
+            no row of the selected splits, name a split outside
+            `KNOWN_SPLITS` without `cfg.splits` (csv), or no row converts.
+        StrictError: `cfg.strict` and some row would be skipped.
+        ValueError: a split selection names an unknown split.
+    """
+    plan = plan_conversion(cfg)
+    source, split_map, out_splits = plan.source, plan.split_map, plan.out_splits
+    planned, ignored, total = plan.planned, plan.ignored, plan.total
     ctx = multiprocessing.get_context("fork") if cfg.workers > 1 else None
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ctx.Pool(cfg.workers)) if ctx else None
@@ -351,32 +299,39 @@ def _write(
             items = _cheap_checked(source, split_map, collections.Counter())
             for item, result in _decoded(items, cfg.images_dir, pool, cfg.workers, cfg.max_image_pixels):
                 bar.update()
-                problem = item.problem or (result if isinstance(result, validation.Problem) else None)
-                if problem is None:
-                    encoded = validation.image_bytes(cfg.images_dir, item.path, result)
-                    problem = encoded if isinstance(encoded, validation.Problem) else None
+                record = example_or_problem(cfg.images_dir, item, result)
+                problem = record if isinstance(record, validation.Problem) else None
                 if problem is not None or not writers[item.split]:
                     problem = problem or validation.Problem(validation.UNREADABLE_IMAGE, "no shard planned")
                     if cfg.strict:
                         raise StrictError(f"--strict: {item.row.source} {item.row.image!r}: {problem}")
-                    skipped[item.split].append(_problem_record(item, problem))
+                    skipped[item.split].append(problem_record(item, problem))
                     continue
                 split_writers = writers[item.split]
-                split_writers[written[item.split] % len(split_writers)].write(
-                    example.build_example(
-                        encoded=encoded, image_format=result.image_format, filename=item.row.image,
-                        height=result.height, width=result.width, attributes=item.labels,
-                    )
-                )
+                split_writers[written[item.split] % len(split_writers)].write(record)
                 written[item.split] += 1
                 counts[item.split].add(item.labels)
-        if not sum(written.values()):
-            rows = [r for split_rows in skipped.values() for r in split_rows]
-            raise DataFormatError(f"none of the {total} rows could be converted {_problems_summary(rows)}")
+        check_converted(total, written, skipped)
     except BaseException:
         remove_tmp_shards(out, shards)
         raise
-    manifest = {
+    manifest = build_manifest(source, cfg, split_map, out_splits, ignored, shards, written, counts, skipped)
+    publish(out, shards, manifest)
+    return manifest
+
+
+def check_converted(total: int, written: Mapping[str, int], skipped: Mapping[str, list]) -> None:
+    """DataFormatError when no row of `total` was written."""
+    if not sum(written.values()):
+        rows = [r for split_rows in skipped.values() for r in split_rows]
+        raise DataFormatError(f"none of the {total} rows could be converted {_problems_summary(rows)}")
+
+
+def build_manifest(source: Source, cfg: ConvertConfig, split_map: Mapping[str, str], out_splits: Sequence[str],
+                   ignored: Mapping[str, int], shards: Mapping[str, list[str]], written: Mapping[str, int],
+                   counts: Mapping[str, LabelCounts], skipped: Mapping[str, list]) -> dict[str, Any]:
+    """The manifest (without its fingerprint, which `publish` adds) of a written conversion."""
+    return {
         "dataset": source.dataset,
         "format": cfg.format,
         "attributes": list(source.attributes),
@@ -397,8 +352,6 @@ def _write(
         "ignored_rows_of_other_splits": dict(sorted(ignored.items())),
         "options": {"partition": cfg.partition, "all_attributes": cfg.all_attributes, "uncertain": cfg.uncertain},
     }
-    publish(out, shards, manifest)
-    return manifest
 
 
 def format_summary(manifest: Mapping[str, Any]) -> str:

@@ -15,6 +15,7 @@ import dataclasses
 import io
 import os
 import posixpath
+import re
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -135,7 +136,9 @@ def check_image(images_dir: str, relpath: str, keep_bytes: bool = True,
                 img.convert("RGBA" if "A" in img.getbands() else "RGB").save(buf, format="PNG")
                 data, fmt = buf.getvalue(), "PNG"
     except Exception as e:  # Pillow raises many types for bad files.
-        return Problem(UNREADABLE_IMAGE, f"{relpath}: {type(e).__name__}: {e}")
+        # Pillow names the in-memory file by its address: dropped, so that the same input gives the same manifest.
+        detail = re.sub(r" at 0x[0-9a-fA-F]+", "", str(e))
+        return Problem(UNREADABLE_IMAGE, f"{relpath}: {type(e).__name__}: {detail}")
     if width < 1 or height < 1:
         return Problem(UNREADABLE_IMAGE, f"{relpath}: empty image")
     crc = zlib.crc32(data)

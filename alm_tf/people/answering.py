@@ -26,7 +26,7 @@ from alm_tf.preprocessing import crops
 from alm_tf.preprocessing import image_input
 from alm_tf.preprocessing import pixels
 
-__all__ = ["answer_boxes", "select_for_tracks"]
+__all__ = ["answer_boxes", "placed_boxes", "select_for_tracks"]
 
 
 def _rank(d: det_lib.Detection) -> tuple[float, float]:
@@ -92,6 +92,15 @@ class _Calls:
         self.frames, self.numbers, self.boxes = [], [], []
 
 
+def placed_boxes(config, numbers, paths, by_frame, exif_orientation: str, times=None):
+    """(position in `by_frame[number]`, frame: bytes or RGB array, the box clipped
+    to it) of every box, in frame order: the order the model answers them."""
+    for number, image, data in frames_lib.iter_frames(config, numbers, paths, times):
+        height, width = frames_lib.frame_size(data, config.max_image_pixels, exif_orientation)
+        for k, d in enumerate(by_frame[number]):
+            yield k, data, frames_lib.clip(d, number, image, height, width)
+
+
 def answer_boxes(predictor, config, numbers, paths, by_frame, report, times=None, thumbnails=None,
                  chosen: Optional[set[int]] = None):
     """Every box placed in its frame; the model's outputs for the chosen ones.
@@ -108,16 +117,13 @@ def answer_boxes(predictor, config, numbers, paths, by_frame, report, times=None
     placed, answered = [], []
     exif = getattr(predictor, "exif_orientation", image_input.DEFAULT_EXIF_ORIENTATION)
     try:
-        for number, image, data in frames_lib.iter_frames(config, numbers, paths, times):
-            height, width = frames_lib.frame_size(data, config.max_image_pixels, exif)
-            for k, d in enumerate(by_frame[number]):
-                box = frames_lib.clip(d, number, image, height, width)
-                if chosen is None or (number, k) in chosen:
-                    answered.append(len(placed))
-                    calls.add(box, data)
-                placed.append(box)
-                if thumbnails is not None:
-                    thumbnails.offer(d.track_id, d.score, box.box, data)
+        for k, data, box in placed_boxes(config, numbers, paths, by_frame, exif, times):
+            if chosen is None or (box.frame, k) in chosen:
+                answered.append(len(placed))
+                calls.add(box, data)
+            placed.append(box)
+            if thumbnails is not None:
+                thumbnails.offer(box.detection.track_id, box.detection.score, box.box, data)
         calls.flush()
     finally:
         bar.close()

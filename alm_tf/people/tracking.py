@@ -87,6 +87,10 @@ class Tracker:
         self._sv = sv
         self.name = config.name
         self._tracker = cls(frame_rate=float(fps), **kwargs)
+        # The library counts track ids per class, across instances: restart them, so that a
+        # sequence's ids do not depend on the sequences tracked before it in the process.
+        if hasattr(self._tracker, "reset"):
+            self._tracker.reset()
 
     def update(self, boxes: np.ndarray, scores: np.ndarray):
         detections = self._sv.Detections(xyxy=np.asarray(boxes, np.float32).reshape(-1, 4),

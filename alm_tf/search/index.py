@@ -46,7 +46,7 @@ CSV_TYPES = {"id": pa.int64(), "first_frame": pa.int64(), "last_frame": pa.int64
 #: Folders read (and videos written) at once.
 _WORKERS = 2
 
-__all__ = ["PeopleRun", "index_folders", "read_people_folder", "write_video"]
+__all__ = ["PeopleRun", "index_folders", "open_index", "read_people_folder", "write_video"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,13 +196,19 @@ def _same_model(index_model: dict, run: PeopleRun) -> None:
 
 def _open_index(path: str, first: PeopleRun) -> dict:
     """The index's description; a new index (missing or empty folder) takes `first`'s model."""
+    return open_index(path, first.model)
+
+
+def open_index(path: str, model: dict) -> dict:
+    """The index's description; a new index (missing or empty folder) takes `model`
+    ({"attributes", "thresholds", "groups"} as a people folder's run.json has it)."""
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, layout.INDEX_JSON)):
         return layout.read_index_json(path)
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise SearchError(f"{path!r} is not an index (no {layout.INDEX_JSON}) and not empty: refusing "
                           "to write into it")
     os.makedirs(os.path.join(path, layout.TRACKS_DIR), exist_ok=True)
-    meta = {"format_version": layout.FORMAT_VERSION, "model": first.model}
+    meta = {"format_version": layout.FORMAT_VERSION, "model": model}
     layout.write_json_atomic(os.path.join(path, layout.INDEX_JSON), meta)
     return meta
 

@@ -101,3 +101,16 @@ def test_tracker_keeps_ids_and_detect_every_holds_boxes():
     for d in found:
         by_frame.setdefault(d.frame, []).append((d.track_id, d.x1))
     assert by_frame[4] == by_frame[3]  # frame 4 not detected: frame 3's boxes held
+
+
+@pytest.mark.parametrize("name", ["sort", "bytetrack"])
+def test_each_tracker_numbers_its_tracks_from_the_start(name):
+    """The library counts ids per class across instances: a sequence's ids must not depend on
+    the sequences tracked before it in the same process (alm-archive tags many)."""
+    boxes, scores = np.asarray([[10, 10, 50, 90]], np.float32), np.asarray([0.9], np.float32)
+
+    def ids():
+        tracker = tracking.make_tracker(tracking.TrackerConfig(name, minimum_consecutive_frames=1), fps=10)
+        return [tracker.update(boxes, scores)[2].tolist() for _ in range(3)][-1]
+
+    assert ids() == ids()

@@ -90,6 +90,15 @@ def test_frames_with_nobody_write_empty_tables(street, fast_model, tmp_path):
     assert run["camera"] == "door" and run["fps"] == 10 and run["num_frames"] == 6
 
 
+def test_video_with_nobody_writes_empty_tables(street, fast_model, tmp_path):
+    out = tmp_path / "people"
+    code, _, err = _main([f"--model={MODEL}", f"--video={street['video']}", f"--detector={street['nobody']}",
+                          "--no_video", f"--output_dir={out}"])
+    assert code == 0, err
+    assert _rows(out / "tracks.csv") == [] and (out / "tracks.txt").read_text() == ""
+    assert json.loads((out / "run.json").read_text())["num_frames"] == 6
+
+
 def test_tracks_file_run_names_camera_from_frames_folder(street, fast_model, tmp_path):
     out = tmp_path / "people"
     code, _, err = _main([f"--model={MODEL}", f"--images={street['images_dir']}", f"--tracks={street['gt']}",
