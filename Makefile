@@ -22,7 +22,8 @@ $(VENV)/bin/python:
 # pip is told about (PIP_FIND_LINKS or pip.conf's find-links: where this
 # machine keeps torch's CPU wheel) are passed on. pip is the fallback
 # wherever uv is missing or fails. Neither byte-compiles (see below).
-DEV_SPEC := -e '.[dev]'
+# The demo's footage stage decodes and detects people (the video extra).
+DEV_SPEC := -e '.[dev,video]'
 TEST_SPEC := -e '.[dev,torch,export,video,search,beam]'
 install = if [ -x $(VENV)/bin/uv ] && $(VENV)/bin/uv pip install -q --python $(PY) \
 	$$(for l in $${PIP_FIND_LINKS:-$$($(PY) -m pip config get global.find-links 2>/dev/null)}; \
