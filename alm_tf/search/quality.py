@@ -133,6 +133,6 @@ def evaluate(index: Index, truth: Mapping, queries: Sequence[str] = SYNTH_QUERIE
             row[f"{name}_ap"], row[f"{name}_p@{k}"] = _scores(hits, num_relevant, k)
         rate = len(wanted) / total if total else float("nan")
         row["random_ap"] = rate * len(wanted) / num_relevant if num_relevant else float("nan")
-        row[f"random_p@{k}"] = rate
+        row[f"random_p@{k}"] = rate * min(k, total) / k  # fewer than k tracks: the rest are empty ranks
         rows.append(row)
     return pd.DataFrame(rows)
