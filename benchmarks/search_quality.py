@@ -8,8 +8,8 @@ colours, also `COLOUR_QUERIES`), mean average precision and precision@10
 of the ranking, of --strict and of a random order (`alm_tf.search.quality`).
 
 With --footage, the path a user takes from video: each camera is a street
-video (alm-synth-frames --crossings --write_video, people of 140-200 px in
-640x360 frames, --colours when the model answers colours), alm-predict
+video (alm-synth-frames --write_video, people of 140-200 px in 640x360
+frames; --crossings: all on one band, crossing each other, --colours when the model answers colours), alm-predict
 --video finds and follows the people (its detector and tracker, --detector
 and --tracker), and alm-index and alm-search run as binaries; a found track
 is judged as the true person it follows (`quality.match_tracks`), a false
@@ -32,7 +32,7 @@ Usage:
   .venv/bin/python benchmarks/search_quality.py --model=demo_output/models/alm \
       [--cameras=2] [--num_people=40] [--num_frames=60] [--fps=10] [--work_dir=DIR] [--json=out.json]
   .venv/bin/python benchmarks/search_quality.py --model=demo_output/models/alm --footage \
-      [--cameras=2] [--num_people=16] [--num_frames=80] [--detector=oracle|hog|PATH] [--tracker=bytetrack]
+      [--cameras=4] [--num_people=8] [--num_frames=60] [--detector=oracle|hog|PATH] [--tracker=bytetrack]
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def _footage_camera(args, model, work: str, c: int) -> tuple[str, dict, list]:
     """One street video through alm-predict --video: (folder, truth of its found tracks, unfound people)."""
     camera, seq, people = f"cam{c + 1}", os.path.join(work, f"seq{c + 1}"), os.path.join(work, f"people{c + 1}")
     _run("pipelines.synth_frames", f"--output_dir={seq}", f"--num_people={args.num_people}",
-         f"--num_frames={args.num_frames}", f"--seed={c}", "--crossings", "--write_video", "--frame_width=640",
+         f"--num_frames={args.num_frames}", f"--seed={c}", *(["--crossings"] if args.crossings else []), "--write_video", "--frame_width=640",
          "--frame_height=360", "--person_height_min=140", "--person_height_max=200", "--speed=8",
          *(["--colours"] if _colours(model) else []))
     detector = args.detector
@@ -182,18 +182,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
     parser.add_argument("--cameras", type=int, default=2)
-    parser.add_argument("--num_people", type=int, default=None, help="default 40, --footage 16")
-    parser.add_argument("--num_frames", type=int, default=None, help="default 60, --footage 80")
+    parser.add_argument("--num_people", type=int, default=None, help="default 40, --footage 8")
+    parser.add_argument("--num_frames", type=int, default=None, help="default 60")
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--footage", action="store_true", help="from videos: detector and tracker")
     parser.add_argument("--detector", default="oracle", help="oracle (the true boxes, jittered), hog or a file")
+    parser.add_argument("--crossings", action="store_true", help="--footage: people walk across one band")
     parser.add_argument("--jitter", type=float, default=0.05)
     parser.add_argument("--tracker", default="bytetrack")
     parser.add_argument("--work_dir", default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    args.num_people = args.num_people or (16 if args.footage else 40)
-    args.num_frames = args.num_frames or (80 if args.footage else 60)
+    args.num_people = args.num_people or (8 if args.footage else 40)
+    args.num_frames = args.num_frames or 60
     work = args.work_dir or tempfile.mkdtemp(prefix="search_quality_")
     model = artifacts.load(args.model)
     queries = quality.SYNTH_QUERIES + (quality.COLOUR_QUERIES if _colours(model) else ())

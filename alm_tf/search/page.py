@@ -4,9 +4,11 @@ The query (each term as typed), then a grid of the results in rank order:
 each card has the track's thumbnail inline (a data URI, so the page can be
 mailed or moved alone), its camera, track id, times and score, the query's
 terms marked as held or not by the thresholded answers, and the readable
-answers with the keys the query reads highlighted. A track without a
-thumbnail gets a grey placeholder image, so the page has exactly one
-`<img>` per result.
+answers with the keys the query reads highlighted: an ungrouped
+attribute's 0/1 label reads `yes` / `no`, and a group with no value
+present (no accessory, nothing carried) reads `none`, so that no answer
+looks missing. A track without a thumbnail gets a grey placeholder image,
+so the page has exactly one `<img>` per result.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ h1{font-size:20px;margin:0 0 4px}
 .card{background:#fff;border:1px solid #ccc;border-radius:6px;padding:8px;font-size:12px}
 .card img{display:block;width:96px;height:192px;object-fit:contain;background:#eee;margin:0 auto 6px}
 .held{color:#060;font-weight:bold}.missed{color:#a00;text-decoration:line-through}
-mark{background:#ffe680}
+mark{background:#ffe680}.none{color:#888}
 dl{margin:4px 0 0}dt{font-weight:bold;display:inline}dd{display:inline;margin:0 0 0 4px}
 """.strip()
 
@@ -64,12 +66,20 @@ def _value(value) -> str:
     return str(value)
 
 
-def _card(row: Mapping, matches, terms, term_keys, answer_columns) -> str:
+def _answer(value, is_label: bool) -> str:
+    """An answer cell as the page shows it (module docstring)."""
+    text = _value(value)
+    if is_label and text in ("0", "1"):
+        return ("no", "yes")[int(text)]
+    return html.escape(text) if text else '<span class="none">none</span>'
+
+
+def _card(row: Mapping, matches, terms, term_keys, answer_columns, label_columns=()) -> str:
     chips = " ".join(f'<span class="{"held" if ok else "missed"}">{html.escape(t)}</span>'
                      for t, ok in zip(terms, matches))
     answers = []
     for key in answer_columns:
-        text = html.escape(_value(row[key]))
+        text = _answer(row[key], key in label_columns)
         if key in term_keys:
             text = f"<mark>{text}</mark>"
         answers.append(f"<dt>{html.escape(key)}</dt><dd>{text}</dd><br>")
@@ -88,7 +98,8 @@ def render(frame: pd.DataFrame, term_keys: tuple[str, ...] = (), filters: Option
     matches = frame.attrs.get("matches") or [()] * len(frame)
     answer_columns = [c for c in frame.columns if c not in layout.RESULT_COLUMNS]
     query = html.escape(str(frame.attrs.get("query", "")))
-    cards = [_card(row, m, terms, set(term_keys), answer_columns)
+    labels = set(frame.attrs.get("label_columns", ()))
+    cards = [_card(row, m, terms, set(term_keys), answer_columns, labels)
              for row, m in zip(frame.to_dict("records"), matches)]
     chips = "".join(f"<span>{html.escape(t)}</span>" for t in terms)
     subtitle = f"<p>{html.escape(filters)}</p>" if filters else ""

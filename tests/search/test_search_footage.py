@@ -89,6 +89,9 @@ def test_footage_results_page(searched):
     page = (searched["root"] / "results.html").read_text()
     assert page.count("<img") == 4 and page.count("data:image/jpeg;base64,") == 4
     assert QUERY in page and all(camera in page for camera in CAMERAS)
+    # backpack has no group: its label reads yes / no; no answer is left blank.
+    assert page.count("<dt>backpack</dt><dd>yes</dd>") + page.count("<dt>backpack</dt><dd>no</dd>") == 4
+    assert "<dd></dd>" not in page
     cards = [page.index(f"<b>#{rank}</b> {camera} · track {track}")
              for rank, (camera, track, _, _) in enumerate(_expected(searched["people"]), 1)]
     assert cards == sorted(cards)  # the cards in rank order
