@@ -9,18 +9,22 @@ of the ranking, of --strict and of a random order (`alm_tf.search.quality`).
 
 With --footage, the path a user takes from video: each camera is a street
 video (alm-synth-frames --write_video, people of 140-200 px in 640x360
-frames; --crossings: all on one band, crossing each other, --colours when the model answers colours), alm-predict
---video finds and follows the people (its detector and tracker, --detector
-and --tracker), and alm-index and alm-search run as binaries; a found track
-is judged as the true person it follows (`quality.match_tracks`), a false
-track is relevant to nothing and a person no track found counts as never
-retrieved. The first query's page is written to WORK/results.html.
-OpenCV's HOG finds almost none of the drawn people (benchmarks/footage_quality.py),
-so `--detector=oracle` builds, per camera, a SavedModel detector (the
-Object Detection API layout alm-predict reads) that answers each frame's
-true boxes, jittered by up to `--jitter` of their size, in frame order:
-everything after the detector (video decoding, the tracker's ids, the
-track answers, thumbnails, times, index, search) is the real path.
+frames, --colours when the model answers colours; with --crossings all on
+one band, crossing each other), alm-predict --video finds and follows the
+people (its detector and tracker, --detector and --tracker), and alm-index
+and alm-search run as binaries; a found track is judged as the true person
+it follows (`quality.match_tracks`), a false track is relevant to nothing
+and a person no track found counts as never retrieved. Pages of the top
+12 go to WORK/results.html (`gender=female hair=long backpack`) and, with
+colours, WORK/results_colour.html (`upper_color=red`).
+
+OpenCV's HOG finds almost none of the drawn people (its recall on them is
+under 5%, benchmarks/footage_quality.py), so `--detector=oracle`, the
+default, builds per camera a SavedModel detector (the Object Detection API
+layout alm-predict reads) that answers each frame's true boxes, jittered
+by up to `--jitter` of their size, in frame order: everything after the
+detector (video decoding, the tracker's ids, the track answers,
+thumbnails, times, index, search) is the real path.
 
 Where alm-predict's people folder has no run.json nor camera / time columns
 (alm-predict before the footage work), the folder is completed here as the
@@ -139,9 +143,9 @@ def _footage_camera(args, model, work: str, c: int) -> tuple[str, dict, list]:
     """One street video through alm-predict --video: (folder, truth of its found tracks, unfound people)."""
     camera, seq, people = f"cam{c + 1}", os.path.join(work, f"seq{c + 1}"), os.path.join(work, f"people{c + 1}")
     _run("pipelines.synth_frames", f"--output_dir={seq}", f"--num_people={args.num_people}",
-         f"--num_frames={args.num_frames}", f"--seed={c}", *(["--crossings"] if args.crossings else []), "--write_video", "--frame_width=640",
-         "--frame_height=360", "--person_height_min=140", "--person_height_max=200", "--speed=8",
-         *(["--colours"] if _colours(model) else []))
+         f"--num_frames={args.num_frames}", f"--seed={c}", *(["--crossings"] if args.crossings else []),
+         "--write_video", "--frame_width=640", "--frame_height=360", "--person_height_min=140",
+         "--person_height_max=200", "--speed=8", *(["--colours"] if _colours(model) else []))
     detector = args.detector
     if detector == "oracle":
         detector = oracle_detector(os.path.join(work, f"oracle{c + 1}"), os.path.join(seq, "gt", "gt.txt"),
@@ -207,8 +211,12 @@ def main() -> None:
     index_dir = os.path.join(work, "idx")
     if args.footage:  # the binaries, as a user runs them
         _run("pipelines.index", f"--inputs={','.join(folders)}", f"--index={index_dir}")
-        _run("pipelines.search", f"--index={index_dir}", f"--query={queries[0]}", "--top=12",
-             f"--output={os.path.join(work, 'results.html')}")
+        pages = {"results.html": quality.SYNTH_QUERIES[6]}
+        if _colours(model):
+            pages["results_colour.html"] = quality.COLOUR_QUERIES[0]
+        for name, query in pages.items():
+            _run("pipelines.search", f"--index={index_dir}", f"--query={query}", "--top=12",
+                 f"--output={os.path.join(work, name)}")
     else:
         search.index_folders(folders, index_dir)
     table = quality.evaluate(search.Index(index_dir), truth, queries, unfound=unfound)

@@ -5,7 +5,8 @@ each card has the track's thumbnail inline (a data URI, so the page can be
 mailed or moved alone), its camera, track id, times and score, the query's
 terms marked as held or not by the thresholded answers, and the readable
 answers with the keys the query reads highlighted: an ungrouped
-attribute's 0/1 label reads `yes` / `no`, and a group with no value
+attribute's 0/1 label reads `yes` / `no`, several values of a group read
+as a list (`skirt, shorts`), and a group with no value
 present (no accessory, nothing carried) reads `none`, so that no answer
 looks missing. A track without a thumbnail gets a grey placeholder image,
 so the page has exactly one `<img>` per result.
@@ -22,6 +23,7 @@ from typing import Optional
 
 import pandas as pd
 
+from alm_tf.groups import MULTI_SEPARATOR
 from alm_tf.search import layout
 
 #: Shown where a track has no thumbnail: a grey 64x128 picture.
@@ -71,7 +73,7 @@ def _answer(value, is_label: bool) -> str:
     text = _value(value)
     if is_label and text in ("0", "1"):
         return ("no", "yes")[int(text)]
-    return html.escape(text) if text else '<span class="none">none</span>'
+    return html.escape(text.replace(MULTI_SEPARATOR, ", ")) if text else '<span class="none">none</span>'
 
 
 def _card(row: Mapping, matches, terms, term_keys, answer_columns, label_columns=()) -> str:

@@ -34,8 +34,9 @@ SYNTH_QUERIES = (
 
 #: The colour queries, for people drawn with named clothing colours
 #: (`alm-synth-frames --colours`; a model trained on `alm-synth --colours`).
+#: Black is drawn only as dark clothing, on both garments (`alm_tf.data.synth`).
 COLOUR_QUERIES = (
-    "upper_color=red", "upper_color=blue|green", "upper_color=white lower_color=black",
+    "upper_color=red", "upper_color=blue|green", "upper_color=white lower_color=blue|green",
     "female upper_color=red", "lower_color=purple -backpack",
 )
 
