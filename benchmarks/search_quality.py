@@ -18,8 +18,8 @@ and a person no track found counts as never retrieved. Pages of the top
 12 go to WORK/results.html (`gender=female hair=long backpack`) and, with
 colours, WORK/results_colour.html (`upper_color=red`).
 
-OpenCV's HOG finds almost none of the drawn people (its recall on them is
-under 5%, benchmarks/footage_quality.py), so `--detector=oracle`, the
+OpenCV's HOG finds almost none of the drawn people (BUILD_NOTES.md;
+benchmarks/footage_quality.py measures it), so `--detector=oracle`, the
 default, builds per camera a SavedModel detector (the Object Detection API
 layout alm-predict reads) that answers each frame's true boxes, jittered
 by up to `--jitter` of their size, in frame order: everything after the
@@ -32,7 +32,12 @@ people output describes them (camera: the sequence's name; times: frame
 numbers / --fps; the model's attributes, thresholds and groups from the
 model) into a copy, so that alm-index takes it.
 
+--train_colour_model=DIR first trains the demo's model (alm-demo's recipe
+and sizes) on synthetic data with clothing colours (alm-synth --colours)
+into DIR and measures with its SavedModel (DIR/export/1).
+
 Usage:
+  .venv/bin/python benchmarks/search_quality.py --train_colour_model=colour_demo --footage
   .venv/bin/python benchmarks/search_quality.py --model=demo_output/models/alm \
       [--cameras=2] [--num_people=40] [--num_frames=60] [--fps=10] [--work_dir=DIR] [--json=out.json]
   .venv/bin/python benchmarks/search_quality.py --model=demo_output/models/alm --footage \
@@ -165,6 +170,20 @@ def _footage_camera(args, model, work: str, c: int) -> tuple[str, dict, list]:
     return people, truth, unfound
 
 
+def train_colour_model(output_dir: str) -> str:
+    """alm-demo's run on synthetic data with clothing colours; returns its SavedModel."""
+    import functools
+
+    from alm_tf.data import synth
+    from alm_tf.demo import run as demo
+
+    # The demo draws its data with synth.SynthConfig's defaults; here the same
+    # recipe with colours on (alm-demo itself has no colour option).
+    demo.synth.SynthConfig = functools.partial(synth.SynthConfig, colours=True)
+    summary = demo.run_demo(demo.default_demo_config(output_dir, progress=False))
+    return summary["paths"]["saved_model"]
+
+
 def _colours(model) -> bool:
     return "upper_color" in [g.name for g in model.groups.groups]
 
@@ -184,7 +203,8 @@ def _print_table(table, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--train_colour_model", default=None, metavar="DIR")
     parser.add_argument("--cameras", type=int, default=2)
     parser.add_argument("--num_people", type=int, default=None, help="default 40, --footage 8")
     parser.add_argument("--num_frames", type=int, default=None, help="default 60")
@@ -200,6 +220,10 @@ def main() -> None:
     args.num_people = args.num_people or (8 if args.footage else 40)
     args.num_frames = args.num_frames or 60
     work = args.work_dir or tempfile.mkdtemp(prefix="search_quality_")
+    if args.train_colour_model:
+        args.model = train_colour_model(args.train_colour_model)
+    if not args.model:
+        parser.error("--model or --train_colour_model is required")
     model = artifacts.load(args.model)
     queries = quality.SYNTH_QUERIES + (quality.COLOUR_QUERIES if _colours(model) else ())
     folders, truth, unfound = [], {}, []
