@@ -108,11 +108,25 @@ def _tracks_camera(args, model, work: str, c: int) -> tuple[str, dict, list]:
 
 def oracle_detector(path: str, gt_file: str, num_frames: int, height: int, width: int, jitter: float,
                     seed: int) -> str:
-    """A SavedModel detector answering the true boxes of frame 1, 2, ... on its 1st, 2nd, ... call."""
+    """A SavedModel detector answering the true boxes of frame 1, 2, ... on its 1st, 2nd, ... call.
+
+    A box's score falls with the share of it that people drawn later (on
+    top) hide, as a detector's would, so that a track's best-scoring box
+    (its thumbnail) is one where the person is seen.
+    """
     import numpy as np
     import tensorflow as tf
 
     truth = mot_metrics.read_mot(gt_file)
+    visible = {}
+    for f in range(1, num_frames + 1):
+        frame = sorted((d for d in truth if d.frame == f), key=lambda d: -d.track_id)  # the top one first
+        covered = np.zeros((height, width), bool)
+        for d in frame:
+            y1, x1, y2, x2 = (int(max(0, v)) for v in (d.y1, d.x1, d.y2, d.x2))
+            region = covered[y1:y2, x1:x2]
+            visible[(f, d.track_id)] = 1.0 - (region.mean() if region.size else 1.0)
+            region[...] = True
     most = max(1, max((sum(d.frame == f for d in truth) for f in range(1, num_frames + 1)), default=1))
     boxes = np.zeros((num_frames + 1, most, 4), np.float32)
     scores = np.zeros((num_frames + 1, most), np.float32)
@@ -124,7 +138,7 @@ def oracle_detector(path: str, gt_file: str, num_frames: int, height: int, width
         k, filled[d.frame] = filled[d.frame], filled[d.frame] + 1
         boxes[d.frame - 1, k] = [(d.y1 + dy1) / height, (d.x1 + dx1) / width, (d.y2 + dy2) / height,
                                  (d.x2 + dx2) / width]
-        scores[d.frame - 1, k] = rng.uniform(0.6, 0.95)
+        scores[d.frame - 1, k] = 0.3 + 0.6 * visible[(d.frame, d.track_id)] + rng.uniform(0, 0.05)
 
     class Oracle(tf.Module):
         def __init__(self):
