@@ -101,7 +101,7 @@ def _tracks_camera(args, model, work: str, c: int) -> tuple[str, dict, list]:
     _run("pipelines.synth_frames", f"--output_dir={seq}", f"--num_people={args.num_people}",
          f"--num_frames={args.num_frames}", f"--seed={c}", *(["--colours"] if _colours(model) else []))
     _run("pipelines.predict", f"--model={args.model}", f"--images={seq}/img1", f"--tracks={seq}/gt/gt.txt",
-         f"--output_dir={people}", "--max_pictures=0")
+         f"--camera={camera}", f"--output_dir={people}", "--max_pictures=0", "--no_video", "--progress=false")
     folder = complete_folder(people, people + "_indexed", camera, args.fps, model)
     return folder, quality.read_people_json(os.path.join(seq, "people.json"), camera), []
 
