@@ -43,6 +43,10 @@ mark{background:#ffe680}.none{color:#888}
 dl{margin:4px 0 0}dt{font-weight:bold;display:inline}dd{display:inline;margin:0 0 0 4px}
 """.strip()
 
+#: How to read a card (under the query).
+_LEGEND = ("Score: the log-probability of the whole query under the model (0: certain). A term struck "
+           "through is one the thresholded answers do not hold.")
+
 __all__ = ["render"]
 
 
@@ -108,5 +112,5 @@ def render(frame: pd.DataFrame, term_keys: tuple[str, ...] = (), filters: Option
     body = "\n".join(cards) if cards else "<p>No track matches.</p>"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Search: {query}</title>'
             f"<style>{_STYLE}</style></head><body>\n<h1>Search: {query}</h1>"
-            f'<div class="query">{chips}</div>{subtitle}<p>{len(cards)} result(s), best first.</p>\n'
+            f'<div class="query">{chips}</div>{subtitle}<p>{len(cards)} result(s), best first. {_LEGEND}</p>\n'
             f'<div class="grid">\n{body}\n</div>\n</body></html>\n')
