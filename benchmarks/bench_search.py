@@ -5,12 +5,15 @@ each with RAP's 51 attributes and groups (tracks.csv, run.json; no
 thumbnails), then times `alm_tf.search.index_folders` on them (tracks/s,
 reading the CSVs included) and a 3-term query (`Index.search`, DuckDB over
 the Parquet files) `--repeats` times: the first call and the median of the
-rest. The 1-minute load average is printed: timings taken while other
+rest. With --stages, the indexing is repeated one stage at a time, on one
+thread: reading and checking the CSVs (`read_people_folder`: Arrow's CSV
+parser) and writing the Parquet files (`write_video`: Arrow's encoder),
+to show where the time goes. The 1-minute load average is printed: timings taken while other
 processes share the CPUs are not comparable.
 
 Usage:
   .venv/bin/python -m benchmarks.bench_search [--tracks=1000000] [--videos=10] \
-      [--query='Female LongHair -Hat'] [--repeats=5] [--work_dir=DIR] [--json=out.json]
+      [--query='Female LongHair -Hat'] [--repeats=5] [--stages] [--work_dir=DIR] [--json=out.json]
 """
 
 from __future__ import annotations
@@ -76,12 +79,30 @@ def write_folder(folder: str, camera: str, n: int, groups, rng: np.random.Genera
                    "num_frames": 36000, "model": model, "detector": None, "tracker": None}, f)
 
 
+def _time_stages(folders: list, index_dir: str, total: int) -> None:
+    """Reading and writing timed apart, serially (see the module docstring)."""
+    from alm_tf.search import index as index_lib
+
+    t = time.perf_counter()
+    runs = [index_lib.read_people_folder(f) for f in folders]
+    read_s = time.perf_counter() - t
+    os.makedirs(index_dir)
+    t = time.perf_counter()
+    for run in runs:
+        index_lib.write_video(index_dir, run)
+    write_s = time.perf_counter() - t
+    print(f"stages on one thread: read {read_s:.2f} s ({total / read_s:,.0f} tracks/s), write {write_s:.2f} s "
+          f"({total / write_s:,.0f} tracks/s) (load {os.getloadavg()[0]:.2f})")
+    shutil.rmtree(index_dir, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=int, default=1_000_000)
     parser.add_argument("--videos", type=int, default=10)
     parser.add_argument("--query", default="Female LongHair -Hat")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--stages", action="store_true", help="also time reading and writing apart")
     parser.add_argument("--work_dir", default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -107,6 +128,8 @@ def main() -> None:
     size = sum(os.path.getsize(f) for f in search.layout.parquet_files(index_dir))
     print(f"indexing: {total} tracks in {index_s:.2f} s = {total / index_s:,.0f} tracks/s "
           f"(Parquet {size / 1e6:.0f} MB; load {load:.2f})")
+    if args.stages:
+        _time_stages(folders, os.path.join(work, "idx_stages"), total)
     index = search.Index(index_dir)
     times = []
     for _ in range(max(2, args.repeats)):

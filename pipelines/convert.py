@@ -6,6 +6,8 @@ r"""alm-convert: raw pedestrian-attribute annotations to sharded TFRecords.
   alm-convert --format=alm_list --schema=peta \
       --annotations=trainval=peta_train.txt,test=peta_test.txt \
       --images_dir=. --output_dir=records/peta
+  alm-convert --format=rap --annotations=RAP_annotation.mat --images_dir=RAP_dataset \
+      --output_dir=records/rap_all --attribute_set=all
 
 Writes `<split>-00000-of-000NN.tfrecord` shards and `manifest.json`.
 With --engine=beam the conversion runs as an Apache Beam pipeline (the
@@ -63,8 +65,17 @@ _STRICT = flags.DEFINE_bool("strict", False, "Fail, writing nothing, if any row 
 _WORKERS = flags.DEFINE_integer(
     "workers", os.cpu_count() or 1, "Image-decoding processes.", lower_bound=0, **_OVERRIDE
 )
+#: --attribute_set's choices: the paper's evaluated attributes, or every
+#: column of the source (RAP's and PETA's clothing colours among them).
+ATTRIBUTE_SETS = ("paper", "all")
+_ATTRIBUTE_SET = flags.DEFINE_enum(
+    "attribute_set", ATTRIBUTE_SETS[0], ATTRIBUTE_SETS,
+    "Which attributes to keep: 'paper', the evaluated lists of the paper; 'all', every attribute "
+    "of the source after them (RAP's and PETA's upper- and lower-body colours, which become the "
+    "upper_color and lower_color answers; see alm_tf/data/README.md).", **_OVERRIDE
+)
 _ALL_ATTRIBUTES = flags.DEFINE_bool(
-    "all_attributes", False, "Keep every attribute, not only the evaluated ones.", **_OVERRIDE
+    "all_attributes", False, "Alias of --attribute_set=all.", **_OVERRIDE
 )
 _UNCERTAIN = flags.DEFINE_enum(
     "uncertain", DEFAULT_UNCERTAIN, UNCERTAIN_POLICIES,
@@ -91,6 +102,8 @@ def _config():
                        ("images_dir", _IMAGES_DIR), ("output_dir", _OUTPUT_DIR)):
         if not flag.value:
             raise ValueError(f"--{name} is required")
+    if _ALL_ATTRIBUTES.value and flags.FLAGS["attribute_set"].present and _ATTRIBUTE_SET.value != "all":
+        raise ValueError(f"--all_attributes contradicts --attribute_set={_ATTRIBUTE_SET.value}")
     if _FORMAT.value not in FORMATS:
         raise ValueError(f"--format={_FORMAT.value} is not one of {', '.join(FORMATS)}")
     if _FORMAT.value == "alm_list":
@@ -115,7 +128,7 @@ def _config():
         examples_per_shard=_EXAMPLES_PER_SHARD.value,
         strict=_STRICT.value,
         workers=_WORKERS.value,
-        all_attributes=_ALL_ATTRIBUTES.value,
+        all_attributes=_ALL_ATTRIBUTES.value or _ATTRIBUTE_SET.value == "all",
         uncertain=_UNCERTAIN.value,
         show_progress=_PROGRESS.value,
         max_image_pixels=_image_flags.MAX_IMAGE_PIXELS.value,

@@ -1,6 +1,6 @@
 r"""alm-synth: write a synthetic pedestrian-attribute data set.
 
-  alm-synth --output_dir=D --num_images=2000 --seed=0
+  alm-synth --output_dir=D --num_images=2000 --seed=0 [--colours]
   alm-convert --format=csv --annotations=D/annotations.csv --images_dir=D \
       --output_dir=records
 
@@ -38,6 +38,11 @@ _DISTRACTORS = flags.DEFINE_bool(
 )
 
 
+_COLOURS = flags.DEFINE_bool(
+    "colours", SynthConfig.colours, "Also draw named clothing colours and label them (upper_<colour>, "
+    "lower_<colour>: the upper_color and lower_color groups); off, the data set is as without the flag.",
+    **_OVERRIDE
+)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
@@ -58,6 +63,7 @@ def main(argv: list[str]) -> None:
             max_height=_MAX_HEIGHT.value,
             distractors=_DISTRACTORS.value,
             crop=_CROP.value,
+            colours=_COLOURS.value,
         )
         start = time.monotonic()
         with outputs.replaced_dir(cfg.output_dir, overwrite=_OVERWRITE.value) as staging:

@@ -45,6 +45,8 @@ _CROSSINGS = flags.DEFINE_bool("crossings", _DEFAULTS.crossings, "People walk ac
                                "both sides: they cross and occlude each other.", **_OVERRIDE)
 _VIDEO = flags.DEFINE_bool("write_video", _DEFAULTS.video, "Also write the frames as street.mp4 (PyAV).",
                            **_OVERRIDE)
+_COLOURS = flags.DEFINE_bool("colours", _DEFAULTS.colours, "Draw people in named clothing colours, "
+                             "labelled in people.json (as alm-synth --colours).", **_OVERRIDE)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, outputs.OVERWRITE_HELP, **_OVERRIDE)
 
 
@@ -56,7 +58,8 @@ def main(argv: list[str]) -> None:
         config = FramesConfig(_OUTPUT_DIR.value, num_frames=_NUM_FRAMES.value, num_people=_NUM_PEOPLE.value,
                               height=_HEIGHT.value, width=_WIDTH.value, seed=_SEED.value,
                               min_person_height=_MIN_H.value, max_person_height=_MAX_H.value, speed=_SPEED.value,
-                              crossings=_CROSSINGS.value, video=_VIDEO.value)
+                              crossings=_CROSSINGS.value, video=_VIDEO.value,
+                              colours=_COLOURS.value)
         with outputs.replaced_dir(config.output_dir, overwrite=_OVERWRITE.value) as staging:
             info = generate_frames(dataclasses.replace(config, output_dir=staging))
             gt = os.path.join(config.output_dir, os.path.relpath(info["gt"], staging))

@@ -34,7 +34,7 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image
 
-from alm_tf.data.synth import ATTRIBUTES, render_pedestrian
+from alm_tf.data.synth import attributes, render_pedestrian
 
 IMAGE_DIR = "img1"
 GT_FILE = os.path.join("gt", "gt.txt")
@@ -63,6 +63,8 @@ class FramesConfig:
         jpeg_quality: 50..100.
         crossings: people cross each other along one band (module docstring).
         video: also write the frames as D/street.mp4.
+        colours: people wear named clothing colours, labelled
+            (`alm_tf.data.synth.attributes(colours=True)`).
     """
 
     output_dir: str
@@ -77,6 +79,7 @@ class FramesConfig:
     jpeg_quality: int = 92
     crossings: bool = False
     video: bool = False
+    colours: bool = False
 
     def __post_init__(self) -> None:
         if not self.output_dir:
@@ -181,7 +184,8 @@ def generate_frames(cfg: FramesConfig) -> dict[str, Any]:
     for track_id in range(1, cfg.num_people + 1):
         person_rng = np.random.default_rng([cfg.seed, track_id])
         crop, labels, _ = render_pedestrian(person_rng, cfg.min_person_height, cfg.max_person_height,
-                                            distractors=False, crop="tight")
+                                            distractors=False, crop="tight",
+                                            colours=cfg.colours)
         track = (_crossing(person_rng, cfg, *crop.size, track_id) if cfg.crossings
                  else _track(person_rng, cfg, *crop.size))
         people.append((track_id, crop, labels, track))
@@ -207,7 +211,7 @@ def generate_frames(cfg: FramesConfig) -> dict[str, Any]:
     _write_text(os.path.join(out, SEQINFO_FILE), (
         f"[Sequence]\nname=synthetic\nimDir=img1\nframeRate={VIDEO_FPS}\n"
         f"seqLength={cfg.num_frames}\nimWidth={cfg.width}\nimHeight={cfg.height}\nimExt=.jpg\n"))
-    payload = {"attributes": list(ATTRIBUTES), "tracks": {
+    payload = {"attributes": list(attributes(cfg.colours)), "tracks": {
         str(track_id): {"labels": labels, "first_frame": track["first_frame"],
                         "last_frame": track["last_frame"]}
         for track_id, _, labels, track in people}}

@@ -4,9 +4,12 @@ The query (each term as typed), then a grid of the results in rank order:
 each card has the track's thumbnail inline (a data URI, so the page can be
 mailed or moved alone), its camera, track id, times and score, the query's
 terms marked as held or not by the thresholded answers, and the readable
-answers with the keys the query reads highlighted. A track without a
-thumbnail gets a grey placeholder image, so the page has exactly one
-`<img>` per result.
+answers with the keys the query reads highlighted: an ungrouped
+attribute's 0/1 label reads `yes` / `no`, several values of a group read
+as a list (`skirt, shorts`), and a group with no value
+present (no accessory, nothing carried) reads `none`, so that no answer
+looks missing. A track without a thumbnail gets a grey placeholder image,
+so the page has exactly one `<img>` per result.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Optional
 
 import pandas as pd
 
+from alm_tf.groups import MULTI_SEPARATOR
 from alm_tf.search import layout
 
 #: Shown where a track has no thumbnail: a grey 64x128 picture.
@@ -35,9 +39,13 @@ h1{font-size:20px;margin:0 0 4px}
 .card{background:#fff;border:1px solid #ccc;border-radius:6px;padding:8px;font-size:12px}
 .card img{display:block;width:96px;height:192px;object-fit:contain;background:#eee;margin:0 auto 6px}
 .held{color:#060;font-weight:bold}.missed{color:#a00;text-decoration:line-through}
-mark{background:#ffe680}
+mark{background:#ffe680}.none{color:#888}
 dl{margin:4px 0 0}dt{font-weight:bold;display:inline}dd{display:inline;margin:0 0 0 4px}
 """.strip()
+
+#: How to read a card (under the query).
+_LEGEND = ("Score: the log-probability of the whole query under the model (0: certain). A term struck "
+           "through is one the thresholded answers do not hold.")
 
 __all__ = ["render"]
 
@@ -64,12 +72,20 @@ def _value(value) -> str:
     return str(value)
 
 
-def _card(row: Mapping, matches, terms, term_keys, answer_columns) -> str:
+def _answer(value, is_label: bool) -> str:
+    """An answer cell as the page shows it (module docstring)."""
+    text = _value(value)
+    if is_label and text in ("0", "1"):
+        return ("no", "yes")[int(text)]
+    return html.escape(text.replace(MULTI_SEPARATOR, ", ")) if text else '<span class="none">none</span>'
+
+
+def _card(row: Mapping, matches, terms, term_keys, answer_columns, label_columns=()) -> str:
     chips = " ".join(f'<span class="{"held" if ok else "missed"}">{html.escape(t)}</span>'
                      for t, ok in zip(terms, matches))
     answers = []
     for key in answer_columns:
-        text = html.escape(_value(row[key]))
+        text = _answer(row[key], key in label_columns)
         if key in term_keys:
             text = f"<mark>{text}</mark>"
         answers.append(f"<dt>{html.escape(key)}</dt><dd>{text}</dd><br>")
@@ -88,12 +104,13 @@ def render(frame: pd.DataFrame, term_keys: tuple[str, ...] = (), filters: Option
     matches = frame.attrs.get("matches") or [()] * len(frame)
     answer_columns = [c for c in frame.columns if c not in layout.RESULT_COLUMNS]
     query = html.escape(str(frame.attrs.get("query", "")))
-    cards = [_card(row, m, terms, set(term_keys), answer_columns)
+    labels = set(frame.attrs.get("label_columns", ()))
+    cards = [_card(row, m, terms, set(term_keys), answer_columns, labels)
              for row, m in zip(frame.to_dict("records"), matches)]
     chips = "".join(f"<span>{html.escape(t)}</span>" for t in terms)
     subtitle = f"<p>{html.escape(filters)}</p>" if filters else ""
     body = "\n".join(cards) if cards else "<p>No track matches.</p>"
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Search: {query}</title>'
             f"<style>{_STYLE}</style></head><body>\n<h1>Search: {query}</h1>"
-            f'<div class="query">{chips}</div>{subtitle}<p>{len(cards)} result(s), best first.</p>\n'
+            f'<div class="query">{chips}</div>{subtitle}<p>{len(cards)} result(s), best first. {_LEGEND}</p>\n'
             f'<div class="grid">\n{body}\n</div>\n</body></html>\n')

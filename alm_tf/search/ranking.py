@@ -100,8 +100,9 @@ class Index:
 
         Returns:
             A DataFrame: `layout.RESULT_COLUMNS`, then `answer_columns`;
-            `attrs` carries `query`, `terms` (as typed) and `matches` (per row,
-            whether each term's thresholded answer holds).
+            `attrs` carries `query`, `terms` (as typed), `matches` (per row,
+            whether each term's thresholded answer holds) and `label_columns`
+            (the answer columns that are an ungrouped attribute's 0/1 label).
         """
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
             raise SearchError(f"top must be an integer >= 1. Received: {top!r}")
@@ -145,5 +146,6 @@ class Index:
         for name in self.groups.ungrouped:
             frame[name] = frame[name].astype("Int8")
         frame = frame[list(layout.RESULT_COLUMNS) + list(self.answer_columns)]
-        frame.attrs.update(query=query, terms=[t.text for t in terms], matches=matches)
+        frame.attrs.update(query=query, terms=[t.text for t in terms], matches=matches,
+                           label_columns=list(self.groups.ungrouped))
         return frame

@@ -39,6 +39,7 @@ def test_csv_json_and_html_outputs(idx, tmp_path):
     assert [r["track_id"] for r in records] == list(frame["track_id"])
     page = (tmp_path / "r.html").read_text()
     assert page.count("<img") == 2 and "data:image/jpeg;base64," in page and "<script" not in page
+    assert "<dd></dd>" not in page and '<span class="none">none</span>' in page  # nothing carried: none
 
 
 def test_print_without_output(idx):

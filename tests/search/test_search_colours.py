@@ -1,11 +1,13 @@
 """Clothing colours: RAP / PETA colour groups, synthetic colours on request, searched by colour."""
 
 import csv
+import json
 import os
 
 import numpy as np
 import pytest
 from tests.search import search_folders as sf
+from tests.cli_helpers import run_main
 from PIL import Image
 
 from alm_tf import groups as groups_lib
@@ -62,3 +64,54 @@ def test_search_by_colour(tmp_path):
     assert list(strict["track_id"]) == [1]
     with pytest.raises(search.SearchError, match="unknown value 'orange'"):
         index.search("upper_color=orange")
+
+
+def _peta_folder(root):
+    """A two-person PETA folder whose labels name a clothing colour."""
+    archive = root / "PETA dataset" / "3DPeS" / "archive"
+    archive.mkdir(parents=True)
+    for name in ("0001_a.png", "0002_a.png"):
+        Image.new("RGB", (6, 8), (90, 90, 90)).save(archive / name)
+    (archive / "Label.txt").write_text("1 personalLess30 upperBodyRed\n0002 carryingBackpack lowerBodyBlack\n")
+    return str(root / "PETA dataset")
+
+
+@pytest.mark.parametrize("flag", ["--attribute_set=all", "--all_attributes"])
+def test_convert_keeps_peta_colours_with_attribute_set_all(tmp_path, flag):
+    images = _peta_folder(tmp_path)
+    out = tmp_path / "records"
+    args = ["--format=peta", f"--annotations={images}", f"--images_dir={images}", f"--output_dir={out}",
+            "--workers=0", "--noprogress"]
+    code, _, err = run_main("pipelines.convert", args + [flag], "alm-convert")
+    assert code == 0, err
+    attributes = tuple(json.load(open(out / "manifest.json"))["attributes"])
+    assert sorted(attributes[35:]) == ["lowerBodyBlack", "upperBodyRed"]
+    names = [g.name for g in groups_lib.infer(attributes, "peta").groups]
+    assert "upper_color" in names and "lower_color" in names
+
+
+def test_convert_paper_set_by_default_and_contradiction_refused(tmp_path):
+    images = _peta_folder(tmp_path)
+    args = ["--format=peta", f"--annotations={images}", f"--images_dir={images}", "--workers=0", "--noprogress"]
+    code, _, err = run_main("pipelines.convert", args + [f"--output_dir={tmp_path / 'paper'}"], "alm-convert")
+    assert code == 0, err
+    assert json.load(open(tmp_path / "paper" / "manifest.json"))["attributes"] == list(schemas.PETA_ATTRIBUTES)
+    code, _, err = run_main("pipelines.convert", args + [f"--output_dir={tmp_path / 'x'}", "--all_attributes",
+                                                         "--attribute_set=paper"], "alm-convert")
+    assert code == 1 and err.count("\n") == 1 and "--attribute_set=paper" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_synth_binaries_colours_flag(tmp_path):
+    code, _, err = run_main("pipelines.synth", [f"--output_dir={tmp_path / 'd'}", "--num_images=3", "--colours"],
+                            "alm-synth")
+    assert code == 0, err
+    with open(tmp_path / "d" / "annotations.csv", newline="") as f:
+        assert next(csv.reader(f))[2:] == list(synth.attributes(colours=True))
+    code, _, err = run_main("pipelines.synth_frames", [f"--output_dir={tmp_path / 'f'}", "--num_frames=3",
+                                                       "--num_people=2", "--colours"], "alm-synth-frames")
+    assert code == 0, err
+    people = json.load(open(tmp_path / "f" / "people.json"))
+    assert people["attributes"] == list(synth.attributes(colours=True))
+    for track in people["tracks"].values():
+        assert sum(track["labels"][f"upper_{c}"] for c in synth.CLOTHING_COLOURS) == 1
