@@ -57,22 +57,13 @@ print(json.dumps({"kind": kind, "after_load_mb": round(before), "peak_mb": round
 
 def _models(workdir: str) -> tuple[str, str]:
     """(SavedModel dir, model dir) of the mini ALM model, made once."""
-    from alm_tf import artifacts
-    from alm_tf.config import ModelConfig
     from alm_tf.serving import export
 
     from tests import mini_model as ph
 
     model_dir = os.path.join(workdir, "alm")
     if not os.path.isdir(model_dir):
-        config = ModelConfig(num_attributes=len(ph.ATTRIBUTES), image_height=ph.IMAGE_SIZE[0],
-                             image_width=ph.IMAGE_SIZE[1])
-        os.makedirs(model_dir)
-        artifacts.write_json(artifacts.config_path(model_dir), {
-            "format_version": artifacts.CONFIG_FORMAT, "model": config.to_dict(),
-            "attributes": list(ph.ATTRIBUTES)})
-        artifacts.save_keras(ph.mini_alm_model(), artifacts.weights_path(model_dir),
-                             artifacts.keras_description(ph.ATTRIBUTES, config))
+        ph.write_model_dir(model_dir)
     saved = os.path.join(workdir, "export", "1")
     if not os.path.isdir(saved):
         export.export_saved_model(export.load_source(model_dir), os.path.join(workdir, "export"), 1)

@@ -12,6 +12,7 @@ few seconds instead of BN-Inception's twenty.
 
 from __future__ import annotations
 
+import os
 from unittest import mock
 
 import keras
@@ -19,7 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 import alm_tf
+from alm_tf import artifacts
 from alm_tf import model as model_lib
+from alm_tf.config import ModelConfig
 from alm_tf.layers.torch_pooling_2d import TorchPooling2D
 from alm_tf.preprocessing import pixels as preprocessing
 
@@ -94,3 +97,18 @@ def reference(model, rgb_images):
     if "boxes" in outputs:
         result["boxes"] = outputs["boxes"].numpy()
     return result
+
+
+def write_model_dir(model_dir, model=None, **options) -> str:
+    """A model dir of the mini ALM model (`model`, default a fresh one), as the
+    trainer writes it: config.json with the model config (`options` are
+    further ModelConfig fields) and the final weights."""
+    config = ModelConfig(num_attributes=len(ATTRIBUTES), image_height=IMAGE_SIZE[0],
+                         image_width=IMAGE_SIZE[1], **options)
+    os.makedirs(model_dir)
+    artifacts.write_json(artifacts.config_path(model_dir), {
+        "format_version": artifacts.CONFIG_FORMAT, "model": config.to_dict(),
+        "attributes": list(ATTRIBUTES)})
+    artifacts.save_keras(model if model is not None else mini_alm_model(), artifacts.weights_path(model_dir),
+                         artifacts.keras_description(ATTRIBUTES, config))
+    return model_dir

@@ -20,7 +20,6 @@ import pytest
 from PIL import Image
 
 from alm_tf import artifacts
-from alm_tf.config import ModelConfig
 from alm_tf.serving import export
 from tests import mini_model as ph
 from tests.cli_helpers import run_main
@@ -35,14 +34,7 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     model = ph.mini_alm_model()
     model_dir = str(root / "alm")
-    config = ModelConfig(num_attributes=len(ph.ATTRIBUTES), image_height=ph.IMAGE_SIZE[0],
-                         image_width=ph.IMAGE_SIZE[1])
-    os.makedirs(model_dir)
-    artifacts.write_json(artifacts.config_path(model_dir), {
-        "format_version": artifacts.CONFIG_FORMAT, "model": config.to_dict(),
-        "attributes": list(ph.ATTRIBUTES)})
-    artifacts.save_keras(model, artifacts.weights_path(model_dir),
-                         artifacts.keras_description(ph.ATTRIBUTES, config))
+    ph.write_model_dir(model_dir, model)
     export_dir = str(root / "export")
     saved = export.export_saved_model(export.load_source(model_dir), export_dir, 1)
     return {"alm_model": model_dir, "saved_model": saved, "export": export_dir, "root": root}

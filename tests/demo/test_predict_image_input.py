@@ -12,8 +12,6 @@ from PIL import Image
 
 from tests import image_bombs
 from tests import mini_model as ph
-from alm_tf import artifacts
-from alm_tf.config import ModelConfig
 from alm_tf.preprocessing import image_input
 from tests.cli_helpers import run_main
 
@@ -24,15 +22,8 @@ LIMIT = image_input.DEFAULT_MAX_IMAGE_PIXELS
 def model_dir(tmp_path_factory):
     """A model dir of the mini ALM model, as the trainer writes it."""
     root = tmp_path_factory.mktemp("model")
-    config = ModelConfig(num_attributes=len(ph.ATTRIBUTES), image_height=ph.IMAGE_SIZE[0],
-                         image_width=ph.IMAGE_SIZE[1])
     model_dir = str(root / "alm")
-    os.makedirs(model_dir)
-    artifacts.write_json(artifacts.config_path(model_dir), {
-        "format_version": artifacts.CONFIG_FORMAT, "model": config.to_dict(),
-        "attributes": list(ph.ATTRIBUTES)})
-    artifacts.save_keras(ph.mini_alm_model(), artifacts.weights_path(model_dir),
-                         artifacts.keras_description(ph.ATTRIBUTES, config))
+    ph.write_model_dir(model_dir)
     return model_dir
 
 

@@ -4,7 +4,6 @@ pictures; `ignore` (the default) keeps the pixels as stored."""
 
 import csv
 import io
-import os
 
 import numpy as np
 import pytest
@@ -44,15 +43,8 @@ def _turned(data):
 def applied(tmp_path_factory):
     """(model dir, SavedModel) of the mini ALM model trained with --exif_orientation=apply."""
     root = tmp_path_factory.mktemp("exif")
-    config = ModelConfig(num_attributes=len(ph.ATTRIBUTES), image_height=ph.IMAGE_SIZE[0],
-                         image_width=ph.IMAGE_SIZE[1], exif_orientation="apply")
     model_dir = str(root / "alm")
-    os.makedirs(model_dir)
-    artifacts.write_json(artifacts.config_path(model_dir), {
-        "format_version": artifacts.CONFIG_FORMAT, "model": config.to_dict(),
-        "attributes": list(ph.ATTRIBUTES)})
-    artifacts.save_keras(ph.mini_alm_model(), artifacts.weights_path(model_dir),
-                         artifacts.keras_description(ph.ATTRIBUTES, config))
+    ph.write_model_dir(model_dir, exif_orientation="apply")
     saved = export.export_saved_model(export.load_source(model_dir), str(root / "export"), 1)
     return model_dir, saved
 
