@@ -15,6 +15,10 @@ from alm_tf.beam import convert as beam_convert  # noqa: E402
 from alm_tf.data import synth  # noqa: E402
 from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402
 from tests.cli_helpers import run_main  # noqa: E402
+from absl.testing import flagsaver  # noqa: E402
+
+import pipelines.convert  # noqa: E402,F401  (defines --engine)
+from pipelines import _cli  # noqa: E402
 
 BEAM_ARGS = ["--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 #: One worker in this process: the same pipeline without two workers' TensorFlow start-up.
@@ -79,10 +83,7 @@ def test_bad_beam_options_are_one_line(synthetic, tmp_path, engine, extra, needl
 
 
 def test_dashes_split_flags_from_beam_options():
-    from pipelines import _cli
-
-    import pipelines.convert  # noqa: F401  (defines --engine)
-
-    rest = _cli.parse_flags("alm-convert", ["alm-convert", "--engine=beam", "--", "--runner=DirectRunner"],
-                            after_dashes=True)
+    with flagsaver.flagsaver():  # the parsed --engine=beam must not reach later tests
+        rest = _cli.parse_flags("alm-convert", ["alm-convert", "--engine=beam", "--", "--runner=DirectRunner"],
+                                after_dashes=True)
     assert rest == ["alm-convert", "--runner=DirectRunner"]
