@@ -5,6 +5,7 @@ import re
 import sys
 
 import pytest
+from absl.testing import flagsaver
 from absl import flags
 
 from pipelines import _cli
@@ -61,7 +62,7 @@ def test_helpfull_exits_0_with_own_flags_first(monkeypatch, capsys):
 
 def test_a_stray_argument_is_one_line_and_exit_1(capsys):
     importlib.import_module("pipelines.evaluate")
-    with pytest.raises(SystemExit) as info:
+    with flagsaver.flagsaver(), pytest.raises(SystemExit) as info:
         _cli.parse_flags("alm-evaluate", ["alm-evaluate", "--split=test", "stray.keras"])
     assert info.value.code == 1
     assert capsys.readouterr().err.strip() == "alm-evaluate: error: unexpected arguments: stray.keras"
