@@ -25,10 +25,10 @@ def read_split(data_dir, split, image_size):
     """(images float32 (N, H, W, 3) RGB 0..255, labels (N, M)) as the input pipeline decodes them."""
     import tensorflow as tf
 
-    from alm_tf.data import example, pipeline
+    from alm_tf.data import example, manifest as manifest_lib
     from alm_tf.preprocessing import pixels as preprocessing
 
-    manifest = pipeline.read_manifest(data_dir)
+    manifest = manifest_lib.read_manifest(data_dir)
     shards = [os.path.join(data_dir, s) for s in manifest["splits"][split]["shards"]]
     m = len(manifest["attributes"])
 

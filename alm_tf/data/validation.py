@@ -209,7 +209,7 @@ def _check_split(name: str, entry: Any, num_attributes: int) -> str | None:
 
 
 def check_manifest(manifest: Mapping[str, Any], path: str, data_dir: str) -> None:
-    """Checks a manifest before any record is read (`pipeline.read_manifest`).
+    """Checks a manifest before any record is read (`manifest.read_manifest`).
 
     The attribute list (non-empty, unique names, `num_attributes` its
     length), each split's counts (integers >= 0), ratios (finite, in

@@ -26,7 +26,7 @@ from tensorflow.lite.python import convert as lite_convert
 from tensorflow.lite.python import util as lite_util
 from tqdm.auto import tqdm
 
-from alm_tf.data import example, pipeline
+from alm_tf.data import example, manifest as manifest_lib
 from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.artifacts import formats as F
 
@@ -54,7 +54,7 @@ def load_calibration_images(data_dir: str, image_size: Sequence[int], num_images
     if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
         raise ConversionError(f"calibration_images must be a positive int. Received: {num_images!r}")
     try:
-        manifest = pipeline.read_manifest(data_dir)
+        manifest = manifest_lib.read_manifest(data_dir)
     except (FileNotFoundError, ValueError) as e:
         raise ConversionError(f"calibration data: {e}") from None
     split = next((s for s in F.CALIBRATION_SPLITS if s in manifest["splits"]), None)
