@@ -10,7 +10,7 @@ again (`resource.getrusage(RUSAGE_SELF).ru_maxrss`). Entry points:
   predict          alm_tf.inference.images.predict_files on the image file
                    (what alm-predict runs), a .keras model
 
-The model is the tests' mini ALM model (tests/mini_model.py): the figures
+The model is the tests' mini ALM model (alm_tf/testing/mini_model.py): the figures
 are the image's cost, not the network's. It measures the checkout it is
 run from (`python -m` imports that checkout's alm_tf; an older checkout
 gives the figures before the header check).
@@ -59,7 +59,7 @@ def _models(workdir: str) -> tuple[str, str]:
     """(SavedModel dir, model dir) of the mini ALM model, made once."""
     from alm_tf.serving import export
 
-    from tests import mini_model as ph
+    from alm_tf.testing import mini_model as ph
 
     model_dir = os.path.join(workdir, "alm")
     if not os.path.isdir(model_dir):

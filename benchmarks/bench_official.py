@@ -1,6 +1,6 @@
 """Speed against the official network: train step and inference, alternating.
 
-The official model is `tests/torch_reference.py` (a PyTorch re-implementation
+The official model is `alm_tf/testing/torch_reference.py` (a PyTorch re-implementation
 of the official semantics: its ALMs run in a Python loop over attributes,
 with `affine_grid` + `grid_sample` per attribute). Both sides get the same
 random batch (256x128, M attributes), the same number of CPU threads, Adam
@@ -66,7 +66,7 @@ def _official(args, x, y, priors, mode):
     import torch
     from torch.nn import functional as F
 
-    from tests.torch_reference import ALMNet
+    from alm_tf.testing.torch_reference import ALMNet
 
     model = ALMNet(args.num_attributes)
     images, labels = torch.from_numpy(x), torch.from_numpy(y)

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from tests.data.data_helpers import image_bytes  # noqa: E402
+from alm_tf.testing.images import image_bytes  # noqa: E402
 
 from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402
 from alm_tf.data.merge import MergeConfig, merge  # noqa: E402

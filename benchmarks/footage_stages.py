@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import alm_tf  # noqa: E402
-from tests import detector_files  # noqa: E402  (the tests' stand-in detector files)
+from alm_tf.testing import detector_files  # noqa: E402  (the tests' stand-in detector files)
 from alm_tf import artifacts
 from alm_tf.preprocessing import crops as people
 from alm_tf.people import video  # noqa: E402

@@ -15,7 +15,7 @@ from alm_tf.layers import AttributeLocalization, LogitFusion, TorchPooling2D
 from alm_tf.model import backbone_layers, count_params, freeze_backbone
 from alm_tf import names
 from alm_tf.names import HEAD_LAYER_PREFIXES
-from tests import mini_model
+from alm_tf.testing import mini_model
 
 SMALL = (64, 32, 3)
 

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 import keras  # noqa: E402
 
 import alm_tf  # noqa: E402
-from tests import torch_reference as ref  # noqa: E402
+from alm_tf.testing import torch_reference as ref  # noqa: E402
 from alm_tf import torch_import  # noqa: E402
 
 TOLERANCE = 1e-4  # max |keras - torch| / max |torch|, per logit vector

@@ -18,7 +18,7 @@ from alm_tf import artifacts, torch_import  # noqa: E402
 from alm_tf.data import schemas  # noqa: E402
 from alm_tf.torch_import import CheckpointError  # noqa: E402
 from pipelines import import_torch  # noqa: E402
-from tests import torch_reference as ref  # noqa: E402
+from alm_tf.testing import torch_reference as ref  # noqa: E402
 
 M = 3
 SIZE = (64, 32)  # the smallest input the official network accepts

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests import torch_reference as ref  # noqa: E402  (after the importorskip)
+from alm_tf.testing import torch_reference as ref  # noqa: E402  (after the importorskip)
 from torch.nn import functional as F  # noqa: E402
 
 KEYS_TSV = (pathlib.Path(__file__).resolve().parents[2] / "shared" /

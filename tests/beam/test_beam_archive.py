@@ -13,8 +13,8 @@ pytest.importorskip("apache_beam")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("av")
 
-from tests import detector_files  # noqa: E402
-from tests import mini_model  # noqa: E402
+from alm_tf.testing import detector_files  # noqa: E402
+from alm_tf.testing import mini_model  # noqa: E402
 from alm_tf.people import video  # noqa: E402
 from alm_tf.artifacts import files  # noqa: E402
 from alm_tf.people import synth_frames  # noqa: E402

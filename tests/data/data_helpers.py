@@ -3,21 +3,13 @@ the real layouts (scipy.io.savemat reproduces MATLAB's nesting)."""
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 
 import numpy as np
 import scipy.io
-from PIL import Image
 
-
-def image_bytes(h: int = 8, w: int = 6, fmt: str = "PNG", mode: str = "RGB", seed: int = 0) -> bytes:
-    rng = np.random.default_rng(seed)
-    arr = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).convert(mode).save(buf, format=fmt)
-    return buf.getvalue()
+from alm_tf.testing.images import image_bytes  # noqa: F401  (the data tests import it from here)
 
 
 def write_image(path: str, h: int = 8, w: int = 6, fmt: str | None = None, mode: str = "RGB", seed: int = 0) -> str:

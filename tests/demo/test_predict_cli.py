@@ -2,7 +2,7 @@
 .keras without a description, a SavedModel export root; bad input.
 
 The model is the real ALM head (pyramid, three ALM levels, fusion, boxes)
-on a tiny backbone (tests/mini_model.py), written as the
+on a tiny backbone (alm_tf/testing/mini_model.py), written as the
 trainer writes a model dir and exported as alm-export does, so these tests
 load in seconds; the tiny demo (test_demo_end_to_end.py) predicts through
 its real BN-Inception export.
@@ -21,7 +21,7 @@ from PIL import Image
 
 from alm_tf import artifacts
 from alm_tf.serving import export
-from tests import mini_model as ph
+from alm_tf.testing import mini_model as ph
 from tests.cli_helpers import run_main
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from tests import image_bombs
-from tests import mini_model as ph
+from alm_tf.testing import mini_model as ph
 from alm_tf.preprocessing import image_input
 from tests.cli_helpers import run_main
 

@@ -4,7 +4,7 @@ boxes come back in the frame's pixels, wrong layouts get one line."""
 import numpy as np
 import pytest
 
-from tests import detector_files
+from alm_tf.testing import detector_files
 from alm_tf.people import detectors
 from alm_tf.people import footage as run
 from alm_tf.people import tracking

@@ -15,7 +15,7 @@ from alm_tf import artifacts
 from alm_tf.data.synth import ATTRIBUTES
 from alm_tf.demo import footage_stage
 from alm_tf.serving import export
-from tests import mini_model
+from alm_tf.testing import mini_model
 
 KEYS = {"idf1", "mota", "per_track_mA", "per_box_mA", "tracks", "people", "paths"}
 

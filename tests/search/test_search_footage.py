@@ -8,7 +8,8 @@ import math
 import pandas as pd
 import pytest
 
-from tests import detector_files, mini_model
+from alm_tf.testing import detector_files
+from alm_tf.testing import mini_model
 from tests.cli_helpers import run_main
 from tests.serving import serving_helpers
 

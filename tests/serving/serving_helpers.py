@@ -22,7 +22,7 @@ from alm_tf import artifacts
 from alm_tf.config import ModelConfig
 from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.serving import export
-from tests import mini_model
+from alm_tf.testing import mini_model
 
 ATTRIBUTES = ["hat", "long_hair", "backpack", "female"]
 THRESHOLDS = [0.5, 0.3, 0.7, 0.45]
@@ -71,7 +71,7 @@ def write_model_dir(model_dir, model, attributes, thresholds=None, groups=None):
 
 def make_exported(root) -> Exported:
     """The real ALM head (pyramid, three ALM levels, fusion, boxes) on a tiny
-    backbone of BN-Inception's own building blocks (tests/mini_model.py): every
+    backbone of BN-Inception's own building blocks (alm_tf/testing/mini_model.py): every
     signature sees what the full model gives it, and the export takes seconds.
     test_backbones_end_to_end.py and the tiny demo export full backbones."""
     model = mini_model.mini_alm_model(num_attributes=len(ATTRIBUTES),

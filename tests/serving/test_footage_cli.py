@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from tests import detector_files
+from alm_tf.testing import detector_files
 from alm_tf.inference import images as prediction
 from alm_tf.people import video
 from alm_tf.people import synth_frames

@@ -29,7 +29,7 @@ from alm_tf.evaluation import report as evaluation
 from alm_tf.inference import images as prediction
 from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.serving import litert, portable
-from tests import mini_model as ph
+from alm_tf.testing import mini_model as ph
 from tests.cli_helpers import run_main
 from tests.training import train_helpers as h
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests import mini_model as ph
+from alm_tf.testing import mini_model as ph
 from tests.cli_helpers import run_main
 
 pytest.importorskip("tf2onnx")

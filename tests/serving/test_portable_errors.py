@@ -19,7 +19,7 @@ from PIL import Image
 
 from alm_tf.artifacts import runtimes
 from alm_tf.serving import portable
-from tests import mini_model as ph
+from alm_tf.testing import mini_model as ph
 from tests.cli_helpers import run_main
 from tests.training import train_helpers as h
 

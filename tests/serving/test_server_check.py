@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from alm_tf.serving import client
-from tests import mini_model as ph
+from alm_tf.testing import mini_model as ph
 from tests.cli_helpers import run_main
 
 

@@ -18,7 +18,7 @@ from alm_tf.inference import images as prediction
 from alm_tf.preprocessing import image_input
 from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.serving import export
-from tests import mini_model as ph
+from alm_tf.testing import mini_model as ph
 from tests.cli_helpers import run_main
 
 ORIENTATION = 6  # a phone held upright: the stored pixels are turned 90 degrees

@@ -67,7 +67,7 @@ def test_alm_train_starts_bn_inception_from_the_imagenet_pth(data_dir, tmp_path)
 def test_an_official_alm_checkpoint_can_start_the_backbone(tmp_path):
     import torch  # optional dependency: imported only where used
 
-    from tests import torch_reference as ref  # optional dependency: imported only where used
+    from alm_tf.testing import torch_reference as ref  # optional dependency: imported only where used
 
     torch_model = ref.ALMNet(3)
     path = tmp_path / "alm_rap.pth.tar"

@@ -12,7 +12,7 @@ from alm_tf import model as model_lib
 from alm_tf.preprocessing import pixels as preprocessing
 from alm_tf.training import ConfigError, TrainConfig, feature_cache, train
 from alm_tf.training.step import StepSettings, make_optimizer, make_train_step
-from tests import mini_model
+from alm_tf.testing import mini_model
 from tests.training import train_helpers as h
 
 

@@ -12,7 +12,7 @@ from alm_tf import losses
 from alm_tf.layers.attribute_localization import AttributeLocalization
 from alm_tf.training import ConfigError, NonFiniteLossError, TrainConfig, loop, train
 from alm_tf.training import step as step_lib
-from tests import mini_model
+from alm_tf.testing import mini_model
 from tests.training import train_helpers as h
 
 

@@ -20,7 +20,7 @@ def cadene_bn_inception_file(path) -> dict:
     """
     import torch  # optional dependency: imported only where used
 
-    from tests import torch_reference as ref  # optional dependency: imported only where used
+    from alm_tf.testing import torch_reference as ref  # optional dependency: imported only where used
 
     state = ref.BNInception().state_dict()
     gen = torch.Generator().manual_seed(7)
