@@ -6,6 +6,7 @@ import stat
 import pytest
 
 from alm_tf import outputs
+from tests import disk_state
 
 
 def _tree(path):
@@ -108,19 +109,11 @@ def test_a_symlinked_folder_is_replaced_behind_the_link(tmp_path):
     assert link.is_symlink() and _tree(real) == ["new"]
 
 
-def _dead_pid():
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
-
-
 def test_staging_of_dead_runs_is_removed_and_said_live_ones_kept(tmp_path):
     out = tmp_path / "pred"
     out.mkdir()
     (out / "old.csv").write_text("old")
-    dead, live = _dead_pid(), os.getppid()
+    dead, live = disk_state.dead_pid(), os.getppid()
     for pid in (dead, live):
         (tmp_path / f".pred.tmp-{pid}-0a1b2c3d").mkdir()
         (tmp_path / f".pred.tmp-{pid}-0a1b2c3d" / "half.csv").write_text("half")
@@ -135,7 +128,7 @@ def test_staging_of_dead_runs_is_removed_and_said_live_ones_kept(tmp_path):
 
 
 def test_an_old_output_set_aside_by_a_dead_swap_is_restored(tmp_path):
-    dead = _dead_pid()
+    dead = disk_state.dead_pid()
     aside = tmp_path / f".conv.tmp-{dead}-00ff00ff.old"
     aside.mkdir()
     (aside / "manifest.json").write_text("old")
@@ -194,7 +187,7 @@ def test_a_failure_removes_the_parents_it_created(tmp_path):
 
 
 def test_stale_model_dir_temporaries_are_removed(tmp_path):
-    dead = _dead_pid()
+    dead = disk_state.dead_pid()
     (tmp_path / "checkpoints" / "ckpt-3_temp").mkdir(parents=True)
     (tmp_path / "checkpoints" / "ckpt-2.index").write_text("x")
     (tmp_path / f".tmp-{dead}-0011aabb.keras").write_text("")
@@ -209,7 +202,7 @@ def test_stale_model_dir_temporaries_are_removed(tmp_path):
 
 
 def test_outside_a_model_dir_only_dead_pids_temporaries_go(tmp_path):
-    dead = _dead_pid()
+    dead = disk_state.dead_pid()
     (tmp_path / "checkpoints" / "ckpt-3_temp").mkdir(parents=True)
     (tmp_path / f".tmp-{dead}-0011aabb.keras").write_text("")
     (tmp_path / ".tmp-ab_cd123.keras").write_text("")  # whose, without a pid, is unknown here

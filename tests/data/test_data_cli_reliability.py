@@ -18,6 +18,7 @@ from pipelines import synth as synth_cli
 from pipelines import synth_frames as frames_cli
 from tests.data.data_helpers import csv_dataset, write_csv, write_image
 from tests.data.merge_helpers import converted, write_mapping
+from tests import disk_state
 
 
 def _run(main, capsys, **flag_values):
@@ -39,15 +40,6 @@ def _error_line(code, captured, *needles):
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
-
-
-def _snapshot(folder):
-    out = {}
-    for d, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(d, name)
-            out[os.path.relpath(path, folder)] = open(path, "rb").read()
-    return out
 
 
 def _no_staging_left(parent):
@@ -76,9 +68,9 @@ def test_convert_refuses_a_folder_holding_a_conversion(tmp_path, two_splits, cap
     root, ann, only = two_splits
     out = str(tmp_path / "rec")
     assert _convert(capsys, root, ann, out)[0] == 0
-    before = _snapshot(out)
+    before = disk_state.snapshot(out)
     _error_line(*_convert(capsys, root, only, out), f"--output_dir {out!r} is not empty", "--overwrite")
-    assert _snapshot(out) == before
+    assert disk_state.snapshot(out) == before
     # --overwrite replaces the folder whole: no test shard of the first conversion stays.
     code, captured = _convert(capsys, root, only, out, overwrite=True)
     assert code == 0, captured.err
@@ -92,11 +84,11 @@ def test_convert_failure_with_overwrite_leaves_the_old_conversion(tmp_path, two_
     root, ann, _ = two_splits
     out = str(tmp_path / "rec")
     assert _convert(capsys, root, ann, out)[0] == 0
-    before = _snapshot(out)
+    before = disk_state.snapshot(out)
     bad = write_csv(os.path.join(root, "bad.csv"), ["image", "split", "a", "b"],
                     [["img/0.png", "train", 1, 0], ["img/nope.png", "train", 0, 1]])
     _error_line(*_convert(capsys, root, bad, out, overwrite=True, strict=True), "--strict", "missing file")
-    assert _snapshot(out) == before
+    assert disk_state.snapshot(out) == before
     _no_staging_left(str(tmp_path))
 
 
@@ -157,9 +149,9 @@ def test_a_split_outside_the_known_ones_is_kept_when_named(tmp_path, capsys):
 def test_synth_refuses_then_replaces_without_stale_images(tmp_path, capsys):
     out = str(tmp_path / "syn")
     assert _run(synth_cli.main, capsys, output_dir=out, num_images=6)[0] == 0
-    before = _snapshot(out)
+    before = disk_state.snapshot(out)
     _error_line(*_run(synth_cli.main, capsys, output_dir=out, num_images=3), "is not empty", "--overwrite")
-    assert _snapshot(out) == before
+    assert disk_state.snapshot(out) == before
     assert _run(synth_cli.main, capsys, output_dir=out, num_images=3, overwrite=True)[0] == 0
     assert len(os.listdir(os.path.join(out, "images"))) == 3
     _no_staging_left(str(tmp_path))
@@ -172,9 +164,9 @@ def test_merge_refuses_then_replaces(tmp_path, capsys):
     out = str(tmp_path / "m")
     args = dict(inputs=[f"a={a}", f"b={b}"], mapping=mapping, output_dir=out)
     assert _run(merge_cli.main, capsys, **args)[0] == 0
-    before = _snapshot(out)
+    before = disk_state.snapshot(out)
     _error_line(*_run(merge_cli.main, capsys, **args), "is not empty", "--overwrite")
-    assert _snapshot(out) == before
+    assert disk_state.snapshot(out) == before
     code, captured = _run(merge_cli.main, capsys, **dict(args, inputs=[f"b={b}"], overwrite=True))
     assert code == 0, captured.err
     assert not [n for n in os.listdir(out) if n.startswith("test-")]  # a's test split is gone
@@ -186,11 +178,11 @@ def test_convert_never_writes_inside_the_images_it_reads(tmp_path, capsys):
     """alm-synth D, then alm-convert --images_dir=D --output_dir=D/images --overwrite."""
     data = str(tmp_path / "D")
     assert _run(synth_cli.main, capsys, output_dir=data, num_images=4)[0] == 0
-    before = _snapshot(data)
+    before = disk_state.snapshot(data)
     for out in (os.path.join(data, "images"), os.path.join(data, "records")):
         _error_line(*_convert(capsys, data, os.path.join(data, "annotations.csv"), out, overwrite=True),
                     f"--output_dir {out!r} lies inside the input {data!r}")
-    assert _snapshot(data) == before
+    assert disk_state.snapshot(data) == before
     _no_staging_left(str(tmp_path))
 
 
@@ -218,11 +210,11 @@ def test_convert_on_a_full_disk_says_one_line_and_keeps_the_old_conversion(tmp_p
     root, ann, only = two_splits
     out = str(tmp_path / "rec")
     assert _convert(capsys, root, ann, out)[0] == 0
-    before = _snapshot(out)
+    before = disk_state.snapshot(out)
     monkeypatch.setattr(tf.io, "TFRecordWriter", _FullDisk)
     _error_line(*_convert(capsys, root, only, out, overwrite=True), f"cannot write {out!r}",
                 "No space left on device")
-    assert _snapshot(out) == before
+    assert disk_state.snapshot(out) == before
     _error_line(*_convert(capsys, root, only, str(tmp_path / "new" / "rec")), "No space left on device")
     assert not (tmp_path / "new").exists()
     _no_staging_left(str(tmp_path))
@@ -230,10 +222,7 @@ def test_convert_on_a_full_disk_says_one_line_and_keeps_the_old_conversion(tmp_p
 
 def test_a_dead_runs_staging_is_removed_with_a_line(tmp_path, two_splits, capsys):
     root, ann, _ = two_splits
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
+    pid = disk_state.dead_pid()
     leftover = tmp_path / f".rec.tmp-{pid}-0badf00d"
     leftover.mkdir()
     (leftover / "train-00000-of-00001.tfrecord.tmp").write_bytes(b"half")
@@ -247,9 +236,9 @@ def test_synth_frames_refuses_an_existing_sequence_and_replaces_it_whole(tmp_pat
     seq = str(tmp_path / "seq")
     args = dict(output_dir=seq, num_frames=4, num_people=1, frame_height=96, frame_width=96)
     assert _run(frames_cli.main, capsys, **args)[0] == 0
-    before = _snapshot(seq)
+    before = disk_state.snapshot(seq)
     _error_line(*_run(frames_cli.main, capsys, **dict(args, num_frames=2)), "is not empty", "--overwrite")
-    assert _snapshot(seq) == before
+    assert disk_state.snapshot(seq) == before
 
     def full_disk(self, path, *a, **k):
         raise OSError(28, "No space left on device", path)
@@ -258,7 +247,7 @@ def test_synth_frames_refuses_an_existing_sequence_and_replaces_it_whole(tmp_pat
         patch.setattr(Image.Image, "save", full_disk)
         _error_line(*_run(frames_cli.main, capsys, **dict(args, num_frames=2, overwrite=True)),
                     "No space left on device")
-    assert _snapshot(seq) == before
+    assert disk_state.snapshot(seq) == before
     assert _run(frames_cli.main, capsys, **dict(args, num_frames=2, overwrite=True))[0] == 0
     assert sorted(os.listdir(os.path.join(seq, "img1"))) == ["000001.jpg", "000002.jpg"]
     _no_staging_left(str(tmp_path))

@@ -19,6 +19,7 @@ from tests.training import train_helpers as h
 from alm_tf import artifacts
 from alm_tf.training import ConfigError, lock, train
 from tests.cli_helpers import run_main
+from tests import disk_state
 
 _BASE = dict(epochs=1, steps_per_epoch=2, val_split="none")
 
@@ -35,16 +36,6 @@ def _one_line(code, err, *needles):
     assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
     for needle in needles:
         assert needle in lines[0], lines[0]
-
-
-def _state(model_dir):
-    """The bytes of every file in the model dir (to check that nothing changed)."""
-    out = {}
-    for root, _, files in os.walk(model_dir):
-        for name in files:
-            path = os.path.join(root, name)
-            out[os.path.relpath(path, model_dir)] = open(path, "rb").read()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +60,11 @@ def test_the_run_records_the_fingerprint_of_what_it_read(run):
 
 def test_resume_on_other_data_of_equal_sizes_is_refused_by_name(run):
     first, second, model_dir = run
-    before = _state(model_dir)
+    before = disk_state.snapshot(model_dir)
     code, _, err = run_main("pipelines.train", _cli_args(second, model_dir, epochs=2))
     _one_line(code, err, f"the data in {second} is not the data of the run in model_dir {model_dir}",
               "shard train-00000-of-00002.tfrecord of split 'train' has other content")
-    assert _state(model_dir) == before
+    assert disk_state.snapshot(model_dir) == before
 
 
 def test_a_run_from_before_fingerprints_resumes_and_records_one(run, tmp_path):
@@ -102,27 +93,21 @@ def test_second_writer_is_refused_naming_the_holder(run, host, why):
     first, _, model_dir = run
     _write_lock(model_dir, os.getpid(), host)
     try:
-        before = _state(model_dir)
+        before = disk_state.snapshot(model_dir)
         code, _, err = run_main("pipelines.train", _cli_args(first, model_dir, epochs=2))
         _one_line(code, err, f"model_dir {model_dir} is in use by another alm-train "
                   f"(pid {os.getpid()} on host {host or socket.gethostname()}, {why})",
                   f"remove {os.path.join(model_dir, lock.LOCK_NAME)}")
-        assert _state(model_dir) == before  # the holder's lock file too
+        assert disk_state.snapshot(model_dir) == before  # the holder's lock file too
     finally:
         os.remove(os.path.join(model_dir, lock.LOCK_NAME))
-
-
-def _dead_pid():
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over_with_a_line(run, tmp_path, caplog):
     first = run[0]
     model_dir = str(tmp_path / "m")
     os.makedirs(model_dir)
-    dead = _dead_pid()
+    dead = disk_state.dead_pid()
     _write_lock(model_dir, dead)
     with caplog.at_level(logging.WARNING):
         result = train(h.train_config(first, model_dir, **_BASE), model_builder=h.tiny_model)
@@ -186,10 +171,10 @@ def test_resume_with_edited_positive_ratios_is_refused(run, tmp_path):
     manifest["splits"]["train"]["positive_ratio"][0] = 0.125
     with open(os.path.join(edited, "manifest.json"), "w") as f:
         json.dump(manifest, f)
-    before = _state(model_dir)
+    before = disk_state.snapshot(model_dir)
     with pytest.raises(ConfigError, match="the positive_ratio of split 'train' in its manifest.json differs"):
         train(h.train_config(edited, model_dir, **dict(_BASE, epochs=2)), model_builder=h.tiny_model)
-    assert _state(model_dir) == before
+    assert disk_state.snapshot(model_dir) == before
 
 
 def test_a_manifest_naming_a_shard_outside_the_data_folder_stops_alm_train_before_anything(run, tmp_path):

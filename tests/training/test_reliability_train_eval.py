@@ -22,6 +22,7 @@ from alm_tf.inference import images as prediction
 from alm_tf.training import ConfigError, train
 from tests.cli_helpers import run_main
 from tests.training import train_helpers as h
+from tests import disk_state
 
 
 def _main(module_name, args, capsys):
@@ -304,19 +305,11 @@ def test_train_and_evaluate_never_write_inside_their_inputs(run, capsys):
     assert (sorted(os.listdir(data_dir)), sorted(os.listdir(model_dir))) == before
 
 
-def _dead_pid():
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
-
-
 def test_a_resume_removes_what_killed_runs_left(run, tmp_path, capsys):
     data_dir = run[0]
     model_dir = str(tmp_path / "m")
     shutil.copytree(run[1], model_dir)
-    dead = _dead_pid()
+    dead = disk_state.dead_pid()
     leftovers = [os.path.join(model_dir, "checkpoints", "ckpt-7_temp"),
                  os.path.join(model_dir, f".tmp-{dead}-00aa11bb.keras"),
                  os.path.join(model_dir, ".tmp-x1y2z3w4.keras")]
