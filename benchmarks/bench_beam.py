@@ -38,7 +38,8 @@ from alm_tf.beam import archive as beam_archive  # noqa: E402
 from alm_tf.beam import convert as beam_convert  # noqa: E402
 from alm_tf.beam import options as beam_options  # noqa: E402
 from alm_tf.data import schemas, synth  # noqa: E402
-from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402
+from alm_tf.data.convert import convert  # noqa: E402
+from alm_tf.data.convert_config import ConvertConfig  # noqa: E402
 from alm_tf.people import detectors  # noqa: E402
 from alm_tf.people import footage as footage_run  # noqa: E402
 from alm_tf.search import index as index_lib  # noqa: E402

@@ -34,7 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 from alm_tf.data import make_dataset, synth  # noqa: E402
-from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402
+from alm_tf.data.convert import convert  # noqa: E402
+from alm_tf.data.convert_config import ConvertConfig  # noqa: E402
 
 
 def _time_convert(src: str, out: str, workers: int) -> float:

@@ -27,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from alm_tf.data import synth  # noqa: E402
-from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402
+from alm_tf.data.convert import convert  # noqa: E402
+from alm_tf.data.convert_config import ConvertConfig  # noqa: E402
 from alm_tf.config import ModelConfig  # noqa: E402
 from alm_tf.training import TrainConfig, train  # noqa: E402
 

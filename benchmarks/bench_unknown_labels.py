@@ -19,7 +19,8 @@ import numpy as np
 
 from alm_tf.testing.images import image_bytes  # noqa: E402
 
-from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402
+from alm_tf.data.convert import convert  # noqa: E402
+from alm_tf.data.convert_config import ConvertConfig  # noqa: E402
 from alm_tf.data.merge import MergeConfig, merge  # noqa: E402
 
 root = sys.argv[1]

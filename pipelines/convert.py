@@ -30,7 +30,8 @@ import tensorflow as tf
 from absl import flags
 
 from alm_tf import outputs
-from alm_tf.data.convert import ConvertConfig, convert, format_summary, parse_list_annotations, parse_splits
+from alm_tf.data.convert import convert, format_summary
+from alm_tf.data.convert_config import ConvertConfig, parse_list_annotations, parse_splits
 from alm_tf.data.labels import DEFAULT_UNCERTAIN, UNCERTAIN_POLICIES
 from alm_tf.data.manifest import MANIFEST
 from alm_tf.data.readers import FORMATS

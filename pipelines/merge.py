@@ -26,7 +26,8 @@ import tensorflow as tf
 from absl import flags
 
 from alm_tf import outputs
-from alm_tf.data.convert import format_summary, parse_splits
+from alm_tf.data.convert import format_summary
+from alm_tf.data.convert_config import parse_splits
 from alm_tf.data.manifest import MANIFEST, SOURCES_KEY
 from alm_tf.data.merge import MergeConfig, merge, parse_inputs
 from pipelines import _cli, _shared_flags

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from alm_tf.beam import options as options_lib
 from alm_tf.data import convert as convert_lib
+from alm_tf.data.convert_config import ConvertConfig
 from alm_tf.data import validation, writing
 from alm_tf.data.labels import LabelCounts
 from alm_tf.data.manifest import MANIFEST
@@ -91,7 +92,7 @@ def _run_pipeline(numbered: list, cfg, shards: dict, work_dir: str, pipeline_arg
              | "WriteShard" >> beam.Map(_write_shard, cfg.output_dir, shards))
 
 
-def convert(cfg: convert_lib.ConvertConfig, pipeline_args: Sequence[str] = ()) -> convert_lib.ConversionResult:
+def convert(cfg: ConvertConfig, pipeline_args: Sequence[str] = ()) -> convert_lib.ConversionResult:
     """`alm_tf.data.convert.convert` on Beam (`pipeline_args`: Beam's options).
 
     Raises what the local conversion raises, and `options.BeamError` for

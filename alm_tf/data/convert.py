@@ -24,8 +24,7 @@ from typing import Any
 import tensorflow as tf
 
 from alm_tf.data import example, validation
-from alm_tf.data.convert_config import (  # noqa: F401  (re-exported: the API stays here)
-    ConvertConfig, parse_list_annotations, parse_splits)
+from alm_tf.data.convert_config import ConvertConfig
 from alm_tf.data.labels import LabelCounts
 from alm_tf.data.manifest import MANIFEST
 from alm_tf.data.readers import DataFormatError, Row, Source, open_source
@@ -38,7 +37,6 @@ _MAX_REPORTED_ROWS = 10_000
 
 __all__ = [
     "ConversionPlan",
-    "ConvertConfig",
     "ConversionResult",
     "StrictError",
     "build_manifest",
@@ -46,8 +44,6 @@ __all__ = [
     "convert",
     "convert_item",
     "format_summary",
-    "parse_list_annotations",
-    "parse_splits",
     "plan_conversion",
     "problem_record",
     "strict_error",

@@ -38,6 +38,7 @@ import numpy as np
 
 from alm_tf import artifacts
 from alm_tf.data import convert as convert_lib
+from alm_tf.data.convert_config import ConvertConfig
 from alm_tf.data import synth
 from alm_tf.data.manifest import MANIFEST
 from alm_tf.demo import footage_stage as footage_stage_lib
@@ -139,7 +140,7 @@ def convert_stage(run: DemoRun) -> None:
         run.say(f"{run.label}conversion: reusing {run.paths['records']}")
         return
     run.say(f"{run.label}conversion (csv) -> {run.paths['records']}")
-    result = convert_lib.convert(convert_lib.ConvertConfig(
+    result = convert_lib.convert(ConvertConfig(
         format="csv", annotations=run.state["annotations"], images_dir=run.paths["synthetic_data"],
         output_dir=run.paths["records"], workers=min(2, os.cpu_count() or 1),
         show_progress=run.config.progress))

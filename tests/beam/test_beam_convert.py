@@ -13,7 +13,8 @@ pytest.importorskip("apache_beam")
 
 from alm_tf.beam import convert as beam_convert  # noqa: E402
 from alm_tf.data import synth  # noqa: E402
-from alm_tf.data.convert import ConvertConfig, convert  # noqa: E402
+from alm_tf.data.convert import convert  # noqa: E402
+from alm_tf.data.convert_config import ConvertConfig  # noqa: E402
 from tests.cli_helpers import run_main  # noqa: E402
 from absl.testing import flagsaver  # noqa: E402
 

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 from tests.data.data_helpers import write_csv, write_image
 
-from alm_tf.data.convert import ConvertConfig, convert
+from alm_tf.data.convert import convert
+from alm_tf.data.convert_config import ConvertConfig
 
 # Two sources with disjoint attribute sets onto four targets: A labels
 # `top` and `bottom` (inverted from `plain`), B labels `left` (any of two).

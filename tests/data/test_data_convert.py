@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from alm_tf.data import example
-from alm_tf.data.convert import ConvertConfig, StrictError, convert, parse_list_annotations, parse_splits
+from alm_tf.data.convert import StrictError, convert
+from alm_tf.data.convert_config import ConvertConfig, parse_list_annotations, parse_splits
 from tests.data.data_helpers import image_bytes, write_csv, write_image, write_truncated_jpeg
 
 
@@ -221,7 +222,7 @@ def test_same_bytes_in_another_process(tmp_path, csv17):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     convert(_cfg(format="csv", annotations=ann, images_dir=root, output_dir=a, num_shards=2))
     code = (
-        "from alm_tf.data.convert import ConvertConfig, convert; "
+        "from alm_tf.data.convert import convert; from alm_tf.data.convert_config import ConvertConfig; "
         f"convert(ConvertConfig(format='csv', annotations={ann!r}, images_dir={root!r}, "
         f"output_dir={b!r}, num_shards=2, show_progress=False))"
     )

@@ -15,7 +15,8 @@ from PIL import Image
 
 from alm_tf.data import example, make_dataset, read_manifest
 from alm_tf.preprocessing import pixels as preprocessing
-from alm_tf.data.convert import ConvertConfig, convert
+from alm_tf.data.convert import convert
+from alm_tf.data.convert_config import ConvertConfig
 
 MEAN = np.array(preprocessing.IMAGENET_MEAN, np.float32)
 STD = np.array(preprocessing.IMAGENET_STD, np.float32)

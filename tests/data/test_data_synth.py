@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from alm_tf.data import synth
-from alm_tf.data.convert import ConvertConfig, convert
+from alm_tf.data.convert import convert
+from alm_tf.data.convert_config import ConvertConfig
 
 
 def _digest(root):

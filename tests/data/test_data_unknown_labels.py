@@ -12,7 +12,8 @@ from absl import flags
 from absl.testing import flagsaver
 
 from alm_tf.data import example, labels, make_dataset, schemas, validation
-from alm_tf.data.convert import ConvertConfig, convert
+from alm_tf.data.convert import convert
+from alm_tf.data.convert_config import ConvertConfig
 from alm_tf.data.readers import open_source
 from pipelines import convert as convert_cli
 from tests.data.data_helpers import write_csv, write_image

@@ -13,7 +13,8 @@ from PIL import Image, ImageOps
 from alm_tf import artifacts
 from alm_tf.config import ModelConfig
 from alm_tf.data import make_dataset
-from alm_tf.data.convert import ConvertConfig, convert
+from alm_tf.data.convert import convert
+from alm_tf.data.convert_config import ConvertConfig
 from alm_tf.inference import images as prediction
 from alm_tf.preprocessing import image_input
 from alm_tf.preprocessing import pixels as preprocessing
