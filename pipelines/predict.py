@@ -62,9 +62,8 @@ import sys
 
 from absl import flags
 
-from alm_tf import artifacts
 from alm_tf import groups as groups_lib
-from alm_tf import outputs
+from alm_tf import names, outputs
 from alm_tf.people import run as people_prediction
 from alm_tf.inference import images as prediction
 from alm_tf.inference import writers
@@ -76,7 +75,7 @@ from pipelines._cli import OVERRIDE as _OVERRIDE
 _MODEL = flags.DEFINE_string("model", None, "SavedModel dir, .keras file, model dir, or a portable "
                              "export (.onnx, .tflite, OpenVINO .xml).", **_OVERRIDE)
 _SERVER = flags.DEFINE_string("server", None, "TF Serving host:port (instead of --model).", **_OVERRIDE)
-_MODEL_NAME = flags.DEFINE_string("model_name", artifacts.DEFAULT_MODEL_NAME, "Model name on the TF Serving "
+_MODEL_NAME = flags.DEFINE_string("model_name", names.MODEL_NAME, "Model name on the TF Serving "
                                   "server.", **_OVERRIDE)
 _IMAGES = flags.DEFINE_string("images", None, "A glob, a folder or an image file.", **_OVERRIDE)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where predictions.csv and pictures/ go.", **_OVERRIDE)

@@ -18,7 +18,6 @@ import numpy as np
 
 import alm_tf
 from alm_tf import groups as groups_lib
-from alm_tf import names
 from alm_tf import outputs
 from alm_tf.config import ModelConfig
 from alm_tf.preprocessing import pixels as preprocessing
@@ -60,8 +59,6 @@ IMAGES_INPUT = "images"
 EXAMPLES_INPUT = "examples"
 BOXES_INPUT = "boxes"
 BOX_INDICES_INPUT = "box_indices"
-#: The name TF Serving serves an export under (savedmodel/models.config).
-DEFAULT_MODEL_NAME = names.MODEL_NAME
 DEFAULT_THRESHOLD = 0.5
 
 

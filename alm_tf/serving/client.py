@@ -53,13 +53,11 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from alm_tf import artifacts
+from alm_tf import artifacts, names
 from alm_tf import groups as groups_lib
 from alm_tf.artifacts import formats as F
 
-DEFAULT_MODEL_NAME = artifacts.DEFAULT_MODEL_NAME
 OUTPUT_KEYS = F.ANSWER_KEYS
-BOXES_SIGNATURE = artifacts.BOXES_SIGNATURE
 _BYTES, _BOXES, _INDICES = artifacts.IMAGE_BYTES_INPUT, artifacts.BOXES_INPUT, artifacts.BOX_INDICES_INPUT
 #: Request layouts of predict_boxes (module docstring).
 BOX_LAYOUTS = ("rows", "frames")
@@ -185,7 +183,7 @@ def _concat(outputs: list[dict]) -> dict:
     return {k: np.concatenate([np.asarray(o[k]) for o in outputs]) for k in outputs[0]} if outputs else {}
 
 
-def check_server(server: str, model_name: str = DEFAULT_MODEL_NAME,
+def check_server(server: str, model_name: str = names.MODEL_NAME,
                  timeout: Optional[float] = None) -> None:
     """Raises ServingError when `server` cannot be reached (before any image is read).
 
@@ -220,7 +218,7 @@ def check_server(server: str, model_name: str = DEFAULT_MODEL_NAME,
 # ----------------------------------------------------------------------- REST
 
 
-def rest_url(url: str, model_name: str = DEFAULT_MODEL_NAME, version: Optional[int] = None) -> str:
+def rest_url(url: str, model_name: str = names.MODEL_NAME, version: Optional[int] = None) -> str:
     """`<url>/v1/models/<name>[/versions/<v>]:predict`."""
     path = f"/v1/models/{model_name}" + (f"/versions/{int(version)}" if version else "")
     return url.rstrip("/") + path + ":predict"
@@ -234,7 +232,7 @@ def rest_request(images: Sequence[bytes], signature_name: str = artifacts.DEFAUL
 
 def rest_boxes_request(inputs: dict) -> dict:
     """The JSON body of a columnar (`inputs`) predict_boxes request."""
-    return {"signature_name": BOXES_SIGNATURE, "inputs": {
+    return {"signature_name": artifacts.BOXES_SIGNATURE, "inputs": {
         _BYTES: [{"b64": base64.b64encode(bytes(b)).decode("ascii")} for b in inputs[_BYTES]],
         _BOXES: np.asarray(inputs[_BOXES], np.float32).tolist(),
         _INDICES: [int(i) for i in inputs[_INDICES]]}}
@@ -254,7 +252,7 @@ def rest_outputs(body: dict) -> dict:
 
 
 def predict_rest(images: Sequence[bytes], attributes: Sequence[str], *,
-                 url: str = "http://localhost:8501", model_name: str = DEFAULT_MODEL_NAME,
+                 url: str = "http://localhost:8501", model_name: str = names.MODEL_NAME,
                  version: Optional[int] = None, signature_name: str = artifacts.DEFAULT_SIGNATURE,
                  timeout: float = 30.0, thresholds: groups_lib.ThresholdSpec = None,
                  groups=None) -> list[Prediction]:
@@ -270,7 +268,7 @@ def predict_rest(images: Sequence[bytes], attributes: Sequence[str], *,
 
 
 def predict_boxes_rest(frames: Sequence[bytes], boxes, box_indices, attributes: Sequence[str], *,
-                       url: str = "http://localhost:8501", model_name: str = DEFAULT_MODEL_NAME,
+                       url: str = "http://localhost:8501", model_name: str = names.MODEL_NAME,
                        version: Optional[int] = None, layout: str = "rows",
                        max_boxes_per_request: int = MAX_BOXES_PER_REQUEST, timeout: float = 30.0,
                        thresholds: groups_lib.ThresholdSpec = None, groups=None,
@@ -315,7 +313,7 @@ def _post(body: dict, url: str, model_name: str, version: Optional[int], timeout
 # ----------------------------------------------------------------------- gRPC
 
 
-def grpc_request(images: Sequence[bytes], model_name: str = DEFAULT_MODEL_NAME,
+def grpc_request(images: Sequence[bytes], model_name: str = names.MODEL_NAME,
                  version: Optional[int] = None, signature_name: str = artifacts.DEFAULT_SIGNATURE):
     """A PredictRequest with `image_bytes` (tf.string [N])."""
     request = predict_pb2.PredictRequest()
@@ -329,12 +327,12 @@ def grpc_request(images: Sequence[bytes], model_name: str = DEFAULT_MODEL_NAME,
     return request
 
 
-def grpc_boxes_request(inputs: dict, model_name: str = DEFAULT_MODEL_NAME,
+def grpc_boxes_request(inputs: dict, model_name: str = names.MODEL_NAME,
                        version: Optional[int] = None):
     """A predict_boxes PredictRequest from `box_inputs`."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
-    request.model_spec.signature_name = BOXES_SIGNATURE
+    request.model_spec.signature_name = artifacts.BOXES_SIGNATURE
     if version:
         request.model_spec.version.value = int(version)
     request.inputs[_BYTES].CopyFrom(tf.make_tensor_proto(
@@ -359,7 +357,7 @@ def _call(stub, request, timeout):
     return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
 
-def fetch_metadata_grpc(*, target: str = "localhost:8500", model_name: str = DEFAULT_MODEL_NAME,
+def fetch_metadata_grpc(*, target: str = "localhost:8500", model_name: str = names.MODEL_NAME,
                         version: Optional[int] = None, timeout: float = 30.0,
                         channel=None) -> dict:
     """The `metadata` signature: attributes (list of str), thresholds, sizes, versions."""
@@ -377,7 +375,7 @@ def fetch_metadata_grpc(*, target: str = "localhost:8500", model_name: str = DEF
 
 
 def predict_grpc(images: Sequence[bytes], attributes: Optional[Sequence[str]] = None, *,
-                 target: str = "localhost:8500", model_name: str = DEFAULT_MODEL_NAME,
+                 target: str = "localhost:8500", model_name: str = names.MODEL_NAME,
                  version: Optional[int] = None, timeout: float = 30.0,
                  channel=None, thresholds: groups_lib.ThresholdSpec = None,
                  groups=None) -> list[Prediction]:
@@ -401,7 +399,7 @@ def predict_grpc(images: Sequence[bytes], attributes: Optional[Sequence[str]] = 
 
 def predict_boxes_grpc(frames: Sequence[bytes], boxes, box_indices,
                        attributes: Optional[Sequence[str]] = None, *,
-                       target: str = "localhost:8500", model_name: str = DEFAULT_MODEL_NAME,
+                       target: str = "localhost:8500", model_name: str = names.MODEL_NAME,
                        version: Optional[int] = None, layout: str = "rows",
                        max_boxes_per_request: int = MAX_BOXES_PER_REQUEST, timeout: float = 30.0,
                        channel=None, thresholds: groups_lib.ThresholdSpec = None, groups=None,

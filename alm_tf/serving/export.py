@@ -67,10 +67,6 @@ from alm_tf.data import example as example_keys
 from alm_tf.preprocessing import image_input
 from alm_tf.preprocessing import pixels as preprocessing
 
-#: The endpoints that answer one row per image.
-IMAGE_SIGNATURES = artifacts.IMAGE_SIGNATURES
-#: Frames + person boxes -> one answer per box (alm_tf.preprocessing.crops).
-BOXES_SIGNATURE = artifacts.BOXES_SIGNATURE
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 #: Batch sizes warmed up through serving_default (= allowed_batch_sizes
 #: in savedmodel/batching_parameters.txt); the other signatures use 1.
@@ -258,7 +254,7 @@ def warmup_image(height: int, width: int) -> np.ndarray:
                      (y + x) / 2.0 * np.ones((height, width), np.float32)], -1).astype(np.uint8)
 
 
-def warmup_requests(image_size: tuple[int, int], model_name: str = artifacts.DEFAULT_MODEL_NAME):
+def warmup_requests(image_size: tuple[int, int], model_name: str = names.MODEL_NAME):
     """PredictionLog protos: serving_default and predict_boxes (row layout) at
     every WARMUP_BATCH_SIZES, the others at 1."""
 
@@ -284,7 +280,7 @@ def warmup_requests(image_size: tuple[int, int], model_name: str = artifacts.DEF
     # predict_boxes in the row layout (one frame per box, index -1), the one
     # a batching server accepts: every input's first dimension is K.
     for n in WARMUP_BATCH_SIZES:
-        logs.append(log(BOXES_SIGNATURE, {
+        logs.append(log(artifacts.BOXES_SIGNATURE, {
             artifacts.IMAGE_BYTES_INPUT: np.array([jpeg] * n, dtype=object),
             artifacts.BOXES_INPUT: np.tile(np.asarray([[0.1, 0.2, 0.9, 0.8]], np.float32), (n, 1)),
             artifacts.BOX_INDICES_INPUT: np.full([n], -1, np.int32)}))

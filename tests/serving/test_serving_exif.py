@@ -76,7 +76,7 @@ def test_every_path_of_an_apply_model_turns_the_pixels(applied):
     handle = tf.saved_model.load(saved)
     assert handle.signatures["metadata"]()[image_input.EXIF_FLAG].numpy() == b"apply"
     # predict_boxes crops the turned frame: a full-frame box is the whole turned picture.
-    out = handle.signatures[export.BOXES_SIGNATURE](
+    out = handle.signatures[artifacts.BOXES_SIGNATURE](
         image_bytes=tf.constant([data]), boxes=tf.constant([[0.0, 0.0, 1.0, 1.0]]),
         box_indices=tf.constant([0]))
     np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-4)

@@ -11,7 +11,6 @@ from PIL import Image
 
 from alm_tf import artifacts
 from alm_tf.preprocessing import image_input
-from alm_tf.serving import export
 from tests import image_bombs
 from tests.cli_helpers import run_main
 from tests.serving import serving_helpers as sh
@@ -32,7 +31,7 @@ def _calls(loaded, encoded):
             image_bytes=tf.constant([good, encoded])),
         "predict_examples": lambda: loaded.signatures["predict_examples"](
             examples=tf.constant([_example(encoded)])),
-        export.BOXES_SIGNATURE: lambda: loaded.signatures[export.BOXES_SIGNATURE](
+        artifacts.BOXES_SIGNATURE: lambda: loaded.signatures[artifacts.BOXES_SIGNATURE](
             image_bytes=tf.constant([encoded]), boxes=tf.constant([[0.1, 0.1, 0.9, 0.9]]),
             box_indices=tf.constant([0])),
     }
