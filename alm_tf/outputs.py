@@ -40,7 +40,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Optional
 
-__all__ = ["OVERWRITE_HELP", "OutputError", "check_apart", "check_target", "recover_staging",
+__all__ = ["OVERWRITE_HELP", "OutputError", "check_apart", "check_target", "process_alive", "recover_staging",
            "remove_stale_temporaries", "replaced_dir", "temp_name"]
 
 Report = Callable[[str], None]
@@ -108,7 +108,8 @@ def check_target(path: str, *, overwrite: bool, inputs: Iterable[Optional[str]] 
         raise OutputError(f"{flag} {path!r} is not empty (pass --overwrite to replace it)")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (another user's, or an unprobeable pid, counts as running)."""
     if pid == os.getpid():
         return True
     try:
@@ -143,7 +144,7 @@ def recover_staging(real: str, report: Report = _say) -> None:
         return
     for entry in entries:
         match = _STAGING.match(entry)
-        if not match or match["name"] != name or _alive(int(match["pid"])):
+        if not match or match["name"] != name or process_alive(int(match["pid"])):
             continue
         path = os.path.join(parent, entry)
         if match["old"] and not os.path.lexists(real):
@@ -174,7 +175,7 @@ def remove_stale_temporaries(folder: str, report: Report = _say, *, model_dir: b
     for entry in _listdir(folder):
         path = os.path.join(folder, entry)
         match = _TEMP_FILE.match(entry)
-        if match and not _alive(int(match["pid"])):
+        if match and not process_alive(int(match["pid"])):
             candidates.append((path, f"left by process {match['pid']} that is no longer running"))
         elif (model_dir and _LEGACY_KERAS_TEMP.match(entry) and os.path.isfile(path)
               and os.path.getsize(path) == 0):

@@ -26,6 +26,8 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 
+from alm_tf import outputs
+
 LOCK_NAME = ".alm-train.lock"
 
 __all__ = ["LOCK_NAME", "LockedError", "held"]
@@ -33,16 +35,6 @@ __all__ = ["LOCK_NAME", "LockedError", "held"]
 
 class LockedError(ValueError):
     """Another run holds the model dir (one line naming it)."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _holder(fd: int) -> dict:
@@ -91,7 +83,7 @@ def _take(fd: int, path: str, say: Callable[[str], None]) -> None:
     if holder.get("host") not in (None, host):
         raise _refused(path, holder, ", another host")
     pid = holder.get("pid")
-    if isinstance(pid, int) and _alive(pid):
+    if isinstance(pid, int) and outputs.process_alive(pid):
         raise _refused(path, holder, ", still running")
     if holder or os.fstat(fd).st_size:
         say(f"model_dir {os.path.dirname(path)}: taking over the stale lock of {_describe(holder)} "
