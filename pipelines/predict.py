@@ -48,7 +48,7 @@ tracker find the people, then the model answers once per track:
 
 --video without --boxes/--tracks (or --images with any detector flag) runs
 --detector (hog, a TF Object Detection API SavedModel, or a YOLOv8/11 .onnx)
-and --tracker (bytetrack, sort; ocsort with trackers>=2.3), and writes
+and --tracker (bytetrack, sort, ocsort), and writes
 tracks.csv (with camera, start_time, end_time), predictions.jsonl, boxes.csv,
 tracks.txt (MOTChallenge), thumbnails/<id>.jpg, people.mp4 (unless
 --no_video) and run.json. A --tracks run writes the same files.

@@ -89,10 +89,18 @@ def require_cv2():
     """The `cv2` module (OpenCV), or DetectorError naming the extra to install."""
     try:
         import cv2
-    except ImportError:
-        raise DetectorError(f"the hog detector needs OpenCV, the optional '{EXTRA}' extra: "
-                            f"pip install 'alm-tf[{EXTRA}]'") from None
+    except ImportError as e:
+        raise DetectorError(missing_module_message("the hog detector needs OpenCV", e)) from None
     return cv2
+
+
+def missing_module_message(what: str, error: ImportError) -> str:
+    """One line for a failed import of the `video` extra: the extra to install, or, where the
+    module is there but a system library is not (OpenCV's libGL on a bare server), that library."""
+    if error.name is None and "shared object" in str(error):
+        return (f"{what}, which cannot load a system library ({error}): on Debian/Ubuntu "
+                f"apt-get install libgl1 libglib2.0-0")
+    return f"{what}, the optional '{EXTRA}' extra: pip install 'alm-tf[{EXTRA}]'"
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:

@@ -1,12 +1,8 @@
 """Tracking by the `trackers` library (Apache-2.0; Roboflow's SORT, ByteTrack and
 OC-SORT): person boxes of each frame in, the same boxes with track ids out.
 
-The `video` extra installs `trackers` 2.1, the last release that does not
-require the `opencv-python` wheel (which clashes with the headless OpenCV
-wheel and needs libGL); it has SORT and ByteTrack. OC-SORT arrived in
-`trackers` 2.3: with a later release installed over it (UPGRADE_HINT:
-without its `opencv-python` requirement, with its other ones), `ocsort`
-works too. A parameter a tracker class does not take is refused (one line).
+The `video` extra installs `trackers` 2.6 or a later 2.x release, which has
+all three. A parameter a tracker class does not take is refused (one line).
 """
 
 from __future__ import annotations
@@ -17,14 +13,14 @@ from typing import Optional
 
 import numpy as np
 
+from alm_tf.people import detectors
+
 # --tracker name -> the `trackers` class
 TRACKERS = {"bytetrack": "ByteTrackTracker", "sort": "SORTTracker", "ocsort": "OCSORTTracker"}
 DEFAULT_TRACKER = "bytetrack"
-UPGRADE_HINT = "pip install --no-deps 'trackers>=2.3,<3' 'rich>=13' 'requests>=2.28' 'pydeprecate>=0.9,<0.14'"
 #: TrackerConfig field -> its alm-predict flag
 FLAG_NAMES = {"lost_track_buffer": "track_buffer", "track_activation_threshold": "track_threshold",
               "minimum_iou_threshold": "match_iou", "minimum_consecutive_frames": "track_min_frames"}
-EXTRA = "video"
 
 __all__ = ["TRACKERS", "TrackerConfig", "TrackerError", "make_tracker"]
 
@@ -72,13 +68,13 @@ class Tracker:
         try:
             import supervision as sv
             import trackers
-        except ImportError:
-            raise TrackerError(f"tracking needs the 'trackers' package, the optional '{EXTRA}' extra: "
-                               f"pip install 'alm-tf[{EXTRA}]'") from None
+        except ImportError as e:
+            raise TrackerError(detectors.missing_module_message("tracking needs the 'trackers' package",
+                                                                e)) from None
         cls = getattr(trackers, TRACKERS[config.name], None)
         if cls is None:
             raise TrackerError(f"--tracker={config.name} needs a newer 'trackers' release than the "
-                               f"installed one: {UPGRADE_HINT}")
+                               f"installed one: pip install 'alm-tf[{detectors.EXTRA}]'")
         kwargs = {k: v for k, v in dataclasses.asdict(config).items() if k != "name" and v is not None}
         accepted = inspect.signature(cls.__init__).parameters
         for key in kwargs:

@@ -103,7 +103,7 @@ def test_tracker_keeps_ids_and_detect_every_holds_boxes():
     assert by_frame[4] == by_frame[3]  # frame 4 not detected: frame 3's boxes held
 
 
-@pytest.mark.parametrize("name", ["sort", "bytetrack"])
+@pytest.mark.parametrize("name", sorted(tracking.TRACKERS))
 def test_each_tracker_numbers_its_tracks_from_the_start(name):
     """The library counts ids per class across instances: a sequence's ids must not depend on
     the sequences tracked before it in the same process (alm-archive tags many)."""
@@ -114,3 +114,12 @@ def test_each_tracker_numbers_its_tracks_from_the_start(name):
         return [tracker.update(boxes, scores)[2].tolist() for _ in range(3)][-1]
 
     assert ids() == ids()
+
+
+def test_missing_module_message_names_the_extra_or_the_system_library():
+    no_module = ImportError("No module named 'cv2'", name="cv2")
+    assert "pip install 'alm-tf[video]'" in detectors.missing_module_message("the hog detector needs OpenCV",
+                                                                             no_module)
+    no_libgl = ImportError("libGL.so.1: cannot open shared object file: No such file or directory")
+    line = detectors.missing_module_message("the hog detector needs OpenCV", no_libgl)
+    assert "libGL.so.1" in line and "apt-get install libgl1" in line and "\n" not in line

@@ -1,4 +1,5 @@
-"""Quality tools of the footage path: MOT metrics through motmetrics, mA,
+"""Quality tools of the footage path: MOT metrics through motmetrics and
+trackers.eval (HOTA), mA,
 synthetic crossings; and (slow) floors of HOG + ByteTrack on a crossing street."""
 
 import json
@@ -17,10 +18,15 @@ def _box(frame, tid, x):
 
 def test_mot_metrics_perfect_swapped_and_missed():
     truth = [_box(f, i, 10.0 * i) for f in range(1, 6) for i in (1, 2)]
-    assert mot_metrics.mot_metrics(truth, truth)["idf1"] == pytest.approx(1.0)
+    m = mot_metrics.mot_metrics(truth, truth)
+    assert m["idf1"] == pytest.approx(1.0) and m["hota"] == pytest.approx(1.0)
     swapped = [_box(f, i if f < 3 else 3 - i, 10.0 * i) for f in range(1, 6) for i in (1, 2)]
     m = mot_metrics.mot_metrics(truth, swapped)
     assert m["num_switches"] == 2 and m["mota"] == pytest.approx(0.8) and m["idf1"] == pytest.approx(0.6)
+    # Every box found (DetA 1); each true track is one tracker id for 2 frames and the other for
+    # 3: association scores 2/8 (4 matches) and 3/7 (6 matches), so AssA = (4/4 + 18/7) / 10.
+    assert m["deta"] == pytest.approx(1.0) and m["assa"] == pytest.approx(25 / 70)
+    assert m["hota"] == pytest.approx((25 / 70) ** 0.5)
     m = mot_metrics.mot_metrics(truth, truth[:5], ignore_ids=True)
     assert m["recall"] == pytest.approx(0.5) and m["precision"] == pytest.approx(1.0)
 

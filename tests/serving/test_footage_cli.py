@@ -112,15 +112,12 @@ def test_tracks_file_run_names_camera_from_frames_folder(street, fast_model, tmp
 @pytest.mark.parametrize("args, words", [
     (["--detector=missing.onnx"], "--detector not found"),
     (["--detector=hog", "--person_class=1"], "person_class applies"),
-    (["--tracker=ocsort"], "ocsort"),
     (["--detector_upscale=2", "--detector={onnx}"], "hog detector only"),
 ])
 def test_bad_footage_flags_one_line(street, fast_model, tmp_path, args, words):
     out = tmp_path / "people"
     args = [a.format(onnx=street["onnx"]) for a in args]
     code, _, err = _main([f"--model={MODEL}", f"--video={street['video']}", f"--output_dir={out}", *args])
-    if words == "ocsort" and code == 0:
-        pytest.skip("this trackers release has OC-SORT")
     assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
 
