@@ -18,13 +18,13 @@ and a person no track found counts as never retrieved. Pages of the top
 12 go to WORK/results.html (`gender=female hair=long backpack`) and, with
 colours, WORK/results_colour.html (`upper_color=red`).
 
-OpenCV's HOG finds almost none of the drawn people (BUILD_NOTES.md;
-benchmarks/footage_quality.py measures it), so `--detector=oracle`, the
-default, builds per camera a SavedModel detector (the Object Detection API
-layout alm-predict reads) that answers each frame's true boxes, jittered
-by up to `--jitter` of their size, in frame order: everything after the
-detector (video decoding, the tracker's ids, the track answers,
-thumbnails, times, index, search) is the real path.
+The detector is alm-predict's default (`--detector=hog`, what a user
+gets); `--detector=oracle` instead builds per camera a SavedModel
+detector (the Object Detection API layout alm-predict reads) that
+answers each frame's true boxes, jittered by up to `--jitter` of their
+size, in frame order: everything after the detector (video decoding, the
+tracker's ids, the track answers, thumbnails, times, index, search) is
+the real path, so the two runs tell what the detector's misses cost.
 
 Where alm-predict's people folder has no run.json nor camera / time columns
 (alm-predict before the footage work), the folder is completed here as the
@@ -41,7 +41,7 @@ Usage:
   .venv/bin/python -m benchmarks.search_quality --model=demo_output/models/alm \
       [--cameras=2] [--num_people=40] [--num_frames=60] [--fps=10] [--work_dir=DIR] [--json=out.json]
   .venv/bin/python -m benchmarks.search_quality --model=demo_output/models/alm --footage \
-      [--cameras=4] [--num_people=8] [--num_frames=60] [--detector=oracle|hog|PATH] [--tracker=bytetrack]
+      [--cameras=4] [--num_people=8] [--num_frames=60] [--detector=hog|oracle|PATH] [--tracker=bytetrack]
 """
 
 from __future__ import annotations
@@ -223,7 +223,8 @@ def main() -> None:
     parser.add_argument("--num_frames", type=int, default=None, help="default 60")
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--footage", action="store_true", help="from videos: detector and tracker")
-    parser.add_argument("--detector", default="oracle", help="oracle (the true boxes, jittered), hog or a file")
+    parser.add_argument("--detector", default="hog", help="hog (alm-predict's default), oracle (the true "
+                        "boxes, jittered) or a detector file")
     parser.add_argument("--crossings", action="store_true", help="--footage: people walk across one band")
     parser.add_argument("--jitter", type=float, default=0.05)
     parser.add_argument("--tracker", default="bytetrack")

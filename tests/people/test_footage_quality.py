@@ -8,6 +8,9 @@ import pytest
 
 from alm_tf.people import detections as det_lib
 from alm_tf.people import footage as run
+from PIL import Image
+
+from alm_tf.data import synth
 from alm_tf.people import mot_metrics, quality, synth_frames, tracking, video
 
 
@@ -42,8 +45,11 @@ def test_synth_crossings_and_video(tmp_path):
     first = {}
     for d in sorted(truth, key=lambda d: d.frame):
         first.setdefault(d.track_id, d)
-    lefts = [first[i].x1 == 0 for i in sorted(first)]
-    assert lefts == [False, True, False, True]  # odd ids enter from the right, even ones from the left
+    # Odd ids enter from the right, even ones from the left: their silhouettes
+    # start within the crop's margin (a person is about half as wide as tall).
+    lefts = [first[i].x1 < 0.25 * (first[i].y2 - first[i].y1) for i in sorted(first)]
+    rights = [first[i].x2 > 200 - 0.25 * (first[i].y2 - first[i].y1) for i in sorted(first)]
+    assert lefts == [False, True, False, True] and rights == [True, False, True, False]
     assert len({first[i].y2 for i in first}) <= 4 and max(d.y2 for d in truth) <= 120
     people = json.load(open(info["people"]))
     assert sorted(people["tracks"]) == ["1", "2", "3", "4"]
@@ -52,6 +58,26 @@ def test_synth_crossings_and_video(tmp_path):
     last = max(d.track_id for d in truth)
     assert all(v == 1.0 for (_, tid), v in seen.items() if tid == last) and min(seen.values()) < 1.0
     assert video.count_frames(info["video"]) == 8
+
+
+def test_synth_people_are_pasted_by_their_silhouette(tmp_path):
+    """The true box is the silhouette's bounding box; outside the people, the frame is the street."""
+    config = synth_frames.FramesConfig(str(tmp_path / "s"), num_frames=1, num_people=1, height=120, width=200,
+                                       min_person_height=60, max_person_height=80, speed=0, seed=2,
+                                       jpeg_quality=100)
+    info = synth_frames.generate_frames(config)
+    (box,) = mot_metrics.read_mot(info["gt"])
+    crop, _, _ = synth.render_pedestrian(np.random.default_rng([2, 1]), 60, 80, distractors=False,
+                                         transparent=True)
+    x1, y1, x2, y2 = crop.getchannel("A").getbbox()
+    assert (box.x2 - box.x1, box.y2 - box.y1) == (x2 - x1, y2 - y1)
+    assert (box.y2 - box.y1) / crop.size[1] > 0.85 and (box.x2 - box.x1) < crop.size[0]
+    frame = np.asarray(Image.open(info["frames"][0]), np.float32)
+    inside = np.zeros(frame.shape[:2], bool)
+    inside[int(box.y1):int(box.y2), int(box.x1):int(box.x2)] = True
+    rows = frame.mean(axis=1, keepdims=True)  # the street is a vertical gradient with mild noise
+    street = np.abs(frame - rows)[~inside].mean(axis=-1)
+    assert np.percentile(street, 99) < 30  # no crop background around the person
 
 
 @pytest.mark.slow

@@ -114,6 +114,7 @@ def test_tracks_file_run_names_camera_from_frames_folder(street, fast_model, tmp
     (["--detector=hog", "--person_class=1"], "person_class applies"),
     (["--tracker=ocsort"], "ocsort"),
     (["--detector_upscale=2", "--detector={onnx}"], "hog detector only"),
+    (["--hog_model=inria", "--detector={onnx}"], "hog_model applies to the hog detector only"),
 ])
 def test_bad_footage_flags_one_line(street, fast_model, tmp_path, args, words):
     out = tmp_path / "people"
