@@ -42,6 +42,7 @@ Usage:
       [--cameras=2] [--num_people=40] [--num_frames=60] [--fps=10] [--work_dir=DIR] [--json=out.json]
   .venv/bin/python -m benchmarks.search_quality --model=demo_output/models/alm --footage \
       [--cameras=4] [--num_people=8] [--num_frames=60] [--detector=hog|oracle|PATH] [--tracker=bytetrack]
+      [--track_min_frames=N]
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ def _footage_camera(args, model, work: str, c: int) -> tuple[str, dict, list]:
                                    args.num_frames, 360, 640, args.jitter, c)
     _run("pipelines.predict", f"--model={args.model}", f"--video={seq}/street.mp4", f"--camera={camera}",
          f"--detector={detector}", f"--tracker={args.tracker}", f"--output_dir={people}", "--no_video",
+         *([f"--track_min_frames={args.track_min_frames}"] if args.track_min_frames else []),
          "--max_pictures=0", "--progress=false")
     labels = quality.read_people_json(os.path.join(seq, "people.json"), camera)
     matched = quality.match_tracks(mot_metrics.read_mot(os.path.join(people, "tracks.txt")),
@@ -228,6 +230,7 @@ def main() -> None:
     parser.add_argument("--crossings", action="store_true", help="--footage: people walk across one band")
     parser.add_argument("--jitter", type=float, default=0.05)
     parser.add_argument("--tracker", default="bytetrack")
+    parser.add_argument("--track_min_frames", type=int, default=None, help="alm-predict's (default: its own)")
     parser.add_argument("--work_dir", default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
