@@ -182,8 +182,8 @@ class HogDetector:
         self.config = config
         self.model = HOG_MODELS[config.hog_model]
         self.default_threshold = self.model.threshold
-        model = "" if config.hog_model == DEFAULT_HOG_MODEL else f":{config.hog_model}"
-        self.name = f"{HOG}{model}" + ("" if config.upscale == 1.0 else f"@{config.upscale:g}")
+        # The model is named even when it is the default: run.json says which SVM found the people.
+        self.name = f"{HOG}:{config.hog_model}" + ("" if config.upscale == 1.0 else f"@{config.upscale:g}")
         # OpenCV's default descriptor (16x16 blocks of 8x8 cells, 9 bins, gamma
         # correction) with the model's window.
         self._hog = cv2.HOGDescriptor(self.model.window, (16, 16), (8, 8), (8, 8), 9, 1, -1,

@@ -137,6 +137,8 @@ def test_default_hog_finds_a_synthetic_person_and_boxes_its_extent(tmp_path, see
         str(tmp_path / "s"), num_frames=1, num_people=1, height=240, width=320, min_person_height=120,
         max_person_height=140, speed=0, seed=seed))
     (truth,) = mot_metrics.read_mot(info["gt"])
-    boxes, scores = detectors.load_detector(detectors.DetectorConfig())(run.read_rgb(info["frames"][0]))
+    detector = detectors.load_detector(detectors.DetectorConfig())
+    assert detector.name == f"hog:{detectors.DEFAULT_HOG_MODEL}"
+    boxes, scores = detector(run.read_rgb(info["frames"][0]))
     assert len(boxes) == 1 and scores[0] > detectors.HOG_MODELS[detectors.DEFAULT_HOG_MODEL].threshold
     assert _iou(boxes[0], truth) > 0.7
