@@ -12,7 +12,7 @@ answered boxes, per-track mA, and the boxes the model answered.
 
 Usage:
   .venv/bin/python -m benchmarks.footage_quality [--people=4,12] [--frames=40]
-      [--detectors=hog,hog@1.5] [--trackers=bytetrack,sort] [--model=export/1]
+      [--detectors=hog,hog@1.5,hog:daimler#0.5] [--trackers=bytetrack,sort] [--model=export/1]
       [--crops_per_track=0,2,4,8] [--seeds=0,1,2]
 """
 
@@ -25,6 +25,7 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from alm_tf.people import detectors  # noqa: E402
 from alm_tf.people import synth_frames  # noqa: E402
 from alm_tf.people import mot_metrics
 from alm_tf.people import quality
@@ -42,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", default="4,12")
     parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--detectors", default="hog", help="hog, hog@SCALE, hog#THRESHOLD, a SavedModel or .onnx")
+    parser.add_argument("--detectors", default="hog", help="hog[:MODEL][@SCALE][#THRESHOLD], a SavedModel or .onnx")
     parser.add_argument("--trackers", default="bytetrack,sort")
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--model", default=None)
@@ -64,8 +65,10 @@ def main() -> None:
             frames = list(run.iter_source_frames(None, info["frames"]))
             for spec in [v for v in args.detectors.split(",") if v]:
                 spec_name, _, threshold = spec.partition("#")
-                name, _, scale = spec_name.partition("@")
-                detector = quality.load(name, float(scale or 1), float(threshold) if threshold else None)
+                spec_name, _, scale = spec_name.partition("@")
+                name, _, hog_model = spec_name.partition(":") if spec_name.startswith("hog") else (spec_name, "", "")
+                detector = quality.load(name, float(scale or 1), float(threshold) if threshold else None,
+                                        hog_model or detectors.DEFAULT_HOG_MODEL)
                 for tracker in args.trackers.split(","):
                     row = {"people": k, "frames": args.frames, "seed": seed, "detector": spec, "tracker": tracker,
                            **quality.detection_quality(frames, truth, detector, tracking.TrackerConfig(tracker),

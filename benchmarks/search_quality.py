@@ -18,13 +18,13 @@ and a person no track found counts as never retrieved. Pages of the top
 12 go to WORK/results.html (`gender=female hair=long backpack`) and, with
 colours, WORK/results_colour.html (`upper_color=red`).
 
-OpenCV's HOG finds almost none of the drawn people (BUILD_NOTES.md;
-benchmarks/footage_quality.py measures it), so `--detector=oracle`, the
-default, builds per camera a SavedModel detector (the Object Detection API
-layout alm-predict reads) that answers each frame's true boxes, jittered
-by up to `--jitter` of their size, in frame order: everything after the
-detector (video decoding, the tracker's ids, the track answers,
-thumbnails, times, index, search) is the real path.
+The detector is alm-predict's default (`--detector=hog`, what a user
+gets); `--detector=oracle` instead builds per camera a SavedModel
+detector (the Object Detection API layout alm-predict reads) that
+answers each frame's true boxes, jittered by up to `--jitter` of their
+size, in frame order: everything after the detector (video decoding, the
+tracker's ids, the track answers, thumbnails, times, index, search) is
+the real path, so the two runs tell what the detector's misses cost.
 
 Where alm-predict's people folder has no run.json nor camera / time columns
 (alm-predict before the footage work), the folder is completed here as the
@@ -41,7 +41,8 @@ Usage:
   .venv/bin/python -m benchmarks.search_quality --model=demo_output/models/alm \
       [--cameras=2] [--num_people=40] [--num_frames=60] [--fps=10] [--work_dir=DIR] [--json=out.json]
   .venv/bin/python -m benchmarks.search_quality --model=demo_output/models/alm --footage \
-      [--cameras=4] [--num_people=8] [--num_frames=60] [--detector=oracle|hog|PATH] [--tracker=bytetrack]
+      [--cameras=4] [--num_people=8] [--num_frames=60] [--detector=hog|oracle|PATH] [--tracker=bytetrack]
+      [--track_min_frames=N]
 """
 
 from __future__ import annotations
@@ -170,6 +171,7 @@ def _footage_camera(args, model, work: str, c: int) -> tuple[str, dict, list]:
                                    args.num_frames, 360, 640, args.jitter, c)
     _run("pipelines.predict", f"--model={args.model}", f"--video={seq}/street.mp4", f"--camera={camera}",
          f"--detector={detector}", f"--tracker={args.tracker}", f"--output_dir={people}", "--no_video",
+         *([f"--track_min_frames={args.track_min_frames}"] if args.track_min_frames else []),
          "--max_pictures=0", "--progress=false")
     labels = quality.read_people_json(os.path.join(seq, "people.json"), camera)
     matched = quality.match_tracks(mot_metrics.read_mot(os.path.join(people, "tracks.txt")),
@@ -223,10 +225,12 @@ def main() -> None:
     parser.add_argument("--num_frames", type=int, default=None, help="default 60")
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--footage", action="store_true", help="from videos: detector and tracker")
-    parser.add_argument("--detector", default="oracle", help="oracle (the true boxes, jittered), hog or a file")
+    parser.add_argument("--detector", default="hog", help="hog (alm-predict's default), oracle (the true "
+                        "boxes, jittered) or a detector file")
     parser.add_argument("--crossings", action="store_true", help="--footage: people walk across one band")
     parser.add_argument("--jitter", type=float, default=0.05)
     parser.add_argument("--tracker", default="bytetrack")
+    parser.add_argument("--track_min_frames", type=int, default=None, help="alm-predict's (default: its own)")
     parser.add_argument("--work_dir", default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()

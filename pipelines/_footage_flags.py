@@ -20,12 +20,18 @@ DETECTOR = flags.DEFINE_string(
     "detector", detectors.HOG, f"Person detector: {detectors.HOG} (OpenCV's HOG people detector), a "
     "SavedModel folder (TF Object Detection API outputs) or an .onnx file (Ultralytics YOLOv8/11 layout).",
     **_OVERRIDE)
+HOG_MODEL = flags.DEFINE_enum(
+    "hog_model", _DETECTOR_DEFAULTS.hog_model, list(detectors.HOG_MODELS), "hog: which of OpenCV's people SVMs: "
+    + "; ".join(f"{name}, a {m.window[0]}x{m.window[1]} window" for name, m in detectors.HOG_MODELS.items())
+    + " (people shorter than the window need --detector_upscale).", **_OVERRIDE)
 UPSCALE = _cli.define_finite_float("detector_upscale", _DETECTOR_DEFAULTS.upscale, "hog: enlarge frames by this "
-                             "factor first (its window is 64x128: people under ~128 px need 2).", **_OVERRIDE)
+                             "factor first (people shorter than the --hog_model window need it).", **_OVERRIDE)
 EVERY = flags.DEFINE_integer("detector_every", 1, "Detect on every K-th frame; the frames between keep "
                              "the last tracked boxes.", lower_bound=1, **_OVERRIDE)
 THRESHOLD = _cli.define_finite_float("detector_threshold", None, "Drop detections with a lower score (default: "
-                               "hog 0, SavedModel 0.5, ONNX 0.25).", **_OVERRIDE)
+                               + ", ".join(f"hog:{name} {m.threshold:g}" for name, m in detectors.HOG_MODELS.items())
+                               + f", SavedModel {detectors.SavedModelDetector.default_threshold:g}, ONNX "
+                               f"{detectors.OnnxYoloDetector.default_threshold:g}).", **_OVERRIDE)
 MIN_HEIGHT = _cli.define_finite_float("min_person_height", _DETECTOR_DEFAULTS.min_person_height,
                                 "Drop detections lower than this many pixels.", **_OVERRIDE)
 PERSON_CLASS = flags.DEFINE_integer("person_class", None, "The person class of a SavedModel (default "
@@ -52,8 +58,8 @@ CROPS_PER_TRACK = flags.DEFINE_integer(
 NO_VIDEO = flags.DEFINE_bool("no_video", False, "Do not write the annotated people.mp4.", **_OVERRIDE)
 
 #: Flags that only the detector + tracker path reads.
-FOOTAGE_ONLY = ("detector", "detector_upscale", "detector_every", "detector_threshold", "min_person_height",
-                "person_class", "tracker", "track_buffer", "track_threshold", "match_iou", "track_min_frames")
+FOOTAGE_ONLY = ("detector", "hog_model", "detector_upscale", "detector_every", "detector_threshold",
+                "min_person_height", "person_class", "tracker", "track_buffer", "track_threshold", "match_iou", "track_min_frames")
 #: Flags of every run on footage that ends in tracks.
 TRACKS_ONLY = ("fps", "camera", "no_video", "crops_per_track")
 
@@ -71,7 +77,7 @@ def footage_config() -> run.FootageConfig:
     """The flags as a validated FootageConfig (ValueError, one line, on a bad value)."""
     detector = detectors.DetectorConfig(
         DETECTOR.value, threshold=THRESHOLD.value, min_person_height=MIN_HEIGHT.value,
-        person_class=PERSON_CLASS.value, upscale=UPSCALE.value)
+        person_class=PERSON_CLASS.value, upscale=UPSCALE.value, hog_model=HOG_MODEL.value)
     tracker = tracking.TrackerConfig(TRACKER.value, TRACK_BUFFER.value, TRACK_THRESHOLD.value, MATCH_IOU.value,
                                      TRACK_MIN_FRAMES.value)
     return run.FootageConfig(detector, tracker, EVERY.value)

@@ -36,10 +36,10 @@ _NUM_PEOPLE = flags.DEFINE_integer("num_people", _DEFAULTS.num_people, "People (
                                    **_OVERRIDE)
 _HEIGHT = flags.DEFINE_integer("frame_height", _DEFAULTS.height, "Frame height in pixels.", **_OVERRIDE)
 _WIDTH = flags.DEFINE_integer("frame_width", _DEFAULTS.width, "Frame width in pixels.", **_OVERRIDE)
-_MIN_H = flags.DEFINE_integer("person_height_min", None, "Smallest person height in pixels (default: 35% "
-                              "of the frame height, at least 32).", **_OVERRIDE)
-_MAX_H = flags.DEFINE_integer("person_height_max", None, "Largest person height in pixels (default: 60% "
-                              "of the frame height).", **_OVERRIDE)
+_MIN_H = flags.DEFINE_integer("person_height_min", None, "Smallest person crop height in pixels (the person "
+                              "is 88-96% of it; default: 35% of the frame height, at least 32).", **_OVERRIDE)
+_MAX_H = flags.DEFINE_integer("person_height_max", None, "Largest person crop height in pixels (default: "
+                              "60% of the frame height).", **_OVERRIDE)
 _SPEED = _cli.define_finite_float("speed", _DEFAULTS.speed, "Largest speed in pixels per frame.", **_OVERRIDE)
 _CROSSINGS = flags.DEFINE_bool("crossings", _DEFAULTS.crossings, "People walk across one street band from "
                                "both sides: they cross and occlude each other.", **_OVERRIDE)

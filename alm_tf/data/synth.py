@@ -221,7 +221,7 @@ def _sample_labels(rng: np.random.Generator) -> dict[str, int]:
 
 
 def render_pedestrian(rng: np.random.Generator, min_height: int = 80, max_height: int = 240, distractors: bool = True,
-                      crop: str = "tight", colours: bool = False,
+                      crop: str = "tight", colours: bool = False, transparent: bool = False,
                       ) -> tuple[Image.Image, dict[str, int], dict[str, list[float]]]:
     """Draws one pedestrian crop.
 
@@ -232,10 +232,14 @@ def render_pedestrian(rng: np.random.Generator, min_height: int = 80, max_height
     attribute never is. A model that pools the whole crop sees the
     neighbours' hats and bags too; one that looks at the right body part
     of the person in the middle does not. With `colours`, the person's
-    garments take named colours, labelled (`COLOUR_ATTRIBUTES`).
+    garments take named colours, labelled (`COLOUR_ATTRIBUTES`). With
+    `transparent`, the people are drawn on a transparent layer instead of
+    the background (an RGBA image, opaque exactly where a person is, for
+    pasting into a larger scene by its silhouette); the random draws are the
+    same, so the same `rng` gives the same person, labels and regions.
 
     Returns:
-        (RGB image, labels {attribute: 0/1}, regions {region-bound
+        (RGB image, or RGBA with `transparent`; labels {attribute: 0/1}, regions {region-bound
         attribute: normalized [y1, x1, y2, x2]} of the labelled person).
     """
     labels = _sample_labels(rng)
@@ -243,7 +247,9 @@ def render_pedestrian(rng: np.random.Generator, min_height: int = 80, max_height
         labels.update(_sample_colours(rng, labels))
     H = int(rng.integers(min_height, max_height + 1))
     W = max(16, int(round(H * rng.uniform(0.42, 0.58))))
-    image = _background(rng, H, W)
+    image = _background(rng, H, W)  # drawn also when transparent: the same draws follow
+    if transparent:
+        image = Image.new("RGBA", (W, H), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
 
     (ph_lo, ph_hi), (top_lo, top_hi), dx = CROPS[crop]

@@ -22,7 +22,8 @@ from alm_tf.people import quality
 from alm_tf.people import run as people_run
 from alm_tf.people import synth_frames
 
-#: The street: 640x360, people 140 to 200 px tall (HOG's window is 128 px high).
+#: The street: 640x360, person crops 140 to 200 px tall (people of about 125 to
+#: 190 px: the default HOG window finds them at scale 1).
 STREET = dict(num_frames=30, num_people=4, height=360, width=640, min_person_height=140,
               max_person_height=200, speed=8.0, crossings=True, video=True)
 SEQUENCE_DIR = "street"

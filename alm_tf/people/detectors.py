@@ -4,8 +4,14 @@ boxes in the frame's pixels (x1, y1, x2, y2; x2, y2 exclusive) and scores out.
 Three kinds, chosen by `--detector`:
 
   hog              OpenCV's HOG people detector (its weights ship in the
-                   OpenCV wheel: offline on a fresh machine). Its window is
-                   64x128, so smaller people need `upscale` > 1.
+                   OpenCV wheel: offline on a fresh machine), one of two
+                   linear SVMs (`HOG_MODELS`): `inria`, OpenCV's default,
+                   trained on INRIA's pedestrians in 64x128 windows, and
+                   `daimler` (the default), trained on the Daimler
+                   benchmark's smaller pedestrians in 48x96 windows. A window holds its person
+                   with a margin; the box returned is the person's extent
+                   inside it (`HogModel.margins`), as true boxes are drawn.
+                   People smaller than the window need `upscale` > 1.
   DIR (SavedModel) the TensorFlow Object Detection API convention: input
                    uint8 [1, H, W, 3]; outputs `detection_boxes` (normalized
                    ymin, xmin, ymax, xmax), `detection_scores`,
@@ -30,10 +36,40 @@ OD_API_OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "n
 OD_API_PERSON_CLASS = 1
 YOLO_PERSON_CLASS = 0
 LETTERBOX_GRAY = 114
-HOG_WINDOW_HEIGHT = 128
 EXTRA = "video"
 
-__all__ = ["Detector", "DetectorConfig", "DetectorError", "load_detector", "letterbox", "nms"]
+
+@dataclasses.dataclass(frozen=True)
+class HogModel:
+    """One of OpenCV's HOG people SVMs.
+
+    Args:
+        window: (width, height) of its detection window in pixels.
+        detector: the name of OpenCV's function returning its SVM weights.
+        margins: (left, top, right, bottom) of the window around the person,
+            as fractions of the window's width and height: the median over
+            the synthetic street people the window fits (IoU >= 0.3, score
+            >= 0); what `HogDetector` trims from each window.
+        threshold: the default score threshold (`DetectorConfig.threshold`).
+    """
+
+    window: tuple[int, int]
+    detector: str
+    margins: tuple[float, float, float, float]
+    threshold: float
+
+
+#: The HOG people models of OpenCV 4, by `--hog_model` name.
+HOG_MODELS = {
+    "inria": HogModel((64, 128), "HOGDescriptor_getDefaultPeopleDetector", (0.2, 0.12, 0.2, 0.13), 0.0),
+    "daimler": HogModel((48, 96), "HOGDescriptor_getDaimlerPeopleDetector", (0.14, 0.07, 0.14, 0.1), 0.25),
+}
+#: Daimler's window finds people from about 80 px tall at scale 1, INRIA's
+#: from about 96 px: people in CCTV frames are often that small.
+DEFAULT_HOG_MODEL = "daimler"
+
+__all__ = ["DEFAULT_HOG_MODEL", "Detector", "DetectorConfig", "DetectorError", "HOG_MODELS", "HogModel",
+           "load_detector", "letterbox", "nms"]
 
 
 class DetectorError(ValueError):
@@ -60,6 +96,7 @@ class DetectorConfig:
         person_class: the person class id (None: the kind's default).
         upscale: HOG only: frames are enlarged by this factor first.
         nms_iou: overlap above which the weaker of two boxes is dropped.
+        hog_model: HOG only: which SVM (`HOG_MODELS`).
     """
 
     spec: str = HOG
@@ -68,8 +105,13 @@ class DetectorConfig:
     person_class: Optional[int] = None
     upscale: float = 1.0
     nms_iou: float = 0.45
+    hog_model: str = DEFAULT_HOG_MODEL
 
     def __post_init__(self) -> None:
+        if self.hog_model not in HOG_MODELS:
+            raise ValueError(f"hog_model must be one of {', '.join(HOG_MODELS)}. Received: {self.hog_model!r}")
+        if self.hog_model != DEFAULT_HOG_MODEL and self.spec != HOG:
+            raise ValueError(f"hog_model applies to the hog detector only. Received: detector={self.spec!r}")
         if self.upscale <= 0 or not np.isfinite(self.upscale):
             raise ValueError(f"detector_upscale must be > 0. Received: {self.upscale}")
         if self.upscale != 1.0 and self.spec != HOG:
@@ -136,21 +178,25 @@ def _finish(boxes, scores, config: DetectorConfig, default_threshold: float, hei
 
 
 class HogDetector:
-    """OpenCV's default HOG people detector (weights inside the OpenCV wheel).
+    """OpenCV's HOG people detector (weights inside the OpenCV wheel).
 
     Its scores are the SVM's margins; the threshold is also OpenCV's
     `hitThreshold`, so a negative one finds windows OpenCV would not return.
     """
 
-    default_threshold = 0.0
-
     def __init__(self, config: DetectorConfig):
         cv2 = require_cv2()
         self._cv2 = cv2
         self.config = config
-        self.name = HOG if config.upscale == 1.0 else f"{HOG}@{config.upscale:g}"
-        self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.model = HOG_MODELS[config.hog_model]
+        self.default_threshold = self.model.threshold
+        # The model is named even when it is the default: run.json says which SVM found the people.
+        self.name = f"{HOG}:{config.hog_model}" + ("" if config.upscale == 1.0 else f"@{config.upscale:g}")
+        # OpenCV's default descriptor (16x16 blocks of 8x8 cells, 9 bins, gamma
+        # correction) with the model's window.
+        self._hog = cv2.HOGDescriptor(self.model.window, (16, 16), (8, 8), (8, 8), 9, 1, -1,
+                                      cv2.HOGDESCRIPTOR_L2HYS, 0.2, True, cv2.HOGDESCRIPTOR_DEFAULT_NLEVELS)
+        self._hog.setSVMDetector(getattr(cv2, self.model.detector)())
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         height, width = frame.shape[:2]
@@ -161,7 +207,9 @@ class HogDetector:
         rects, weights = self._hog.detectMultiScale(image, hitThreshold=hit, winStride=(8, 8), padding=(8, 8),
                                                     scale=1.05)
         rects = np.asarray(rects, np.float32).reshape(-1, 4) / scale
-        boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1)
+        left, top, right, bottom = self.model.margins
+        x, y, w, h = rects[:, 0], rects[:, 1], rects[:, 2], rects[:, 3]
+        boxes = np.stack([x + left * w, y + top * h, x + (1 - right) * w, y + (1 - bottom) * h], axis=1)
         return _finish(boxes, np.asarray(weights).reshape(-1), self.config, self.default_threshold,
                        height, width)
 

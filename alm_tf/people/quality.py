@@ -81,8 +81,10 @@ def per_box_and_track_ma(people_file: str, boxes_csv: str, tracks_csv: str,
             "tracks": len(tracks), "attributes": len(names)}
 
 
-def load(spec: str, upscale: float = 1.0, threshold: Optional[float] = None) -> detectors.Detector:
-    return detectors.load_detector(detectors.DetectorConfig(spec, threshold=threshold, upscale=upscale))
+def load(spec: str, upscale: float = 1.0, threshold: Optional[float] = None,
+         hog_model: str = detectors.DEFAULT_HOG_MODEL) -> detectors.Detector:
+    return detectors.load_detector(detectors.DetectorConfig(spec, threshold=threshold, upscale=upscale,
+                                                            hog_model=hog_model))
 
 
 def match_boxes(truth: Sequence[det_lib.Detection], found: Sequence[det_lib.Detection],

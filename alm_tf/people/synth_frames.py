@@ -2,15 +2,20 @@
 written in the MOTChallenge layout (what tests and the people demo use).
 
 Each person is drawn once by `alm_tf.data.synth.render_pedestrian` (a
-tight crop, no distractors: the labelled person and its own background)
-and pasted, frame after frame, at a position that moves at a constant
-velocity and bounces off the frame's borders; each person is visible over
-one contiguous stretch of the sequence, later people on top. Layout:
+tight crop, no distractors) on a transparent layer and pasted, frame after
+frame, by its silhouette onto the street, so a frame shows people on the
+street and nothing of their crops' backgrounds. The crop moves at a
+constant velocity and bounces off the frame's borders; each person is
+visible over one contiguous stretch of the sequence, later people on top.
+A person's true box is its silhouette's bounding box (the person's full
+extent, as MOTChallenge's gt boxes), hat to feet and backpack included.
+Layout:
 
   D/img1/000001.jpg ...    the frames (MOT's image folder)
   D/gt/gt.txt              frame, id, left, top, width, height, 1, 1,
-                           visibility (the share of the box that people
-                           pasted later leave uncovered, as MOT17's gt)
+                           visibility (the share of the person's
+                           silhouette that people pasted later leave
+                           uncovered, as MOT17's gt)
   D/det/det.txt            frame, -1, left, top, width, height, 1.0, -1, -1, -1
   D/seqinfo.ini            MOT's sequence description
   D/people.json            {"attributes": [...], "tracks": {id: {"labels":
@@ -57,7 +62,8 @@ class FramesConfig:
         num_people: tracks (>= 1).
         height, width: frame size in pixels.
         min_person_height, max_person_height: the people's crop heights
-            (default: 35% and 60% of the frame height, at least 32 px).
+            (default: 35% and 60% of the frame height, at least 32 px);
+            a person is 88-96% of its crop's height (`synth.CROPS`).
         speed: the largest speed in pixels per frame.
         seed: random seed.
         jpeg_quality: 50..100.
@@ -154,16 +160,10 @@ def _crossing(rng: np.random.Generator, cfg: FramesConfig, w: int, h: int, k: in
     return {"first_frame": first, "last_frame": max(boxes), "boxes": boxes}
 
 
-def _visibility(box, above) -> float:
-    """The share of `box` (left, top, w, h) that the boxes `above` it leave uncovered."""
-    left, top, w, h = box
-    mask = np.ones((h, w), bool)
-    for x, y, bw, bh in above:
-        x1, y1 = max(x - left, 0), max(y - top, 0)
-        x2, y2 = min(x + bw - left, w), min(y + bh - top, h)
-        if x2 > x1 and y2 > y1:
-            mask[y1:y2, x1:x2] = False
-    return float(mask.mean())
+def _silhouette(crop: Image.Image) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A transparent person crop's opaque pixels and their bounding box (left, top, right, bottom)."""
+    alpha = crop.getchannel("A")
+    return np.asarray(alpha) > 0, alpha.getbbox()
 
 
 def _write_text(path: str, text: str) -> None:
@@ -171,6 +171,34 @@ def _write_text(path: str, text: str) -> None:
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
+
+
+def _paste_frame(background: Image.Image, people: list, shapes: dict, frame: int, frames: list, images_dir: str,
+                 cfg: FramesConfig) -> tuple[list[str], list[str]]:
+    """Writes frame `frame` (people by their silhouettes, later ones on top); its gt and det rows.
+
+    shapes: track id -> (RGB crop, silhouette mask, its bounding box), see `_silhouette`.
+    """
+    image = background.copy()
+    owner = np.zeros((cfg.height, cfg.width), np.int32)  # the track id seen at each pixel
+    placed = []
+    for track_id, crop, _, track in people:
+        if frame in track["boxes"]:
+            left, top, w, h = track["boxes"][frame]
+            rgb, mask, (x1, y1, x2, y2) = shapes[track_id]
+            image.paste(rgb, (left, top), crop)
+            owner[top:top + h, left:left + w][mask] = track_id
+            placed.append((track_id, left + x1, top + y1, x2 - x1, y2 - y1, int(mask.sum())))
+    gt_rows, det_rows = [], []
+    for track_id, left, top, w, h, area in placed:
+        seen = float((owner == track_id).sum()) / max(area, 1)
+        gt_rows.append(f"{frame},{track_id},{left},{top},{w},{h},1,1,{seen:.3f}")
+        det_rows.append(f"{frame},-1,{left},{top},{w},{h},1.0,-1,-1,-1")
+    path = os.path.join(images_dir, f"{frame:06d}.jpg")
+    image.save(path + ".tmp", format="JPEG", quality=cfg.jpeg_quality, subsampling=0)
+    os.replace(path + ".tmp", path)
+    frames.append(path)
+    return gt_rows, det_rows
 
 
 def generate_frames(cfg: FramesConfig) -> dict[str, Any]:
@@ -184,28 +212,19 @@ def generate_frames(cfg: FramesConfig) -> dict[str, Any]:
     for track_id in range(1, cfg.num_people + 1):
         person_rng = np.random.default_rng([cfg.seed, track_id])
         crop, labels, _ = render_pedestrian(person_rng, cfg.min_person_height, cfg.max_person_height,
-                                            distractors=False, crop="tight",
-                                            colours=cfg.colours)
+                                            distractors=False, crop="tight", colours=cfg.colours,
+                                            transparent=True)
         track = (_crossing(person_rng, cfg, *crop.size, track_id) if cfg.crossings
                  else _track(person_rng, cfg, *crop.size))
         people.append((track_id, crop, labels, track))
+    shapes = {track_id: (crop.convert("RGB"), *_silhouette(crop)) for track_id, crop, _, _ in people}
     gt_rows, det_rows, frames, arrays = [], [], [], []
     for frame in range(1, cfg.num_frames + 1):
-        image = background.copy()
-        here = [(track_id, track["boxes"][frame]) for track_id, _, _, track in people if frame in track["boxes"]]
-        for track_id, crop, _, track in people:
-            if frame in track["boxes"]:
-                left, top, w, h = track["boxes"][frame]
-                image.paste(crop, (left, top))
-                seen = _visibility(track["boxes"][frame], [b for other, b in here if other > track_id])
-                gt_rows.append(f"{frame},{track_id},{left},{top},{w},{h},1,1,{seen:.3f}")
-                det_rows.append(f"{frame},-1,{left},{top},{w},{h},1.0,-1,-1,-1")
-        path = os.path.join(images_dir, f"{frame:06d}.jpg")
-        image.save(path + ".tmp", format="JPEG", quality=cfg.jpeg_quality, subsampling=0)
-        os.replace(path + ".tmp", path)
-        frames.append(path)
+        gt_rows_here, det_rows_here = _paste_frame(background, people, shapes, frame, frames, images_dir, cfg)
+        gt_rows += gt_rows_here
+        det_rows += det_rows_here
         if cfg.video:
-            arrays.append(np.asarray(Image.open(path).convert("RGB")))
+            arrays.append(np.asarray(Image.open(frames[-1]).convert("RGB")))
     _write_text(os.path.join(out, GT_FILE), "".join(r + "\n" for r in gt_rows))
     _write_text(os.path.join(out, DET_FILE), "".join(r + "\n" for r in det_rows))
     _write_text(os.path.join(out, SEQINFO_FILE), (

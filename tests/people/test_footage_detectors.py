@@ -72,6 +72,11 @@ def test_config_rejects_bad_values():
             detectors.DetectorConfig(**kw)
     with pytest.raises(ValueError, match="hog detector only"):
         detectors.DetectorConfig("x.onnx", upscale=2)
+    with pytest.raises(ValueError, match="hog_model must be one of inria, daimler. Received: 'dalal'"):
+        detectors.DetectorConfig(hog_model="dalal")
+    other = next(m for m in detectors.HOG_MODELS if m != detectors.DEFAULT_HOG_MODEL)
+    with pytest.raises(ValueError, match="hog_model applies to the hog detector only"):
+        detectors.DetectorConfig("x.onnx", hog_model=other)
     with pytest.raises(ValueError, match="tracker must be one of"):
         tracking.TrackerConfig("deepsort")
     with pytest.raises(ValueError, match="detector_every"):
@@ -123,3 +128,26 @@ def test_missing_module_message_names_the_extra_or_the_system_library():
     no_libgl = ImportError("libGL.so.1: cannot open shared object file: No such file or directory")
     line = detectors.missing_module_message("the hog detector needs OpenCV", no_libgl)
     assert "libGL.so.1" in line and "apt-get install libgl1" in line and "\n" not in line
+
+
+def _iou(box, truth):
+    w = max(0.0, min(box[2], truth.x2) - max(box[0], truth.x1))
+    h = max(0.0, min(box[3], truth.y2) - max(box[1], truth.y1))
+    return w * h / ((box[2] - box[0]) * (box[3] - box[1]) + (truth.x2 - truth.x1) * (truth.y2 - truth.y1) - w * h)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_default_hog_finds_a_synthetic_person_and_boxes_its_extent(tmp_path, seed):
+    """One person about 115 px tall on a 320x240 street: the default (Daimler, 48x96) finds it at
+    scale 1 and its box, the window less its margins, overlaps the silhouette's box closely."""
+    from alm_tf.people import mot_metrics, synth_frames
+
+    info = synth_frames.generate_frames(synth_frames.FramesConfig(
+        str(tmp_path / "s"), num_frames=1, num_people=1, height=240, width=320, min_person_height=120,
+        max_person_height=140, speed=0, seed=seed))
+    (truth,) = mot_metrics.read_mot(info["gt"])
+    detector = detectors.load_detector(detectors.DetectorConfig())
+    assert detector.name == f"hog:{detectors.DEFAULT_HOG_MODEL}"
+    boxes, scores = detector(run.read_rgb(info["frames"][0]))
+    assert len(boxes) == 1 and scores[0] > detectors.HOG_MODELS[detectors.DEFAULT_HOG_MODEL].threshold
+    assert _iou(boxes[0], truth) > 0.7

@@ -1,6 +1,6 @@
 """Quality tools of the footage path: MOT metrics through motmetrics and
-trackers.eval (HOTA), mA,
-synthetic crossings; and (slow) floors of HOG + ByteTrack on a crossing street."""
+trackers.eval (HOTA), mA, synthetic crossings; and (slow) floors of the
+default HOG + ByteTrack on a crossing street."""
 
 import json
 
@@ -9,6 +9,9 @@ import pytest
 
 from alm_tf.people import detections as det_lib
 from alm_tf.people import footage as run
+from PIL import Image
+
+from alm_tf.data import synth
 from alm_tf.people import mot_metrics, quality, synth_frames, tracking, video
 
 
@@ -48,8 +51,11 @@ def test_synth_crossings_and_video(tmp_path):
     first = {}
     for d in sorted(truth, key=lambda d: d.frame):
         first.setdefault(d.track_id, d)
-    lefts = [first[i].x1 == 0 for i in sorted(first)]
-    assert lefts == [False, True, False, True]  # odd ids enter from the right, even ones from the left
+    # Odd ids enter from the right, even ones from the left: their silhouettes
+    # start within the crop's margin (a person is about half as wide as tall).
+    lefts = [first[i].x1 < 0.25 * (first[i].y2 - first[i].y1) for i in sorted(first)]
+    rights = [first[i].x2 > 200 - 0.25 * (first[i].y2 - first[i].y1) for i in sorted(first)]
+    assert lefts == [False, True, False, True] and rights == [True, False, True, False]
     assert len({first[i].y2 for i in first}) <= 4 and max(d.y2 for d in truth) <= 120
     people = json.load(open(info["people"]))
     assert sorted(people["tracks"]) == ["1", "2", "3", "4"]
@@ -60,14 +66,35 @@ def test_synth_crossings_and_video(tmp_path):
     assert video.count_frames(info["video"]) == 8
 
 
+def test_synth_people_are_pasted_by_their_silhouette(tmp_path):
+    """The true box is the silhouette's bounding box; outside the people, the frame is the street."""
+    config = synth_frames.FramesConfig(str(tmp_path / "s"), num_frames=1, num_people=1, height=120, width=200,
+                                       min_person_height=60, max_person_height=80, speed=0, seed=2,
+                                       jpeg_quality=100)
+    info = synth_frames.generate_frames(config)
+    (box,) = mot_metrics.read_mot(info["gt"])
+    crop, _, _ = synth.render_pedestrian(np.random.default_rng([2, 1]), 60, 80, distractors=False,
+                                         transparent=True)
+    x1, y1, x2, y2 = crop.getchannel("A").getbbox()
+    assert (box.x2 - box.x1, box.y2 - box.y1) == (x2 - x1, y2 - y1)
+    assert (box.y2 - box.y1) / crop.size[1] > 0.85 and (box.x2 - box.x1) < crop.size[0]
+    frame = np.asarray(Image.open(info["frames"][0]), np.float32)
+    inside = np.zeros(frame.shape[:2], bool)
+    inside[int(box.y1):int(box.y2), int(box.x1):int(box.x2)] = True
+    rows = frame.mean(axis=1, keepdims=True)  # the street is a vertical gradient with mild noise
+    street = np.abs(frame - rows)[~inside].mean(axis=-1)
+    assert np.percentile(street, 99) < 30  # no crop background around the person
+
+
 @pytest.mark.slow
-def test_hog_bytetrack_floors_on_a_crossing_street(tmp_path):
+def test_default_hog_bytetrack_floors_on_a_crossing_street(tmp_path):
+    """Measured (seed 0): precision 0.670, recall 0.578, IDF1 0.607, MOTA 0.324."""
     info = synth_frames.generate_frames(synth_frames.FramesConfig(
         str(tmp_path / "street"), num_frames=30, num_people=4, height=360, width=640, min_person_height=140,
         max_person_height=200, speed=8, crossings=True, seed=0))
     frames = list(run.iter_source_frames(None, info["frames"]))
     figures = quality.detection_quality(frames, mot_metrics.read_mot(info["gt"]), quality.load("hog"),
                                         tracking.TrackerConfig("bytetrack"), synth_frames.VIDEO_FPS)
-    assert figures["detector_precision"] >= 0.9, figures
-    assert figures["detector_recall"] >= 0.4, figures
-    assert figures["idf1"] >= 0.5 and figures["mota"] >= 0.3, figures
+    assert figures["detector_precision"] >= 0.62, figures
+    assert figures["detector_recall"] >= 0.53, figures
+    assert figures["idf1"] >= 0.55 and figures["mota"] >= 0.28, figures

@@ -41,8 +41,9 @@ def test_stage_writes_the_people_folder_and_returns_its_scores(tiny_export, tmp_
 
 @pytest.mark.slow
 def test_stage_tracker_floors(tiny_export, tmp_path):
+    """Measured (seed 0): IDF1 0.627, MOTA 0.480, 2 tracks."""
     result = footage_stage.run_footage_stage(str(tmp_path), tiny_export, 0, lambda line: None)
-    assert result["idf1"] >= 0.3 and result["mota"] >= 0.2 and result["tracks"] >= 2, result
+    assert result["idf1"] >= 0.57 and result["mota"] >= 0.43 and result["tracks"] >= 2, result
 
 
 @pytest.mark.slow
@@ -51,4 +52,5 @@ def test_stage_per_track_ma_floor_with_a_trained_export(tmp_path):
     if not export_dir:
         pytest.skip("set ALM_TRAINED_EXPORT to a trained demo export (demo_output/export/1 after `make demo`)")
     result = footage_stage.run_footage_stage(str(tmp_path), export_dir, 0, lambda line: None)
-    assert result["per_track_mA"] >= 0.6 and result["per_box_mA"] >= 0.6, result
+    # Measured with the demo's export (seed 0): per-track mA 0.750, per-box 0.779.
+    assert result["per_track_mA"] >= 0.7 and result["per_box_mA"] >= 0.72, result

@@ -113,6 +113,7 @@ def test_tracks_file_run_names_camera_from_frames_folder(street, fast_model, tmp
     (["--detector=missing.onnx"], "--detector not found"),
     (["--detector=hog", "--person_class=1"], "person_class applies"),
     (["--detector_upscale=2", "--detector={onnx}"], "hog detector only"),
+    (["--hog_model=inria", "--detector={onnx}"], "hog_model applies to the hog detector only"),
 ])
 def test_bad_footage_flags_one_line(street, fast_model, tmp_path, args, words):
     out = tmp_path / "people"
