@@ -4,7 +4,8 @@ For each sequence (alm-synth-frames --crossings: people walk across one
 street band from both sides, crossing and occluding each other) and each
 detector / tracker: detector precision and recall (also of the true boxes at least half
 visible: the crossings hide people behind each other), tracker IDF1, MOTA and
-identity switches (motmetrics, IoU >= 0.5). With --model: the attribute
+identity switches (motmetrics, IoU >= 0.5), HOTA with its DetA and AssA
+(trackers.eval). With --model: the attribute
 model's per-box and per-track mA on the true tracks (alm-predict --tracks
 with the ground truth; each box and each track judged against its person),
 for each --crops_per_track (0: every box answered): per-box mA of the

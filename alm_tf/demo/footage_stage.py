@@ -5,7 +5,7 @@ detector + tracker path, scored against its ground truth.
 one street band, `alm_tf.people.synth_frames`) encoded as a video, runs
 the default detector and tracker and the exported model on it through the
 library (what `alm-predict --video=... --output_dir=...` runs), and scores
-the result: the tracker's IDF1 and MOTA (motmetrics) and the model's
+the result: the tracker's IDF1 and MOTA (motmetrics), HOTA (trackers.eval) and the model's
 per-track and per-box mA against each person's true attributes
 (`alm_tf.people.quality.found_people_ma`).
 """
@@ -35,7 +35,7 @@ __all__ = ["run_footage_stage"]
 def run_footage_stage(output_dir: str, export_dir: str, seed: int,
                       report: Callable[[str], None] = print) -> dict:
     """Runs the stage into `output_dir` (street/ and people/); returns
-    {"idf1", "mota", "per_track_mA", "per_box_mA", "tracks", "people",
+    {"idf1", "mota", "hota", "per_track_mA", "per_box_mA", "tracks", "people",
     "paths": {"video", "people_dir", "tracks_csv", "tracks_txt", "people_video"}}."""
     from alm_tf.inference import images as prediction
 
@@ -53,12 +53,13 @@ def run_footage_stage(output_dir: str, export_dir: str, seed: int,
     tracks_csv = os.path.join(out, people_run.TRACKS_CSV)
     attributes = quality.found_people_ma(info["people"], truth, os.path.join(out, people_run.BOXES_CSV),
                                          tracks_csv, tracks_txt)
-    result = {"idf1": tracker["idf1"], "mota": tracker["mota"], "per_track_mA": attributes["per_track_ma"],
+    result = {"idf1": tracker["idf1"], "mota": tracker["mota"], "hota": tracker["hota"],
+              "per_track_mA": attributes["per_track_ma"],
               "per_box_mA": attributes["per_box_ma"], "tracks": attributes["tracks"],
               "people": STREET["num_people"],
               "paths": {"video": info["video"], "people_dir": out, "tracks_csv": tracks_csv,
                         "tracks_txt": tracks_txt, "people_video": os.path.join(out, footage_files.PEOPLE_VIDEO)}}
     report(f"footage: {attributes['tracks']} tracks of {STREET['num_people']} people, IDF1 {result['idf1']:.3f}, "
-           f"MOTA {result['mota']:.3f}, per-track mA {result['per_track_mA']:.3f}, "
+           f"MOTA {result['mota']:.3f}, HOTA {result['hota']:.3f}, per-track mA {result['per_track_mA']:.3f}, "
            f"per-box mA {result['per_box_mA']:.3f}")
     return result

@@ -57,7 +57,7 @@ def format_summary(summary: dict) -> str:
     if "footage" in summary:
         f = summary["footage"]
         lines += ["", f"footage: {f['tracks']} tracks of {f['people']} people, tracker IDF1 {f['idf1']:.3f}, "
-                      f"MOTA {f['mota']:.3f}, per-track mA {fmt(f['per_track_mA']).strip()}"]
+                      f"MOTA {f['mota']:.3f}, HOTA {f['hota']:.3f}, per-track mA {fmt(f['per_track_mA']).strip()}"]
     lines += ["", "made:"]
     for key, value in summary["paths"].items():
         if isinstance(value, list):

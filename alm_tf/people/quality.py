@@ -44,7 +44,8 @@ def detection_quality(frames: Sequence, truth: Sequence[det_lib.Detection], dete
         extra = {"visible_share": len(seen) / max(len(truth), 1),
                  "detector_recall_visible": mot_metrics.mot_metrics(seen, raw, ignore_ids=True)["recall"]}
     return {**extra, "detector_precision": det["precision"], "detector_recall": det["recall"],
-            "idf1": trk["idf1"], "mota": trk["mota"], "id_switches": int(trk["num_switches"]),
+            "idf1": trk["idf1"], "mota": trk["mota"], "hota": trk["hota"], "deta": trk["deta"],
+            "assa": trk["assa"], "id_switches": int(trk["num_switches"]),
             "tracks_found": len({d.track_id for d in found}), "people": int(trk["num_unique_objects"])}
 
 

@@ -69,7 +69,7 @@ def test_summary_keys_and_ranges(demo_run):
 
 def test_the_footage_stage_scores_the_street_video(demo_run):
     footage = demo_run["summary"]["footage"]
-    assert set(footage) >= {"idf1", "mota", "per_track_mA", "per_box_mA", "tracks", "people"}
+    assert set(footage) >= {"idf1", "mota", "hota", "per_track_mA", "per_box_mA", "tracks", "people"}
     assert footage["people"] > 0 and footage["tracks"] >= 0
     p = demo_run["summary"]["paths"]
     assert os.path.isfile(p["street_video"])

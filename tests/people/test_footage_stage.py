@@ -17,7 +17,7 @@ from alm_tf.demo import footage_stage
 from alm_tf.serving import export
 from alm_tf.testing import mini_model
 
-KEYS = {"idf1", "mota", "per_track_mA", "per_box_mA", "tracks", "people", "paths"}
+KEYS = {"idf1", "mota", "hota", "per_track_mA", "per_box_mA", "tracks", "people", "paths"}
 
 
 @pytest.fixture(scope="module")
