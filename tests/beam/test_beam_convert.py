@@ -4,6 +4,7 @@ one-line errors for bad Beam options."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 
@@ -16,6 +17,7 @@ from alm_tf.data import synth  # noqa: E402
 from alm_tf.data.convert import convert  # noqa: E402
 from alm_tf.data.convert_config import ConvertConfig  # noqa: E402
 from tests.cli_helpers import run_main  # noqa: E402
+from tests.data import format_sources  # noqa: E402
 from absl.testing import flagsaver  # noqa: E402
 
 import pipelines.convert  # noqa: E402,F401  (defines --engine)
@@ -88,3 +90,17 @@ def test_dashes_split_flags_from_beam_options():
         rest = _cli.parse_flags("alm-convert", ["alm-convert", "--engine=beam", "--", "--runner=DirectRunner"],
                                 after_dashes=True)
     assert rest == ["alm-convert", "--runner=DirectRunner"]
+
+
+@pytest.mark.parametrize("case", format_sources.CASES)
+def test_every_format_converts_on_beam_as_locally(tmp_path, case):
+    """Each --format's reader on the Beam engine: the same shards and manifest,
+    skipped rows (a missing image; alm_list's short label row) included."""
+    fmt, annotations, images_dir, schema = format_sources.with_images(case, str(tmp_path / "src"))
+    cfg = ConvertConfig(format=fmt, annotations=annotations, images_dir=images_dir, schema=schema,
+                        output_dir=str(tmp_path / "local"), num_shards=2, workers=1, show_progress=False)
+    local = convert(cfg)
+    beam = beam_convert.convert(dataclasses.replace(cfg, output_dir=str(tmp_path / "beam")), IN_PROCESS)
+    assert beam.manifest == local.manifest
+    assert local.num_written > 0 and local.num_skipped > 0
+    assert _digests(tmp_path / "beam") == _digests(tmp_path / "local")
