@@ -1,5 +1,5 @@
 """alm-convert --engine=beam: the same shards and manifest as the local conversion
-(DirectRunner in this process; with 2 worker processes in the slow run, offline), and
+(DirectRunner in this process, and with 2 worker processes that import no TensorFlow, offline), and
 one-line errors for bad Beam options."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pipelines.convert  # noqa: E402,F401  (defines --engine)
 from pipelines import _cli  # noqa: E402
 
 BEAM_ARGS = ["--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
-#: One worker in this process: the same pipeline without two workers' TensorFlow start-up.
+#: One worker in this process: the same pipeline without two workers' start-up.
 IN_PROCESS = ["--runner=DirectRunner", "--direct_num_workers=1", "--direct_running_mode=in_memory"]
 
 
@@ -50,7 +50,7 @@ def _digests(folder):
             for n in sorted(os.listdir(folder))}
 
 
-@pytest.mark.parametrize("beam_args", [IN_PROCESS, pytest.param(BEAM_ARGS, marks=pytest.mark.slow)],
+@pytest.mark.parametrize("beam_args", [IN_PROCESS, BEAM_ARGS],
                          ids=["in_process", "two_workers"])
 def test_beam_conversion_equals_the_local_one(synthetic, tmp_path, beam_args):
     root, ann = synthetic
