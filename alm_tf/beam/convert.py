@@ -1,95 +1,94 @@
 """`alm_tf.data.convert` as a Beam pipeline: the same checks, shards and manifest.
 
 The launcher runs the cheap pass (`plan_conversion`: paths, labels,
-duplicates, the planned shards), as the local conversion does. The
-pipeline then decodes every row on the workers (`convert_item`, the local
-conversion's own per-row code), and writes each shard on one worker: an
-example goes to shard `rank % num_shards`, its rank being its place among
-the written examples of its split in source order, the local conversion's
-round-robin rule; inside a shard the examples keep the source order. So
-the shards hold the same bytes as the local conversion's, and the
-manifest (counts, positive ratios, unknown counts, skipped rows, the
-data's fingerprint) is built and published by the same functions.
+duplicates, the planned shards), as the local conversion does, and sends
+the rows in chunks. The pipeline has two stages of work, both on the
+workers (`alm_tf.beam.records`): the full check of every image (chunks
+of rows; only the outcome and the image's size and checksum come back),
+then one task per shard, which re-reads its images and writes the shard.
+Between them, one step gives every written row its shard by the local
+conversion's round-robin rule. So the shards hold the same bytes as the
+local conversion's, and the manifest (counts, positive ratios, unknown
+counts, skipped rows, the data's fingerprint) is built and published by
+the same functions. An image that changes between its check and its
+shard's writing fails the job (the local conversion skips such a row).
 
+The workers import no TensorFlow; a local multi-process run starts them
+with `alm_tf.DATA_ONLY_ENV` set, so that importing the package skips it.
 The row list is built in the launcher and the worker results come back
-through a summary file, so the output folder must be on a file system the
+through files, so the output folder must be on a file system the
 launcher and the workers share (a local folder with the DirectRunner).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+import alm_tf
 from alm_tf.beam import options as options_lib
+from alm_tf.beam import records
 from alm_tf.data import convert as convert_lib
-from alm_tf.data.convert_config import ConvertConfig
 from alm_tf.data import validation, writing
+from alm_tf.data.convert_config import ConvertConfig
 from alm_tf.data.labels import LabelCounts
 from alm_tf.data.manifest import MANIFEST
+from alm_tf.data.readers import DataFormatError
 
+#: Rows per work item of the image check: enough to make Beam's cost per
+#: element small beside the decoding, few enough to spread over the workers.
+CHUNK_ROWS = 64
 _SUMMARY = "summary.json"
+_WRITTEN = "written.json"
 
-__all__ = ["convert"]
-
-
-def _convert_row(numbered, images_dir: str, max_pixels: int):
-    """Worker: (seq, split, serialized example or None, (reason, detail) or None)."""
-    seq, item = numbered
-    record = convert_lib.convert_item(images_dir, item, max_pixels)
-    if isinstance(record, validation.Problem):
-        return seq, item.split, None, (record.reason, record.detail)
-    return seq, item.split, record, None
+__all__ = ["CHUNK_ROWS", "convert"]
 
 
-def _ranks(outcomes: list) -> dict:
-    """(split, seq) of every written example -> its rank in its split."""
-    by_split: dict[str, list[int]] = collections.defaultdict(list)
-    for seq, split, ok in outcomes:
-        if ok:
-            by_split[split].append(seq)
-    return {(split, seq): rank for split, seqs in by_split.items() for rank, seq in enumerate(sorted(seqs))}
+def _rows(items: list) -> Iterator[tuple]:
+    """The cheap pass's items as the workers' plain row tuples (`records`)."""
+    for seq, item in enumerate(items):
+        problem = (item.problem.reason, item.problem.detail) if item.problem is not None else None
+        yield seq, item.split, item.path, item.row.image, item.labels, problem
 
 
-def _to_shard(result, ranks: dict, num_shards: dict):
-    seq, split, record, _ = result
-    return (split, ranks[(split, seq)] % num_shards[split]), (seq, record)
+@contextlib.contextmanager
+def _data_only_workers():
+    """Worker processes started here import alm_tf without TensorFlow (they inherit the variable)."""
+    before = os.environ.get(alm_tf.DATA_ONLY_ENV)
+    os.environ[alm_tf.DATA_ONLY_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(alm_tf.DATA_ONLY_ENV, None)
+        else:
+            os.environ[alm_tf.DATA_ONLY_ENV] = before
 
 
-def _write_shard(keyed, out: str, shards: dict):
-    import tensorflow as tf
-
-    (split, index), records = keyed
-    with tf.io.TFRecordWriter(writing.tmp_path(out, shards[split][index])) as writer:
-        for _, record in sorted(records, key=lambda r: r[0]):
-            writer.write(record)
-
-
-def _write_summary(outcomes, path: str):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(sorted(outcomes), f)
-
-
-def _run_pipeline(numbered: list, cfg, shards: dict, work_dir: str, pipeline_args: Sequence[str]) -> None:
+def _run_pipeline(rows: list, cfg, shards: dict, work_dir: str, pipeline_args: Sequence[str]) -> None:
     import apache_beam as beam
 
     options = options_lib.pipeline_options(pipeline_args)
-    num_shards = {s: len(names) for s, names in shards.items()}
-    with options_lib.pipeline(options) as p:
-        results = (p | "Rows" >> beam.Create(numbered) | "Spread" >> beam.Reshuffle()
-                   | "Decode" >> beam.Map(_convert_row, cfg.images_dir, cfg.max_image_pixels))
-        outcomes = (results | "Outcome" >> beam.Map(lambda r: (r[0], r[1], r[3]))
-                    | "AllOutcomes" >> beam.combiners.ToList())
-        _ = outcomes | "Summary" >> beam.Map(_write_summary, os.path.join(work_dir, _SUMMARY))
-        ranks = outcomes | "Ranks" >> beam.Map(lambda o: _ranks([(s, sp, pr is None) for s, sp, pr in o]))
-        _ = (results | "Written" >> beam.Filter(lambda r: r[2] is not None)
-             | "ToShard" >> beam.Map(_to_shard, beam.pvalue.AsSingleton(ranks), num_shards)
-             | "ByShard" >> beam.GroupByKey()
-             | "WriteShard" >> beam.Map(_write_shard, cfg.output_dir, shards))
+    chunks = [rows[k:k + CHUNK_ROWS] for k in range(0, len(rows), CHUNK_ROWS)]
+    with _data_only_workers(), options_lib.pipeline(options) as p:
+        _ = (p | "Rows" >> beam.Create(chunks) | "Spread" >> beam.Reshuffle()
+             | "Check" >> beam.Map(records.check_chunk, cfg.images_dir, cfg.max_image_pixels)
+             | "AllChecked" >> beam.combiners.ToList()
+             | "ShardTasks" >> beam.FlatMap(records.shard_tasks, shards, os.path.join(work_dir, _SUMMARY))
+             | "SpreadShards" >> beam.Reshuffle()
+             | "WriteShard" >> beam.Map(records.write_shard, cfg.images_dir, cfg.output_dir)
+             | "AllWritten" >> beam.combiners.ToList()
+             | "Report" >> beam.Map(records.write_json, os.path.join(work_dir, _WRITTEN)))
+
+
+def _read(work_dir: str, name: str):
+    with open(os.path.join(work_dir, name), encoding="utf-8") as f:
+        return json.load(f)
 
 
 def convert(cfg: ConvertConfig, pipeline_args: Sequence[str] = ()) -> convert_lib.ConversionResult:
@@ -107,10 +106,12 @@ def convert(cfg: ConvertConfig, pipeline_args: Sequence[str] = ()) -> convert_li
     items = list(plan.items())
     work_dir = tempfile.mkdtemp(prefix=".beam-", dir=out)
     try:
-        _run_pipeline(list(enumerate(items)), cfg, shards, work_dir, pipeline_args)
-        with open(os.path.join(work_dir, _SUMMARY), encoding="utf-8") as f:
-            outcomes = json.load(f)
-        manifest = _manifest(plan, cfg, items, outcomes, shards)
+        _run_pipeline(list(_rows(items)), cfg, shards, work_dir, pipeline_args)
+        changed = [row for shard in _read(work_dir, _WRITTEN) for row in shard]
+        if changed:
+            _, reason, detail = changed[0]
+            raise DataFormatError(f"{reason}: {detail} (between its check and the writing of its shard)")
+        manifest = _manifest(plan, cfg, items, _read(work_dir, _SUMMARY), shards)
     except BaseException:
         writing.remove_tmp_shards(out, shards)
         raise

@@ -35,11 +35,14 @@ class AlmModelHandler(ModelHandler):
             worker sees (a shared or mounted folder, or one baked into the
             worker's container).
         which: a model dir's checkpoint (`final`, `best`).
-        max_batch_size: crops per model call at most.
+        max_batch_size: crops per model call: every call but a bundle's
+            last takes this many (alm-predict's boxes per call). Beam's
+            own batching would start at one crop per call and grow,
+            paying the model's cost per call many times over.
     """
 
     def __init__(self, model: str, which: str = "final", max_batch_size: int = DEFAULT_BATCH_SIZE):
-        super().__init__(min_batch_size=1, max_batch_size=max_batch_size)
+        super().__init__(min_batch_size=max_batch_size, max_batch_size=max_batch_size)
         self._source = model
         self._which = which
 

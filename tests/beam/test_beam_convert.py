@@ -1,9 +1,10 @@
 """alm-convert --engine=beam: the same shards and manifest as the local conversion
-(DirectRunner in this process; with 2 worker processes in the slow run, offline), and
+(DirectRunner in this process, and with 2 worker processes that import no TensorFlow, offline), and
 one-line errors for bad Beam options."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 
@@ -16,13 +17,14 @@ from alm_tf.data import synth  # noqa: E402
 from alm_tf.data.convert import convert  # noqa: E402
 from alm_tf.data.convert_config import ConvertConfig  # noqa: E402
 from tests.cli_helpers import run_main  # noqa: E402
+from tests.data import format_sources  # noqa: E402
 from absl.testing import flagsaver  # noqa: E402
 
 import pipelines.convert  # noqa: E402,F401  (defines --engine)
 from pipelines import _cli  # noqa: E402
 
 BEAM_ARGS = ["--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
-#: One worker in this process: the same pipeline without two workers' TensorFlow start-up.
+#: One worker in this process: the same pipeline without two workers' start-up.
 IN_PROCESS = ["--runner=DirectRunner", "--direct_num_workers=1", "--direct_running_mode=in_memory"]
 
 
@@ -48,7 +50,7 @@ def _digests(folder):
             for n in sorted(os.listdir(folder))}
 
 
-@pytest.mark.parametrize("beam_args", [IN_PROCESS, pytest.param(BEAM_ARGS, marks=pytest.mark.slow)],
+@pytest.mark.parametrize("beam_args", [IN_PROCESS, BEAM_ARGS],
                          ids=["in_process", "two_workers"])
 def test_beam_conversion_equals_the_local_one(synthetic, tmp_path, beam_args):
     root, ann = synthetic
@@ -88,3 +90,17 @@ def test_dashes_split_flags_from_beam_options():
         rest = _cli.parse_flags("alm-convert", ["alm-convert", "--engine=beam", "--", "--runner=DirectRunner"],
                                 after_dashes=True)
     assert rest == ["alm-convert", "--runner=DirectRunner"]
+
+
+@pytest.mark.parametrize("case", format_sources.CASES)
+def test_every_format_converts_on_beam_as_locally(tmp_path, case):
+    """Each --format's reader on the Beam engine: the same shards and manifest,
+    skipped rows (a missing image; alm_list's short label row) included."""
+    fmt, annotations, images_dir, schema = format_sources.with_images(case, str(tmp_path / "src"))
+    cfg = ConvertConfig(format=fmt, annotations=annotations, images_dir=images_dir, schema=schema,
+                        output_dir=str(tmp_path / "local"), num_shards=2, workers=1, show_progress=False)
+    local = convert(cfg)
+    beam = beam_convert.convert(dataclasses.replace(cfg, output_dir=str(tmp_path / "beam")), IN_PROCESS)
+    assert beam.manifest == local.manifest
+    assert local.num_written > 0 and local.num_skipped > 0
+    assert _digests(tmp_path / "beam") == _digests(tmp_path / "local")

@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 import scipy.io
-from tests.data.data_helpers import cell, savemat, struct_cell, write_csv, write_image
+from tests.data import format_sources as sources
+from tests.data.data_helpers import write_csv
 
 from alm_tf.data import schemas
 from alm_tf.data.readers import DataFormatError, open_source
@@ -17,21 +18,8 @@ def _rows(source):
     return list(source.iter_rows())
 
 
-def _pa100k(path, missing=None):
-    rng = np.random.default_rng(0)
-    sizes = {"train": 4, "val": 2, "test": 3}
-    variables = {"attributes": cell(schemas.PA100K_ATTRIBUTES)}
-    start = 1
-    for split, n in sizes.items():
-        variables[f"{split}_images_name"] = cell([f"{i:06d}.jpg" for i in range(start, start + n)])
-        variables[f"{split}_label"] = rng.integers(0, 2, size=(n, 26)).astype(np.uint8)
-        start += n
-    variables.pop(missing, None)
-    return savemat(path, variables), variables
-
-
 def test_pa100k(tmp_path):
-    path, v = _pa100k(str(tmp_path / "annotation.mat"))
+    path, v = sources.pa100k(str(tmp_path / "annotation.mat"))
     mat = scipy.io.loadmat(path)
     assert mat["train_images_name"][1][0][0] == "000002.jpg"  # The original's indexing.
     src = open_source("pa100k", path)
@@ -43,36 +31,13 @@ def test_pa100k(tmp_path):
 
 
 def test_pa100k_missing_variable_is_a_clear_error(tmp_path):
-    path, _ = _pa100k(str(tmp_path / "annotation.mat"), missing="val_label")
+    path, _ = sources.pa100k(str(tmp_path / "annotation.mat"), missing="val_label")
     with pytest.raises(DataFormatError, match="'val_label' is missing"):
         open_source("pa100k", path)
 
 
-def _rap(path, n=6, drop_field=None):
-    rng = np.random.default_rng(1)
-    labels = rng.integers(0, 2, size=(n, 92)).astype(np.float64)
-    labels[0, 0] = 2  # Gender uncertain.
-    labels[1, 60] = 2
-    parts = [
-        {"trainval_index": np.array([[1, 2, 3, 4]]) if k == 0 else np.array([[3, 4, 5, 6]]),
-         "test_index": np.array([[5, 6]]) if k == 0 else np.array([[1, 2]])}
-        for k in range(5)
-    ]
-    ann = {
-        "partion": struct_cell(parts),
-        "label": labels,
-        "attribute_chinese": cell([f"c{i}" for i in range(92)]),
-        "attribute_eng": cell([f"eng{i}" for i in range(92)]),
-        "position": np.zeros((n, 16)),
-        "imagesname": cell([f"CAM01_{i}.png" for i in range(n)]),
-        "attribute_exp": cell([f"e{i}" for i in range(92)]),
-    }
-    ann.pop(drop_field, None)
-    return savemat(path, {"RAP_annotation": ann}), labels
-
-
 def test_rap_v1(tmp_path):
-    path, labels = _rap(str(tmp_path / "RAP_annotation.mat"))
+    path, labels = sources.rap(str(tmp_path / "RAP_annotation.mat"))
     mat = scipy.io.loadmat(path)
     assert mat["RAP_annotation"]["label"][0][0].shape == (6, 92)
     src = open_source("rap", path)
@@ -96,30 +61,19 @@ def test_rap_v1(tmp_path):
 
 @pytest.mark.parametrize("field", ["label", "imagesname", "partion"])
 def test_rap_missing_field(tmp_path, field):
-    path, _ = _rap(str(tmp_path / "RAP_annotation.mat"), drop_field=field)
+    path, _ = sources.rap(str(tmp_path / "RAP_annotation.mat"), drop_field=field)
     with pytest.raises(DataFormatError, match=f"field '{field}' is missing"):
         open_source("rap", path)
 
 
 def test_rap_bad_partition(tmp_path):
-    path, _ = _rap(str(tmp_path / "RAP_annotation.mat"))
+    path, _ = sources.rap(str(tmp_path / "RAP_annotation.mat"))
     with pytest.raises(DataFormatError, match="partition"):
         open_source("rap", path, partition=7)
 
 
 def test_rap_v2(tmp_path):
-    n = 5
-    rng = np.random.default_rng(2)
-    data = rng.integers(0, 3, size=(n, 152)).astype(np.uint8)
-    parts = [{"train_index": np.array([[1, 2]]), "val_index": np.array([[3]]), "test_index": np.array([[4, 5]])}] * 5
-    ann = {
-        "name": cell([f"CAM{i}.png" for i in range(n)]),
-        "data": data,
-        "attribute": cell([f"attr{i}" for i in range(152)]),
-        "selected_attribute": np.array([schemas.RAPV2_SELECTED_COLUMNS]),
-        "partition_attribute": struct_cell(parts, row=True),
-    }
-    path = savemat(str(tmp_path / "RAP_annotation.mat"), {"RAP_annotation": ann})
+    path, data = sources.rapv2(str(tmp_path / "RAP_annotation.mat"))
     src = open_source("rapv2", path)
     cols = [c - 1 for c in schemas.RAPV2_SELECTED_COLUMNS]
     assert len(src.attributes) == 54 and src.attributes[5] == "attr7"
@@ -135,19 +89,7 @@ def test_rap_v2(tmp_path):
 
 
 def test_peta_mat(tmp_path):
-    n = 6
-    rng = np.random.default_rng(3)
-    data = np.zeros((n, 109))
-    data[:, 0] = np.arange(1, n + 1)
-    data[:, 4:] = rng.integers(0, 2, size=(n, 105))
-    parts = [{"train": np.array([[1, 2, 3]]), "val": np.array([[4]]), "test": np.array([[5, 6]])}] * 5
-    peta = {
-        "data": data,
-        "attribute": cell(list(schemas.PETA_TOKENS) + [f"tok{i}" for i in range(70)]),
-        "selected_attribute": np.arange(1, 36)[None],
-        "partion_attribute": struct_cell(parts, row=True),
-    }
-    path = savemat(str(tmp_path / "PETA.mat"), {"peta": peta})
+    path, data = sources.peta_mat(str(tmp_path / "PETA.mat"))
     src = open_source("peta", path)
     assert src.attributes == schemas.PETA_ATTRIBUTES
     rows = _rows(src)
@@ -158,15 +100,7 @@ def test_peta_mat(tmp_path):
 
 
 def test_peta_folder(tmp_path):
-    root = tmp_path / "PETA dataset"
-    for name in ("0001_a.bmp", "0001_b.bmp", "0002_x.png"):
-        write_image(str(root / "3DPeS" / "archive" / name))
-    (root / "3DPeS" / "archive" / "Label.txt").write_text(
-        "1 personalLess30 hairLong accessoryHat upperBodyBlack\n"
-        "0002 carryingBackpack\n0003 personalMale\n"
-    )
-    write_image(str(root / "CUHK" / "archive" / "0007.png"))
-    (root / "CUHK" / "archive" / "Label.txt").write_text("0007.png personalLess45 footwearSneaker\n")
+    root = sources.peta_folder(str(tmp_path / "PETA dataset"))
     src = open_source("peta", str(root))
     rows = _rows(src)
     by_image = {}
@@ -184,11 +118,8 @@ def test_peta_folder(tmp_path):
 
 
 def test_alm_list(tmp_path):
-    train = tmp_path / "train.txt"
-    train.write_text("PETA_dataset/GRID/a.jpeg " + " ".join(["1"] * 35) + " \n\nb.jpeg " + " ".join(["0"] * 34) + "\n")
-    test = tmp_path / "test.txt"
-    test.write_text("c.jpeg " + " ".join(["0"] * 35) + "\n")
-    src = open_source("alm_list", {"trainval": str(train), "test": str(test)}, schema="peta")
+    train, test = sources.alm_list(str(tmp_path))
+    src = open_source("alm_list", {"trainval": train, "test": test}, schema="peta")
     rows = _rows(src)
     assert src.attributes == schemas.PETA_ATTRIBUTES and src.splits == ("trainval", "test")
     assert [(r.image, r.split, len(r.labels)) for r in rows] == [
@@ -198,11 +129,11 @@ def test_alm_list(tmp_path):
     with pytest.raises(DataFormatError, match="not found"):
         open_source("alm_list", {"test": str(tmp_path / "nope.txt")}, schema="rap")
     with pytest.raises(ValueError, match="schema"):
-        open_source("alm_list", {"test": str(test)}, schema="bogus")
+        open_source("alm_list", {"test": test}, schema="bogus")
 
 
 def test_csv(tmp_path):
-    path = write_csv(str(tmp_path / "a.csv"), ["image", "split", "x", "y"], [["i/1.png", "test", 0, 1], ["i/2.png", "train", 1, 0]])
+    path = sources.csv(str(tmp_path / "a.csv"))
     src = open_source("csv", path)
     assert src.attributes == ("x", "y") and src.splits == ("train", "test")
     assert [(r.image, r.labels, r.split) for r in _rows(src)] == [("i/1.png", ("0", "1"), "test"), ("i/2.png", ("1", "0"), "train")]
