@@ -1,6 +1,6 @@
 """From footage to a results page: two synthetic camera videos -> alm-predict
---video (detector + tracker, tiny model) -> alm-index -> alm-search; the rows,
-their order and the page."""
+--video (a constant detector file, or the default detector; a tracker; a tiny
+model) -> alm-index -> alm-search; the rows, their order and the page."""
 
 import csv
 import math
@@ -90,3 +90,43 @@ def test_footage_results_page(searched):
     cards = [page.index(f"<b>#{rank}</b> {camera} · track {track}")
              for rank, (camera, track, _, _) in enumerate(_expected(searched["people"]), 1)]
     assert cards == sorted(cards)  # the cards in rank order
+
+
+def test_default_detector_footage_to_index_and_search(tmp_path):
+    """No detector flag: alm-predict's default detector and tracker find the drawn people of two
+    camera videos; their tracks reach the index and alm-search returns each of them."""
+    from alm_tf.people import mot_metrics
+
+    model = mini_model.mini_alm_model(num_attributes=len(serving_helpers.ATTRIBUTES),
+                                      image_size=serving_helpers.INPUT_SHAPE[:2], seed=1)
+    model_dir = str(tmp_path / "model")
+    serving_helpers.write_model_dir(model_dir, model, serving_helpers.ATTRIBUTES, serving_helpers.THRESHOLDS,
+                                    serving_helpers.GROUPS)
+    people, found = [], 0
+    for seed, camera in enumerate(CAMERAS):
+        seq = tmp_path / f"seq_{camera}"
+        code, _, err = run_main("pipelines.synth_frames", [
+            f"--output_dir={seq}", "--num_frames=6", "--num_people=1", "--frame_height=240",
+            "--frame_width=320", "--person_height_min=120", "--person_height_max=140", "--speed=2",
+            f"--seed={seed}", "--write_video"], "alm-synth-frames")
+        assert code == 0, err
+        out = tmp_path / f"people_{camera}"
+        code, _, err = run_main("pipelines.predict", [
+            "--progress=false", f"--model={model_dir}", f"--video={seq / 'street.mp4'}", f"--camera={camera}",
+            "--no_video", f"--output_dir={out}"], "alm-predict")
+        assert code == 0, err
+        truth = mot_metrics.read_mot(str(seq / "gt" / "gt.txt"))
+        tracked = mot_metrics.mot_metrics(truth, mot_metrics.read_mot(str(out / "tracks.txt")))
+        assert tracked["recall"] >= 0.5, (camera, tracked)
+        with open(out / "tracks.csv", newline="") as f:
+            found += len(list(csv.DictReader(f)))
+        people.append(out)
+    index = tmp_path / "idx"
+    code, _, err = run_main("pipelines.index", [f"--inputs={people[0]},{people[1]}", f"--index={index}"],
+                            "alm-index")
+    assert code == 0, err
+    code, _, err = run_main("pipelines.search", [f"--index={index}", f"--query={QUERY}",
+                                                 f"--output={tmp_path / 'results.csv'}"], "alm-search")
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "results.csv")
+    assert len(frame) == found >= 2 and set(frame["camera"]) == set(CAMERAS)
